@@ -1,0 +1,1 @@
+"""Baselines of the GoRL paper, each one module on the shared core: Gaussian PPO, FPO, DPPO."""

@@ -1,0 +1,40 @@
+"""Gaussian PPO, Brax/Playground configuration (spec section 3).
+
+u ~ N(mu(s), sigma(s)); the env receives tanh(u); clipped ratio over log N(u);
+entropy bonus with the tanh correction; actor 32x4, critic 256x5, one Adam.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gorl.core.gaussian_policy import GaussianPolicy
+from gorl.core.onpolicy import OnPolicyConfig, OnPolicyTrainer
+from gorl.core.run import Run
+
+PRESETS = Path(__file__).with_name("presets") / "ppo.yaml"
+
+
+@dataclass
+class PPOConfig(OnPolicyConfig):
+    actor_hidden: list[int] = field(default_factory=lambda: [32] * 4)
+    """Actor hidden layers; the actor outputs mean and pre-scale (2 x d_a)."""
+    clip_eps: float = 0.1
+    """PPO clipping epsilon."""
+    entropy_coef: float = 0.01
+    """Entropy bonus coefficient."""
+    entropy_tanh_correction: bool = True
+    """Add the log(1 - tanh^2) term: entropy of the squashed action (reference)."""
+    scale_cap: float | None = 10.0
+    """Upper clip of the policy scale (GoRL's copy clips at 10; FPO's copy does not)."""
+
+
+def make_agent(cfg: PPOConfig, obs_dim: int, act_dim: int) -> GaussianPolicy:
+    return GaussianPolicy(obs_dim, act_dim, cfg.actor_hidden, clip_eps=cfg.clip_eps,
+                          entropy_coef=cfg.entropy_coef, entropy_tanh_correction=cfg.entropy_tanh_correction,
+                          scale_cap=cfg.scale_cap)
+
+
+def train(cfg: PPOConfig, run: Run) -> OnPolicyTrainer:
+    from gorl.core.loop import run_single_trainer
+    return run_single_trainer(cfg, run, make_agent)

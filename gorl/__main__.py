@@ -1,0 +1,5 @@
+import sys
+
+from gorl.cli import main
+
+sys.exit(main())

@@ -1,0 +1,198 @@
+"""Command line: ``gorl-bench train|check-run|list`` (also ``python -m gorl``)."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import shutil
+import sys
+from pathlib import Path
+
+os.environ.setdefault("MUJOCO_GL", "disable")
+
+EXIT_BAD_INPUT = 2
+
+
+class BadInput(Exception):
+    pass
+
+
+def _train_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "train", help="train one (algorithm, task, seed) run",
+        description="Train one run and write the run-directory contract to --out. Re-running the same "
+                    "command on an interrupted run resumes it from its last checkpoint.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("algo", help="algorithm name (see `gorl-bench list`)")
+    p.add_argument("task", help="dm_control suite task as 'domain-task' (e.g. cheetah-run, finger-turn_hard) "
+                                "or 'gym:<id>' for a registered Gymnasium env with a Box action space")
+    p.add_argument("--seed", type=int, default=1, help="run seed (networks, envs, evaluation resets)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="env-step budget (overrides the preset's total_steps; GoRL scales its stage budgets)")
+    p.add_argument("--preset", default="small", help="hyperparameter preset from the algorithm's presets file "
+                                                     "(paper, small, smoke)")
+    p.add_argument("--out", required=True, type=Path, help="run directory to write (created if missing)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one hyperparameter (value parsed as YAML); repeatable")
+    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                   help="import a Python module first (e.g. one registering a Gymnasium env or an algorithm); "
+                        "repeatable")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch intra-op threads (default: $OMP_NUM_THREADS, else 1)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar; plain log lines")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite a run directory that already holds an ended run (completed or diverged)")
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gorl-bench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _train_parser(sub)
+    c = sub.add_parser("check-run", help="validate a run directory against the contract")
+    c.add_argument("run_dir", type=Path)
+    c.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE")
+    ls = sub.add_parser("list", help="list registered algorithms with their presets, and the paper tasks")
+    ls.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE")
+    return parser
+
+
+def _import_modules(mods: list[str]) -> None:
+    for m in mods:
+        try:
+            importlib.import_module(m)
+        except ImportError as e:
+            raise BadInput(f"--import {m}: {e}") from None
+
+
+def prepare_train(args):
+    """Validate everything and resolve the config before any env is built."""
+    from gorl import registry
+    from gorl.config import ConfigError, build_config, config_to_dict, parse_set
+    from gorl.envs import check_task
+    from gorl.rundir import CHECKPOINT, CONFIG, FINAL_STATUSES, read_status
+
+    _import_modules(args.imports)
+    try:
+        algo = registry.get(args.algo)
+    except KeyError as e:
+        raise BadInput(str(e.args[0])) from None
+    try:
+        check_task(args.task)
+    except ValueError as e:
+        raise BadInput(str(e)) from None
+    if args.steps is not None and args.steps <= 0:
+        raise BadInput(f"--steps must be positive, got {args.steps}")
+    if args.seed < 0:
+        raise BadInput(f"--seed must be non-negative, got {args.seed}")
+    try:
+        overrides = parse_set(args.overrides)
+        if args.steps is not None:
+            overrides["total_steps"] = args.steps
+        cfg = build_config(algo.config_cls, algo.presets_file, args.preset, args.task, overrides)
+    except ConfigError as e:
+        raise BadInput(str(e)) from None
+
+    out: Path = args.out
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"--out {out} exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write_test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise BadInput(f"--out {out} is not writable: {e.strerror or e}") from None
+    status = read_status(out)
+    resolved = {"algorithm": algo.name, "task": args.task, "seed": args.seed, "preset": args.preset,
+                "imports": list(args.imports), "overrides": dict(parse_set(args.overrides)),
+                "hyperparameters": config_to_dict(cfg)}
+    if status is not None and status.get("status") in FINAL_STATUSES:
+        if not args.force:
+            raise BadInput(f"--out {out} already holds a {status['status']} run; "
+                           f"refusing to overwrite it (pass --force to start over)")
+    if args.force:
+        for name in os.listdir(out):
+            p = out / name
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+    elif (out / CHECKPOINT).exists() and (out / CONFIG).exists():
+        import yaml
+        old = yaml.safe_load((out / CONFIG).read_text()) or {}
+        diff = _diff_keys(old, resolved)
+        if diff:
+            raise BadInput(f"--out {out} holds an interrupted run with a different configuration "
+                           f"({', '.join(diff)}); use another --out or --force to start over")
+    return algo, cfg, resolved
+
+
+def _diff_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += _diff_keys(a, b, f"{prefix}{k}.")
+        elif a != b:
+            keys.append(f"{prefix}{k}: {a!r} -> {b!r}")
+    return keys
+
+
+def cmd_train(args) -> int:
+    algo, cfg, resolved = prepare_train(args)
+    threads = args.threads or int(os.environ.get("OMP_NUM_THREADS", "1") or 1)
+    import torch
+
+    from gorl import rundir
+    from gorl.core.run import Diverged, Run, resolve_device
+
+    torch.set_num_threads(max(1, threads))
+    run = Run(algo=algo.name, task=args.task, seed=args.seed, preset=args.preset, dir=args.out,
+              config=resolved, device=resolve_device(cfg.device), quiet=args.quiet)
+    resolved["device"] = str(run.device)
+    rundir.write_yaml(args.out / rundir.CONFIG, resolved)
+    try:
+        algo.train(cfg, run)
+    except Diverged as e:
+        run.log(f"diverged: {e}")
+        run.finish("diverged", run.env_steps_done, reason=str(e))
+        return 0
+    run.finish("completed", run.env_steps_done)
+    run.log(f"completed {run.env_steps_done} env steps in {run.wall_time():.1f}s -> {args.out}")
+    return 0
+
+
+def cmd_list(args) -> int:
+    from gorl import registry
+    from gorl.config import preset_names
+    from gorl.envs import PAPER_TASKS
+
+    _import_modules(args.imports)
+    for name, a in registry.algorithms().items():
+        print(f"{name:16s} presets: {', '.join(preset_names(a.presets_file)):24s} {a.description}")
+    print(f"\npaper tasks: {', '.join(PAPER_TASKS)} (any dm_control suite 'domain-task' or gym:<id> works)")
+    return 0
+
+
+def cmd_check_run(args) -> int:
+    from gorl.check_run import check_run
+    _import_modules(args.imports)
+    problems = check_run(args.run_dir)
+    if problems:
+        for p in problems:
+            print(f"{args.run_dir}: {p}", file=sys.stderr)
+        return 1
+    print(f"{args.run_dir}: ok")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = {"train": cmd_train, "list": cmd_list, "check-run": cmd_check_run}[args.command]
+    try:
+        return handler(args)
+    except BadInput as e:
+        print(f"gorl-bench {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

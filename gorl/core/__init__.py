@@ -1,0 +1,1 @@
+"""Shared machinery: networks, observation normalisation, advantages, the PPO loop, run I/O."""

@@ -1,0 +1,36 @@
+"""Run an algorithm that is one trainer from start to end (PPO, FPO, DPPO)."""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from gorl.core.onpolicy import OnPolicyConfig, OnPolicyTrainer
+from gorl.core.run import Run
+
+
+def progress_bar(run: Run, total: int, initial: int = 0):
+    from tqdm import tqdm
+    return tqdm(total=total, initial=initial, disable=run.quiet, unit="step", unit_scale=True,
+                dynamic_ncols=True, desc=f"{run.algo} {run.task} s{run.seed}")
+
+
+def run_single_trainer(cfg: OnPolicyConfig, run: Run,
+                       make_agent: Callable[[OnPolicyConfig, int, int], nn.Module]) -> OnPolicyTrainer:
+    """Build envs and agent, resume from the checkpoint if there is one, train to the budget.
+
+    Raises :class:`gorl.core.run.Diverged` on non-finite losses (the CLI records it).
+    """
+    torch.manual_seed(run.seed)
+    probe_env = run.make_envs(1)
+    agent = make_agent(cfg, probe_env.obs_dim, probe_env.action_dim)
+    del probe_env
+    trainer = OnPolicyTrainer(cfg, run, agent)
+    state = run.load_checkpoint()
+    if state is not None:
+        trainer.load_state_dict(state)
+        run.log(f"resumed from {run.checkpoint_path} at env step {trainer.env_step}")
+    with progress_bar(run, cfg.num_iterations * cfg.steps_per_iteration, trainer.env_step) as bar:
+        trainer.train(progress=bar)
+    return trainer

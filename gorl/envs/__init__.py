@@ -1,0 +1,16 @@
+"""Environments: every dm_control suite task (``domain-task``) and any Gymnasium Box-action
+env (``gym:<id>``), as Gymnasium envs with flat float32 observations and actions in [-1, 1].
+
+``make_env(task, seed)`` builds one env; ``VectorEnv`` steps many in-process (see
+:mod:`gorl.envs.vector` for why in-process).
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MUJOCO_GL", "disable")
+
+from gorl.envs.registry import PAPER_TASKS, check_task, list_suite_tasks, make_env  # noqa: E402
+from gorl.envs.vector import VectorEnv  # noqa: E402
+
+__all__ = ["PAPER_TASKS", "check_task", "list_suite_tasks", "make_env", "VectorEnv"]

@@ -1,0 +1,50 @@
+"""Task names -> env constructors, validated before anything is built."""
+from __future__ import annotations
+
+import difflib
+import importlib
+
+import gymnasium as gym
+
+PAPER_TASKS = ("cheetah-run", "finger-spin", "finger-turn_hard", "fish-swim", "hopper-stand", "walker-walk")
+GYM_PREFIX = "gym:"
+
+
+def list_suite_tasks() -> list[str]:
+    from dm_control import suite
+    return [f"{d}-{t}" for d, t in suite.ALL_TASKS]
+
+
+def _split(task: str) -> tuple[str, str]:
+    domain, _, name = task.partition("-")
+    return domain, name
+
+
+def check_task(task: str, imports: tuple[str, ...] = ()) -> None:
+    """Raise ValueError naming ``task`` if it is not a known suite task or registered gym id."""
+    if task.startswith(GYM_PREFIX):
+        for mod in imports:
+            importlib.import_module(mod)
+        env_id = task[len(GYM_PREFIX):]
+        try:
+            spec = gym.spec(env_id)
+        except Exception as e:  # gymnasium raises several error types here
+            raise ValueError(f"unknown gymnasium env {env_id!r} in task {task!r}: {e}") from None
+        del spec
+        return
+    tasks = list_suite_tasks()
+    if task not in tasks:
+        hint = difflib.get_close_matches(task, tasks, n=1)
+        extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+        raise ValueError(f"unknown task {task!r}{extra}; use a dm_control suite 'domain-task' name "
+                         f"such as {', '.join(PAPER_TASKS)}, or 'gym:<id>'")
+
+
+def make_env(task: str, seed: int | None = None) -> gym.Env:
+    """One env with flat float32 observations and actions in [-1, 1]."""
+    if task.startswith(GYM_PREFIX):
+        from gorl.envs.gym_adapter import GymBoxEnv
+        return GymBoxEnv(task[len(GYM_PREFIX):], seed=seed)
+    from gorl.envs.dmc import DMCEnv
+    domain, name = _split(task)
+    return DMCEnv(domain, name, seed=seed)

@@ -1,0 +1,101 @@
+"""The one registry of algorithms.
+
+Every algorithm (built-in or third-party) is an :class:`Algorithm`: a name, a config
+dataclass, a YAML file of presets, a training entry and a display label/colour. The CLI,
+the pipeline's config schema and the figures' colours all read this registry; nothing
+else lists algorithms.
+
+Built-ins register in :mod:`gorl.builtin_algorithms`. Out-of-tree packages register
+through the entry-point group ``gorl_bench.algorithms``; the entry point names a
+zero-argument callable (or an :class:`Algorithm` object) returning the Algorithm.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable
+
+ENTRY_POINT_GROUP = "gorl_bench.algorithms"
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    name: str
+    """Name used on the command line, in pipeline configs and in result tables."""
+    config_cls: type
+    """Dataclass holding every hyperparameter (fields documented in its docstrings)."""
+    presets_file: Path
+    """YAML file with presets (``paper``, ``small``, ``smoke``, ...) and ``task_overrides``."""
+    train: Callable[..., Any]
+    """``train(cfg, run)``: trains one run (see :class:`gorl.core.run.Run`)."""
+    label: str = ""
+    """Legend label in figures (defaults to the name)."""
+    color: str | None = None
+    """Matplotlib colour used in every figure (a palette colour is assigned if None)."""
+    description: str = ""
+    family: str = "baseline"
+    """``baseline`` or ``gorl``: the probability-of-improvement plot compares gorl vs baseline."""
+
+    @property
+    def display(self) -> str:
+        return self.label or self.name
+
+
+_REGISTRY: dict[str, Algorithm] = {}
+_loaded = False
+
+
+def register(algo: Algorithm) -> Algorithm:
+    if algo.name in _REGISTRY and _REGISTRY[algo.name] is not algo:
+        existing = _REGISTRY[algo.name]
+        if existing.train is not algo.train:
+            raise ValueError(f"algorithm {algo.name!r} is already registered")
+    _REGISTRY[algo.name] = algo
+    return algo
+
+
+def _load() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    importlib.import_module("gorl.builtin_algorithms")
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        obj = ep.load()
+        algo = obj if isinstance(obj, Algorithm) else obj()
+        if not isinstance(algo, Algorithm):
+            raise TypeError(f"entry point {ep.name!r} in {ENTRY_POINT_GROUP} did not give an Algorithm")
+        register(algo)
+
+
+def algorithms() -> dict[str, Algorithm]:
+    """All registered algorithms, built-ins first, in registration order."""
+    _load()
+    return dict(_REGISTRY)
+
+
+def get(name: str) -> Algorithm:
+    algos = algorithms()
+    if name not in algos:
+        import difflib
+        hint = difflib.get_close_matches(name, list(algos), n=1)
+        extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+        raise KeyError(f"unknown algorithm {name!r}{extra}; registered: {', '.join(algos)}")
+    return algos[name]
+
+
+# A fixed, colour-blind-friendly palette (seaborn 'colorblind'); algorithms without an
+# explicit colour take the next unused one, in registration order.
+PALETTE = ["#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc", "#ca9161",
+           "#fbafe4", "#949494", "#ece133", "#56b4e9"]
+
+
+def colors() -> dict[str, str]:
+    out: dict[str, str] = {}
+    used = {a.color for a in algorithms().values() if a.color}
+    free = [c for c in PALETTE if c not in used]
+    for name, algo in algorithms().items():
+        out[name] = algo.color or (free.pop(0) if free else "#333333")
+    return out
