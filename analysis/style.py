@@ -1,0 +1,48 @@
+"""Colours, labels and families of algorithms, read from :mod:`gorl.registry`.
+
+Nothing here lists algorithm names: registered algorithms take their registry colour,
+label and family; names found only in the data get palette colours and family
+``baseline`` (with a warning in the caller's log).
+"""
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+FALLBACK_PALETTE = ["#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc", "#ca9161",
+                    "#fbafe4", "#949494", "#ece133", "#56b4e9"]
+
+
+def registry_styles() -> dict[str, dict]:
+    """{name: {color, label, family}} for every registered algorithm ({} if unavailable)."""
+    try:
+        from gorl.registry import algorithms, colors
+        algos = algorithms()
+        cols = colors()
+    except Exception:  # registry not importable (e.g. during unit tests): palette only
+        return {}
+    return {n: {"color": cols[n], "label": a.display, "family": a.family} for n, a in algos.items()}
+
+
+def resolve_styles(names: Iterable[str], styles: Mapping[str, Mapping] | None = None) -> dict[str, dict]:
+    """Complete style for each name; ``styles`` (e.g. passed from the workflow) wins."""
+    styles = dict(styles) if styles is not None else registry_styles()
+    out: dict[str, dict] = {}
+    used = {s.get("color") for s in styles.values() if s.get("color")}
+    free = [c for c in FALLBACK_PALETTE if c not in used] or list(FALLBACK_PALETTE)
+    k = 0
+    for n in names:
+        s = dict(styles.get(n, {}))
+        if not s.get("color"):
+            s["color"] = free[k % len(free)]
+            k += 1
+        s.setdefault("label", n)
+        s.setdefault("family", "baseline")
+        out[n] = s
+    return out
+
+
+def order(names: Iterable[str], styles: Mapping[str, Mapping] | None = None) -> list[str]:
+    """Registry order first (as given by ``styles``), then unknown names sorted."""
+    names = list(dict.fromkeys(names))
+    known = [n for n in (styles or {}) if n in names]
+    return known + sorted(n for n in names if n not in known)

@@ -1,0 +1,148 @@
+# Aggregation, rliable statistics, figures and the paper table. Each rule gets only the
+# config slice it uses as params (a colour change never retrains; a new seed re-aggregates).
+
+
+rule aggregate:
+    input:
+        all_status(),
+    output:
+        tidy_parquet=f"{TABLES}/evals_tidy.parquet",
+        tidy_csv=report(f"{TABLES}/evals_tidy.csv", caption="../report/tidy.rst",
+                        category="Tables", subcategory="Runs", labels={"table": "evaluations (tidy)"}),
+        finals=report(f"{TABLES}/final_scores.csv", caption="../report/final_scores.rst",
+                      category="Tables", subcategory="Runs", labels={"table": "final scores"}),
+        problems=report(f"{TABLES}/problem_runs.csv", caption="../report/problem_runs.rst",
+                        category="Tables", subcategory="Runs", labels={"table": "failed / missing runs"}),
+    params:
+        runs=RUNS,
+        expected=expected_runs(),
+        diverged_policy=ANALYSIS["diverged_policy"],
+    log:
+        f"{RESULTS}/logs/aggregate.log",
+    script:
+        "../scripts/aggregate.py"
+
+
+rule statistics:
+    input:
+        tidy=rules.aggregate.output.tidy_parquet,
+        finals=rules.aggregate.output.finals,
+    output:
+        aggregate=report(f"{TABLES}/aggregate_metrics.csv", caption="../report/tables_stats.rst",
+                         category="Tables", subcategory="Statistics", labels={"table": "aggregate metrics"}),
+        poi=report(f"{TABLES}/probability_of_improvement.csv", caption="../report/tables_stats.rst",
+                   category="Tables", subcategory="Statistics", labels={"table": "probability of improvement"}),
+        profiles=f"{TABLES}/performance_profiles.csv",
+        curves=f"{TABLES}/sample_efficiency.csv",
+        exclusions=f"{TABLES}/score_exclusions.csv",
+    params:
+        reps=ANALYSIS["bootstrap_reps"],
+        seed=ANALYSIS["bootstrap_seed"],
+        curve_points=ANALYSIS["curve_points"],
+        profile_points=ANALYSIS["profile_points"],
+        diverged_policy=ANALYSIS["diverged_policy"],
+        families={a: s["family"] for a, s in STYLES.items()},
+    log:
+        f"{RESULTS}/logs/statistics.log",
+    script:
+        "../scripts/statistics.py"
+
+
+def _figure(name, subcategory, label):
+    return report(f"{FIGURES}/{name}.png", caption=f"../report/{name}.rst", category="Figures",
+                  subcategory=subcategory, labels={"figure": label, "experiment": NAME})
+
+
+rule figure_learning_curves:
+    input:
+        tidy=rules.aggregate.output.tidy_parquet,
+    output:
+        png=_figure("learning_curves", "Learning curves", "per-task learning curves"),
+        pdf=f"{FIGURES}/learning_curves.pdf",
+    params:
+        styles=STYLES,
+        tasks=TASKS,
+    script:
+        "../scripts/figures.py"
+
+
+rule figure_aggregate_metrics:
+    input:
+        table=rules.statistics.output.aggregate,
+    output:
+        png=_figure("aggregate_metrics", "Aggregate metrics", "IQM / median / mean / optimality gap"),
+        pdf=f"{FIGURES}/aggregate_metrics.pdf",
+    params:
+        styles=STYLES,
+    script:
+        "../scripts/figures.py"
+
+
+rule figure_probability_of_improvement:
+    input:
+        table=rules.statistics.output.poi,
+    output:
+        png=_figure("probability_of_improvement", "Aggregate metrics", "probability of improvement"),
+        pdf=f"{FIGURES}/probability_of_improvement.pdf",
+    params:
+        styles=STYLES,
+    script:
+        "../scripts/figures.py"
+
+
+rule figure_performance_profiles:
+    input:
+        table=rules.statistics.output.profiles,
+    output:
+        png=_figure("performance_profiles", "Aggregate metrics", "performance profiles"),
+        pdf=f"{FIGURES}/performance_profiles.pdf",
+    params:
+        styles=STYLES,
+    script:
+        "../scripts/figures.py"
+
+
+rule figure_sample_efficiency:
+    input:
+        table=rules.statistics.output.curves,
+    output:
+        png=_figure("sample_efficiency", "Learning curves", "sample efficiency (IQM)"),
+        pdf=f"{FIGURES}/sample_efficiency.pdf",
+    params:
+        styles=STYLES,
+    script:
+        "../scripts/figures.py"
+
+
+rule figure_action_distribution:
+    input:
+        [run_status(a, ACTION_TASK, ACTION_SEED) for a in ALGOS],
+    output:
+        png=_figure("action_distribution", "Action distributions", "probe actions through training"),
+        pdf=f"{FIGURES}/action_distribution.pdf",
+        table=report(f"{TABLES}/bimodality.csv", caption="../report/bimodality.rst", category="Tables",
+                     subcategory="Action distributions", labels={"table": "bimodality"}),
+    params:
+        styles=STYLES,
+        runs=RUNS,
+        algorithms=ALGOS,
+        task=ACTION_TASK,
+        seed=ACTION_SEED,
+        action_dim=ANALYSIS["action_figure"]["action_dim"],
+        probe_state=ANALYSIS["action_figure"]["probe_state"],
+        snapshots=ANALYSIS["action_figure"]["snapshots"],
+    script:
+        "../scripts/action_distribution.py"
+
+
+rule paper_table:
+    input:
+        finals=rules.aggregate.output.finals,
+    output:
+        csv=f"{TABLES}/paper_comparison.csv",
+        md=report(f"{TABLES}/paper_comparison.md", caption="../report/paper_comparison.rst",
+                  category="Tables", subcategory="Paper comparison", labels={"table": "reproduced vs reported"}),
+    params:
+        styles=STYLES,
+    script:
+        "../scripts/paper_table.py"

@@ -1,0 +1,161 @@
+# Validation of the config (first thing), the algorithm registry check and helpers.
+import importlib
+import os
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+# 1. the schema: names the offending key, fills defaults (additionalProperties: false everywhere)
+validate(config, "../schemas/config.schema.yaml")
+
+REPO = Path(workflow.current_basedir).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+# jobs (scripts, the training CLI) import gorl/ and analysis/ from this checkout
+os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
+os.environ.setdefault("MUJOCO_GL", "disable")
+
+
+# 2. algorithm names come from the registry (built-ins, entry points, `imports`), never from here
+def _load_registry(imports):
+    try:
+        from gorl import registry
+    except Exception as e:  # pragma: no cover - broken checkout
+        raise WorkflowError(f"config: cannot import gorl.registry: {e}")
+    try:
+        origin = {name: None for name in registry.algorithms()}
+    except Exception as e:
+        raise WorkflowError(f"config: the algorithm registry failed to load (gorl.registry.algorithms()): {e!r}")
+    for module in imports:
+        try:
+            importlib.import_module(module)
+        except Exception as e:
+            raise WorkflowError(f"config: imports: cannot import module {module!r}: {e!r}")
+        for name in registry.algorithms():
+            origin.setdefault(name, module)
+    return registry, origin
+
+
+def _check_algorithms(cfg, registry, origin):
+    import difflib
+
+    known = list(registry.algorithms())
+
+    def bad(where, name):
+        hint = difflib.get_close_matches(name, known, n=1)
+        extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+        raise WorkflowError(
+            f"config: {where}: unknown algorithm {name!r}{extra}; registered: {', '.join(known)}"
+        )
+
+    for i, name in enumerate(cfg["algorithms"]):
+        if name not in known:
+            bad(f"algorithms[{i}]", name)
+    for name, ov in cfg["algorithm_overrides"].items():
+        if name not in known:
+            bad("algorithm_overrides", name)
+        algo = registry.get(name)
+        fields = getattr(algo.config_cls, "__dataclass_fields__", None)
+        for key in ov.get("set", {}):
+            if fields is not None and key not in fields:
+                hint = difflib.get_close_matches(key, list(fields), n=1)
+                extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+                raise WorkflowError(
+                    f"config: algorithm_overrides.{name}.set: unknown hyperparameter {key!r}{extra} for {name}"
+                )
+    # presets: fail before any job when a preset does not exist
+    try:
+        from gorl.config import preset_names
+    except Exception:
+        preset_names = None
+    if preset_names is not None:
+        for name in cfg["algorithms"]:
+            preset = cfg["algorithm_overrides"].get(name, {}).get("preset", cfg["preset"])
+            algo = registry.get(name)
+            try:
+                names = preset_names(algo.presets_file)
+            except Exception:
+                continue
+            if preset not in names:
+                where = f"algorithm_overrides.{name}.preset" if "preset" in cfg["algorithm_overrides"].get(name, {}) else "preset"
+                raise WorkflowError(
+                    f"config: {where}: algorithm {name!r} has no preset {preset!r}; presets: {', '.join(names)}"
+                )
+    af = cfg["analysis"]["action_figure"]
+    if af["task"] is not None and af["task"] not in cfg["tasks"]:
+        raise WorkflowError(f"config: analysis.action_figure.task: {af['task']!r} is not one of tasks {cfg['tasks']}")
+    if af["seed"] is not None and af["seed"] not in cfg["seeds"]:
+        raise WorkflowError(f"config: analysis.action_figure.seed: {af['seed']} is not one of seeds {cfg['seeds']}")
+
+
+REGISTRY, ALGO_ORIGIN = _load_registry(config["imports"])
+_check_algorithms(config, REGISTRY, ALGO_ORIGIN)
+
+NAME = config["name"]
+RESULTS = f"results/{NAME}"
+RUNS = f"{RESULTS}/runs"
+TABLES = f"{RESULTS}/tables"
+FIGURES = f"{RESULTS}/figures"
+ALGOS = list(config["algorithms"])
+TASKS = list(config["tasks"])
+SEEDS = list(config["seeds"])
+ANALYSIS = config["analysis"]
+ACTION_TASK = ANALYSIS["action_figure"]["task"] or TASKS[0]
+ACTION_SEED = ANALYSIS["action_figure"]["seed"] if ANALYSIS["action_figure"]["seed"] is not None else SEEDS[0]
+
+
+def _styles():
+    cols = REGISTRY.colors()
+    algos = REGISTRY.algorithms()
+    return {n: {"color": cols[n], "label": algos[n].display, "family": algos[n].family} for n in ALGOS}
+
+
+STYLES = _styles()
+
+
+def run_status(algo, task, seed):
+    return f"{RUNS}/{algo}/{task}/seed{seed}/status.json"
+
+
+def all_status():
+    return [run_status(a, t, s) for a in ALGOS for t in TASKS for s in SEEDS]
+
+
+def expected_runs():
+    return [[a, t, int(s)] for a in ALGOS for t in TASKS for s in SEEDS]
+
+
+def _fmt(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def train_args(wildcards):
+    """CLI arguments of one run: only this algorithm's slice of the config (params trigger)."""
+    ov = config["algorithm_overrides"].get(wildcards.algo, {})
+    args = ["--steps", str(ov.get("steps", config["steps"])), "--preset", ov.get("preset", config["preset"])]
+    for k, v in sorted(ov.get("set", {}).items()):
+        args += ["--set", f"{k}={_fmt(v)}"]
+    module = ALGO_ORIGIN.get(wildcards.algo)
+    if module:
+        args += ["--import", module]
+    return args
+
+
+FIGURE_NAMES = ["learning_curves", "aggregate_metrics", "probability_of_improvement",
+                "performance_profiles", "sample_efficiency", "action_distribution"]
+TABLE_NAMES = ["aggregate_metrics", "probability_of_improvement", "performance_profiles",
+               "sample_efficiency", "score_exclusions"]
+
+
+def final_outputs():
+    return (
+        [f"{TABLES}/evals_tidy.parquet", f"{TABLES}/evals_tidy.csv", f"{TABLES}/final_scores.csv",
+         f"{TABLES}/problem_runs.csv", f"{TABLES}/bimodality.csv",
+         f"{TABLES}/paper_comparison.csv", f"{TABLES}/paper_comparison.md"]
+        + [f"{TABLES}/{t}.csv" for t in TABLE_NAMES]
+        + [f"{FIGURES}/{f}.{ext}" for f in FIGURE_NAMES for ext in ("png", "pdf")]
+    )

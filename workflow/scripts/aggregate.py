@@ -1,0 +1,15 @@
+"""Collect every run directory into the tidy table, the final-score table and the problem list."""
+import logging
+
+from analysis import collect
+
+sm = snakemake  # noqa: F821
+logging.basicConfig(filename=sm.log[0], level=logging.INFO, format="%(message)s")
+tidy, finals = collect.collect(sm.params.runs, expected=[tuple(r) for r in sm.params.expected],
+                               diverged_policy=sm.params.diverged_policy)
+collect.save(tidy, finals, {"tidy_parquet": sm.output.tidy_parquet, "tidy_csv": sm.output.tidy_csv,
+                            "finals": sm.output.finals, "problems": sm.output.problems})
+logging.info("%d evaluation rows, %d runs: %s", len(tidy), len(finals), finals["status"].value_counts().to_dict())
+bad = collect.problems(finals)
+if len(bad):
+    logging.warning("runs without a final score:\n%s", bad.to_string(index=False))

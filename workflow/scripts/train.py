@@ -1,0 +1,62 @@
+"""Training job: run `gorl-bench train` for one (algorithm, task, seed).
+
+* exit 0 + status.json completed/diverged (the CLI's contract): done.
+* the CLI crashed (any other exit code, or no status.json): write status.json with
+  status "failed", the exit code and the log tail, and succeed, so that one broken run never
+  blocks the aggregation of the others; the aggregation lists it in problem_runs.csv.
+  Retry it with `rm <its status.json>` and rerun the workflow (it resumes from checkpoint.pt).
+* exit 2 (bad input, e.g. a wrong --set value) fails the job loudly: that is a config error.
+* killed by a signal (Ctrl-C, SLURM time limit): fail, so the next invocation resumes it.
+* if the run directory was started with different arguments (config changed), it is moved
+  aside to seedN.stale-<time> so that the new run does not resume an incompatible checkpoint.
+"""
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sm = snakemake  # noqa: F821  (injected by Snakemake)
+status = Path(sm.output.status)
+run_dir = status.parent
+log = Path(sm.log[0])
+log.parent.mkdir(parents=True, exist_ok=True)
+w = sm.wildcards
+cli = ["train", w.algo, w.task, "--seed", str(w.seed), *sm.params.args]
+request = {"cli": cli}
+req_file = run_dir / ".pipeline_request.json"
+
+if req_file.exists():
+    try:
+        old = json.loads(req_file.read_text())
+    except ValueError:
+        old = None
+    if old != request:
+        stale = run_dir.with_name(f"{run_dir.name}.stale-{time.strftime('%Y%m%d-%H%M%S')}")
+        shutil.move(str(run_dir), str(stale))
+run_dir.mkdir(parents=True, exist_ok=True)
+if status.exists():  # Snakemake decided to rerun: the CLI refuses a completed dir otherwise
+    status.unlink()
+req_file.write_text(json.dumps(request) + "\n")
+
+cmd = [sys.executable, "-c",
+       "import sys; from gorl.cli import main; sys.argv[0] = 'gorl-bench'; sys.exit(main())",
+       *cli, "--out", str(run_dir), "--quiet"]
+with open(log, "a") as f:
+    f.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} gorl-bench {' '.join(cli)} --out {run_dir} --quiet\n")
+    f.flush()
+    rc = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT)
+    f.write(f"# exit code {rc}\n")
+
+if rc == 0 and status.exists():
+    sys.exit(0)
+if rc == 2:
+    sys.exit(f"gorl-bench rejected its input (exit 2); see {log}")
+if rc < 0 or rc in (130, 137, 143):
+    sys.exit(f"gorl-bench was killed (exit {rc}); rerun to resume from the checkpoint; see {log}")
+tail = log.read_text(errors="replace").strip().splitlines()[-15:]
+reason = f"exit code {rc}" + ("" if rc else " but no status.json") + f"; log: {log}"
+status.write_text(json.dumps({"status": "failed", "reason": reason, "exit_code": rc,
+                              "log_tail": tail, "env_steps": None}, indent=2) + "\n")
+print(f"run failed ({reason}); recorded in {status}", file=sys.stderr)
