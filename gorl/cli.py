@@ -118,6 +118,7 @@ def prepare_train(args):
     elif (out / CHECKPOINT).exists() and (out / CONFIG).exists():
         import yaml
         old = yaml.safe_load((out / CONFIG).read_text()) or {}
+        old.pop("device", None)  # where it ran may change between attempts
         diff = _diff_keys(old, resolved)
         if diff:
             raise BadInput(f"--out {out} holds an interrupted run with a different configuration "

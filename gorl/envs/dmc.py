@@ -13,6 +13,7 @@ per episode, the step counter) in a few KB, for checkpoint/resume.
 """
 from __future__ import annotations
 
+import logging
 import pickle
 
 import gymnasium as gym
@@ -20,6 +21,17 @@ import mujoco
 import numpy as np
 from dm_control import suite
 from dm_control.rl import control
+
+
+class _DropSettotalmass(logging.Filter):
+    """dm_control 1.0.50's own cheetah/hopper XML use a deprecated MuJoCo attribute; MuJoCo
+    warns once per model load through absl. Nothing we can act on: keep logs readable."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "settotalmass" not in record.getMessage()
+
+
+logging.getLogger("absl").addFilter(_DropSettotalmass())
 
 # Model fields that suite tasks change per episode (targets, colours, sizes).
 _MODEL_FIELDS = ("body_pos", "body_quat", "geom_pos", "geom_quat", "geom_size", "geom_rgba",

@@ -1,0 +1,104 @@
+"""The training entry point: bad input, determinism, resume after kill -9, divergence."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, TESTS, cli
+
+SMOKE = ["--preset", "smoke", "--quiet"]
+
+
+@pytest.mark.parametrize("args, culprit", [
+    (["ppo", "cheetah-rnu"], "cheetah-rnu"),
+    (["ppoo", "cheetah-run"], "ppoo"),
+    (["ppo", "cheetah-run", "--preset", "huge"], "huge"),
+    (["ppo", "cheetah-run", "--set", "learning_rat=1e-3"], "learning_rat"),
+    (["ppo", "cheetah-run", "--set", "learning_rate=fast"], "learning_rate"),
+    (["ppo", "cheetah-run", "--steps", "0"], "--steps"),
+    (["ppo", "cheetah-run", "--steps", "10"], "total_steps"),
+    (["ppo", "cheetah-run", "--set", "num_envs=7"], "num_envs"),
+    (["ppo", "gym:NoSuchEnv-v9"], "NoSuchEnv-v9"),
+    (["ppo", "cheetah-run", "--import", "no_such_module_xyz"], "no_such_module_xyz"),
+])
+def test_bad_input_names_the_culprit(tmp_path, args, culprit):
+    out = cli("train", *SMOKE, *args, "--out", tmp_path / "run", check=False)
+    assert out.returncode == 2, out.stderr
+    assert culprit in out.stderr and out.stderr.count("\n") == 1  # one clear line
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_unwritable_out(tmp_path):
+    (tmp_path / "file").write_text("x")
+    out = cli("train", "ppo", "cartpole-balance", "--out", tmp_path / "file" / "run", *SMOKE, check=False)
+    assert out.returncode == 2 and "--out" in out.stderr
+
+
+def _evals(d):
+    return (d / "evals.csv").read_text().splitlines()
+
+
+def _strip_wall(lines):
+    return [",".join(l.split(",")[:-1]) for l in lines]
+
+
+def test_same_seed_identical_and_completed_run_protected(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d in (a, b):
+        cli("train", "ppo", "cartpole-balance", "--seed", 3, "--steps", 5760, "--out", d, *SMOKE)
+    assert _strip_wall(_evals(a)) == _strip_wall(_evals(b))
+    for f in ("config.yaml", "evals.csv", "metrics.csv", "probes.npz", "provenance.json", "checkpoint.pt",
+              "status.json"):
+        assert (a / f).exists(), f
+    status = json.loads((a / "status.json").read_text())
+    assert status["status"] == "completed" and status["env_steps"] == 5760
+    prov = json.loads((a / "provenance.json").read_text())
+    assert prov["seed"] == 3 and prov["versions"]["torch"] and prov["device"] == "cpu"
+    before = (a / "evals.csv").read_bytes()
+    again = cli("train", "ppo", "cartpole-balance", "--seed", 3, "--steps", 5760, "--out", a, *SMOKE, check=False)
+    assert again.returncode == 2 and "completed" in again.stderr and "--force" in again.stderr
+    assert (a / "evals.csv").read_bytes() == before
+
+
+def test_resume_after_kill_matches_uninterrupted(tmp_path):
+    ref, killed = tmp_path / "ref", tmp_path / "killed"
+    args = ["train", "ppo", "cartpole-balance", "--seed", 5, "--steps", 11520, *SMOKE]
+    cli(*args, "--out", ref)
+    env = dict(os.environ, OMP_NUM_THREADS="1", MUJOCO_GL="disable", PYTHONPATH=str(TESTS))
+    proc = subprocess.Popen([sys.executable, "-m", "gorl", *map(str, args), "--out", str(killed)], env=env,
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        m = killed / "metrics.csv"
+        if m.exists() and len(m.read_text().splitlines()) >= 3:  # >= 2 iterations checkpointed
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "status.json").exists(), "run finished before it could be killed"
+    out = cli(*args, "--out", killed)
+    assert "resumed" in out.stdout
+    assert _strip_wall(_evals(killed)) == _strip_wall(_evals(ref))
+
+
+def test_changed_config_refuses_to_resume(tmp_path):
+    d = tmp_path / "r"
+    cli("train", "ppo", "cartpole-balance", "--steps", 1920, "--out", d, *SMOKE)
+    (d / "status.json").unlink()  # pretend it was interrupted
+    out = cli("train", "ppo", "cartpole-balance", "--steps", 1920, "--out", d, "--set", "clip_eps=0.3", *SMOKE,
+              check=False)
+    assert out.returncode == 2 and "clip_eps" in out.stderr
+
+
+def test_divergence_is_data(tmp_path):
+    d = tmp_path / "nan"
+    out = cli("train", "ppo", "gym:Test/NaNAfter-v0", "--import", "toy_envs", "--steps", 19200, "--out", d,
+              *SMOKE)
+    assert out.returncode == 0
+    status = json.loads((d / "status.json").read_text())
+    assert status["status"] == "diverged" and "non-finite" in status["reason"]
+    assert len(_evals(d)) >= 2  # the evaluation before divergence is kept

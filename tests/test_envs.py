@@ -1,0 +1,77 @@
+import numpy as np
+import pytest
+
+import toy_envs  # noqa: F401  (registers Test/* envs)
+from gorl.envs import PAPER_TASKS, VectorEnv, check_task, make_env
+
+
+@pytest.mark.parametrize("task", PAPER_TASKS)
+def test_paper_tasks_shapes_bounds(task):
+    env = make_env(task, seed=0)
+    obs, _ = env.reset(seed=3)
+    assert obs.dtype == np.float32 and obs.shape == env.observation_space.shape
+    assert env.action_space.low.min() == -1.0 and env.action_space.high.max() == 1.0
+    assert env.max_episode_steps == 1000
+    obs2, r, term, trunc, _ = env.step(np.ones(env.action_space.shape) * 5)  # clipped to [-1, 1]
+    assert obs2.shape == obs.shape and np.isfinite(obs2).all() and 0.0 <= r <= 1.0
+
+
+def test_expected_dims():
+    dims = {t: (make_env(t).observation_space.shape[0], make_env(t).action_space.shape[0]) for t in PAPER_TASKS}
+    assert dims == {"cheetah-run": (17, 6), "finger-spin": (9, 2), "finger-turn_hard": (12, 2),
+                    "fish-swim": (24, 5), "hopper-stand": (15, 4), "walker-walk": (24, 6)}
+
+
+def test_seeding_is_reproducible():
+    a = make_env("finger-turn_hard").reset(seed=7)[0]
+    b = make_env("finger-turn_hard").reset(seed=7)[0]
+    c = make_env("finger-turn_hard").reset(seed=8)[0]
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_time_limit_is_truncation_not_termination():
+    env = make_env("cartpole-balance", seed=0)
+    env.reset(seed=0)
+    for t in range(1, 1001):
+        _, _, term, trunc, _ = env.step(np.zeros(1))
+        assert not term
+        if t < 1000:
+            assert not trunc
+    assert trunc
+
+
+def test_termination_is_reported_and_vector_env_keeps_final_obs():
+    venv = VectorEnv([lambda: make_env("gym:Test/TerminatesAt-v0") for _ in range(2)])
+    venv.reset([0, 1])
+    for _ in range(4):
+        obs, r, term, trunc, final = venv.step(np.zeros((2, 1)))
+        assert not term.any()
+    obs, r, term, trunc, final = venv.step(np.zeros((2, 1)))
+    assert term.all() and not trunc.any()
+    assert np.all(final == 5) and np.all(obs == 0)  # final_obs is the real next obs; obs is the reset one
+
+
+def test_state_restore_is_exact():
+    env = make_env("fish-swim", seed=2)
+    env.reset(seed=2)
+    for _ in range(10):
+        env.step(np.full(5, 0.3))
+    st = env.get_state()
+    a = [env.step(np.full(5, -0.2))[0] for _ in range(20)]
+    env.set_state(st)
+    b = [env.step(np.full(5, -0.2))[0] for _ in range(20)]
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_gym_box_env_rescales_actions():
+    env = make_env("gym:Pendulum-v1", seed=0)
+    assert env.action_space.low[0] == -1 and env.observation_space.dtype == np.float32
+    env.reset(seed=0)
+    env.step(np.ones(1))
+
+
+def test_bad_task_names_the_culprit():
+    with pytest.raises(ValueError, match="cheetah-rnu"):
+        check_task("cheetah-rnu")
+    with pytest.raises(ValueError, match="NoSuchEnv"):
+        check_task("gym:NoSuchEnv-v0")

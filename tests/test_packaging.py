@@ -1,0 +1,32 @@
+"""environment.yml stays in step with pyproject.toml."""
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _norm(req: str) -> str:
+    req = req.replace(" ", "")
+    name = re.match(r"[A-Za-z0-9_.\-]+(\[[^\]]*\])?", req).group(0)
+    return name.lower().replace("_", "-") + req[len(name):]
+
+
+def test_environment_yml_matches_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = {_norm(r) for r in project["dependencies"] + project["optional-dependencies"]["test"]}
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    have = {_norm(r) for r in pip if not r.startswith("-e")}
+    # torch is pinned exactly in environment.yml (CPU wheel first), ranged in pyproject
+    assert {r for r in have if not r.startswith("torch")} == {r for r in wanted if not r.startswith("torch")}
+    assert "torch==2.13.0" in have
+    assert any(r.startswith("torch") for r in wanted)
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    assert "bash scripts/test.sh" in readme
+    assert "scripts/test.sh" in (ROOT / ".ci" / "run").read_text()
