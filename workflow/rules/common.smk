@@ -28,13 +28,13 @@ def _load_registry(imports):
         origin = {name: None for name in registry.algorithms()}
     except Exception as e:
         raise WorkflowError(f"config: the algorithm registry failed to load (gorl.registry.algorithms()): {e!r}")
-    for module in imports:
+    for mod_name in imports:
         try:
-            importlib.import_module(module)
+            importlib.import_module(mod_name)
         except Exception as e:
-            raise WorkflowError(f"config: imports: cannot import module {module!r}: {e!r}")
+            raise WorkflowError(f"config: imports: cannot import module {mod_name!r}: {e!r}")
         for name in registry.algorithms():
-            origin.setdefault(name, module)
+            origin.setdefault(name, mod_name)
     return registry, origin
 
 
@@ -139,9 +139,9 @@ def train_args(wildcards):
     args = ["--steps", str(ov.get("steps", config["steps"])), "--preset", ov.get("preset", config["preset"])]
     for k, v in sorted(ov.get("set", {}).items()):
         args += ["--set", f"{k}={_fmt(v)}"]
-    module = ALGO_ORIGIN.get(wildcards.algo)
-    if module:
-        args += ["--import", module]
+    origin_module = ALGO_ORIGIN.get(wildcards.algo)
+    if origin_module:
+        args += ["--import", origin_module]
     return args
 
 
