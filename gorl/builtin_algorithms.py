@@ -17,3 +17,13 @@ register(Algorithm(name="fpo", config_cls=fpo.FPOConfig, presets_file=fpo.PRESET
 register(Algorithm(name="dppo", config_cls=dppo.DPPOConfig, presets_file=dppo.PRESETS, train=dppo.train,
                    label="DPPO", color="#029e73", family="baseline",
                    description="DPPO as in the GoRL code: per-denoising-step PPO ratio (spec 5)"))
+
+from gorl import algorithm as gorl_algorithm  # noqa: E402
+
+register(Algorithm(name="gorl_fm", config_cls=gorl_algorithm.GoRLConfig, presets_file=gorl_algorithm.gorl.PRESETS,
+                   train=gorl_algorithm.train, label="GoRL (FM)", color="#0173b2", family="gorl",
+                   description="GoRL, latent PPO encoder + flow-matching decoder (spec 6)"))
+register(Algorithm(name="gorl_diffusion", config_cls=gorl_algorithm.GoRLDiffusionConfig,
+                   presets_file=gorl_algorithm.gorl.PRESETS, train=gorl_algorithm.train,
+                   label="GoRL (Diffusion)", color="#d55e00", family="gorl",
+                   description="GoRL, latent PPO encoder + diffusion decoder (spec 6)"))

@@ -354,18 +354,19 @@ class OnPolicyTrainer:
 
     # -- the loop ------------------------------------------------------------------------
     def train(self, checkpoint: Callable[[], None] | None = None, progress=None,
-              prior_evals: list[dict] | None = None, prior_probes: tuple | None = None) -> None:
+              prior_evals: list[dict] | None = None, prior_probes: tuple | None = None,
+              prior_metrics: list[dict] | None = None) -> None:
         """Run this trainer's iterations to ``num_iterations`` (resuming at ``self.iteration``).
 
         ``checkpoint()`` is called after every ``checkpoint_every`` iterations (default:
-        save this trainer's state); ``prior_evals``/``prior_probes`` are earlier stages'
-        records, written in front of this trainer's own.
+        save this trainer's state); ``prior_evals``/``prior_probes``/``prior_metrics`` are
+        earlier stages' records, written in front of this trainer's own.
         """
         cfg = self.cfg
         n_iter = cfg.num_iterations
         evals_at = eval_iterations(n_iter, cfg.num_evals)
         save = checkpoint or (lambda: self.run.save_checkpoint(self.state_dict()))
-        prior_evals = prior_evals or []
+        prior_evals, prior_metrics = prior_evals or [], prior_metrics or []
         while True:
             if self.iteration in evals_at and not any(
                     r["env_step"] == self.env_step and r["stage"] == self.stage for r in self.evals):
@@ -392,7 +393,7 @@ class OnPolicyTrainer:
             if progress is not None:
                 progress.update(cfg.steps_per_iteration)
             if self.iteration % cfg.checkpoint_every == 0 or self.iteration == n_iter:
-                self.run.write_metrics(self.metrics)
+                self.run.write_metrics(prior_metrics + self.metrics)
                 save()
 
     def _write_probes(self, prior: tuple | None) -> None:

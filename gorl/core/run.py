@@ -52,6 +52,8 @@ class Run:
     """Wall time spent by earlier (interrupted) attempts of this run, from the checkpoint."""
     env_steps_done: int = 0
     """Global env steps trained so far (kept current by the trainer; reported on divergence)."""
+    extra_status: dict[str, Any] = field(default_factory=dict)
+    """Algorithm-specific facts added to status.json (e.g. GoRL's data-collection env steps)."""
 
     # -- envs -----------------------------------------------------------------------
     def make_envs(self, n: int, stream: int = TRAIN_STREAM) -> VectorEnv:
@@ -100,7 +102,8 @@ class Run:
                           provenance(self, wall_time=self.wall_time()))
         rundir.write_json(self.dir / rundir.STATUS,
                           {"status": status, "reason": reason, "env_steps": int(env_steps),
-                           "algorithm": self.algo, "task": self.task, "seed": self.seed, **extra})
+                           "algorithm": self.algo, "task": self.task, "seed": self.seed,
+                           **self.extra_status, **extra})
 
     def log(self, msg: str) -> None:
         if not self.quiet:

@@ -46,9 +46,10 @@ def ddim_sample(net: ConditionalMLP, obs_norm: torch.Tensor, xT: torch.Tensor,
     T = alpha_bar.shape[0]
     ab = [float(v) for v in alpha_bar]
     cond = net.condition(obs_norm)
+    t_cond = net.time_condition(torch.arange(T, device=xT.device, dtype=torch.float32) / T)  # (T, h)
     x = xT
     for i in range(T - 1, 0, -1):
-        eps_hat = net.from_condition(cond, x, i / T)
+        eps_hat = net.from_condition_t(cond + t_cond[i], x)
         x0_hat = (x - math.sqrt(1.0 - ab[i]) * eps_hat) / math.sqrt(ab[i])
         ab_prev = 1.0 if i - 1 == 0 else ab[i - 1]
         x = math.sqrt(ab_prev) * x0_hat + math.sqrt(1.0 - ab_prev) * eps_hat

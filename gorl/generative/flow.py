@@ -30,11 +30,11 @@ def euler_sample(net: ConditionalMLP, obs_norm: torch.Tensor, x1: torch.Tensor, 
     """
     dt = -1.0 / num_steps
     cond = net.condition(obs_norm)
-    grid = time_grid(num_steps, x1.device)
+    t_cond = net.time_condition(time_grid(num_steps, x1.device))  # (num_steps, h), once
     x = x1
     chain, means = [x1], []
     for k in range(num_steps):
-        mu = x + dt * net.from_condition(cond, x, grid[k])
+        mu = x + dt * net.from_condition_t(cond + t_cond[k], x)
         x = mu + noise_std * torch.randn_like(mu) if noise_std > 0 else mu
         if return_chain:
             chain.append(x)

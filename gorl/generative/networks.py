@@ -48,6 +48,7 @@ class ConditionalMLP(nn.Module):
         self.obs_dim, self.act_dim, self.embed_dim = obs_dim, act_dim, embed_dim
         self.output_scale = float(output_scale)
         self.net = mlp(obs_dim + act_dim + embed_dim, list(hidden), act_dim)
+        self._trunk_layers = [m for m in self.net if isinstance(m, nn.Linear)][1:]
         if zero_init:
             self.zero_()
 
@@ -62,15 +63,35 @@ class ConditionalMLP(nn.Module):
         first = self.net[0]
         return F.linear(obs_norm, first.weight[:, :self.obs_dim], first.bias)
 
+    def time_condition(self, t: torch.Tensor | float, device=None) -> torch.Tensor:
+        """The time embedding's share of the first layer: (...) -> (..., h). A sampler
+        computes it once for its whole time grid."""
+        first = self.net[0]
+        t = torch.as_tensor(t, device=device if device is not None else first.weight.device)
+        return F.linear(sinusoidal_embedding(t, self.embed_dim), first.weight[:, self.obs_dim + self.act_dim:])
+
+    def trunk(self, h: torch.Tensor) -> torch.Tensor:
+        """Everything after the first layer's pre-activation (functional: fewer dispatches)."""
+        layers = self._trunk_layers
+        h = F.silu(h)
+        for i, layer in enumerate(layers):
+            h = F.linear(h, layer.weight, layer.bias)
+            if i < len(layers) - 1:
+                h = F.silu(h)
+        return h * self.output_scale if self.output_scale != 1.0 else h
+
+    def from_condition_t(self, cond_t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Forward given ``cond_t = condition(obs) + time_condition(t)`` (the sampler's hot path)."""
+        w_x = self.net[0].weight[:, self.obs_dim:self.obs_dim + self.act_dim]
+        if cond_t.dim() == 2 and x.dim() == 2 and cond_t.shape[0] == x.shape[0]:
+            h = torch.addmm(cond_t, x, w_x.t())
+        else:
+            h = cond_t + F.linear(x, w_x)
+        return self.trunk(h)
+
     def from_condition(self, cond: torch.Tensor, x: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
         """Forward given ``cond = self.condition(obs_norm)`` (reused across sampler steps)."""
-        first = self.net[0]
-        d_o, d_a = self.obs_dim, self.act_dim
-        h = cond + F.linear(x, first.weight[:, d_o:d_o + d_a])
-        h = h + F.linear(sinusoidal_embedding(torch.as_tensor(t, device=x.device), self.embed_dim),
-                         first.weight[:, d_o + d_a:])
-        out = self.net[1:](h)
-        return out * self.output_scale if self.output_scale != 1.0 else out
+        return self.from_condition_t(cond + self.time_condition(t, x.device), x)
 
     def forward(self, obs_norm: torch.Tensor, x: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
         return self.from_condition(self.condition(obs_norm), x, t)

@@ -1,0 +1,364 @@
+"""GoRL: a latent Gaussian encoder trained by PPO, a generative decoder refitted per stage (spec 6).
+
+    pi(a | s) = integral g(a | s, z) pi_theta(z | s) dz
+
+Stage k (k = 0 .. n_stages - 1), on one global env-step axis:
+
+1. encoder: a fresh Gaussian policy over z (dim = action dim), trained by latent PPO
+   against the frozen decoder_k; the env receives tanh(g(s, z)), the ratio is over z
+   only, plus the latent regulariser toward N(0, I). Stage settings (clip, grad-norm
+   clip, regulariser coefficient) come from per-stage lists.
+2. collect: the stage's best encoder (by deterministic evaluation, ties to the later one)
+   with decoder_k, stochastic latent, gathers (state, pre-action) pairs.
+3. fit: a fresh decoder_{k+1} by supervised flow matching / diffusion regression from
+   N(0, I) noise to those pre-actions.
+
+decoder_0 is the identity (an all-zero network), so stage 0 is Gaussian PPO through an
+identity map. Per-stage artifacts go to ``stages/stage<k>/`` in the run directory.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from gorl import rundir
+from gorl.algorithm.decoder import Decoder, DecoderFitConfig, fit_decoder
+from gorl.config import ConfigError
+from gorl.core.gaussian_policy import GaussianPolicy
+from gorl.core.loop import progress_bar
+from gorl.core.normalizer import RunningNormalizer
+from gorl.core.onpolicy import OnPolicyConfig, OnPolicyTrainer
+from gorl.core.run import TRAIN_STREAM, Diverged, Run
+
+PRESETS = Path(__file__).parent.parent / "presets" / "gorl.yaml"
+COLLECT_STREAM = 2_000_000  # + stage: env seeds of the decoder-data collectors
+
+
+@dataclass
+class GoRLConfig(OnPolicyConfig):
+    """Latent PPO (the shared machinery's fields) plus GoRL's stages and decoder.
+
+    ``num_evals`` counts evaluations *per stage*; ``total_steps`` is the encoder's budget
+    over all stages (the x-axis), split across stages in the ratio of ``stage_steps``.
+    """
+
+    decoder_kind: ClassVar[str] = "fm"
+
+    stage_steps: list[int] = field(default_factory=lambda: [60_000_000, 60_000_000, 30_000_000, 30_000_000])
+    """Encoder env-step budget of each stage; scaled proportionally when total_steps differs from their sum."""
+    actor_hidden: list[int] = field(default_factory=lambda: [32] * 4)
+    """Encoder hidden layers; it outputs the latent's mean and pre-scale (2 x d_a)."""
+    stage_clip_eps: list[float] = field(default_factory=lambda: [0.15, 0.3])
+    """PPO clip per stage (the last value repeats for later stages)."""
+    stage_max_grad_norm: list[float] = field(default_factory=lambda: [0.5, 1.0])
+    """Joint actor+critic gradient-norm clip per stage (last value repeats)."""
+    stage_latent_reg_coef: list[float] = field(default_factory=lambda: [5e-4, 1e-3])
+    """Latent regulariser coefficient c_z per stage (last value repeats)."""
+    latent_reg: str = "l2"
+    """'l2' = c_z (mean mu^2 + mean sigma^2) (reference code) or 'kl' = exact KL to N(0, I)."""
+    entropy_coef: float = 0.01
+    """Entropy bonus of the latent Gaussian (no tanh term)."""
+    scale_cap: float | None = 10.0
+    """Upper clip of the latent scale."""
+    fresh_encoder_each_stage: bool = True
+    """True (v1): every stage starts a new encoder, critic, optimiser and statistics from
+    the same seed. False: carry the previous stage's encoder, critic and statistics."""
+    collect_steps: int = 19_660_800
+    """Transitions collected per stage for the decoder fit (whole env steps of collect_envs envs)."""
+    collect_envs: int = 2048
+    """Parallel envs of the collector (they reset at the env's own time limit)."""
+    decoder_hidden: list[int] = field(default_factory=lambda: [64] * 4)
+    """Decoder network hidden layers."""
+    decoder_steps: int = 10
+    """Euler steps (fm) or diffusion indices T (diffusion)."""
+    decoder_learning_rate: float = 3e-4
+    """Adam learning rate of the decoder fit."""
+    decoder_batch_size: int = 8192
+    """Rows per decoder minibatch."""
+    decoder_max_epochs: int = 50
+    """Maximum decoder epochs (an epoch = floor(n_train / batch) steps)."""
+    decoder_patience: int = 20
+    """Stop after this many epochs without a better validation loss."""
+    decoder_mc_samples: int = 8
+    """(noise, time) samples per action in the regression loss."""
+    decoder_max_samples: int = 10_000_000
+    """Subsample the collected rows to at most this many (without replacement)."""
+    decoder_val_fraction: float = 0.1
+    """Validation split, by transition."""
+    decoder_max_val_batches: int = 50
+    """Validation batches per epoch (at most)."""
+
+    # -- derived ---------------------------------------------------------------------
+    @property
+    def num_stages(self) -> int:
+        return len(self.stage_steps)
+
+    def stage_iterations(self) -> list[int]:
+        """Whole encoder iterations per stage after scaling stage_steps to total_steps."""
+        total = sum(self.stage_steps)
+        return [int(self.total_steps * s / total) // self.steps_per_iteration for s in self.stage_steps]
+
+    def stage_offsets(self) -> list[int]:
+        """Global env step at which each stage's encoder starts."""
+        its = self.stage_iterations()
+        return [sum(its[:k]) * self.steps_per_iteration for k in range(len(its))]
+
+    @staticmethod
+    def _per_stage(values: list, k: int):
+        return values[min(k, len(values) - 1)]
+
+    def stage_config(self, k: int) -> OnPolicyConfig:
+        """The shared machinery's config for stage k's encoder."""
+        base = {f.name: getattr(self, f.name) for f in dataclasses.fields(OnPolicyConfig)}
+        base["total_steps"] = self.stage_iterations()[k] * self.steps_per_iteration
+        base["max_grad_norm"] = self._per_stage(self.stage_max_grad_norm, k)
+        return OnPolicyConfig(**base)
+
+    def decoder_fit_config(self) -> DecoderFitConfig:
+        return DecoderFitConfig(hidden=self.decoder_hidden, steps=self.decoder_steps,
+                                learning_rate=self.decoder_learning_rate, batch_size=self.decoder_batch_size,
+                                max_epochs=self.decoder_max_epochs, patience=self.decoder_patience,
+                                mc_samples=self.decoder_mc_samples, max_samples=self.decoder_max_samples,
+                                val_fraction=self.decoder_val_fraction,
+                                max_val_batches=self.decoder_max_val_batches)
+
+    def validate(self) -> None:
+        if not self.stage_steps or any(s <= 0 for s in self.stage_steps):
+            raise ConfigError(f"stage_steps must be a non-empty list of positive budgets, got {self.stage_steps}")
+        for key in ("stage_clip_eps", "stage_max_grad_norm", "stage_latent_reg_coef"):
+            vals = getattr(self, key)
+            if not vals or any(v < 0 for v in vals) or (key != "stage_latent_reg_coef" and 0 in vals):
+                raise ConfigError(f"{key} must be a non-empty list of positive values, got {vals}")
+        if self.latent_reg not in ("l2", "kl"):
+            raise ConfigError(f"latent_reg must be 'l2' or 'kl', got {self.latent_reg!r}")
+        for key in ("collect_steps", "collect_envs", "decoder_steps", "decoder_batch_size", "decoder_max_epochs",
+                    "decoder_patience", "decoder_mc_samples", "decoder_max_samples", "decoder_max_val_batches"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"{key} must be positive, got {getattr(self, key)}")
+        if self.collect_steps < self.collect_envs:
+            raise ConfigError(f"collect_steps ({self.collect_steps}) must be at least collect_envs "
+                              f"({self.collect_envs})")
+        if not 0 < self.decoder_val_fraction < 1:
+            raise ConfigError(f"decoder_val_fraction must be in (0, 1), got {self.decoder_val_fraction}")
+        super().validate()
+
+    def validate_budget(self) -> None:
+        """Every stage needs at least one encoder iteration (replaces the single-trainer check)."""
+        its = self.stage_iterations()
+        if min(its) < 1:
+            k = its.index(min(its))
+            raise ConfigError(f"total_steps={self.total_steps} leaves stage {k} with less than one iteration "
+                              f"({self.steps_per_iteration} env steps) when split as stage_steps="
+                              f"{self.stage_steps}; raise the budget or use fewer stages")
+
+
+@dataclass
+class GoRLDiffusionConfig(GoRLConfig):
+    decoder_kind: ClassVar[str] = "diffusion"
+
+
+# -- the encoder -------------------------------------------------------------------------
+def make_encoder(cfg: GoRLConfig, stage: int, obs_dim: int, act_dim: int, decoder: Decoder) -> GaussianPolicy:
+    """Gaussian policy over z (dim d_a) whose actions pass through the frozen decoder."""
+    return GaussianPolicy(obs_dim, act_dim, cfg.actor_hidden, clip_eps=cfg._per_stage(cfg.stage_clip_eps, stage),
+                          entropy_coef=cfg.entropy_coef, entropy_tanh_correction=False,
+                          scale_cap=cfg.scale_cap, latent_reg=cfg.latent_reg,
+                          latent_reg_coef=cfg._per_stage(cfg.stage_latent_reg_coef, stage),
+                          decode=decoder.forward)
+
+
+def stage_seed(seed: int, stage: int, purpose: int) -> int:
+    return int(np.random.SeedSequence([seed, stage, purpose]).generate_state(1)[0])
+
+
+# -- decoder data ------------------------------------------------------------------------
+@torch.no_grad()
+def collect_decoder_data(cfg: GoRLConfig, run: Run, stage: int, encoder: GaussianPolicy,
+                         normalizer: RunningNormalizer) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(obs, pre-action) rows from the combined policy: z ~ N(mu, sigma), a = g(s, z) (spec 6.3)."""
+    torch.manual_seed(stage_seed(run.seed, stage, 1))
+    envs = run.make_envs(cfg.collect_envs, COLLECT_STREAM + stage)
+    steps = cfg.collect_steps // cfg.collect_envs
+    obs_rows = np.empty((steps, envs.num_envs, envs.obs_dim), np.float32)
+    act_rows = np.empty((steps, envs.num_envs, envs.action_dim), np.float32)
+    ep_ret, returns = np.zeros(envs.num_envs), []
+    obs = envs.obs
+    for s in range(steps):
+        obs_t = torch.as_tensor(obs, device=run.device)
+        pre, _ = encoder.act(normalizer(obs_t), obs_t)
+        obs_rows[s], act_rows[s] = obs, pre.cpu().numpy()
+        obs, reward, term, trunc, _ = envs.step(np.tanh(act_rows[s]))
+        ep_ret += reward
+        done = term | trunc
+        returns.extend(ep_ret[done].tolist())
+        ep_ret[done] = 0.0
+    obs_rows, act_rows = obs_rows.reshape(-1, envs.obs_dim), act_rows.reshape(-1, envs.action_dim)
+    finite = np.isfinite(act_rows).all(1) & np.isfinite(obs_rows).all(1)
+    summary = {"stage": stage, "rows": int(finite.sum()), "dropped_non_finite": int((~finite).sum()),
+               "env_steps": int(steps * envs.num_envs), "envs": envs.num_envs,
+               "episodes_finished": len(returns),
+               "episode_return_mean": float(np.mean(returns)) if returns else None,
+               "action_mean": act_rows[finite].mean(0).tolist(), "action_std": act_rows[finite].std(0).tolist(),
+               "action_min": act_rows[finite].min(0).tolist(), "action_max": act_rows[finite].max(0).tolist()}
+    return obs_rows[finite], act_rows[finite], summary
+
+
+# -- the stage loop ----------------------------------------------------------------------
+class GoRL:
+    """Holds the run-level state across stages and writes one checkpoint for all of it."""
+
+    def __init__(self, cfg: GoRLConfig, run: Run):
+        self.cfg, self.run = cfg, run
+        probe = run.make_envs(1)
+        self.obs_dim, self.act_dim = probe.obs_dim, probe.action_dim
+        self.stage = 0
+        self.decoder = Decoder.identity(cfg.decoder_kind, self.obs_dim, self.act_dim, cfg.decoder_hidden,
+                                        cfg.decoder_steps).to(run.device)
+        self.prior_evals: list[dict] = []
+        self.prior_metrics: list[dict] = []
+        self.prior_probes: tuple[list, list] = ([], [])
+        self.probe_states: np.ndarray | None = None
+        self.carry: dict | None = None  # previous stage's encoder/critic/statistics (fresh_encoder_each_stage False)
+        self.best: dict | None = None
+        self.timing = {"collect": 0.0, "decoder_fit": 0.0}
+        self.collection_env_steps = 0
+
+    def stage_dir(self, k: int) -> Path:
+        d = self.run.dir / "stages" / f"stage{k}"
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def state_dict(self, trainer: OnPolicyTrainer | None) -> dict:
+        return {"gorl": {"stage": self.stage, "decoder": self.decoder.state_dict(),
+                         "decoder_identity": self.stage == 0, "prior_evals": self.prior_evals,
+                         "prior_metrics": self.prior_metrics, "prior_probes": self.prior_probes,
+                         "probe_states": self.probe_states, "carry": self.carry, "best": self.best,
+                         "timing": self.timing, "collection_env_steps": self.collection_env_steps},
+                "trainer": None if trainer is None else trainer.state_dict()}
+
+    def load_state_dict(self, st: dict) -> dict | None:
+        g = st["gorl"]
+        self.stage = g["stage"]
+        self.decoder = Decoder(self.cfg.decoder_kind, self.obs_dim, self.act_dim, self.cfg.decoder_hidden,
+                               self.cfg.decoder_steps, identity=g["decoder_identity"]).to(self.run.device)
+        self.decoder.load_state_dict(g["decoder"])
+        self.prior_evals, self.prior_metrics = g["prior_evals"], g["prior_metrics"]
+        self.prior_probes, self.probe_states = g["prior_probes"], g["probe_states"]
+        self.carry, self.best = g["carry"], g["best"]
+        self.timing, self.collection_env_steps = g["timing"], g["collection_env_steps"]
+        return st["trainer"]
+
+    def save(self, trainer: OnPolicyTrainer | None) -> None:
+        self.run.save_checkpoint(self.state_dict(trainer))
+
+    # -- one stage ---------------------------------------------------------------------
+    def make_trainer(self, k: int) -> OnPolicyTrainer:
+        cfg = self.cfg
+        torch.manual_seed(self.run.seed)  # v1: every stage's encoder starts from the same initial weights
+        encoder = make_encoder(cfg, k, self.obs_dim, self.act_dim, self.decoder)
+        trainer = OnPolicyTrainer(cfg.stage_config(k), self.run, encoder, step_offset=cfg.stage_offsets()[k],
+                                  stage=k, env_stream=TRAIN_STREAM)
+        trainer.probe_states = self.probe_states  # one set of probe states for the whole run
+        if self.carry is not None:
+            trainer.agent.load_state_dict(self.carry["agent"])
+            trainer.critic.load_state_dict(self.carry["critic"])
+            trainer.normalizer.load_state_dict(self.carry["normalizer"])
+        torch.manual_seed(stage_seed(self.run.seed, k, 0))  # the stage's rollout noise
+        trainer.on_evaluate.append(lambda row, t=trainer: self._track_best(t, row))
+        return trainer
+
+    def _track_best(self, trainer: OnPolicyTrainer, row: dict) -> None:
+        """Keep the encoder with the best deterministic evaluation (ties: the later one)."""
+        if self.best is None or self.best["stage"] != trainer.stage or \
+                row["return_mean"] >= self.best["return"] - 1e-6:
+            self.best = {"stage": trainer.stage, "return": row["return_mean"], "env_step": row["env_step"],
+                         "agent": copy.deepcopy(trainer.agent.state_dict()),
+                         "normalizer": copy.deepcopy(trainer.normalizer.state_dict())}
+
+    def refit_decoder(self, k: int) -> None:
+        """Collect with stage k's best encoder + decoder_k, fit decoder_{k+1}, save artifacts."""
+        cfg, run = self.cfg, self.run
+        t0 = time.perf_counter()
+        encoder = make_encoder(cfg, k, self.obs_dim, self.act_dim, self.decoder).to(run.device)
+        encoder.load_state_dict(self.best["agent"])
+        normalizer = RunningNormalizer(self.obs_dim, cfg.obs_norm_mode).to(run.device)
+        normalizer.load_state_dict(self.best["normalizer"])
+        obs, actions, summary = collect_decoder_data(cfg, run, k, encoder, normalizer)
+        t1 = time.perf_counter()
+        decoder, history = fit_decoder(cfg.decoder_kind, obs, actions, cfg.decoder_fit_config(),
+                                       stage_seed(run.seed, k, 2), run.device)
+        t2 = time.perf_counter()
+        self.timing["collect"] += t1 - t0
+        self.timing["decoder_fit"] += t2 - t1
+        self.collection_env_steps += summary["env_steps"]
+        summary.update(best_encoder_env_step=self.best["env_step"], best_encoder_return=self.best["return"],
+                       collect_s=round(t1 - t0, 3), decoder_fit_s=round(t2 - t1, 3),
+                       decoder_epochs=len(history),
+                       decoder_best_val_loss=min((h["val_loss"] for h in history), default=None))
+        d = self.stage_dir(k)
+        rundir.write_json(d / "dataset_summary.json", summary)
+        rundir.write_csv(d / "decoder_fit.csv", history)
+        if not all(math.isfinite(h["val_loss"]) for h in history):
+            raise Diverged(f"stage {k}: non-finite decoder loss while fitting decoder {k + 1}")
+        self.decoder = decoder
+
+    def save_decoder_artifact(self, k: int) -> None:
+        import io
+        buf = io.BytesIO()
+        torch.save({"kind": self.cfg.decoder_kind, "identity": k == 0, "state": self.decoder.state_dict()}, buf)
+        rundir.atomic_write_bytes(self.stage_dir(k) / "decoder.pt", buf.getvalue())
+
+    # -- the run -----------------------------------------------------------------------
+    def train(self) -> None:
+        cfg, run = self.cfg, self.run
+        trainer_state = None
+        state = run.load_checkpoint()
+        if state is not None:
+            trainer_state = self.load_state_dict(state)
+            run.log(f"resumed from {run.checkpoint_path} in stage {self.stage}")
+        total = sum(cfg.stage_iterations()) * cfg.steps_per_iteration
+        with progress_bar(run, total, cfg.stage_offsets()[self.stage]) as bar:
+            for k in range(self.stage, cfg.num_stages):
+                self.stage = k
+                self.save_decoder_artifact(k)
+                trainer = self.make_trainer(k)
+                self.decoder.sampling_time = 0.0  # rollouts + evaluations of this stage
+                if trainer_state is not None:
+                    trainer.load_state_dict(trainer_state)
+                    trainer_state = None
+                    bar.n = trainer.env_step
+                run.env_steps_done = trainer.env_step
+                trainer.train(checkpoint=lambda t=trainer: self.save(t), progress=bar,
+                              prior_evals=self.prior_evals, prior_probes=self.prior_probes,
+                              prior_metrics=self.prior_metrics)
+                self.probe_states = trainer.probe_states
+                self.prior_evals = self.prior_evals + trainer.evals
+                self.prior_metrics = self.prior_metrics + trainer.metrics
+                self.prior_probes = (list(self.prior_probes[0]) + trainer.probe_steps,
+                                     list(self.prior_probes[1]) + trainer.probe_actions)
+                for key, v in {**trainer.timing, "decoder_sampling": self.decoder.sampling_time}.items():
+                    self.timing[key] = self.timing.get(key, 0.0) + v
+                if k + 1 < cfg.num_stages:
+                    if not cfg.fresh_encoder_each_stage:
+                        self.carry = {"agent": trainer.agent.state_dict(), "critic": trainer.critic.state_dict(),
+                                      "normalizer": trainer.normalizer.state_dict()}
+                    self.refit_decoder(k)
+                    self.stage = k + 1
+                    self.best = None
+                    self.save(None)
+        run.extra_status.update(collection_env_steps=self.collection_env_steps,
+                                timing_s={key: round(v, 3) for key, v in self.timing.items()})
+
+
+def train(cfg: GoRLConfig, run: Run) -> GoRL:
+    agent = GoRL(cfg, run)
+    agent.train()
+    return agent

@@ -1,0 +1,154 @@
+"""GoRL (spec 6): identity decoders, latent PPO = Gaussian PPO through the identity,
+the decoder fit, stage bookkeeping, and resume across a stage boundary."""
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import ROOT, TESTS, cli
+from gorl.algorithm.decoder import Decoder, DecoderFitConfig, fit_decoder
+from gorl.algorithm.gorl import GoRLConfig, make_encoder
+from gorl.config import ConfigError, build_config
+from gorl.core.gaussian_policy import GaussianPolicy
+from gorl.generative import linear_alpha_bar
+from gorl.registry import get
+
+
+def test_identity_decoders():
+    torch.manual_seed(0)
+    obs, z = torch.randn(64, 5), torch.randn(64, 3)
+    fm = Decoder.identity("fm", 5, 3, [16, 16])
+    assert torch.equal(fm(obs, z), z)  # zero velocity: the Euler chain returns z exactly
+    diff = Decoder.identity("diffusion", 5, 3, [16, 16])
+    scale = 1.0 / linear_alpha_bar(10)[-1].sqrt()
+    assert abs(float(scale) - 1.052) < 1e-3  # the v1 stage-0 diffusion decoder's factor (spec 6.5)
+    torch.testing.assert_close(diff(obs, z), z * scale, rtol=1e-5, atol=1e-6)
+    # the zero-network shortcut is the same arithmetic as evaluating the all-zero network
+    for kind, dec in (("fm", fm), ("diffusion", diff)):
+        dec.identity_init = False
+        assert all(float(p.abs().max()) == 0 for p in dec.net.parameters())
+        slow = dec(obs, z)
+        dec.identity_init = True
+        assert torch.equal(slow, dec(obs, z)), kind
+
+
+def _cfg(**kw) -> GoRLConfig:
+    return build_config(GoRLConfig, get("gorl_fm").presets_file, "smoke", "cartpole-balance", kw)
+
+
+def test_encoder_through_identity_is_gaussian_ppo():
+    """With the identity FM decoder, acting and every loss term equal a plain Gaussian
+    policy's (same weights, same batch): the ratio is over z and a = z."""
+    cfg = _cfg(stage_latent_reg_coef=[0.0])
+    dec = Decoder.identity("fm", 5, 2, cfg.decoder_hidden)
+    torch.manual_seed(1)
+    enc = make_encoder(cfg, 0, 5, 2, dec)
+    ppo = GaussianPolicy(5, 2, cfg.actor_hidden, clip_eps=0.15, entropy_coef=cfg.entropy_coef,
+                         entropy_tanh_correction=False, scale_cap=cfg.scale_cap)
+    ppo.load_state_dict(enc.state_dict())
+    obs = torch.randn(30, 8, 5)
+    torch.manual_seed(2)
+    a_enc, st_enc = enc.act(obs[0], obs[0])
+    torch.manual_seed(2)
+    a_ppo, st_ppo = ppo.act(obs[0], obs[0])
+    assert torch.equal(a_enc, a_ppo) and torch.equal(st_enc["x"], a_enc)
+    stored = {"x": torch.randn(30, 8, 2), "logp": torch.randn(30, 8)}
+    adv = torch.randn(30, 8)
+    (l1, i1), (l2, i2) = enc.policy_loss(obs, stored, adv), ppo.policy_loss(obs, stored, adv)
+    assert torch.equal(l1, l2)
+    assert all(torch.equal(torch.as_tensor(i1[k]), torch.as_tensor(i2[k])) for k in i2)
+    # the latent regulariser of stage 1 is the only difference
+    enc1 = make_encoder(_cfg(), 1, 5, 2, dec)
+    enc1.load_state_dict(enc.state_dict())
+    l3, i3 = enc1.policy_loss(obs, stored, adv)
+    mean, scale = enc.actor(obs)
+    reg = mean.pow(2).mean() + scale.pow(2).mean()
+    torch.testing.assert_close(i3["latent_reg"], reg)
+
+
+@pytest.mark.parametrize("kind", ["fm", "diffusion"])
+def test_decoder_fit_learns_a_bimodal_target(kind):
+    """Supervised fit from N(0, I) to actions at -1.5 or +1.5: loss falls and decoded
+    prior samples land near both modes, not in between."""
+    rng = np.random.default_rng(0)
+    n = 6000
+    obs = rng.normal(size=(n, 2)).astype(np.float32)
+    acts = (np.where(rng.random(n) < 0.5, -1.5, 1.5) + 0.05 * rng.normal(size=n)).astype(np.float32)[:, None]
+    cfg = DecoderFitConfig(hidden=[64, 64], steps=10, learning_rate=3e-3, batch_size=512, max_epochs=25,
+                           patience=25, mc_samples=8, max_samples=10**7, val_fraction=0.1, max_val_batches=5)
+    dec, hist = fit_decoder(kind, obs, acts, cfg, seed=0, device=torch.device("cpu"))
+    assert hist[-1]["val_loss"] < 0.7 * hist[0]["val_loss"], hist
+    torch.manual_seed(0)
+    a = dec(torch.zeros(4000, 2), torch.randn(4000, 1)).squeeze(1).numpy()
+    near = lambda c: np.mean(np.abs(a - c) < 0.5)  # noqa: E731
+    print(kind, "mass near -1.5:", near(-1.5), "near +1.5:", near(1.5), "in (-0.5, 0.5):", near(0.0))
+    assert near(-1.5) > 0.3 and near(1.5) > 0.3 and near(0.0) < 0.1
+
+
+def test_stage_bookkeeping():
+    cfg = build_config(GoRLConfig, get("gorl_fm").presets_file, "paper", "cheetah-run", {})
+    assert cfg.stage_iterations() == [61, 61, 30, 30]  # spec 1.3: 182 iterations = 178,913,280 steps
+    spi = cfg.steps_per_iteration
+    offsets = cfg.stage_offsets()
+    assert offsets[0] == 0
+    for k in range(1, 4):  # contiguous: no gaps, no overlaps
+        assert offsets[k] == offsets[k - 1] + cfg.stage_iterations()[k - 1] * spi
+    assert offsets[-1] + 30 * spi == 178_913_280
+    assert [cfg.stage_config(k).max_grad_norm for k in range(4)] == [0.5, 1.0, 1.0, 1.0]
+    assert cfg.stage_config(3).total_steps == 30 * spi
+    with pytest.raises(ConfigError, match="stage 1"):
+        _cfg(total_steps=3000, stage_steps=[10, 1])
+
+
+def _evals(d):
+    with open(d / "evals.csv") as f:
+        return [{k: v for k, v in r.items() if k != "wall_time"} for r in csv.DictReader(f)]
+
+
+@pytest.mark.parametrize("algo", ["gorl_fm", "gorl_diffusion"])
+def test_smoke_run_one_axis_and_artifacts(tmp_path, algo):
+    out = tmp_path / algo
+    cli("train", algo, "cartpole-balance", "--preset", "smoke", "--steps", "8000", "--seed", "0",
+        "--quiet", "--out", out)
+    cfg = _cfg(total_steps=8000)
+    rows = _evals(out)
+    stages = [int(r["stage"]) for r in rows]
+    assert stages == sorted(stages) and set(stages) == {0, 1}
+    for k, off in enumerate(cfg.stage_offsets()):
+        steps = [int(r["env_step"]) for r in rows if int(r["stage"]) == k]
+        assert steps[0] == off and steps[-1] == off + cfg.stage_iterations()[k] * cfg.steps_per_iteration
+    assert (out / "stages/stage0/decoder.pt").exists() and (out / "stages/stage1/decoder.pt").exists()
+    assert (out / "stages/stage0/dataset_summary.json").exists()
+    assert (out / "stages/stage0/decoder_fit.csv").exists()
+    probes = np.load(out / "probes.npz")
+    assert probes["actions"].shape[0] == len(rows) and np.abs(probes["actions"]).max() <= 1
+    assert cli("check-run", out).stdout.strip().endswith(": ok")
+
+
+def test_resume_across_stage_boundary(tmp_path):
+    args = ["train", "gorl_diffusion", "cartpole-balance", "--preset", "smoke", "--steps", "8000", "--seed",
+            "3", "--quiet"]
+    ref, killed = tmp_path / "ref", tmp_path / "killed"
+    cli(*args, "--out", ref)
+    env = dict(os.environ, OMP_NUM_THREADS="1", MUJOCO_GL="disable",
+               PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen([sys.executable, "-m", "gorl", *args, "--out", str(killed)], env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (killed / "stages/stage1/decoder.pt").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "status.json").exists(), "run finished before it could be killed"
+    cli(*args, "--out", killed)
+    assert _evals(killed) == _evals(ref)
+    a, b = np.load(ref / "probes.npz"), np.load(killed / "probes.npz")
+    assert np.array_equal(a["actions"], b["actions"])
