@@ -11,7 +11,13 @@ A presets file looks like::
     task_overrides:   # applied after the preset, before --set
       finger-spin: {gamma: 0.95}
 
-Unknown keys anywhere are an error that names the key (with the closest valid name).
+``base`` may also name another registered algorithm's preset as ``"ALGO:PRESET"`` (e.g.
+``base: "ppo:smoke"``), so that a new baseline inherits every shared hyperparameter and
+lists only what it adds or changes. ``task_overrides`` are never inherited: each presets
+file states its own.
+
+Unknown keys anywhere are an error that names the key (with the closest valid name) and
+the preset it came from.
 """
 from __future__ import annotations
 
@@ -44,24 +50,57 @@ def preset_names(path: Path) -> list[str]:
     return [k for k in read_presets(path) if k != "task_overrides"]
 
 
-def resolve_preset(path: Path, name: str) -> dict[str, Any]:
-    presets = read_presets(path)
-    names = [k for k in presets if k != "task_overrides"]
-    seen: list[str] = []
+def _base_file(path: Path, base: str) -> tuple[Path, str]:
+    """``"paper"`` -> (this file, "paper"); ``"ppo:smoke"`` -> (ppo's presets file, "smoke")."""
+    if ":" not in base:
+        return Path(path), base
+    algo_name, preset = (part.strip() for part in base.split(":", 1))
+    from gorl import registry  # late: the registry imports the algorithms, which import this module
+    try:
+        algo = registry.get(algo_name)
+    except KeyError as e:
+        raise ConfigError(f"{path}: base {base!r}: {e.args[0]}") from None
+    return Path(algo.presets_file), preset
 
-    def _resolve(n: str) -> dict[str, Any]:
+
+def resolve_preset_sources(path: Path, name: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """Resolve preset ``name`` of ``path`` through its ``base`` chain.
+
+    Returns the values and, for each key, the preset that set it (``"file.yaml:small"``),
+    so that errors can say where a bad key came from.
+    """
+    seen: list[tuple[Path, str]] = []
+
+    def _resolve(p: Path, n: str, child: str | None) -> tuple[dict[str, Any], dict[str, str]]:
+        presets = read_presets(p)
+        names = [k for k in presets if k != "task_overrides"]
         if n not in names:
-            raise ConfigError(f"unknown preset {n!r}{_closest(n, names)}; available: {', '.join(names)}")
-        if n in seen:
-            raise ConfigError(f"{path}: preset inheritance cycle through {n!r}")
-        seen.append(n)
-        body = dict(presets[n] or {})
+            where = f"{child}: base: " if child else ""
+            raise ConfigError(f"{where}unknown preset {n!r}{_closest(n, names)} in {p}; "
+                              f"available: {', '.join(names)}")
+        key = (p.resolve(), n)
+        if key in seen:
+            chain = " -> ".join(f"{q.name}:{m}" for q, m in seen + [key])
+            raise ConfigError(f"{path}: preset inheritance cycle {chain}")
+        seen.append(key)
+        body = presets[n] or {}
+        if not isinstance(body, dict):
+            raise ConfigError(f"{p}: preset {n!r} must be a mapping, got {body!r}")
+        body = dict(body)
         base = body.pop("base", None)
-        out = _resolve(base) if base else {}
-        out.update(body)
-        return out
+        here = f"{p.name}:{n}"
+        if base is not None and not isinstance(base, str):
+            raise ConfigError(f"{here}: base must be a preset name or 'ALGO:PRESET', got {base!r}")
+        values, origin = _resolve(*_base_file(p, base), here) if base else ({}, {})
+        values.update(body)
+        origin.update({k: here for k in body})
+        return values, origin
 
-    return _resolve(name)
+    return _resolve(Path(path), name, None)
+
+
+def resolve_preset(path: Path, name: str) -> dict[str, Any]:
+    return resolve_preset_sources(path, name)[0]
 
 
 def task_overrides(path: Path, task: str) -> dict[str, Any]:
@@ -174,12 +213,15 @@ def make_config(cls: type, values: dict[str, Any], source: str = "config"):
 def build_config(cls: type, presets_file: Path, preset: str, task: str,
                  overrides: dict[str, Any] | None = None):
     """Preset -> task overrides -> --set overrides -> validated dataclass."""
-    values = resolve_preset(presets_file, preset)
+    values, origin = resolve_preset_sources(presets_file, preset)
     fields = {f.name for f in dataclasses.fields(cls)}
-    for src, vals in (("preset", values), ("task override", task_overrides(presets_file, task))):
-        for key in vals:
-            if key not in fields:
-                raise ConfigError(f"{presets_file}: unknown {src} key {key!r}{_closest(key, fields)}")
+    for key in values:
+        if key not in fields:
+            src = "" if origin[key] == f"{Path(presets_file).name}:{preset}" else f" (set in {origin[key]})"
+            raise ConfigError(f"{presets_file}: unknown preset key {key!r}{_closest(key, fields)}{src}")
+    for key in task_overrides(presets_file, task):
+        if key not in fields:
+            raise ConfigError(f"{presets_file}: unknown task override key {key!r}{_closest(key, fields)}")
     values.update(task_overrides(presets_file, task))
     values.update(overrides or {})
     return make_config(cls, values, source="override")
