@@ -139,3 +139,117 @@ def test_example_algorithm_and_policy(example):
     assert pol.log_std.grad is not None and pol.log_std.grad.abs().sum() > 0
     with pytest.raises(ConfigError, match="init_log_std"):
         build_config(algo.config_cls, algo.presets_file, "smoke", "cartpole-balance", {"init_log_std": -9.0})
+
+
+# ------------------------------------------- a throwaway package through the smoke workflow
+NEW = "throwaway_baseline"
+NEW_LABEL = "Throwaway baseline"
+
+
+def _make_package(src: Path) -> Path:
+    """Copy the example outside the source tree under a new name (package, distribution,
+    entry point, algorithm name and label), as a user would start their own baseline."""
+    shutil.copytree(EXAMPLE, src, ignore=shutil.ignore_patterns("*.egg-info", "build", "__pycache__"))
+    (src / "ppo_fixed_std").rename(src / NEW)
+    for f, old, new in [
+        ("pyproject.toml", 'name = "gorl-ppo-fixed-std"', 'name = "gorl-throwaway-baseline"'),
+        ("pyproject.toml", 'ppo_fixed_std = "ppo_fixed_std:algorithm"', f'{NEW} = "{NEW}:algorithm"'),
+        ("pyproject.toml", 'packages = ["ppo_fixed_std"]', f'packages = ["{NEW}"]'),
+        ("pyproject.toml", 'ppo_fixed_std = ["*.yaml"]', f'{NEW} = ["*.yaml"]'),
+        (f"{NEW}/__init__.py", 'name="ppo_fixed_std"', f'name="{NEW}"'),
+        (f"{NEW}/__init__.py", 'label="PPO (state-indep. std)"', f'label="{NEW_LABEL}"'),
+    ]:
+        text = (src / f).read_text()
+        assert old in text, f"{old!r} not in {f}: update this test with the example"
+        (src / f).write_text(text.replace(old, new))
+    return src
+
+
+def _install(src: Path, site: Path) -> str:
+    """``pip install`` into a folder put on PYTHONPATH (offline: no index, no build isolation).
+
+    Without setuptools (needed to build without isolation), register it the way pip would:
+    the package plus a ``*.dist-info`` holding METADATA and entry_points.txt.
+    """
+    if importlib.util.find_spec("setuptools") is not None:
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                        "--no-index", "--disable-pip-version-check", "--target", str(site), str(src)],
+                       check=True, capture_output=True, text=True, timeout=300)
+        return "pip"
+    site.mkdir()
+    shutil.copytree(src / NEW, site / NEW)
+    info = site / "gorl_throwaway_baseline-0.1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: gorl-throwaway-baseline\nVersion: 0.1.0\n")
+    (info / "entry_points.txt").write_text(f"[gorl_bench.algorithms]\n{NEW} = {NEW}:algorithm\n")
+    return "dist-info"
+
+
+def _env(site: Path) -> dict:
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])),
+                MUJOCO_GL="disable", OMP_NUM_THREADS="1")
+
+
+def test_throwaway_baseline_through_the_smoke_workflow(tmp_path):
+    src = _make_package(tmp_path / "pkg")
+    site = tmp_path / "site"
+    how = _install(src, site)
+    assert not (ROOT / "examples" / "ppo_fixed_std" / NEW).exists()  # nothing written into the source tree
+    env = _env(site)
+
+    listed = subprocess.run([sys.executable, "-m", "gorl", "list"], env=env, capture_output=True, text=True,
+                            check=True, cwd=tmp_path)
+    assert NEW in listed.stdout, listed.stdout
+
+    work = tmp_path / "work"
+    work.mkdir()
+    cfg = _write(work / "extension.yaml", """
+        name: extension
+        algorithms: [ppo]
+        tasks: [cartpole-balance]
+        seeds: [0]
+        steps: 1920
+        preset: smoke
+        analysis: {bootstrap_reps: 20, curve_points: 3, profile_points: 5}
+        """)
+    out = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(work),
+         "--cores", "2", "--configfile", str(cfg), "--config", f"algorithms=[ppo,{NEW}]", "--quiet"],
+        env=env, capture_output=True, text=True, timeout=600, cwd=work)
+    assert out.returncode == 0, f"snakemake ({how}) failed:\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}"
+    res = work / "results" / "extension"
+
+    # the run directory honours the contract
+    run_dir = res / "runs" / NEW / "cartpole-balance" / "seed0"
+    check = subprocess.run([sys.executable, "-m", "gorl", "check-run", str(run_dir)], env=env,
+                           capture_output=True, text=True, cwd=work)
+    assert check.returncode == 0 and check.stdout.strip().endswith(": ok"), check.stderr
+
+    # the tidy table and the final scores
+    tidy = pd.read_parquet(res / "tables" / "evals_tidy.parquet")
+    assert set(tidy["algorithm"]) == {"ppo", NEW}
+    mine = tidy[tidy["algorithm"] == NEW]
+    assert list(mine["env_step"]) == [0, 1920] and (mine["status"] == "completed").all()
+    assert set(pd.read_csv(res / "tables" / "evals_tidy.csv")["algorithm"]) == {"ppo", NEW}
+    finals = pd.read_csv(res / "tables" / "final_scores.csv").set_index("algorithm")
+    assert bool(finals.loc[NEW, "included"]) and finals.loc[NEW, "status"] == "completed"
+    assert pd.read_csv(res / "tables" / "problem_runs.csv").empty
+
+    # the figures exist; tables and legends use the registry's label
+    for fig in ("learning_curves", "aggregate_metrics", "sample_efficiency", "action_distribution"):
+        assert (res / "figures" / f"{fig}.png").stat().st_size > 1000, fig
+    assert f"| cartpole-balance | {NEW_LABEL} |" in (res / "tables" / "paper_comparison.md").read_text()
+    assert NEW in set(pd.read_csv(res / "tables" / "aggregate_metrics.csv")["algorithm"])
+    legend = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, pandas as pd
+        from analysis import figures
+        from analysis.style import resolve_styles
+        captured = []
+        figures.save = lambda fig, stem: captured.append(fig)
+        tidy = pd.read_parquet(sys.argv[1])
+        figures.learning_curves(tidy, resolve_styles(["ppo", "{NEW}"]), "unused")
+        print("|".join(t.get_text() for leg in captured[0].legends for t in leg.get_texts()))
+        """), str(res / "tables" / "evals_tidy.parquet")],
+        env=env, capture_output=True, text=True, cwd=ROOT)
+    assert legend.returncode == 0, legend.stderr
+    assert legend.stdout.strip().split("|") == [registry.get("ppo").display, NEW_LABEL]
