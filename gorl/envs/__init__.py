@@ -12,5 +12,6 @@ os.environ.setdefault("MUJOCO_GL", "disable")
 
 from gorl.envs.registry import PAPER_TASKS, check_task, list_suite_tasks, make_env  # noqa: E402
 from gorl.envs.vector import VectorEnv  # noqa: E402
+from gorl.envs import toy  # noqa: E402,F401  (registers gym:GoRLBench/TwoModes-v0)
 
 __all__ = ["PAPER_TASKS", "check_task", "list_suite_tasks", "make_env", "VectorEnv"]
