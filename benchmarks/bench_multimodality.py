@@ -1,0 +1,69 @@
+"""Multimodality check on a one-step bandit with two equally good actions (a = -0.7, +0.7).
+
+    MUJOCO_GL=disable python benchmarks/bench_multimodality.py [--steps 100000] [--seeds 0 1 2]
+
+Trains every built-in algorithm on ``gym:GoRLBench/TwoModes-v0`` (gorl/envs/toy.py) with
+the `smoke` geometry (8 envs, 1,920 steps per iteration) for --steps env steps, two
+single-threaded runs at a time, then reads the last action probe (256 samples at the
+bandit's one state) and prints, per algorithm and seed: the histogram of sampled actions over
+[-1, 1] in 10 bins, the mass within 0.2 of each mode and in the middle, Sarle's bimodality
+coefficient (> 0.555 suggests two modes) and the two-component mixture's Ashman D (> 2:
+separated peaks) with its smaller weight. A policy "keeps both modes" when each mode holds
+at least 20% of the samples.
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from analysis.actions import bimodality_coefficient, gmm2
+from common import gorl_bench
+from gorl import registry
+
+TASK = "gym:GoRLBench/TwoModes-v0"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--steps", type=int, default=100_000)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--algos", nargs="+", default=list(registry.algorithms()))
+    ap.add_argument("--jobs", type=int, default=2)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        todo = [(a, s) for a in args.algos for s in args.seeds]
+        running: list = []
+        t0 = time.perf_counter()
+        while todo or running:
+            while todo and len(running) < args.jobs:
+                a, s = todo.pop(0)
+                running.append(gorl_bench("train", a, TASK, "--preset", "smoke", "--steps", str(args.steps),
+                                          "--seed", str(s), "--quiet", "--set", "probe_samples=256",
+                                          "--out", str(Path(d) / f"{a}_{s}")))
+            time.sleep(0.5)
+            running = [p for p in running if p.poll() is None]
+        print(f"{TASK}: {args.steps} env steps per run, smoke geometry, {time.perf_counter() - t0:.0f} s in all")
+        print(f"{'algo':15} {'seed':>4}  {'histogram of actions over [-1, 1], 10 bins':44} {'-0.7':>5} "
+              f"{'mid':>5} {'+0.7':>5} {'BC':>5} {'D':>5} {'w_min':>5} {'return':>6}  both modes")
+        for a in args.algos:
+            kept = 0
+            for s in args.seeds:
+                run = Path(d) / f"{a}_{s}"
+                x = np.load(run / "probes.npz")["actions"][-1, 0, :, 0]
+                ret = float(np.loadtxt(run / "evals.csv", delimiter=",", skiprows=1, ndmin=2)[-1, 1])
+                hist = np.histogram(x, bins=10, range=(-1, 1))[0]
+                lo, mid, hi = (np.abs(x + 0.7) < 0.2).mean(), (np.abs(x) < 0.2).mean(), (np.abs(x - 0.7) < 0.2).mean()
+                dd, wmin, _, _ = gmm2(x)
+                both = lo >= 0.2 and hi >= 0.2
+                kept += both
+                print(f"{a:15} {s:4d}  {' '.join(f'{h:3d}' for h in hist):44} {lo:5.2f} {mid:5.2f} {hi:5.2f} "
+                      f"{float(bimodality_coefficient(x)):5.2f} {dd:5.2f} {wmin:5.2f} {ret:6.3f}  {'yes' if both else 'no'}")
+            print(f"{a:15} keeps both modes in {kept}/{len(args.seeds)} seeds")
+
+
+if __name__ == "__main__":
+    main()
