@@ -2,7 +2,7 @@
 
 The contract every algorithm honours (built-in or third-party) is documented in
 docs/adding-a-baseline.md and in :mod:`gorl.rundir`. Each problem found is one line
-naming the file and what is wrong with it.
+naming the file and the item (file, column, key, array) that is missing or malformed.
 """
 from __future__ import annotations
 
@@ -16,8 +16,13 @@ import yaml
 
 from gorl import rundir
 
-PROVENANCE_KEYS = ("algorithm", "task", "seed", "device", "wall_time_s", "git_commit", "versions")
 CONFIG_KEYS = ("algorithm", "task", "seed", "preset", "hyperparameters")
+PROVENANCE_KEYS = ("algorithm", "task", "seed", "device", "wall_time_s", "git_commit", "versions")
+STATUS_KEYS = ("status", "reason", "env_steps", "algorithm", "task", "seed")
+METRICS_COLUMNS = ("env_step",)
+PROBE_ARRAYS = ("states", "env_step", "actions")
+REQUIRED_FILES = (rundir.CONFIG, rundir.EVALS, rundir.METRICS, rundir.PROBES, rundir.PROVENANCE,
+                  rundir.CHECKPOINT, rundir.STATUS)
 
 
 def _missing(d: Path, name: str, problems: list[str]) -> bool:
@@ -27,7 +32,43 @@ def _missing(d: Path, name: str, problems: list[str]) -> bool:
     return False
 
 
-def _check_status(d: Path, problems: list[str]) -> dict | None:
+def _absent_keys(name: str, obj, keys, problems: list[str]) -> bool:
+    if not isinstance(obj, dict):
+        problems.append(f"{name}: expected a mapping, got {type(obj).__name__}")
+        return True
+    absent = [k for k in keys if k not in obj]
+    if absent:
+        problems.append(f"{name}: missing keys {absent}")
+    return False
+
+
+def _check_config(d: Path, problems: list[str]) -> dict | None:
+    if _missing(d, rundir.CONFIG, problems):
+        return None
+    try:
+        cfg = yaml.safe_load((d / rundir.CONFIG).read_text())
+    except yaml.YAMLError as e:
+        problems.append(f"{rundir.CONFIG}: not valid YAML ({e})")
+        return None
+    if _absent_keys(rundir.CONFIG, cfg, CONFIG_KEYS, problems):
+        return None
+    if "hyperparameters" in cfg and not isinstance(cfg["hyperparameters"], dict):
+        problems.append(f"{rundir.CONFIG}: 'hyperparameters' must be a mapping")
+    return cfg
+
+
+def _check_provenance(d: Path, problems: list[str]) -> None:
+    if _missing(d, rundir.PROVENANCE, problems):
+        return
+    try:
+        prov = json.loads((d / rundir.PROVENANCE).read_text())
+    except json.JSONDecodeError as e:
+        problems.append(f"{rundir.PROVENANCE}: not valid JSON ({e})")
+        return
+    _absent_keys(rundir.PROVENANCE, prov, PROVENANCE_KEYS, problems)
+
+
+def _check_status(d: Path, problems: list[str], cfg: dict | None) -> dict | None:
     if _missing(d, rundir.STATUS, problems):
         return None
     try:
@@ -35,102 +76,145 @@ def _check_status(d: Path, problems: list[str]) -> dict | None:
     except json.JSONDecodeError as e:
         problems.append(f"{rundir.STATUS}: not valid JSON ({e})")
         return None
-    if st.get("status") not in rundir.FINAL_STATUSES:
-        problems.append(f"{rundir.STATUS}: 'status' must be one of {rundir.FINAL_STATUSES}, got {st.get('status')!r}")
-    if not isinstance(st.get("env_steps"), int) or st["env_steps"] < 0:
-        problems.append(f"{rundir.STATUS}: 'env_steps' must be a non-negative integer")
+    if _absent_keys(rundir.STATUS, st, STATUS_KEYS, problems):
+        return None
+    if "status" in st and st["status"] not in rundir.FINAL_STATUSES:
+        problems.append(f"{rundir.STATUS}: 'status' must be one of {rundir.FINAL_STATUSES}, got {st['status']!r}")
+    if "env_steps" in st and (not isinstance(st["env_steps"], int) or isinstance(st["env_steps"], bool)
+                              or st["env_steps"] < 0):
+        problems.append(f"{rundir.STATUS}: 'env_steps' must be a non-negative integer, got {st['env_steps']!r}")
     if st.get("status") == "diverged" and not st.get("reason"):
         problems.append(f"{rundir.STATUS}: a diverged run must give a 'reason'")
+    if cfg is not None:
+        for k in ("algorithm", "task", "seed"):
+            if k in st and k in cfg and st[k] != cfg[k]:
+                problems.append(f"{rundir.STATUS}: '{k}' is {st[k]!r} but {rundir.CONFIG} says {cfg[k]!r}")
     return st
 
 
-def _check_evals(d: Path, problems: list[str], status: dict | None) -> int:
-    if _missing(d, rundir.EVALS, problems):
-        return 0
-    with open(d / rundir.EVALS, newline="") as f:
+def _read_csv(d: Path, name: str, columns, problems: list[str]) -> list[dict] | None:
+    if _missing(d, name, problems):
+        return None
+    with open(d / name, newline="") as f:
         reader = csv.DictReader(f)
         cols = reader.fieldnames or []
         rows = list(reader)
-    absent = [c for c in rundir.EVAL_COLUMNS if c not in cols]
+    absent = [c for c in columns if c not in cols]
     if absent:
-        problems.append(f"{rundir.EVALS}: missing columns {absent}")
-        return 0
+        problems.append(f"{name}: missing columns {absent}")
+        return None
+    return rows
+
+
+def _final(status: dict | None) -> tuple[str | None, int | None]:
+    if not status:
+        return None, None
+    steps = status.get("env_steps")
+    return status.get("status"), steps if isinstance(steps, int) and not isinstance(steps, bool) else None
+
+
+def _check_evals(d: Path, problems: list[str], status: dict | None) -> list[int] | None:
+    """Returns the env_step column (None if unusable)."""
+    rows = _read_csv(d, rundir.EVALS, rundir.EVAL_COLUMNS, problems)
+    if rows is None:
+        return None
     if not rows:
         problems.append(f"{rundir.EVALS}: no evaluation rows")
-        return 0
-    prev = -1
+        return None
+    steps: list[int] = []
     for i, r in enumerate(rows, start=2):
         try:
             step, ret, n = int(r["env_step"]), float(r["return_mean"]), int(r["episodes"])
-            float(r["return_std"]), int(r["stage"])
-        except ValueError:
+            float(r["return_std"]), int(r["stage"]), float(r["wall_time"])
+        except (TypeError, ValueError):
             problems.append(f"{rundir.EVALS}: line {i} is not numeric: {r}")
-            continue
-        if step < prev:
-            problems.append(f"{rundir.EVALS}: line {i}: env_step {step} goes backwards (previous {prev})")
+            return None
+        if steps and step < steps[-1]:
+            problems.append(f"{rundir.EVALS}: line {i}: env_step {step} goes backwards (previous {steps[-1]})")
         if not math.isfinite(ret):
             problems.append(f"{rundir.EVALS}: line {i}: return_mean is not finite")
         if n <= 0:
             problems.append(f"{rundir.EVALS}: line {i}: episodes must be positive")
+        steps.append(step)
+    if steps[0] != 0:
+        problems.append(f"{rundir.EVALS}: the first evaluation must be before any update (env_step 0), "
+                        f"got env_step {steps[0]}")
+    state, total = _final(status)
+    if total is not None and steps[-1] > total:
+        problems.append(f"{rundir.EVALS}: last env_step {steps[-1]} is beyond status env_steps {total}")
+    elif state == "completed" and total is not None and steps[-1] != total:
+        problems.append(f"{rundir.EVALS}: a completed run must end with an evaluation at its final env step "
+                        f"{total}, last env_step is {steps[-1]}")
+    return steps
+
+
+def _check_metrics(d: Path, problems: list[str], status: dict | None) -> None:
+    rows = _read_csv(d, rundir.METRICS, METRICS_COLUMNS, problems)
+    if rows is None:
+        return
+    state, total = _final(status)
+    if not rows and state == "completed":
+        problems.append(f"{rundir.METRICS}: no rows (one per training iteration) in a completed run")
+    prev = -1
+    for i, r in enumerate(rows, start=2):
+        try:
+            step = int(r["env_step"])
+        except (TypeError, ValueError):
+            problems.append(f"{rundir.METRICS}: line {i}: env_step is not an integer: {r['env_step']!r}")
+            return
+        if step < prev:
+            problems.append(f"{rundir.METRICS}: line {i}: env_step {step} goes backwards (previous {prev})")
         prev = step
-    if status and isinstance(status.get("env_steps"), int) and prev > status["env_steps"]:
-        problems.append(f"{rundir.EVALS}: last env_step {prev} is beyond status env_steps {status['env_steps']}")
-    return len(rows)
+    if total is not None and prev > total:
+        problems.append(f"{rundir.METRICS}: last env_step {prev} is beyond status env_steps {total}")
 
 
-def _check_probes(d: Path, problems: list[str], n_evals: int) -> None:
+def _check_probes(d: Path, problems: list[str], eval_steps: list[int] | None) -> None:
     if _missing(d, rundir.PROBES, problems):
         return
     try:
         z = np.load(d / rundir.PROBES)
+        arrays = {k: z[k] for k in z.files}
     except Exception as e:  # noqa: BLE001 - any unreadable file is a problem to report
         problems.append(f"{rundir.PROBES}: unreadable ({e})")
         return
-    for key in ("states", "env_step", "actions"):
-        if key not in z.files:
-            problems.append(f"{rundir.PROBES}: missing array {key!r}")
-    if problems and any(p.startswith(rundir.PROBES) for p in problems):
+    absent = [k for k in PROBE_ARRAYS if k not in arrays]
+    if absent:
+        problems.append(f"{rundir.PROBES}: missing arrays {absent}")
         return
-    states, steps, acts = z["states"], z["env_step"], z["actions"]
+    states, steps, acts = arrays["states"], arrays["env_step"], arrays["actions"]
     if states.ndim != 2:
         problems.append(f"{rundir.PROBES}: 'states' must be (P, obs_dim), got shape {states.shape}")
-    if acts.ndim != 4 or acts.shape[0] != steps.shape[0] or (states.ndim == 2 and acts.shape[1] != states.shape[0]):
+        return
+    if steps.ndim != 1:
+        problems.append(f"{rundir.PROBES}: 'env_step' must be (E,), got shape {steps.shape}")
+        return
+    if acts.ndim != 4 or acts.shape[0] != steps.shape[0] or acts.shape[1] != states.shape[0]:
         problems.append(f"{rundir.PROBES}: 'actions' must be (E, P, K, act_dim) with E = len(env_step) and "
                         f"P = len(states); got {acts.shape}, {steps.shape}, {states.shape}")
+        return
+    if acts.size and not np.isfinite(acts).all():
+        problems.append(f"{rundir.PROBES}: 'actions' must be finite")
     elif acts.size and (np.abs(acts) > 1.0 + 1e-6).any():
         problems.append(f"{rundir.PROBES}: 'actions' must be env actions in [-1, 1]")
-    if n_evals and steps.shape[0] != n_evals:
-        problems.append(f"{rundir.PROBES}: {steps.shape[0]} probe snapshots but {n_evals} evaluations")
-
-
-def _check_yaml_json(d: Path, problems: list[str]) -> None:
-    if not _missing(d, rundir.CONFIG, problems):
-        try:
-            cfg = yaml.safe_load((d / rundir.CONFIG).read_text()) or {}
-            absent = [k for k in CONFIG_KEYS if k not in cfg]
-            if absent:
-                problems.append(f"{rundir.CONFIG}: missing keys {absent}")
-        except yaml.YAMLError as e:
-            problems.append(f"{rundir.CONFIG}: not valid YAML ({e})")
-    if not _missing(d, rundir.PROVENANCE, problems):
-        try:
-            prov = json.loads((d / rundir.PROVENANCE).read_text())
-            absent = [k for k in PROVENANCE_KEYS if k not in prov]
-            if absent:
-                problems.append(f"{rundir.PROVENANCE}: missing keys {absent}")
-        except json.JSONDecodeError as e:
-            problems.append(f"{rundir.PROVENANCE}: not valid JSON ({e})")
+    if eval_steps is not None:
+        if steps.shape[0] != len(eval_steps):
+            problems.append(f"{rundir.PROBES}: {steps.shape[0]} probe snapshots but {len(eval_steps)} evaluations")
+        elif [int(s) for s in steps] != eval_steps:
+            problems.append(f"{rundir.PROBES}: 'env_step' {steps.tolist()} does not match {rundir.EVALS} "
+                            f"env_step {eval_steps} (one snapshot per evaluation)")
 
 
 def check_run(run_dir: Path) -> list[str]:
     d = Path(run_dir)
     if not d.is_dir():
-        return [f"not a directory"]
+        return ["not a directory"]
     problems: list[str] = []
-    _check_yaml_json(d, problems)
-    status = _check_status(d, problems)
-    n = _check_evals(d, problems, status)
-    _missing(d, rundir.METRICS, problems)
-    _check_probes(d, problems, n)
+    cfg = _check_config(d, problems)
+    _check_provenance(d, problems)
+    status = _check_status(d, problems, cfg)
+    eval_steps = _check_evals(d, problems, status)
+    _check_metrics(d, problems, status)
+    _check_probes(d, problems, eval_steps)
     _missing(d, rundir.CHECKPOINT, problems)
     return problems
