@@ -127,7 +127,7 @@ def test_smoke_run_one_axis_and_artifacts(tmp_path, algo):
         assert steps[0] == off and steps[-1] == off + cfg.stage_iterations()[k] * cfg.steps_per_iteration
     assert (out / "stages/stage0/decoder.pt").exists() and (out / "stages/stage1/decoder.pt").exists()
     assert (out / "stages/stage0/dataset_summary.json").exists()
-    assert (out / "stages/stage0/decoder_fit.csv").exists()
+    assert (out / "stages/stage0/decoder_fit.csv").exists() and (out / "stages/stage0/encoder_best.pt").exists()
     probes = np.load(out / "probes.npz")
     assert probes["actions"].shape[0] == len(rows) and np.abs(probes["actions"]).max() <= 1
     assert cli("check-run", out).stdout.strip().endswith(": ok")
