@@ -67,6 +67,13 @@ def _legend(fig, algos: Sequence[str], styles: Mapping[str, Mapping], ncol: int 
                bbox_to_anchor=(0.5, -0.02 - 0.05 * math.ceil(len(algos) / (ncol or 5))))
 
 
+def _axes_legend(ax, algos: Sequence[str], styles: Mapping[str, Mapping]) -> None:
+    """Legend below a single-axes figure, never on top of the data."""
+    handles = [matplotlib.lines.Line2D([], [], color=styles[a]["color"], lw=3, label=styles[a]["label"]) for a in algos]
+    ncol = min(len(algos), 3)
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=ncol)
+
+
 # ------------------------------------------------------------------------- learning curves
 def learning_curves(tidy: pd.DataFrame, styles: Mapping[str, Mapping], stem, tasks: Sequence[str] | None = None):
     """Per-task return vs env steps: mean over seeds, shaded band = +-1 std over seeds."""
@@ -108,6 +115,10 @@ def learning_curves(tidy: pd.DataFrame, styles: Mapping[str, Mapping], stem, tas
         ax.set_ylim(bottom=min(0, ax.get_ylim()[0]))
     for ax in list(axes.flat)[len(tasks):]:
         ax.axis("off")
+    n_seeds = tidy.groupby(["algorithm", "task"])["seed"].nunique()
+    seeds_txt = (f"{n_seeds.min()} seeds" if n_seeds.min() == n_seeds.max()
+                 else f"{n_seeds.min()}-{n_seeds.max()} seeds")
+    fig.suptitle(f"line = mean, band = ±1 std over seeds ({seeds_txt})", fontsize=11, y=1.0)
     fig.tight_layout()
     _legend(fig, algos, styles)
     return save(fig, stem)
@@ -133,9 +144,15 @@ def aggregate_intervals(agg: pd.DataFrame, styles: Mapping[str, Mapping], stem):
             ax.vlines(r["estimate"], i - 0.3, i + 0.3, color="k", lw=2)
         ax.set_yticks(range(len(algos)))
         ax.set_yticklabels([styles[a]["label"] for a in algos] if ax is axes[0, 0] else [])
-        ax.set_title(met)
+        ax.set_title(met + (" (lower = better)" if met == "Optimality Gap" else ""), fontsize=12)
         ax.set_xlabel("normalised score")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(4))
         ax.invert_yaxis()
+    info = agg.iloc[0]
+    runs = agg.groupby("algorithm")["n_runs"].first()
+    runs_txt = f"{runs.min()}" if runs.min() == runs.max() else f"{runs.min()}-{runs.max()}"
+    fig.suptitle(f"95% stratified-bootstrap CIs ({int(info['reps']):,} reps) over {runs_txt} runs x "
+                 f"{int(info['n_tasks'])} tasks; black tick = point estimate", fontsize=11, y=1.0)
     fig.tight_layout()
     return save(fig, stem)
 
@@ -175,7 +192,8 @@ def performance_profiles(prof: pd.DataFrame, styles: Mapping[str, Mapping], stem
     ax.set_xlabel(r"normalised score $\tau$ (return / 1000)")
     ax.set_ylabel(r"fraction of runs with score $> \tau$")
     ax.set_ylim(0, 1.02)
-    ax.legend(loc="upper right")
+    ax.set_xlim(0, 1)
+    _axes_legend(ax, algos, styles)
     fig.tight_layout()
     return save(fig, stem)
 
@@ -192,33 +210,43 @@ def sample_efficiency(se: pd.DataFrame, styles: Mapping[str, Mapping], stem):
         ax.plot(r["env_step"], r["iqm"], color=c, lw=2, label=styles[a]["label"])
         ax.fill_between(r["env_step"], r["lower"], r["upper"], color=c, alpha=0.2, lw=0)
     ax.set_xlabel(_steps_fmt(ax, float(se["env_step"].max())))
-    ax.set_ylabel("IQM normalised score")
-    ax.legend(loc="best")
+    ax.set_ylabel("IQM of normalised return")
+    _axes_legend(ax, algos, styles)
     fig.tight_layout()
     return save(fig, stem)
 
 
 # ---------------------------------------------------------------------- action distribution
+def _steps_short(step: int) -> str:
+    if step >= 1_000_000:
+        return f"{step / 1e6:.3g}M"
+    if step >= 1_000:
+        return f"{step / 1e3:.3g}k"
+    return str(step)
+
+
 def action_distribution(probes: Mapping[str, dict], styles: Mapping[str, Mapping], stem, *, task: str,
                         action_dim: int, probe_state: int, n_snapshots: int, seed_of: Mapping[str, int]):
     """Histograms of the K probe actions (one probe state, one action dim) through training.
 
-    Rows: algorithms; columns: evaluations spread over training. Each panel is annotated with
-    Sarle's bimodality coefficient (BC) and the mixture separation (Ashman's D).
+    Rows: algorithms (label on the left, in the algorithm's colour); columns: evaluations
+    spread over training. Each panel's title gives its env step, Sarle's bimodality
+    coefficient (BC) and the mixture separation (Ashman's D).
     """
     setup()
     algos = [a for a in order(probes, styles) if probes[a] is not None]
     if not algos:
         return _empty(stem, f"no probes.npz for task {task}")
     ncol = max(len(act.snapshot_indices(len(probes[a]["env_step"]), n_snapshots)) for a in algos)
-    fig, axes = plt.subplots(len(algos), ncol, figsize=(3.1 * ncol, 2.3 * len(algos) + 0.6),
+    fig, axes = plt.subplots(len(algos), ncol, figsize=(3.3 * ncol + 0.6, 2.1 * len(algos) + 0.8),
                              squeeze=False, sharex=True)
-    bins = np.linspace(-1, 1, 41)
     for i, a in enumerate(algos):
         pr = probes[a]
         acts = np.asarray(pr["actions"], dtype=float)
         snaps = act.snapshot_indices(acts.shape[0], n_snapshots)
         ps = min(probe_state, acts.shape[1] - 1)
+        k = acts.shape[2]
+        bins = np.linspace(-1, 1, int(np.clip(k // 4, 10, 40)) + 1)  # ~4 samples per bin or more
         for j in range(ncol):
             ax = axes[i, j]
             if j >= len(snaps) or action_dim >= acts.shape[-1]:
@@ -226,16 +254,25 @@ def action_distribution(probes: Mapping[str, dict], styles: Mapping[str, Mapping
                 continue
             e = snaps[j]
             x = acts[e, ps, :, action_dim]
-            ax.hist(np.clip(x, -1, 1), bins=bins, color=styles[a]["color"], alpha=0.85, density=True)
+            ax.hist(np.clip(x, -1, 1), bins=bins, color=styles[a]["color"], alpha=0.9, density=True)
             bc = float(act.bimodality_coefficient(x))
             d, _, _, _ = act.gmm2(x)
-            ax.text(0.03, 0.95, f"BC={bc:.2f}\nD={d:.1f}", transform=ax.transAxes, va="top", fontsize=10)
             step = int(pr["env_step"][e])
-            ax.set_title(f"{styles[a]['label']} @ {step:,}", fontsize=11)
+            ax.set_title(f"eval {e + 1}/{acts.shape[0]}: {_steps_short(step)} steps, BC {bc:.2f}, D {d:.1f}",
+                         fontsize=10,
+                         fontweight="normal")
             ax.set_yticks([])
+            ax.set_xlim(-1.05, 1.05)
+            if j == 0:
+                ax.set_ylabel(styles[a]["label"], color=styles[a]["color"], fontweight="bold", fontsize=12)
             if i == len(algos) - 1:
                 ax.set_xlabel(f"action[{action_dim}]")
-    seeds = ", ".join(f"{styles[a]['label']}={seed_of[a]}" for a in algos)
-    fig.suptitle(f"{task}: probe state {probe_state}, action dim {action_dim} (seed {seeds})", fontsize=11)
+    seeds = sorted({seed_of[a] for a in algos})
+    seed_txt = f"seed {seeds[0]}" if len(seeds) == 1 else "seeds " + ", ".join(
+        f"{styles[a]['label']}={seed_of[a]}" for a in algos)
+    n_samples = sorted({int(np.asarray(probes[a]["actions"]).shape[2]) for a in algos})
+    fig.suptitle(f"{task}: probe state {probe_state}, action dim {action_dim}, {seed_txt}, "
+                 f"{'/'.join(map(str, n_samples))} samples per panel  "
+                 f"(BC > 0.555 or D > 2 suggests two peaks)", fontsize=11)
     fig.tight_layout()
     return save(fig, stem)

@@ -42,19 +42,23 @@ def comparison(finals: pd.DataFrame, paper: pd.DataFrame | None = None) -> pd.Da
     rep["repro_n_seeds"] = rep["repro_n_seeds"].fillna(0).astype(int)
     out = rep.merge(paper[["algorithm", "task", "return", "band", "band_approx", "note"]]
                     .rename(columns={"return": "paper_return", "band": "paper_band", "note": "paper_note"}),
-                    on=["algorithm", "task"], how="outer")
+                    on=["algorithm", "task"], how="left")  # only what this experiment ran
     out["paper_budget_env_steps"] = np.where(out["paper_return"].notna(), PAPER_BUDGET, np.nan)
     out["expected_runs"] = out["expected_runs"].fillna(0).astype(int)
     out["repro_n_seeds"] = out["repro_n_seeds"].fillna(0).astype(int)
-    return out.sort_values(["task", "algorithm"]).reset_index(drop=True)
+    algo_rank = {a: i for i, a in enumerate(dict.fromkeys(finals["algorithm"]))}  # experiment order
+    task_rank = {t: i for i, t in enumerate(dict.fromkeys(finals["task"]))}
+    out = out.assign(_t=out["task"].map(task_rank), _a=out["algorithm"].map(algo_rank))
+    return out.sort_values(["_t", "_a"]).drop(columns=["_t", "_a"]).reset_index(drop=True)
 
 
 def _pm(m, s, approx=False) -> str:
     if m is None or not np.isfinite(m):
         return "-"
+    f = ".1f" if abs(m) < 10 else ".0f"  # tiny smoke-budget returns stay readable
     if s is None or not np.isfinite(s):
-        return f"{m:.0f}"
-    return f"{m:.0f} ± {'~' if approx else ''}{s:.0f}"
+        return f"{m:{f}}"
+    return f"{m:{f}} ± {'~' if approx else ''}{s:{f}}"
 
 
 def markdown(table: pd.DataFrame, styles=None) -> str:

@@ -1,10 +1,18 @@
 # Aggregation, rliable statistics, figures and the paper table. Each rule gets only the
 # config slice it uses as params (a colour change never retrains; a new seed re-aggregates).
+# The analysis/ modules a rule imports are declared as inputs (`src`), so editing a figure
+# function redraws that figure (Snakemake does not track imported code, issue #2192);
+# analysis is cheap, training is not: training never depends on analysis/.
+
+
+def _src(*names):
+    return [str(REPO / "analysis" / n) for n in names]
 
 
 rule aggregate:
     input:
-        all_status(),
+        runs=all_status(),
+        src=_src("collect.py"),
     output:
         tidy_parquet=f"{TABLES}/evals_tidy.parquet",
         tidy_csv=report(f"{TABLES}/evals_tidy.csv", caption="../report/tidy.rst",
@@ -27,6 +35,7 @@ rule statistics:
     input:
         tidy=rules.aggregate.output.tidy_parquet,
         finals=rules.aggregate.output.finals,
+        src=_src("stats.py"),
     output:
         aggregate=report(f"{TABLES}/aggregate_metrics.csv", caption="../report/tables_stats.rst",
                          category="Tables", subcategory="Statistics", labels={"table": "aggregate metrics"}),
@@ -56,6 +65,7 @@ def _figure(name, subcategory, label):
 rule figure_learning_curves:
     input:
         tidy=rules.aggregate.output.tidy_parquet,
+        src=_src("figures.py", "style.py"),
     output:
         png=_figure("learning_curves", "Learning curves", "per-task learning curves"),
         pdf=f"{FIGURES}/learning_curves.pdf",
@@ -69,6 +79,7 @@ rule figure_learning_curves:
 rule figure_aggregate_metrics:
     input:
         table=rules.statistics.output.aggregate,
+        src=_src("figures.py", "style.py"),
     output:
         png=_figure("aggregate_metrics", "Aggregate metrics", "IQM / median / mean / optimality gap"),
         pdf=f"{FIGURES}/aggregate_metrics.pdf",
@@ -81,6 +92,7 @@ rule figure_aggregate_metrics:
 rule figure_probability_of_improvement:
     input:
         table=rules.statistics.output.poi,
+        src=_src("figures.py", "style.py"),
     output:
         png=_figure("probability_of_improvement", "Aggregate metrics", "probability of improvement"),
         pdf=f"{FIGURES}/probability_of_improvement.pdf",
@@ -93,6 +105,7 @@ rule figure_probability_of_improvement:
 rule figure_performance_profiles:
     input:
         table=rules.statistics.output.profiles,
+        src=_src("figures.py", "style.py"),
     output:
         png=_figure("performance_profiles", "Aggregate metrics", "performance profiles"),
         pdf=f"{FIGURES}/performance_profiles.pdf",
@@ -105,6 +118,7 @@ rule figure_performance_profiles:
 rule figure_sample_efficiency:
     input:
         table=rules.statistics.output.curves,
+        src=_src("figures.py", "style.py"),
     output:
         png=_figure("sample_efficiency", "Learning curves", "sample efficiency (IQM)"),
         pdf=f"{FIGURES}/sample_efficiency.pdf",
@@ -116,7 +130,8 @@ rule figure_sample_efficiency:
 
 rule figure_action_distribution:
     input:
-        [run_status(a, ACTION_TASK, ACTION_SEED) for a in ALGOS],
+        runs=[run_status(a, ACTION_TASK, ACTION_SEED) for a in ALGOS],
+        src=_src("figures.py", "style.py", "actions.py", "collect.py"),
     output:
         png=_figure("action_distribution", "Action distributions", "probe actions through training"),
         pdf=f"{FIGURES}/action_distribution.pdf",
@@ -138,6 +153,7 @@ rule figure_action_distribution:
 rule paper_table:
     input:
         finals=rules.aggregate.output.finals,
+        src=_src("paper.py", "data/paper_results.csv"),
     output:
         csv=f"{TABLES}/paper_comparison.csv",
         md=report(f"{TABLES}/paper_comparison.md", caption="../report/paper_comparison.rst",

@@ -8,7 +8,63 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 # 1. the schema: names the offending key, fills defaults (additionalProperties: false everywhere)
-validate(config, "../schemas/config.schema.yaml")
+def _coerce_cli_strings(value, schema):
+    """`--config seeds=[0,1,2]` arrives as ['0', '1', '2'] (Snakemake parses nested --config
+    values with YAML's BaseLoader: every scalar a string). Turn such strings back into the
+    integers / numbers / booleans the schema asks for, in place; anything else is left for
+    the schema to reject."""
+    import re
+
+    if not isinstance(schema, dict):
+        return value
+    types = schema.get("type", [])
+    types = [types] if isinstance(types, str) else list(types)
+    if isinstance(value, str):
+        if "integer" in types and re.fullmatch(r"-?\d+", value):
+            return int(value)
+        if "number" in types and re.fullmatch(r"-?(\d+\.?\d*|\.\d+)([eE]-?\d+)?", value):
+            return float(value)
+        if "boolean" in types and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        if "null" in types and value in ("null", "~"):
+            return None
+        return value
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        for k in list(value):
+            sub = props.get(k, extra if isinstance(extra, dict) else None)
+            if sub is not None:
+                value[k] = _coerce_cli_strings(value[k], sub)
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for i, v in enumerate(value):
+            value[i] = _coerce_cli_strings(v, schema["items"])
+    return value
+
+
+def _validate_config(cfg, schema_rel):
+    """snakemake.utils.validate, preceded by our own pass whose first line names the key.
+
+    Snakemake's message starts with the bare jsonschema message ("'x' is not of type
+    'array'") and names the path only further down; a user should read the culprit first.
+    """
+    import jsonschema
+    import yaml
+
+    schema = yaml.safe_load((Path(workflow.current_basedir) / schema_rel).read_text())
+    _coerce_cli_strings(cfg, schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    if errors:
+        lines = []
+        for e in errors:
+            where = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in e.absolute_path).replace(".[", "[")
+            lines.append(f"  {where or '(top level)'}: {e.message}")
+        raise WorkflowError(f"config: {len(errors)} invalid setting(s), nothing was run:\n" + "\n".join(lines))
+    validate(cfg, schema_rel)  # fills the schema's defaults
+
+
+_validate_config(config, "../schemas/config.schema.yaml")
 
 REPO = Path(workflow.current_basedir).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -143,6 +199,27 @@ def train_args(wildcards):
     if origin_module:
         args += ["--import", origin_module]
     return args
+
+
+def train_gpus(wildcards):
+    """GPU resource of one run: 1 if its resolved `device` (preset + --set) is cuda, else 0.
+
+    `device: auto` (the paper presets) counts as CPU here; a GPU cluster says
+    `set-resources: {train: {gpu: 1}}` in its profile (or sets device: cuda in the preset).
+    """
+    ov = config["algorithm_overrides"].get(wildcards.algo, {})
+    device = ov.get("set", {}).get("device")
+    if device is None:
+        try:
+            from gorl.config import resolve_preset, task_overrides
+
+            algo = REGISTRY.get(wildcards.algo)
+            values = resolve_preset(algo.presets_file, ov.get("preset", config["preset"]))
+            values.update(task_overrides(algo.presets_file, wildcards.task))
+            device = values.get("device")
+        except Exception:
+            device = None
+    return 1 if str(device or "").startswith("cuda") else 0
 
 
 FIGURE_NAMES = ["learning_curves", "aggregate_metrics", "probability_of_improvement",

@@ -2,6 +2,15 @@
 # Only status.json (written last by the CLI) is an output; checkpoint.pt, evals.csv,
 # probes.npz ... live beside it (outputs of killed jobs are deleted by Snakemake, the
 # checkpoint must survive so that the rerun resumes).
+#
+# Rerun triggers: `params.args` holds exactly this run's experiment (steps, preset, --set,
+# --import), so editing one algorithm's override retrains that algorithm only. The job is a
+# `shell:` command on purpose: a `script:` rule is rerun whenever its script's mtime changes
+# (Snakemake's code trigger), which would retrain every run after a cosmetic edit of the
+# wrapper. Library edits (gorl/, baselines/) never retrain either (snakemake issue #2192);
+# force it with `--forcerun train` or by deleting a run's status.json.
+TRAIN_PY = str(Path(workflow.current_basedir).parent / "scripts" / "train.py")
+PYTHON = sys.executable
 
 
 rule train:
@@ -15,8 +24,9 @@ rule train:
         algo=r"[A-Za-z0-9_.-]+",
         task=r"[^/]+",
         seed=r"\d+",
-    threads: 1
+    threads: 1  # torch/BLAS threads of the run; change with --set-threads train=N
     resources:
-        gpu=0,
-    script:
-        "../scripts/train.py"
+        gpu=train_gpus,  # 1 when the run's resolved `device` is cuda; override with --set-resources
+    shell:
+        "{PYTHON:q} {TRAIN_PY:q} --status {output.status:q} --log {log:q} --threads {threads}"
+        " -- {wildcards.algo:q} {wildcards.task:q} --seed {wildcards.seed} {params.args:q}"

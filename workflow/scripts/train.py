@@ -1,5 +1,9 @@
 """Training job: run `gorl-bench train` for one (algorithm, task, seed).
 
+Called by the `train` rule (workflow/rules/train.smk) as
+
+    python train.py --status RUN/status.json --log LOG --threads N -- ALGO TASK --seed S [CLI args]
+
 * exit 0 + status.json completed/diverged (the CLI's contract): done.
 * the CLI crashed (any other exit code, or no status.json): write status.json with
   status "failed", the exit code and the log tail, and succeed, so that one broken run never
@@ -10,6 +14,7 @@
 * if the run directory was started with different arguments (config changed), it is moved
   aside to seedN.stale-<time> so that the new run does not resume an incompatible checkpoint.
 """
+import argparse
 import json
 import shutil
 import subprocess
@@ -17,13 +22,21 @@ import sys
 import time
 from pathlib import Path
 
-sm = snakemake  # noqa: F821  (injected by Snakemake)
-status = Path(sm.output.status)
+ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+ap.add_argument("--status", type=Path, required=True, help="the run's status.json (the rule's output)")
+ap.add_argument("--log", type=Path, required=True)
+ap.add_argument("--threads", type=int, default=1, help="the job's threads: (passed to --threads)")
+ap.add_argument("cli", nargs=argparse.REMAINDER, help="-- ALGO TASK --seed S [gorl-bench train args]")
+a = ap.parse_args()
+cli_args = a.cli[1:] if a.cli[:1] == ["--"] else a.cli
+if len(cli_args) < 2:
+    ap.error("expected ALGO TASK after --")
+
+status = a.status
 run_dir = status.parent
-log = Path(sm.log[0])
+log = a.log
 log.parent.mkdir(parents=True, exist_ok=True)
-w = sm.wildcards
-cli = ["train", w.algo, w.task, "--seed", str(w.seed), *sm.params.args]
+cli = ["train", *cli_args]
 request = {"cli": cli}
 req_file = run_dir / ".pipeline_request.json"
 
@@ -40,11 +53,15 @@ if status.exists():  # Snakemake decided to rerun: the CLI refuses a completed d
     status.unlink()
 req_file.write_text(json.dumps(request) + "\n")
 
+# --threads = the job's `threads:` (Snakemake also exports OMP_NUM_THREADS etc. = threads);
+# it is not part of `request`: changing it must not move an interrupted run aside.
+threads = max(1, a.threads)
 cmd = [sys.executable, "-c",
        "import sys; from gorl.cli import main; sys.argv[0] = 'gorl-bench'; sys.exit(main())",
-       *cli, "--out", str(run_dir), "--quiet"]
+       *cli, "--out", str(run_dir), "--threads", str(threads), "--quiet"]
 with open(log, "a") as f:
-    f.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} gorl-bench {' '.join(cli)} --out {run_dir} --quiet\n")
+    f.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} gorl-bench {' '.join(cli)} --out {run_dir} "
+            f"--threads {threads} --quiet\n")
     f.flush()
     rc = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT)
     f.write(f"# exit code {rc}\n")
