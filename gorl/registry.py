@@ -61,13 +61,34 @@ def _load() -> None:
     if _loaded:
         return
     _loaded = True
-    importlib.import_module("gorl.builtin_algorithms")
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        obj = ep.load()
-        algo = obj if isinstance(obj, Algorithm) else obj()
-        if not isinstance(algo, Algorithm):
-            raise TypeError(f"entry point {ep.name!r} in {ENTRY_POINT_GROUP} did not give an Algorithm")
-        register(algo)
+    try:
+        importlib.import_module("gorl.builtin_algorithms")
+        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            where = f"entry point {ep.name} = {ep.value} (group {ENTRY_POINT_GROUP}" + \
+                (f", package {ep.dist.name})" if getattr(ep, "dist", None) is not None else ")")
+            try:
+                obj = ep.load()
+            except Exception as e:
+                raise RuntimeError(f"{where} failed to load: {e!r}") from e
+            if not isinstance(obj, Algorithm) and not callable(obj):
+                raise TypeError(f"{where} is a {type(obj).__name__}: name a gorl.registry.Algorithm or a "
+                                f"zero-argument callable returning one")
+            try:
+                algo = obj if isinstance(obj, Algorithm) else obj()
+            except Exception as e:
+                raise RuntimeError(f"{where} failed to load: {e!r}") from e
+            if not isinstance(algo, Algorithm):
+                raise TypeError(f"{where} gave {type(algo).__name__}, not a gorl.registry.Algorithm")
+            if algo.name != ep.name:
+                raise ValueError(f"{where} registers the name {algo.name!r}; the entry point must be named "
+                                 f"after the algorithm")
+            try:
+                register(algo)
+            except ValueError as e:
+                raise ValueError(f"{where}: {e}") from None
+    except BaseException:
+        _loaded = False  # a later call raises again instead of returning a partial registry
+        raise
 
 
 def algorithms() -> dict[str, Algorithm]:

@@ -95,6 +95,64 @@ def test_inherited_key_unknown_to_the_config_names_where_it_was_set(tmp_path):
     assert "(set in ppo.yaml:paper)" in str(e.value)
 
 
+# ------------------------------------------------------------- entry points that go wrong
+@pytest.fixture
+def fresh_registry(monkeypatch):
+    """Reload the registry (entry points included) in this process; restore it afterwards."""
+    saved = dict(registry._REGISTRY)
+    monkeypatch.setattr(registry, "_loaded", False)
+    yield
+    registry._REGISTRY.clear()
+    registry._REGISTRY.update(saved)
+    sys.modules.pop("broken_algo", None)
+
+
+def _dist_info(site: Path, line: str, module: str | None = None) -> None:
+    """A distribution on sys.path whose only content is one gorl_bench.algorithms entry point."""
+    info = site / "gorl_broken-0.0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: gorl-broken\nVersion: 0.0.1\n")
+    (info / "entry_points.txt").write_text(f"[gorl_bench.algorithms]\n{line}\n")
+    if module:
+        (site / "broken_algo.py").write_text(module)
+
+
+@pytest.mark.parametrize("line, module, words", [
+    ("broken = no_such_module:algorithm", None,
+     ["entry point broken = no_such_module:algorithm", "package gorl-broken", "failed to load",
+      "No module named 'no_such_module'"]),
+    ("broken = broken_algo:algorithm", "algorithm = 3\n", ["broken_algo:algorithm", "is a int: name a"]),
+    ("broken = broken_algo:algorithm", "def algorithm():\n    return 3\n",
+     ["broken_algo:algorithm", "gave int, not a gorl.registry.Algorithm"]),
+    ("other = broken_algo:algorithm",
+     "from baselines.ppo import PPOConfig, PRESETS, train\nfrom gorl.registry import Algorithm\n"
+     "def algorithm():\n    return Algorithm('broken', PPOConfig, PRESETS, train)\n",
+     ["registers the name 'broken'", "must be named after the algorithm"]),
+    ("ppo = broken_algo:algorithm",
+     "from baselines.ppo import PPOConfig, PRESETS\nfrom gorl.registry import Algorithm\n"
+     "def algorithm():\n    return Algorithm('ppo', PPOConfig, PRESETS, lambda cfg, run: None)\n",
+     ["entry point ppo = broken_algo:algorithm", "'ppo' is already registered"]),
+])
+def test_bad_entry_point_is_named(tmp_path, monkeypatch, fresh_registry, line, module, words):
+    _dist_info(tmp_path / "site", line, module)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    for _ in range(2):  # and a second call raises again instead of returning a partial registry
+        with pytest.raises(Exception) as e:
+            registry.algorithms()
+        for w in words:
+            assert w in str(e.value)
+
+
+def test_good_entry_point_registers(tmp_path, monkeypatch, fresh_registry):
+    _dist_info(tmp_path / "site", "good_one = broken_algo:ALGO",
+               "from baselines.ppo import PPOConfig, PRESETS, train\nfrom gorl.registry import Algorithm\n"
+               "ALGO = Algorithm('good_one', PPOConfig, PRESETS, train, label='Good')\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    algos = registry.algorithms()
+    assert list(algos)[-1] == "good_one" and algos["good_one"].display == "Good"
+    assert "good_one" in registry.colors()
+
+
 # ------------------------------------------------------------------ the example package
 @pytest.fixture
 def example(monkeypatch):
