@@ -34,21 +34,27 @@ def score_matrices(finals: pd.DataFrame, column: str = "final_normalized",
     """(algorithm -> (num_runs, num_tasks) matrix, tasks, excluded) from the final-score table.
 
     rliable needs rectangular, NaN-free matrices. Tasks used: those on which every algorithm
-    has at least one usable run. For each algorithm the runs (seeds) used are the seeds with a
+    that has any usable run has at least one (an algorithm with none is excluded, it does not
+    empty the comparison). For each algorithm the runs (seeds) used are the seeds with a
     usable score on every one of those tasks; everything left out is returned in ``excluded``.
     """
     ok = finals[finals["included"] & np.isfinite(finals[column])]
     algos = list(dict.fromkeys(finals["algorithm"]))
     if tasks is None:
-        per_algo = [set(ok.loc[ok["algorithm"] == a, "task"]) for a in algos]
+        # an algorithm without a single usable run is excluded below; it must not empty the task set
+        per_algo = [ts for ts in (set(ok.loc[ok["algorithm"] == a, "task"]) for a in algos) if ts]
         common = set.intersection(*per_algo) if per_algo else set()
         tasks = [t for t in dict.fromkeys(finals["task"]) if t in common]
     tasks = list(tasks)
     scores, excluded = {}, []
     for a in algos:
         sub = ok[(ok["algorithm"] == a) & ok["task"].isin(tasks)]
+        if sub.empty or not tasks:
+            excluded.append(dict(algorithm=a, seed=-1, reason="no usable final score on the common tasks"))
+            continue
         wide = sub.pivot_table(index="seed", columns="task", values=column, aggfunc="first")
-        wide = wide.reindex(columns=tasks)
+        # every seed the algorithm has in the table, even one with no usable score at all
+        wide = wide.reindex(index=sorted(set(finals.loc[finals["algorithm"] == a, "seed"])), columns=tasks)
         full = wide.dropna()
         for seed in wide.index.difference(full.index):
             excluded.append(dict(algorithm=a, seed=int(seed), reason="seed lacks a usable score on some task"))
@@ -249,8 +255,8 @@ def curves_on_grid(tidy: pd.DataFrame, finals: pd.DataFrame, tasks: Sequence[str
                 x = ev["env_step"].to_numpy(float)
                 y = ev["normalized_return"].to_numpy(float)
                 right = y[-1]
-                if fin["status"] == "diverged":
-                    right = fin["final_normalized"] if diverged_policy == "zero" else y[-1]
+                if fin["status"] == "diverged" and diverged_policy == "zero":
+                    right = 0.0
                 mat[i, j] = np.interp(grid, x, y, left=y[0], right=right)
         out[a] = mat
     return out, grid
