@@ -82,10 +82,18 @@ def _draw(shapes: Sequence[tuple[int, ...]], c: int) -> list[np.ndarray]:
     """Indices of ``c`` replicates, in rliable's draw order (global RandomState)."""
     if len(shapes) == 1:
         return [np.random.randint(0, shapes[0][0], size=(c, *shapes[0]))]
+    sizes = [int(np.prod(s)) for s in shapes]
+    if len({s[0] for s in shapes}) == 1:
+        # Same number of runs in every array: rliable's per-replicate sequence of
+        # np.random.choice(n, shape) calls (= randint(0, n, shape), legacy MT19937, no state
+        # carried between calls) is one randint stream; draw it at once and split it.
+        flat = np.random.randint(0, shapes[0][0], size=(c, sum(sizes)))
+        cuts = np.cumsum(sizes)[:-1]
+        return [part.reshape(c, *s) for part, s in zip(np.split(flat, cuts, axis=1), shapes)]
     out = [np.empty((c, *s), dtype=np.int64) for s in shapes]
     for r in range(c):  # independent bootstrap: per replicate, one draw per array in turn
         for k, s in enumerate(shapes):
-            out[k][r] = np.random.choice(s[0], s, replace=True)
+            out[k][r] = np.random.randint(0, s[0], size=s)
     return out
 
 
@@ -126,9 +134,18 @@ def aggregate_point(scores: np.ndarray) -> np.ndarray:
                      rmetrics.aggregate_mean(scores), rmetrics.aggregate_optimality_gap(scores)])
 
 
+def iqm_along(x: np.ndarray, axis: int) -> np.ndarray:
+    """scipy.stats.trim_mean(x, 0.25, axis) (= rliable's IQM) by a full sort: the same kept
+    elements (sorted[k : n - k], k = int(0.25 n)), summed in sorted order, so it agrees with
+    rliable to a few ulps; ~10x faster than trim_mean's partition on (reps, runs, grid) blocks."""
+    n = x.shape[axis]
+    k = int(0.25 * n)
+    return np.take(np.sort(x, axis=axis), np.arange(k, n - k), axis=axis).mean(axis=axis)
+
+
 def aggregate_vec(s: np.ndarray) -> np.ndarray:
     task_means = s.mean(axis=1)
-    return np.stack([scipy.stats.trim_mean(_flat(s), 0.25, axis=1), np.median(task_means, axis=1),
+    return np.stack([iqm_along(_flat(s), 1), np.median(task_means, axis=1),
                      task_means.mean(axis=1), 1.0 - np.minimum(_flat(s), 1.0).mean(axis=1)], axis=1)
 
 
@@ -149,7 +166,7 @@ def profile_vec(taus: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
 def iqm_curve_vec(s: np.ndarray) -> np.ndarray:
     """(R, N, M, G) -> (R, G): IQM over runs x tasks at each grid point."""
     r, n, m, g = s.shape
-    return scipy.stats.trim_mean(s.reshape(r, n * m, g), 0.25, axis=1)
+    return iqm_along(s.reshape(r, n * m, g), 1)
 
 
 # ------------------------------------------------------------------------------ public API
