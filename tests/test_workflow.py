@@ -1,0 +1,197 @@
+"""End to end: the real Snakemake workflow on .test/config/e2e.yaml.
+
+One pipeline run (module-scoped fixture) trains every registered algorithm on two tasks
+with two seeds at a tiny budget into a temporary working directory (``--directory``), then
+the tests read what it made: the tidy table, the final scores, every figure, the report.
+A malformed config must be rejected, naming the key, before any job starts.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+E2E = ROOT / ".test" / "config" / "e2e.yaml"
+FIGURES = ["learning_curves", "aggregate_metrics", "probability_of_improvement",
+           "performance_profiles", "sample_efficiency", "action_distribution"]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _algorithms() -> list[str]:
+    from gorl import registry
+    return list(registry.algorithms())
+
+
+def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    env = dict(os.environ, MUJOCO_GL="disable")
+    return subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"),
+                           "--directory", str(workdir), *args],
+                          capture_output=True, text=True, timeout=timeout, env=env, cwd=workdir)
+
+
+def _config(workdir: Path, filename: str = "e2e.yaml", **changes) -> Path:
+    cfg = yaml.safe_load(E2E.read_text())
+    cfg["algorithms"] = _algorithms()
+    cfg.update(changes)
+    path = workdir / filename
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    """Run the e2e workflow once; yields (workdir, results dir, config dict, seconds)."""
+    work = tmp_path_factory.mktemp("e2e")
+    cfg_path = _config(work)
+    t0 = time.perf_counter()
+    out = snakemake(work, "--cores", "2", "--configfile", str(cfg_path))
+    seconds = time.perf_counter() - t0
+    if out.returncode != 0:
+        pytest.fail(f"e2e workflow failed (exit {out.returncode}):\n{out.stderr[-6000:]}")
+    cfg = yaml.safe_load(cfg_path.read_text())
+    print(f"\ne2e workflow: {seconds:.0f} s for {len(cfg['algorithms'])} algorithms")
+    return work, work / "results" / cfg["name"], cfg, seconds
+
+
+def test_tidy_table(pipeline):
+    _, res, cfg, _ = pipeline
+    tidy = pd.read_parquet(res / "tables" / "evals_tidy.parquet")
+    csv = pd.read_csv(res / "tables" / "evals_tidy.csv")
+    assert list(tidy.columns) == ["algorithm", "task", "seed", "env_step", "return", "return_std",
+                                  "normalized_return", "stage", "status", "wall_time"]
+    assert len(csv) == len(tidy)
+    np.testing.assert_allclose(csv["return"], tidy["return"])
+    # every (algorithm, task, seed) of the config is there, nothing else
+    keys = set(tidy[["algorithm", "task", "seed"]].itertuples(index=False, name=None))
+    assert keys == {(a, t, s) for a in cfg["algorithms"] for t in cfg["tasks"] for s in cfg["seeds"]}
+    per_run = tidy.groupby(["algorithm", "task", "seed"]).size()
+    assert (per_run >= 2).all(), per_run[per_run < 2]
+    assert len(tidy) == per_run.sum()
+    # value ranges
+    finite = tidy[np.isfinite(tidy["return"])]
+    assert len(finite) >= 0.9 * len(tidy)
+    assert finite["return"].between(0, 1000).all()
+    np.testing.assert_allclose(finite["normalized_return"], finite["return"] / 1000.0)
+    assert tidy["env_step"].between(0, cfg["steps"]).all()
+    assert set(tidy["status"]) <= {"completed", "diverged"}
+    # evaluations of each run in training order
+    for _, g in tidy.groupby(["algorithm", "task", "seed"]):
+        assert g["env_step"].is_monotonic_increasing
+
+
+def test_final_scores_and_status(pipeline):
+    _, res, cfg, _ = pipeline
+    finals = pd.read_csv(res / "tables" / "final_scores.csv")
+    n = len(cfg["algorithms"]) * len(cfg["tasks"]) * len(cfg["seeds"])
+    assert len(finals) == n
+    bad = finals[~finals["status"].isin(["completed", "diverged"])]
+    assert bad.empty, bad[["algorithm", "task", "seed", "status", "reason"]].to_string()
+    assert finals["included"].all()
+    problems = pd.read_csv(res / "tables" / "problem_runs.csv")
+    assert problems.empty
+    # final score = the last evaluation of the run (spec 1.4), straight from evals.csv
+    for r in finals.itertuples():
+        ev = pd.read_csv(res / "runs" / r.algorithm / r.task / f"seed{r.seed}" / "evals.csv")
+        ev = ev[np.isfinite(ev["return_mean"])]
+        assert r.final_return == pytest.approx(ev["return_mean"].iloc[-1])
+        assert r.final_normalized == pytest.approx(r.final_return / 1000.0)
+        status = json.loads((res / "runs" / r.algorithm / r.task / f"seed{r.seed}" / "status.json").read_text())
+        assert status["status"] == r.status
+
+
+def test_statistics_tables(pipeline):
+    _, res, cfg, _ = pipeline
+    agg = pd.read_csv(res / "tables" / "aggregate_metrics.csv")
+    assert set(agg["algorithm"]) == set(cfg["algorithms"])
+    assert set(agg["metric"]) == {"IQM", "Median", "Mean", "Optimality Gap"}
+    assert (agg["lower"] <= agg["estimate"] + 1e-12).all() and (agg["estimate"] <= agg["upper"] + 1e-12).all()
+    assert (agg["reps"] == cfg["analysis"]["bootstrap_reps"]).all()
+    poi = pd.read_csv(res / "tables" / "probability_of_improvement.csv")
+    from gorl import registry
+    fam = {a: registry.get(a).family for a in cfg["algorithms"]}
+    pairs = {(x, y) for x in cfg["algorithms"] for y in cfg["algorithms"] if fam[x] == "gorl" and fam[y] != "gorl"}
+    assert set(zip(poi["algorithm_x"], poi["algorithm_y"])) == pairs
+    assert poi["probability"].between(0, 1).all()
+    se = pd.read_csv(res / "tables" / "sample_efficiency.csv")
+    assert se.groupby("algorithm").size().eq(cfg["analysis"]["curve_points"]).all()
+    paper = pd.read_csv(res / "tables" / "paper_comparison.csv")
+    assert set(zip(paper["algorithm"], paper["task"])) == {(a, t) for a in cfg["algorithms"] for t in cfg["tasks"]}
+
+
+def test_figures_are_images(pipeline):
+    from PIL import Image
+
+    _, res, _, _ = pipeline
+    for name in FIGURES:
+        png = res / "figures" / f"{name}.png"
+        pdf = res / "figures" / f"{name}.pdf"
+        assert png.stat().st_size > 5_000, png
+        assert png.read_bytes()[:8] == PNG_MAGIC, png
+        with Image.open(png) as im:
+            im.verify()
+        with Image.open(png) as im:
+            w, h = im.size
+            assert w >= 400 and h >= 200, (png, im.size)
+            assert len(set(np.asarray(im.convert("L")).ravel()[::97])) > 5, f"{png} looks blank"
+        assert pdf.read_bytes()[:5] == b"%PDF-", pdf
+
+
+def test_training_jobs_pass_threads(pipeline):
+    _, res, cfg, _ = pipeline
+    a, t, s = cfg["algorithms"][0], cfg["tasks"][0], cfg["seeds"][0]
+    log = (res / "logs" / "train" / a / t / f"seed{s}.log").read_text()
+    assert "--threads 1" in log
+
+
+def test_report_builds(pipeline):
+    work, _, cfg, _ = pipeline
+    out = snakemake(work, "--configfile", str(work / "e2e.yaml"), "--report", "report.html")
+    assert out.returncode == 0, out.stderr[-4000:]
+    html = (work / "report.html").read_text(errors="replace")
+    assert len(html) > 50_000
+    for name in FIGURES:
+        assert f"{name}.png" in html
+
+
+def test_incremental(pipeline):
+    """Nothing to redo; one more seed trains only the new runs."""
+    work, _, cfg, _ = pipeline
+    out = snakemake(work, "-n", "--configfile", str(work / "e2e.yaml"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Nothing to be done" in out.stdout + out.stderr
+    cfg_path = _config(work, "e2e_more_seeds.yaml", seeds=[*cfg["seeds"], max(cfg["seeds"]) + 1])
+    out = snakemake(work, "-n", "--configfile", str(cfg_path))
+    assert out.returncode == 0, out.stderr[-3000:]
+    text = out.stdout + out.stderr
+    new = max(cfg["seeds"]) + 1
+    trains = [ln.split("output:", 1)[1].strip() for ln in text.splitlines()
+              if ln.strip().startswith("output:") and ln.strip().endswith("/status.json")]
+    assert len(trains) == len(cfg["algorithms"]) * len(cfg["tasks"])
+    assert all(f"/seed{new}/status.json" in p for p in trains), trains
+
+
+@pytest.mark.parametrize("change, culprit", [
+    ({"seeds": "x"}, "seeds"),
+    ({"seeds": [0, -1]}, "seeds[1]"),
+    ({"algorithms": ["ppo", "no_such_algo"]}, "algorithms[1]"),
+    ({"analysis": {"bootstrap_rep": 100}}, "bootstrap_rep"),
+    ({"stepz": 10}, "stepz"),
+])
+def test_malformed_config_rejected(tmp_path, change, culprit):
+    cfg_path = _config(tmp_path, **change)
+    out = snakemake(tmp_path, "--cores", "1", "--configfile", str(cfg_path), timeout=120)
+    assert out.returncode != 0
+    err = out.stderr
+    assert "config" in err and culprit in err, err[-3000:]
+    first = next(ln for ln in err.splitlines() if culprit in ln)
+    assert "Traceback" not in first
+    assert not (tmp_path / "results").exists(), "a job started despite the bad config"
