@@ -188,9 +188,10 @@ def cmd_check_run(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"train": cmd_train, "list": cmd_list, "check-run": cmd_check_run}[args.command]
+    from gorl.registry import RegistryError
     try:
         return handler(args)
-    except BadInput as e:
+    except (BadInput, RegistryError) as e:
         print(f"gorl-bench {args.command}: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
 

@@ -20,6 +20,10 @@ from typing import Any, Callable
 ENTRY_POINT_GROUP = "gorl_bench.algorithms"
 
 
+class RegistryError(RuntimeError):
+    """A plug-in's entry point is broken (the message names it, its package and the cause)."""
+
+
 @dataclass(frozen=True)
 class Algorithm:
     name: str
@@ -86,8 +90,10 @@ def _load() -> None:
                 register(algo)
             except ValueError as e:
                 raise ValueError(f"{where}: {e}") from None
-    except BaseException:
+    except BaseException as e:
         _loaded = False  # a later call raises again instead of returning a partial registry
+        if isinstance(e, Exception) and str(e).startswith("entry point "):
+            raise RegistryError(str(e)) from e
         raise
 
 

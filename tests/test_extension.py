@@ -143,6 +143,16 @@ def test_bad_entry_point_is_named(tmp_path, monkeypatch, fresh_registry, line, m
             assert w in str(e.value)
 
 
+def test_cli_names_a_broken_plugin_in_one_line(tmp_path):
+    from conftest import cli
+    _dist_info(tmp_path / "site", "broken = no_such_module:algorithm")
+    out = cli("list", check=False, env={"PYTHONPATH": os.pathsep.join([str(tmp_path / "site"),
+                                                                       os.environ.get("PYTHONPATH", "")])})
+    assert out.returncode == 2, out.stderr
+    assert "entry point broken = no_such_module:algorithm" in out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
 def test_good_entry_point_registers(tmp_path, monkeypatch, fresh_registry):
     _dist_info(tmp_path / "site", "good_one = broken_algo:ALGO",
                "from baselines.ppo import PPOConfig, PRESETS, train\nfrom gorl.registry import Algorithm\n"
