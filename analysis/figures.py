@@ -173,7 +173,9 @@ def probability_of_improvement(poi: pd.DataFrame, styles: Mapping[str, Mapping],
                         for r in poi.itertuples()])
     ax.set_xlim(0, 1)
     ax.invert_yaxis()
-    ax.set_xlabel("P(X > Y)")
+    ax.set_xlabel("P(X > Y)   (0.5 = no difference)")
+    ax.set_title(f"95% stratified-bootstrap CIs, {int(poi['reps'].iloc[0]):,} reps" if "reps" in poi else "",
+                 fontsize=11, fontweight="normal")
     fig.tight_layout()
     return save(fig, stem)
 
