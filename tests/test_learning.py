@@ -14,7 +14,7 @@ import pytest
 from conftest import cli
 
 TASK = "cartpole-balance"
-BUDGET = 3_000_000  # the small preset's own budget (encoder steps for GoRL)
+BUDGET = 600_000  # env steps (encoder steps for GoRL): PPO small reaches ~1000 by then
 
 
 def _curve(out):
