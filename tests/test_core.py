@@ -77,3 +77,17 @@ def test_eval_schedule_spans_the_run():
     assert eval_iterations(183, 31)[0] == 0 and eval_iterations(183, 31)[-1] == 183
     assert len(eval_iterations(183, 31)) == 31
     assert eval_iterations(5, 3) == [0, 2, 5] or eval_iterations(5, 3) == [0, 3, 5]
+
+
+def test_a_vanishing_ratio_is_not_divergence():
+    """Stored samples that became ~impossible under the new policy (ratio underflows to 0)
+    give a finite loss and finite diagnostics, so the trainer does not call it divergence."""
+    import torch
+
+    from gorl.core.gaussian_policy import GaussianPolicy
+    torch.manual_seed(0)
+    pol = GaussianPolicy(3, 2, [8], clip_eps=0.1, entropy_coef=0.01, entropy_tanh_correction=False)
+    obs = torch.randn(4, 5, 3)
+    stored = {"x": torch.full((4, 5, 2), 50.0), "logp": torch.zeros(4, 5)}  # log-ratio ~ -1000s
+    loss, info = pol.policy_loss(obs, stored, torch.randn(4, 5))
+    assert torch.isfinite(loss) and all(torch.isfinite(torch.as_tensor(v)) for v in info.values())

@@ -61,7 +61,8 @@ class GaussianPolicy(nn.Module):
     def policy_loss(self, obs_norm, stored, advantages):
         mean, scale = self.actor(obs_norm)
         logp = gaussian_log_prob(stored["x"], mean, scale)
-        ratio = torch.exp(logp - stored["logp"])
+        log_ratio = logp - stored["logp"]
+        ratio = torch.exp(log_ratio)
         surrogate = clipped_surrogate(ratio, advantages, self.clip_eps)
         entropy = gaussian_entropy(scale)
         if self.entropy_tanh_correction:
@@ -70,7 +71,9 @@ class GaussianPolicy(nn.Module):
         entropy = entropy.mean()
         loss = surrogate - self.entropy_coef * entropy
         info = {"surrogate": surrogate, "entropy": entropy,
-                "approx_kl": ((ratio - 1) - torch.log(ratio)).mean().detach(),
+                # k3 estimator in log space: finite where the ratio underflows to 0 (which
+                # the clipped loss handles; log(0) here once ended runs as "diverged")
+                "approx_kl": (ratio - 1 - log_ratio).mean().detach(),
                 "clip_frac": ((ratio - 1).abs() > self.clip_eps).float().mean()}
         if self.latent_reg_coef:
             if self.latent_reg == "l2":  # the reference code's term (spec 6.2)
