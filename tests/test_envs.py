@@ -75,3 +75,24 @@ def test_bad_task_names_the_culprit():
         check_task("cheetah-rnu")
     with pytest.raises(ValueError, match="NoSuchEnv"):
         check_task("gym:NoSuchEnv-v0")
+
+
+def test_env_memory_is_small_and_physics_untouched():
+    """The skybox texture is shrunk (2048 paper envs must fit in memory); trajectories are
+    bit-identical to a dm_control process without the patch."""
+    import subprocess
+    import sys
+
+    from gorl.envs import make_env
+    env = make_env("cheetah-run", 0)
+    assert env._physics.model.nbuffer < 2_000_000
+    code = ("import sys, numpy as np\n"
+            "if sys.argv[1] == 'ours':\n    import gorl.envs.dmc\n"
+            "from dm_control import suite\n"
+            "e = suite.load('cheetah', 'run', task_kwargs={'random': 0}); e.reset()\n"
+            "rng = np.random.default_rng(0)\n"
+            "for _ in range(200):\n    ts = e.step(rng.uniform(-1, 1, 6))\n"
+            "print(repr(e.physics.data.qpos.tolist()))\n")
+    out = [subprocess.run([sys.executable, "-c", code, k], capture_output=True, text=True, check=True).stdout
+           for k in ("raw", "ours")]
+    assert out[0] == out[1] and out[0]
