@@ -23,6 +23,7 @@ def _curve(out):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(5400)  # minutes per run, more when the machine is shared
 @pytest.mark.parametrize("algo", ["ppo", "fpo", "dppo", "gorl_fm", "gorl_diffusion"])
 def test_small_preset_learns_cartpole_balance(tmp_path, algo):
     cli("train", algo, TASK, "--preset", "small", "--steps", BUDGET, "--seed", "0", "--quiet",
