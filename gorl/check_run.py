@@ -42,13 +42,23 @@ def _absent_keys(name: str, obj, keys, problems: list[str]) -> bool:
     return False
 
 
-def _check_config(d: Path, problems: list[str]) -> dict | None:
-    if _missing(d, rundir.CONFIG, problems):
+def _load(d: Path, name: str, problems: list[str]):
+    """Parse a .json or .yaml file of the run directory; None (and a problem) if absent or malformed."""
+    if _missing(d, name, problems):
         return None
+    text = (d / name).read_text()
     try:
-        cfg = yaml.safe_load((d / rundir.CONFIG).read_text())
+        return json.loads(text) if name.endswith(".json") else yaml.safe_load(text)
+    except json.JSONDecodeError as e:
+        problems.append(f"{name}: not valid JSON ({e})")
     except yaml.YAMLError as e:
-        problems.append(f"{rundir.CONFIG}: not valid YAML ({e})")
+        problems.append(f"{name}: not valid YAML ({e})")
+    return None
+
+
+def _check_config(d: Path, problems: list[str]) -> dict | None:
+    cfg = _load(d, rundir.CONFIG, problems)
+    if cfg is None:
         return None
     if _absent_keys(rundir.CONFIG, cfg, CONFIG_KEYS, problems):
         return None
@@ -58,23 +68,15 @@ def _check_config(d: Path, problems: list[str]) -> dict | None:
 
 
 def _check_provenance(d: Path, problems: list[str]) -> None:
-    if _missing(d, rundir.PROVENANCE, problems):
-        return
-    try:
-        prov = json.loads((d / rundir.PROVENANCE).read_text())
-    except json.JSONDecodeError as e:
-        problems.append(f"{rundir.PROVENANCE}: not valid JSON ({e})")
+    prov = _load(d, rundir.PROVENANCE, problems)
+    if prov is None:
         return
     _absent_keys(rundir.PROVENANCE, prov, PROVENANCE_KEYS, problems)
 
 
 def _check_status(d: Path, problems: list[str], cfg: dict | None) -> dict | None:
-    if _missing(d, rundir.STATUS, problems):
-        return None
-    try:
-        st = json.loads((d / rundir.STATUS).read_text())
-    except json.JSONDecodeError as e:
-        problems.append(f"{rundir.STATUS}: not valid JSON ({e})")
+    st = _load(d, rundir.STATUS, problems)
+    if st is None:
         return None
     if _absent_keys(rundir.STATUS, st, STATUS_KEYS, problems):
         return None

@@ -36,7 +36,7 @@ from gorl.core.gaussian_policy import GaussianPolicy
 from gorl.core.loop import progress_bar
 from gorl.core.normalizer import RunningNormalizer
 from gorl.core.onpolicy import OnPolicyConfig, OnPolicyTrainer
-from gorl.core.run import TRAIN_STREAM, Diverged, Run
+from gorl.core.run import TRAIN_STREAM, Diverged, Run, save_torch
 
 PRESETS = Path(__file__).parent.parent / "presets" / "gorl.yaml"
 COLLECT_STREAM = 2_000_000  # + stage: env seeds of the decoder-data collectors
@@ -287,7 +287,7 @@ class GoRL:
         """Collect with stage k's best encoder + decoder_k, fit decoder_{k+1}, save artifacts."""
         cfg, run = self.cfg, self.run
         t0 = time.perf_counter()
-        self.save_artifact(k, "encoder_best.pt", self.best)
+        save_torch(self.stage_dir(k) / "encoder_best.pt", self.best)
         encoder = make_encoder(cfg, k, self.obs_dim, self.act_dim, self.decoder).to(run.device)
         encoder.load_state_dict(self.best["agent"])
         normalizer = RunningNormalizer(self.obs_dim, cfg.obs_norm_mode).to(run.device)
@@ -311,15 +311,9 @@ class GoRL:
             raise Diverged(f"stage {k}: non-finite decoder loss while fitting decoder {k + 1}")
         self.decoder = decoder
 
-    def save_artifact(self, k: int, name: str, obj: dict) -> None:
-        import io
-        buf = io.BytesIO()
-        torch.save(obj, buf)
-        rundir.atomic_write_bytes(self.stage_dir(k) / name, buf.getvalue())
-
     def save_decoder_artifact(self, k: int) -> None:
-        self.save_artifact(k, "decoder.pt", {"kind": self.cfg.decoder_kind, "identity": k == 0,
-                                             "state": self.decoder.state_dict()})
+        save_torch(self.stage_dir(k) / "decoder.pt",
+                   {"kind": self.cfg.decoder_kind, "identity": k == 0, "state": self.decoder.state_dict()})
 
     # -- the run -----------------------------------------------------------------------
     def train(self) -> None:

@@ -5,7 +5,6 @@ algorithm honours the same run-directory contract (:mod:`gorl.rundir`).
 """
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,14 @@ def resolve_device(name: str) -> torch.device:
 def env_seeds(seed: int, stream: int, n: int) -> list[int]:
     """Per-env seeds derived from the run seed and a stream id (train envs, eval k, ...)."""
     return [int(s) for s in np.random.SeedSequence([seed, stream]).generate_state(n)]
+
+
+def save_torch(path: Path, obj: Any) -> None:
+    """``torch.save`` written atomically (temp file, then rename), like every run-dir file."""
+    import io
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    rundir.atomic_write_bytes(path, buf.getvalue())
 
 
 TRAIN_STREAM = 0
@@ -71,11 +78,7 @@ class Run:
         return self.wall_time_before + time.time() - self.started
 
     def save_checkpoint(self, state: dict) -> None:
-        import io
-        state = dict(state, wall_time=self.wall_time())
-        buf = io.BytesIO()
-        torch.save(state, buf)
-        rundir.atomic_write_bytes(self.checkpoint_path, buf.getvalue())
+        save_torch(self.checkpoint_path, dict(state, wall_time=self.wall_time()))
 
     def load_checkpoint(self) -> dict | None:
         if not self.checkpoint_path.exists():
