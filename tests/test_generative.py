@@ -44,14 +44,27 @@ def test_embedding_and_grid():
 
 
 def test_sampler_fast_path_equals_the_plain_forward():
+    """euler_sample's folded update equals the plain loop x <- x + dt v(obs, x, t) (+ noise),
+    with and without per-step noise, for broadcast (state, K samples) shapes, and its
+    chain and means are the plain loop's states and deterministic targets."""
     torch.manual_seed(0)
     net = ConditionalMLP(5, 3, [32, 32], output_scale=0.25)
-    obs, x1 = torch.randn(7, 5), torch.randn(7, 3)
-    x = x1
-    with torch.no_grad():
-        for t in time_grid(10):
-            x = x - 0.1 * net(obs, x, t)
-        torch.testing.assert_close(euler_sample(net, obs, x1, 10), x, rtol=1e-5, atol=1e-6)
+    for obs, x1 in ((torch.randn(7, 5), torch.randn(7, 3)), (torch.randn(4, 1, 5), torch.randn(4, 6, 3))):
+        for sigma in (0.0, 0.05):
+            torch.manual_seed(1)
+            x0, chain, means = euler_sample(net, obs, x1, 10, noise_std=sigma, return_chain=True)
+            torch.manual_seed(1)
+            noise = sigma * torch.randn(10, *x1.shape)
+            x, xs, mus = x1, [x1], []
+            with torch.no_grad():
+                for k, t in enumerate(time_grid(10)):
+                    mus.append(x - 0.1 * net(obs, x, t))
+                    x = mus[-1] + noise[k]
+                    xs.append(x)
+                torch.manual_seed(1)
+                torch.testing.assert_close(euler_sample(net, obs, x1, 10, noise_std=sigma), x, rtol=1e-5, atol=1e-6)
+            for got, want in ((x0, x), (chain, torch.stack(xs)), (means, torch.stack(mus))):
+                torch.testing.assert_close(got.detach(), want, rtol=1e-5, atol=1e-6)
 
 
 def _fpo(**kw):
@@ -66,6 +79,10 @@ def test_fpo_ratio_is_one_before_the_first_update():
         a, stored = agent.act(obs, obs)
         assert stored["eps"].shape == (4, 8, 2) and stored["t"].shape == (4, 8)
         assert set(stored["t"].unique().tolist()) <= set(time_grid(10).tolist())  # discretised t
+        # as the trainer does: l_old for the whole (S, N) rollout after it, then minibatches
+        obs, stored = obs.unsqueeze(0), {k: v.unsqueeze(0) for k, v in stored.items()}
+        stored.update(agent.finish_rollout(obs, stored))
+        assert stored["l_old"].shape == (1, 4, 8)
         ratio, _ = agent.ratio(obs, stored)
         assert torch.equal(ratio, torch.ones_like(ratio))
 

@@ -24,8 +24,8 @@ DECODER_KINDS = ("fm", "diffusion")
 
 
 class ZeroNetwork:
-    """Stands in for an all-zero ConditionalMLP in the samplers: the same arithmetic
-    (x + dt * 0, DDIM with eps_hat = 0) without evaluating a network whose output is 0."""
+    """Stands in for an all-zero ConditionalMLP in the DDIM sampler: the same arithmetic
+    (eps_hat = 0) without evaluating a network whose output is 0."""
 
     def condition(self, obs_norm):
         return torch.zeros((), device=obs_norm.device)
@@ -70,11 +70,10 @@ class Decoder(nn.Module):
     def forward(self, obs_raw: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         t0 = time.perf_counter()
         obs_norm = self.normalize(obs_raw)
-        net = ZeroNetwork() if self.identity_init else self.net
-        if self.kind == "fm":
-            out = euler_sample(net, obs_norm, z, self.steps)
+        if self.kind == "fm":  # x + dt * 0 at every step: the identity decoder returns z
+            out = z.clone() if self.identity_init else euler_sample(self.net, obs_norm, z, self.steps)
         else:
-            out = ddim_sample(net, obs_norm, z, self.alpha_bar)
+            out = ddim_sample(ZeroNetwork() if self.identity_init else self.net, obs_norm, z, self.alpha_bar)
         self.sampling_time += time.perf_counter() - t0
         return out
 

@@ -70,19 +70,35 @@ class ConditionalMLP(nn.Module):
         t = torch.as_tensor(t, device=device if device is not None else first.weight.device)
         return F.linear(sinusoidal_embedding(t, self.embed_dim), first.weight[:, self.obs_dim + self.act_dim:])
 
+    @property
+    def x_weight(self) -> torch.Tensor:
+        """The first layer's columns that multiply the noisy action x: (h, d_a)."""
+        return self.net[0].weight[:, self.obs_dim:self.obs_dim + self.act_dim]
+
+    def features(self, h: torch.Tensor) -> torch.Tensor:
+        """The last hidden activation, given the first layer's pre-activation ``h``.
+        Functional (fewer dispatches); in-place activations when no graph is recorded."""
+        inplace = not torch.is_grad_enabled()
+        h = F.silu(h, inplace=inplace)
+        for layer in self._trunk_layers[:-1]:
+            h = F.silu(F.linear(h, layer.weight, layer.bias), inplace=inplace)
+        return h
+
+    def output_layer(self, factor: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """(W, b) of the output layer with ``factor * output_scale`` folded in."""
+        last = self._trunk_layers[-1]
+        c = factor * self.output_scale
+        return c * last.weight, c * last.bias
+
     def trunk(self, h: torch.Tensor) -> torch.Tensor:
-        """Everything after the first layer's pre-activation (functional: fewer dispatches)."""
-        layers = self._trunk_layers
-        h = F.silu(h)
-        for i, layer in enumerate(layers):
-            h = F.linear(h, layer.weight, layer.bias)
-            if i < len(layers) - 1:
-                h = F.silu(h)
+        """Everything after the first layer's pre-activation."""
+        last = self._trunk_layers[-1]
+        h = F.linear(self.features(h), last.weight, last.bias)
         return h * self.output_scale if self.output_scale != 1.0 else h
 
     def from_condition_t(self, cond_t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Forward given ``cond_t = condition(obs) + time_condition(t)`` (the sampler's hot path)."""
-        w_x = self.net[0].weight[:, self.obs_dim:self.obs_dim + self.act_dim]
+        w_x = self.x_weight
         if cond_t.dim() == 2 and x.dim() == 2 and cond_t.shape[0] == x.shape[0]:
             h = torch.addmm(cond_t, x, w_x.t())
         else:
