@@ -2,8 +2,9 @@
 
 Acting: x_1 ~ N(0, I), 10 Euler steps of the velocity net (32x4, output x0.25); the env
 receives tanh(x_0). Stored per transition: the pre-action a, 8 pairs (eps_i, t_i) with
-t_i on the 10-point grid {1.0, ..., 0.1}, and the per-sample CFM losses l_old_i under
-the rollout-time parameters and statistics. Loss: rho_i = exp(clip(l_old_i - l_new_i,
+t_i on the 10-point grid {1.0, ..., 0.1}, drawn when acting, and the per-sample CFM losses
+l_old_i under the rollout-time parameters and statistics (computed for the whole rollout
+at its end, before any statistics update). Loss: rho_i = exp(clip(l_old_i - l_new_i,
 -3, 3)) (GoRL v1, per sample) or exp(mean l_old - mean l_new) (upstream FPO,
 ``average_losses_before_exp``), PPO clip 0.05, no entropy term.
 """
@@ -76,8 +77,12 @@ class FPOAgent(FlowPolicy):
     def act(self, obs_norm, obs_raw):
         a = self.sample(obs_norm, self._noise(obs_norm, obs_norm.shape[0]))
         eps, t = self.draw_eps_t(obs_norm, a)
-        l_old = cfm_loss(self.net, obs_norm, a, eps, t, "fpo")
-        return a, {"a": a, "eps": eps, "t": t, "l_old": l_old}
+        return a, {"a": a, "eps": eps, "t": t}
+
+    def finish_rollout(self, obs_norm, stored):
+        """l_old under the rollout-time parameters and statistics, for the whole rollout in
+        one call (the parameters do not change during a rollout)."""
+        return {"l_old": cfm_loss(self.net, obs_norm, stored["a"], stored["eps"], stored["t"], "fpo")}
 
     def ratio(self, obs_norm, stored) -> tuple[torch.Tensor, torch.Tensor]:
         """(ratio, l_new): ratio (T, B, N) per sample or (T, B) averaged."""

@@ -6,11 +6,13 @@ during rollouts, update), then times the policy's ``act`` alone at the rollout b
 
     MUJOCO_GL=disable python benchmarks/bench_generative.py [--task cheetah-run] [--iterations 2]
 
-What bounds generative sampling: one FPO/DPPO action is 10 Euler steps = 10 calls of
-the 32x4 velocity net (plus, for FPO, one batched CFM-loss call over the 8 stored
-(eps, t) samples; for DPPO the log-likelihoods reuse the chain's means), where the
-Gaussian policy makes 1 call of a same-sized 32x4 net. At small CPU batches every
-call costs mostly fixed per-op overhead, so the ratio tends towards the call count.
+What bounds generative sampling: one FPO/DPPO action is 10 Euler steps = 10 sequential
+calls of the 32x4 velocity net (FPO's old CFM losses are computed once per rollout in
+``finish_rollout``, counted in "infer"; DPPO's log-likelihoods reuse the chain's means),
+where the Gaussian policy makes 1 call of a same-sized 32x4 net. At small CPU batches
+every call costs mostly fixed per-op overhead (the sampler is down to 2 addmm's plus the
+hidden layers per step), so the ratio tends towards the ratio of op counts; at large
+batches it tends towards the FLOP ratio, ~10x.
 """
 from __future__ import annotations
 

@@ -134,6 +134,10 @@ class Agent(Protocol):
     def sample_actions(self, obs_norm: torch.Tensor, obs_raw: torch.Tensor, k: int) -> torch.Tensor:
         """(P, d_o) -> (P, k, d_a) pre-action samples for the action probes."""
 
+    # Optional: ``finish_rollout(obs_norm (S, N, d_o), stored (S, N, ...)) -> dict`` adds
+    # per-transition tensors that depend only on rollout-time parameters and statistics,
+    # computed in one batch after the rollout instead of once per env step (FPO's l_old).
+
 
 def eval_iterations(num_iterations: int, num_evals: int) -> list[int]:
     """Iterations (0 = before any update, num_iterations = after the last) at which to evaluate."""
@@ -244,6 +248,11 @@ class OnPolicyTrainer:
                 finished.extend(self._episode_return[done].tolist())
                 self._episode_return[done] = 0.0
             obs = obs_next
+        finish = getattr(self.agent, "finish_rollout", None)
+        if finish is not None:  # before any statistics update: rollout-time normalisation
+            t0 = time.perf_counter()
+            stored_buf.update(finish(self.normalizer(obs_buf), stored_buf))
+            t_inf += time.perf_counter() - t0
         self.timing["env"] += t_env
         self.timing["inference"] += t_inf
         return {"obs": obs_buf, "next_obs": next_obs_buf, "reward": reward_buf, "discount": disc_buf,
