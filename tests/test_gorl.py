@@ -152,3 +152,55 @@ def test_resume_across_stage_boundary(tmp_path):
     assert _evals(killed) == _evals(ref)
     a, b = np.load(ref / "probes.npz"), np.load(killed / "probes.npz")
     assert np.array_equal(a["actions"], b["actions"])
+
+
+def test_episode_filters_select_by_return():
+    from gorl.algorithm.episode_filter import rows_of_episodes, select_episodes
+    rng = np.random.default_rng(0)
+    returns = np.arange(10.0)  # episode i has return i
+    assert select_episodes(returns, "none", rng=rng).tolist() == list(range(10))
+    assert select_episodes(returns, "percentile", quantile=0.7, rng=rng).tolist() == [7, 8, 9]  # >= 6.3
+    assert select_episodes(returns, "min_return", min_return=8.0, rng=rng).tolist() == [8, 9]
+    hybrid = select_episodes(returns, "hybrid", quantile=0.5, high_quality_ratio=0.8, rng=rng)
+    assert hybrid.shape == (10,) and (hybrid[:8] >= 5).all()  # 8 from the top half (with repeats: 5 < 8)
+    assert len(set(hybrid[8:].tolist())) == 2
+    with pytest.raises(ValueError, match="decoder_data_filter"):
+        select_episodes(returns, "top", rng=rng)
+    # rows: episode 1 picked twice, episode 0 not, -1 (unfinished) never
+    rows = rows_of_episodes(np.array([0, 1, 1, -1, 2]), np.array([1, 2, 1]), 3)
+    assert rows.tolist() == [1, 1, 2, 2, 4]
+
+
+def test_collection_filter_keeps_the_high_return_episodes(tmp_path):
+    """On the two-mode bandit (one-step episodes) the 'percentile' filter keeps exactly the
+    top half of the same collection's actions by reward, which lie near both optima."""
+    from gorl.core.normalizer import RunningNormalizer
+    from gorl.core.run import Run
+    from gorl.algorithm.gorl import collect_decoder_data
+    from gorl.envs.toy import TwoModes
+    task = "gym:GoRLBench/TwoModes-v0"
+    out = {}
+    for mode in ("none", "percentile"):
+        cfg = build_config(GoRLConfig, get("gorl_fm").presets_file, "smoke", task,
+                           {"decoder_data_filter": mode, "decoder_filter_quantile": 0.5})
+        run = Run(algo="gorl_fm", task=task, seed=0, preset="smoke", dir=tmp_path, config={})
+        torch.manual_seed(0)
+        enc = make_encoder(cfg, 0, 1, 1, Decoder.identity("fm", 1, 1, cfg.decoder_hidden))
+        with torch.no_grad():
+            enc.actor.net[-1].bias.copy_(torch.tensor([0.0, 2.0]))  # broad latent: N(0, ~2^2)
+        _, act, summary = collect_decoder_data(cfg, run, 0, enc, RunningNormalizer(1, cfg.obs_norm_mode))
+        assert summary["episodes_finished"] == cfg.collect_steps and summary["filter"] == mode
+        out[mode] = np.sort(TwoModes.reward(np.tanh(act[:, 0].astype(np.float64))))
+    n = cfg.collect_steps
+    assert out["none"].shape == (n,)
+    np.testing.assert_allclose(out["percentile"], out["none"][out["none"] >= np.quantile(out["none"], 0.5)])
+    assert out["percentile"].shape[0] in (n // 2, n // 2 + 1) and out["percentile"].mean() > 1.5 * out["none"].mean()
+
+
+def test_bad_episode_filter_is_refused_before_training():
+    with pytest.raises(ConfigError, match="decoder_data_filter"):
+        build_config(GoRLConfig, get("gorl_fm").presets_file, "smoke", "cartpole-balance",
+                     {"decoder_data_filter": "top"})
+    with pytest.raises(ConfigError, match="decoder_filter_quantile"):
+        build_config(GoRLConfig, get("gorl_fm").presets_file, "smoke", "cartpole-balance",
+                     {"decoder_filter_quantile": 50})

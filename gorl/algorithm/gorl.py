@@ -31,6 +31,7 @@ import torch
 
 from gorl import rundir
 from gorl.algorithm.decoder import Decoder, DecoderFitConfig, fit_decoder
+from gorl.algorithm.episode_filter import FILTERS, rows_of_episodes, select_episodes
 from gorl.config import ConfigError
 from gorl.core.gaussian_policy import GaussianPolicy
 from gorl.core.loop import progress_bar
@@ -95,6 +96,16 @@ class GoRLConfig(OnPolicyConfig):
     """Validation split, by transition."""
     decoder_max_val_batches: int = 50
     """Validation batches per epoch (at most)."""
+    decoder_data_filter: str = "none"
+    """Episode filter before the fit (spec 6.7, off in the paper's pipeline): 'none', 'percentile',
+    'min_return' or 'hybrid' (gorl/algorithm/episode_filter.py). Any filter drops the rows of
+    episodes still running when collection ends."""
+    decoder_filter_quantile: float = 0.5
+    """'percentile' and 'hybrid': keep (or favour) episodes with return >= this quantile."""
+    decoder_filter_min_return: float = 0.0
+    """'min_return': keep episodes with return >= this value."""
+    decoder_filter_high_quality_ratio: float = 0.8
+    """'hybrid': share of the drawn episodes that come from the high-return set."""
 
     # -- derived ---------------------------------------------------------------------
     @property
@@ -146,6 +157,11 @@ class GoRLConfig(OnPolicyConfig):
         if self.collect_steps < self.collect_envs:
             raise ConfigError(f"collect_steps ({self.collect_steps}) must be at least collect_envs "
                               f"({self.collect_envs})")
+        if self.decoder_data_filter not in FILTERS:
+            raise ConfigError(f"decoder_data_filter must be one of {FILTERS}, got {self.decoder_data_filter!r}")
+        for key in ("decoder_filter_quantile", "decoder_filter_high_quality_ratio"):
+            if not 0 <= getattr(self, key) <= 1:
+                raise ConfigError(f"{key} must be in [0, 1], got {getattr(self, key)}")
         if not 0 < self.decoder_val_fraction < 1:
             raise ConfigError(f"decoder_val_fraction must be in (0, 1), got {self.decoder_val_fraction}")
         super().validate()
@@ -183,32 +199,58 @@ def stage_seed(seed: int, stage: int, purpose: int) -> int:
 @torch.no_grad()
 def collect_decoder_data(cfg: GoRLConfig, run: Run, stage: int, encoder: GaussianPolicy,
                          normalizer: RunningNormalizer) -> tuple[np.ndarray, np.ndarray, dict]:
-    """(obs, pre-action) rows from the combined policy: z ~ N(mu, sigma), a = g(s, z) (spec 6.3)."""
+    """(obs, pre-action) rows from the combined policy: z ~ N(mu, sigma), a = g(s, z) (spec 6.3),
+    then the episode filter ``cfg.decoder_data_filter`` (default none)."""
     torch.manual_seed(stage_seed(run.seed, stage, 1))
     envs = run.make_envs(cfg.collect_envs, COLLECT_STREAM + stage)
     steps = cfg.collect_steps // cfg.collect_envs
     obs_rows = np.empty((steps, envs.num_envs, envs.obs_dim), np.float32)
     act_rows = np.empty((steps, envs.num_envs, envs.action_dim), np.float32)
-    ep_ret, returns = np.zeros(envs.num_envs), []
+    row_episode = np.empty((steps, envs.num_envs), np.int64)
+    episode = np.arange(envs.num_envs)         # the running episode's id, per env
+    episode_return = np.full(envs.num_envs, np.nan)  # by id; NaN while running
+    ep_ret = np.zeros(envs.num_envs)
     obs = envs.obs
     for s in range(steps):
         obs_t = torch.as_tensor(obs, device=run.device)
         pre, _ = encoder.act(normalizer(obs_t), obs_t)
-        obs_rows[s], act_rows[s] = obs, pre.cpu().numpy()
+        obs_rows[s], act_rows[s], row_episode[s] = obs, pre.cpu().numpy(), episode
         obs, reward, term, trunc, _ = envs.step(np.tanh(act_rows[s]))
         ep_ret += reward
         done = term | trunc
-        returns.extend(ep_ret[done].tolist())
-        ep_ret[done] = 0.0
+        if done.any():
+            episode_return[episode[done]] = ep_ret[done]
+            ep_ret[done] = 0.0
+            new = np.arange(episode_return.shape[0], episode_return.shape[0] + int(done.sum()))
+            episode_return = np.concatenate([episode_return, np.full(new.shape[0], np.nan)])
+            episode[done] = new
     obs_rows, act_rows = obs_rows.reshape(-1, envs.obs_dim), act_rows.reshape(-1, envs.action_dim)
-    finite = np.isfinite(act_rows).all(1) & np.isfinite(obs_rows).all(1)
-    summary = {"stage": stage, "rows": int(finite.sum()), "dropped_non_finite": int((~finite).sum()),
+    finished = np.flatnonzero(np.isfinite(episode_return))
+    returns = episode_return[finished]
+    if cfg.decoder_data_filter == "none":
+        rows = np.arange(obs_rows.shape[0])
+    else:
+        picked = finished[select_episodes(returns, cfg.decoder_data_filter, quantile=cfg.decoder_filter_quantile,
+                                          min_return=cfg.decoder_filter_min_return,
+                                          high_quality_ratio=cfg.decoder_filter_high_quality_ratio,
+                                          rng=np.random.default_rng(stage_seed(run.seed, stage, 3)))]
+        row_episode = np.where(np.isfinite(episode_return[row_episode.reshape(-1)]), row_episode.reshape(-1), -1)
+        rows = rows_of_episodes(row_episode, picked, episode_return.shape[0])
+    if rows.size == 0:
+        raise ValueError(f"stage {stage}: decoder_data_filter={cfg.decoder_data_filter!r} kept no rows of "
+                         f"{finished.shape[0]} finished episodes (returns {returns.min(initial=np.nan):.3g} to "
+                         f"{returns.max(initial=np.nan):.3g}); loosen the filter")
+    finite = np.isfinite(act_rows[rows]).all(1) & np.isfinite(obs_rows[rows]).all(1)
+    dropped, rows = int((~finite).sum()), rows[finite]
+    obs_rows, act_rows = obs_rows[rows], act_rows[rows]
+    summary = {"stage": stage, "rows": int(rows.shape[0]), "dropped_non_finite": dropped,
                "env_steps": int(steps * envs.num_envs), "envs": envs.num_envs,
-               "episodes_finished": len(returns),
-               "episode_return_mean": float(np.mean(returns)) if returns else None,
-               "action_mean": act_rows[finite].mean(0).tolist(), "action_std": act_rows[finite].std(0).tolist(),
-               "action_min": act_rows[finite].min(0).tolist(), "action_max": act_rows[finite].max(0).tolist()}
-    return obs_rows[finite], act_rows[finite], summary
+               "episodes_finished": int(finished.shape[0]),
+               "episode_return_mean": float(np.mean(returns)) if returns.size else None,
+               "filter": cfg.decoder_data_filter,
+               "action_mean": act_rows.mean(0).tolist(), "action_std": act_rows.std(0).tolist(),
+               "action_min": act_rows.min(0).tolist(), "action_max": act_rows.max(0).tolist()}
+    return obs_rows, act_rows, summary
 
 
 # -- the stage loop ----------------------------------------------------------------------
