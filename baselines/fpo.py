@@ -19,7 +19,7 @@ from gorl.config import ConfigError
 from gorl.core.gaussian_policy import clipped_surrogate
 from gorl.core.onpolicy import OnPolicyConfig, OnPolicyTrainer
 from gorl.core.run import Run
-from gorl.generative import EVAL_MODES, FlowPolicy, cfm_loss, time_grid
+from gorl.generative import EVAL_MODES, FlowPolicy, cfm_loss, grid_time
 
 PRESETS = Path(__file__).with_name("presets") / "fpo.yaml"
 
@@ -69,7 +69,7 @@ class FPOAgent(FlowPolicy):
         B, N = a.shape[0], self.num_mc_samples
         eps = torch.randn(B, N, self.act_dim, device=a.device)
         if self.discretize_t:
-            t = time_grid(self.flow_steps, a.device)[torch.randint(self.flow_steps, (B, N), device=a.device)]
+            t = grid_time(self.flow_steps, a.device)[torch.randint(self.flow_steps, (B, N), device=a.device)]
         else:
             t = torch.rand(B, N, device=a.device)
         return eps, t

@@ -5,11 +5,13 @@ target velocity u = eps - a; sampling integrates from t = 1 down to t = 0.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
+from torch.nn import functional as F
 
-from gorl.generative.networks import ConditionalMLP
+from gorl.generative.networks import EMBED_DIM, ConditionalMLP, sinusoidal_embedding
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -17,6 +19,20 @@ LOG_2PI = math.log(2.0 * math.pi)
 def time_grid(num_steps: int = 10, device=None) -> torch.Tensor:
     """The Euler grid t_k = 1, 1 - 1/n, ..., 1/n (n = num_steps values, float32)."""
     return torch.arange(num_steps, 0, -1, device=device, dtype=torch.float32) / num_steps
+
+
+@functools.lru_cache(maxsize=64)
+def _grid_constants(num_steps: int, embed_dim: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """Read-only per-grid constants of the sampler: (time grid, its embedding, step index k)."""
+    with torch.inference_mode(False), torch.no_grad():  # plain tensors, usable under autograd later
+        grid = time_grid(num_steps, device)
+        return grid, sinusoidal_embedding(grid, embed_dim), torch.arange(num_steps, device=device,
+                                                                         dtype=torch.float32)
+
+
+def grid_time(num_steps: int, device: torch.device) -> torch.Tensor:
+    """:func:`time_grid`, cached: the same read-only tensor on every call (hot paths)."""
+    return _grid_constants(num_steps, EMBED_DIM, device)[0]
 
 
 def euler_sample(net: ConditionalMLP, obs_norm: torch.Tensor, x1: torch.Tensor, num_steps: int = 10,
@@ -40,26 +56,29 @@ def euler_sample(net: ConditionalMLP, obs_norm: torch.Tensor, x1: torch.Tensor, 
     """
     dt = -1.0 / num_steps
     lead, d_a = x1.shape[:-1], x1.shape[-1]
+    _, emb, k = _grid_constants(num_steps, net.embed_dim, x1.device)
     w_x = net.x_weight
     w_out, b_out = net.output_layer(dt)
-    k = torch.arange(num_steps + 1, device=x1.device, dtype=x1.dtype)
+    w_x_t, w_out_t, layers_t = w_x.t(), w_out.t(), net.hidden_layers_t()
     # first-layer pre-activation minus W_x y_k, for every step at once: (num_steps, M, h)
-    step_share = net.time_condition(time_grid(num_steps, x1.device)) + k[:-1, None] * (w_x @ b_out)
+    step_share = torch.addr(F.linear(emb, net.t_weight), k, w_x @ b_out)
     cond = net.condition(obs_norm).expand(*lead, w_x.shape[0]).reshape(-1, w_x.shape[0])
     pre = (cond + step_share.unsqueeze(1)).unbind(0)
     noise = noise_std * torch.randn(num_steps, *lead, d_a, device=x1.device) if noise_std > 0 else None
+    noise_steps = noise.reshape(num_steps, -1, d_a).unbind(0) if noise is not None else None
     y = x1.reshape(-1, d_a)
     ys = [y]
     for step in range(num_steps):
-        h = net.features(torch.addmm(pre[step], y, w_x.t()))
-        if noise is not None:
-            y = y + noise[step].reshape(-1, d_a)
-        y = torch.addmm(y, h, w_out.t())
+        h = net.features(torch.addmm(pre[step], y, w_x_t), layers_t)
+        if noise_steps is not None:
+            y = y + noise_steps[step]
+        y = torch.addmm(y, h, w_out_t)
         if return_chain:
             ys.append(y)
     if not return_chain:
-        return (y + num_steps * b_out).reshape(x1.shape)
-    chain = (torch.stack(ys) + k[:, None, None] * b_out).reshape(num_steps + 1, *x1.shape)
+        return torch.add(y, b_out, alpha=num_steps).reshape(x1.shape)
+    k_all = torch.arange(num_steps + 1, device=x1.device, dtype=x1.dtype)
+    chain = (torch.stack(ys) + k_all[:, None, None] * b_out).reshape(num_steps + 1, *x1.shape)
     means = chain[1:] - noise if noise is not None else chain[1:]
     return chain[-1], chain, means
 

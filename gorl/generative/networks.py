@@ -68,20 +68,30 @@ class ConditionalMLP(nn.Module):
         computes it once for its whole time grid."""
         first = self.net[0]
         t = torch.as_tensor(t, device=device if device is not None else first.weight.device)
-        return F.linear(sinusoidal_embedding(t, self.embed_dim), first.weight[:, self.obs_dim + self.act_dim:])
+        return F.linear(sinusoidal_embedding(t, self.embed_dim), self.t_weight)
 
     @property
     def x_weight(self) -> torch.Tensor:
         """The first layer's columns that multiply the noisy action x: (h, d_a)."""
         return self.net[0].weight[:, self.obs_dim:self.obs_dim + self.act_dim]
 
-    def features(self, h: torch.Tensor) -> torch.Tensor:
+    @property
+    def t_weight(self) -> torch.Tensor:
+        """The first layer's columns that multiply the time embedding: (h, embed_dim)."""
+        return self.net[0].weight[:, self.obs_dim + self.act_dim:]
+
+    def hidden_layers_t(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(W^T, b) of the hidden layers after the first: a sampler transposes them once per call."""
+        return [(layer.weight.t(), layer.bias) for layer in self._trunk_layers[:-1]]
+
+    def features(self, h: torch.Tensor, layers_t: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+                 ) -> torch.Tensor:
         """The last hidden activation, given the first layer's pre-activation ``h``.
-        Functional (fewer dispatches); in-place activations when no graph is recorded."""
+        One addmm and one activation per layer (in place when no graph is recorded)."""
         inplace = not torch.is_grad_enabled()
         h = F.silu(h, inplace=inplace)
-        for layer in self._trunk_layers[:-1]:
-            h = F.silu(F.linear(h, layer.weight, layer.bias), inplace=inplace)
+        for w_t, b in self.hidden_layers_t() if layers_t is None else layers_t:
+            h = F.silu(torch.addmm(b, h, w_t) if h.dim() == 2 else F.linear(h, w_t.t(), b), inplace=inplace)
         return h
 
     def output_layer(self, factor: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
