@@ -67,6 +67,37 @@ def test_sampler_fast_path_equals_the_plain_forward():
                 torch.testing.assert_close(got.detach(), want, rtol=1e-5, atol=1e-6)
 
 
+def test_sampler_constants_follow_parameter_updates():
+    """The sampler caches its parameter-derived constants under no_grad; an optimiser step
+    and a load_state_dict must both invalidate them."""
+    torch.manual_seed(0)
+    net = ConditionalMLP(4, 2, [16, 16], output_scale=0.25)
+    obs, x1 = torch.randn(5, 4), torch.randn(5, 2)
+
+    def plain():
+        x = x1
+        for t in time_grid(10):
+            x = x - 0.1 * net(obs, x, t)
+        return x
+
+    opt = torch.optim.Adam(net.parameters(), lr=0.1)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    for change in ("optimiser", "load_state_dict"):
+        with torch.no_grad():
+            first = euler_sample(net, obs, x1, 10)
+            torch.testing.assert_close(euler_sample(net, obs, x1, 10), first)  # cached path
+        if change == "optimiser":
+            opt.zero_grad()
+            net(obs, x1, torch.rand(5)).pow(2).sum().backward()
+            opt.step()
+        else:
+            net.load_state_dict(before)
+        with torch.no_grad():
+            after = euler_sample(net, obs, x1, 10)
+            torch.testing.assert_close(after, plain(), rtol=1e-5, atol=1e-6)
+        assert not torch.allclose(after, first)
+
+
 def _fpo(**kw):
     return FPOAgent(FPOConfig(**kw), 6, 2)
 
@@ -77,12 +108,12 @@ def test_fpo_ratio_is_one_before_the_first_update():
         agent = _fpo(average_losses_before_exp=avg)
         obs = torch.randn(4, 6)
         a, stored = agent.act(obs, obs)
-        assert stored["eps"].shape == (4, 8, 2) and stored["t"].shape == (4, 8)
-        assert set(stored["t"].unique().tolist()) <= set(time_grid(10).tolist())  # discretised t
-        # as the trainer does: l_old for the whole (S, N) rollout after it, then minibatches
+        # as the trainer does: (eps, t) and l_old for the whole (S, N) rollout after it
         obs, stored = obs.unsqueeze(0), {k: v.unsqueeze(0) for k, v in stored.items()}
         stored.update(agent.finish_rollout(obs, stored))
+        assert stored["eps"].shape == (1, 4, 8, 2) and stored["t"].shape == (1, 4, 8)
         assert stored["l_old"].shape == (1, 4, 8)
+        assert set(stored["t"].unique().tolist()) <= set(time_grid(10).tolist())  # discretised t
         ratio, _ = agent.ratio(obs, stored)
         assert torch.equal(ratio, torch.ones_like(ratio))
 

@@ -35,6 +35,30 @@ def grid_time(num_steps: int, device: torch.device) -> torch.Tensor:
     return _grid_constants(num_steps, EMBED_DIM, device)[0]
 
 
+def _euler_constants(net: ConditionalMLP, num_steps: int, device: torch.device) -> tuple:
+    """The sampler's parameter-derived constants: W_x^T, (dt W_out)^T, dt b_out, the hidden
+    layers' (W^T, b), and the first layer's time and bias shares per step (num_steps, h).
+
+    Without autograd they are cached on ``net`` while its parameters are unchanged (same
+    tensors, same in-place version counters: an optimiser step or load_state_dict
+    invalidates them), so a rollout computes them once instead of once per env step.
+    """
+    cacheable = not torch.is_grad_enabled()
+    if cacheable:
+        key = (num_steps, device, tuple((p.data_ptr(), p._version) for p in net.parameters()))
+        cached = getattr(net, "_euler_cache", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+    _, emb, k = _grid_constants(num_steps, net.embed_dim, device)
+    w_x = net.x_weight
+    w_out, b_out = net.output_layer(-1.0 / num_steps)
+    step_share = torch.addr(F.linear(emb, net.t_weight), k, w_x @ b_out)
+    consts = (w_x.t(), w_out.t(), b_out, net.hidden_layers_t(), step_share)
+    if cacheable:
+        net._euler_cache = (key, consts)
+    return consts
+
+
 def euler_sample(net: ConditionalMLP, obs_norm: torch.Tensor, x1: torch.Tensor, num_steps: int = 10,
                  noise_std: float = 0.0, return_chain: bool = False):
     """x_{k+1} = x_k + dt v(obs, x_k, t_k) (+ noise_std * N(0, I), not scaled by dt), t_k = 1, ..., 1/n.
@@ -54,15 +78,10 @@ def euler_sample(net: ConditionalMLP, obs_norm: torch.Tensor, x1: torch.Tensor, 
     first layer are computed once for all steps. tests/test_generative.py checks it
     against the plain loop x - dt * net(obs, x, t).
     """
-    dt = -1.0 / num_steps
     lead, d_a = x1.shape[:-1], x1.shape[-1]
-    _, emb, k = _grid_constants(num_steps, net.embed_dim, x1.device)
-    w_x = net.x_weight
-    w_out, b_out = net.output_layer(dt)
-    w_x_t, w_out_t, layers_t = w_x.t(), w_out.t(), net.hidden_layers_t()
-    # first-layer pre-activation minus W_x y_k, for every step at once: (num_steps, M, h)
-    step_share = torch.addr(F.linear(emb, net.t_weight), k, w_x @ b_out)
-    cond = net.condition(obs_norm).expand(*lead, w_x.shape[0]).reshape(-1, w_x.shape[0])
+    w_x_t, w_out_t, b_out, layers_t, step_share = _euler_constants(net, num_steps, x1.device)
+    hidden = w_x_t.shape[1]
+    cond = net.condition(obs_norm).expand(*lead, hidden).reshape(-1, hidden)
     pre = (cond + step_share.unsqueeze(1)).unbind(0)
     noise = noise_std * torch.randn(num_steps, *lead, d_a, device=x1.device) if noise_std > 0 else None
     noise_steps = noise.reshape(num_steps, -1, d_a).unbind(0) if noise is not None else None
