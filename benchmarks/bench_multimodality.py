@@ -12,6 +12,10 @@ coefficient (> 0.555 suggests two modes) and the two-component mixture's Ashman 
 separated peaks) with its smaller weight. A policy "keeps both modes" when each mode holds
 at least 20% of the samples and the middle (|a| < 0.2) less than 10%: two separated peaks,
 not one broad, unconverged distribution (the histogram shows which).
+
+GoRL ablation from the README (reward-filtered decoder data, encoder pinned to N(0, I)):
+    ... --algos gorl_fm gorl_diffusion --set latent_reg=kl --set decoder_data_filter=percentile \
+        --set "stage_latent_reg_coef=[1.0]"
 """
 from __future__ import annotations
 
