@@ -85,6 +85,19 @@ def test_resume_after_kill_matches_uninterrupted(tmp_path):
     assert _strip_wall(_evals(killed)) == _strip_wall(_evals(ref))
 
 
+def test_resume_after_the_last_evaluation_keeps_it(tmp_path):
+    """A run killed between its final evaluation and finishing does not evaluate again."""
+    d = tmp_path / "r"
+    args = ["train", "ppo", "cartpole-balance", "--steps", 3840, "--out", d, *SMOKE]
+    cli(*args)
+    before = (d / "evals.csv").read_bytes()  # wall_time column: a repeated evaluation rewrites it
+    (d / "status.json").unlink()  # pretend it was killed before it could finish
+    out = cli(*args)
+    assert "resumed" in out.stdout
+    assert (d / "evals.csv").read_bytes() == before
+    assert (d / "status.json").exists()
+
+
 def test_changed_config_refuses_to_resume(tmp_path):
     d = tmp_path / "r"
     cli("train", "ppo", "cartpole-balance", "--steps", 1920, "--out", d, *SMOKE)

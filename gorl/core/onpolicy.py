@@ -382,6 +382,7 @@ class OnPolicyTrainer:
                 row = self.evaluate(evals_at.index(self.iteration))
                 self.run.write_evals(prior_evals + self.evals)
                 self._write_probes(prior_probes)
+                save()  # a resume after this point keeps this evaluation instead of repeating it
                 if progress is not None:
                     progress.set_postfix(eval_return=f"{row['return_mean']:.1f}", refresh=False)
             if self.iteration >= n_iter:
