@@ -1,9 +1,17 @@
 """Registration of the built-in algorithms (the only place they are listed)."""
 from __future__ import annotations
 
+import baselines
+
 from gorl.registry import Algorithm, register
 
-from baselines import ppo
+if not getattr(baselines, "GORL_BENCH", False):
+    raise ImportError(
+        f"the package 'baselines' resolves to {getattr(baselines, '__file__', None) or list(baselines.__path__)}, "
+        "not to GoRL-Bench's baselines/ (another package of that name, e.g. OpenAI's baselines, comes first "
+        "on sys.path); uninstall it or use a separate environment")
+
+from baselines import ppo  # noqa: E402
 
 register(Algorithm(name="ppo", config_cls=ppo.PPOConfig, presets_file=ppo.PRESETS, train=ppo.train,
                    label="Gaussian PPO", color="#949494", family="baseline",

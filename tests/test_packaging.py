@@ -30,3 +30,17 @@ def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     assert "bash scripts/test.sh" in readme
     assert "scripts/test.sh" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_a_foreign_baselines_package_is_named_not_silently_used(tmp_path):
+    """OpenAI's `baselines` shares our top-level name; if it shadows ours, say so and where."""
+    import os
+    import subprocess
+    import sys
+    (tmp_path / "baselines").mkdir()
+    (tmp_path / "baselines" / "__init__.py").write_text('"""someone else\'s baselines"""\n')
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT)]))
+    out = subprocess.run([sys.executable, "-c", "from gorl import registry; registry.algorithms()"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert out.returncode != 0
+    assert "resolves to" in out.stderr and str(tmp_path / "baselines") in out.stderr
