@@ -1,17 +1,26 @@
-"""Multimodality check on a one-step bandit with two equally good actions (a = -0.7, +0.7).
+"""Multimodality check: the toy bandit with two equally good actions, or any task's probe states.
 
     MUJOCO_GL=disable python benchmarks/bench_multimodality.py [--steps 100000] [--seeds 0 1 2]
+    MUJOCO_GL=disable python benchmarks/bench_multimodality.py --task cartpole-balance --preset small \
+        --steps 600000 --seeds 0 --algos ppo gorl_fm [--out DIR]
 
-Trains every built-in algorithm on ``gym:GoRLBench/TwoModes-v0`` (gorl/envs/toy.py) with
-the `smoke` geometry (8 envs, 1,920 steps per iteration; GoRL with the paper's decoder fit,
-see GORL_DECODER_FIT) for --steps env steps, two
-single-threaded runs at a time, then reads the last action probe (256 samples at the
-bandit's one state) and prints, per algorithm and seed: the histogram of sampled actions over
-[-1, 1] in 10 bins, the mass within 0.2 of each mode and in the middle, Sarle's bimodality
-coefficient (> 0.555 suggests two modes) and the two-component mixture's Ashman D (> 2:
-separated peaks) with its smaller weight. A policy "keeps both modes" when each mode holds
-at least 20% of the samples and the middle (|a| < 0.2) less than 10%: two separated peaks,
-not one broad, unconverged distribution (the histogram shows which).
+Toy (default task ``gym:GoRLBench/TwoModes-v0``, gorl/envs/toy.py; a = -0.7 and a = +0.7 both
+earn ~1, the middle ~0): trains every built-in algorithm with the `smoke` geometry (8 envs,
+1,920 steps per iteration; GoRL with the paper's decoder fit, see GORL_DECODER_FIT) for
+--steps env steps, two single-threaded runs at a time, then reads the last action probe
+(256 samples at the bandit's one state) and prints, per algorithm and seed: the histogram of
+sampled actions over [-1, 1] in 10 bins, the mass within 0.2 of each mode and in the middle,
+Sarle's bimodality coefficient (> 0.555 suggests two modes) and the two-component mixture's
+Ashman D (> 2: separated peaks) with its smaller weight. A policy "keeps both modes" when
+each mode holds at least 20% of the samples and the middle (|a| < 0.2) less than 10%: two
+separated peaks, not one broad, unconverged distribution (the histogram shows which).
+
+Any other task (the paper's claim is about balancing tasks, spec 7.2): the same runs with
+--preset, and for every evaluation the probe actions (K samples at each of the P probe
+states, action dimension 0 unless --action-dim) summarised over the probe states: the
+evaluation return, the median sample std, the median BC, and how many states look
+two-peaked (BC > 5/9, Ashman D > 2 and the smaller mixture weight >= 0.2). With --out the
+run directories are kept there, and runs already completed in it are read, not retrained.
 
 GoRL ablation from the README (reward-filtered decoder data, encoder pinned to N(0, I)):
     ... --algos gorl_fm gorl_diffusion --set latent_reg=kl --set decoder_data_filter=percentile \
@@ -28,9 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.actions import bimodality_coefficient, gmm2
+from analysis.actions import BC_THRESHOLD, bimodality_coefficient, gmm2
 from common import gorl_bench
-from gorl import registry
+from gorl import registry, rundir
 
 TASK = "gym:GoRLBench/TwoModes-v0"
 # The smoke preset cuts GoRL's decoder fit to a few gradient steps (CI speed); here the
@@ -40,50 +49,94 @@ GORL_DECODER_FIT = ["collect_steps=16000", "decoder_max_epochs=50", "decoder_pat
                     "decoder_mc_samples=8", "decoder_batch_size=512"]
 
 
-def overrides(algo: str, extra: list[str]) -> list[str]:
+def overrides(algo: str, extra: list[str], toy: bool) -> list[str]:
     fields = {f.name for f in dataclasses.fields(registry.get(algo).config_cls)}
-    fit = GORL_DECODER_FIT if "collect_steps" in fields else []
+    fit = GORL_DECODER_FIT if toy and "collect_steps" in fields else []
     return [arg for kv in ["probe_samples=256", *fit, *extra] for arg in ("--set", kv)]
+
+
+def train_all(args, root: Path) -> None:
+    """Every (algo, seed) run not yet completed under ``root``, --jobs single-threaded runs at a time."""
+    toy = args.task == TASK
+    todo = [(a, s) for a in args.algos for s in args.seeds if not (root / f"{a}_{s}" / "status.json").exists()]
+    running: list = []
+    while todo or running:
+        while todo and len(running) < args.jobs:
+            a, s = todo.pop(0)
+            running.append(gorl_bench("train", a, args.task, "--preset", args.preset, "--steps", str(args.steps),
+                                      "--seed", str(s), "--quiet", *overrides(a, args.extra, toy),
+                                      "--out", str(root / f"{a}_{s}"), stdout=subprocess.DEVNULL))
+        time.sleep(0.5)
+        running = [p for p in running if p.poll() is None]
+
+
+def evals(run: Path) -> np.ndarray:
+    """(E, 2): env_step, return_mean per evaluation."""
+    return np.loadtxt(run / "evals.csv", delimiter=",", skiprows=1, usecols=(0, 1), ndmin=2)
+
+
+def toy_table(args, root: Path) -> None:
+    print(f"{'algo':15} {'seed':>4}  {'histogram of actions over [-1, 1], 10 bins':44} {'-0.7':>5} "
+          f"{'mid':>5} {'+0.7':>5} {'BC':>5} {'D':>5} {'w_min':>5} {'return':>6}  both modes")
+    for a in args.algos:
+        kept = 0
+        for s in args.seeds:
+            run = root / f"{a}_{s}"
+            x = np.load(run / "probes.npz")["actions"][-1, 0, :, 0]
+            ret = float(evals(run)[-1, 1])
+            hist = np.histogram(x, bins=10, range=(-1, 1))[0]
+            lo, mid, hi = (np.abs(x + 0.7) < 0.2).mean(), (np.abs(x) < 0.2).mean(), (np.abs(x - 0.7) < 0.2).mean()
+            dd, wmin, _, _ = gmm2(x)
+            both = lo >= 0.2 and hi >= 0.2 and mid < 0.1
+            kept += both
+            print(f"{a:15} {s:4d}  {' '.join(f'{h:3d}' for h in hist):44} {lo:5.2f} {mid:5.2f} {hi:5.2f} "
+                  f"{float(bimodality_coefficient(x)):5.2f} {dd:5.2f} {wmin:5.2f} {ret:6.3f}  {'yes' if both else 'no'}")
+        print(f"{a:15} keeps both modes in {kept}/{len(args.seeds)} seeds")
+
+
+def two_peaked(x: np.ndarray) -> bool:
+    d, wmin, _, _ = gmm2(x)
+    return bool(bimodality_coefficient(x) > BC_THRESHOLD and d > 2 and wmin >= 0.2)
+
+
+def task_table(args, root: Path) -> None:
+    print(f"action dimension {args.action_dim}; per evaluation, over the probe states: median sample std, "
+          f"median BC, states two-peaked (BC > 5/9, D > 2, w_min >= 0.2)")
+    print(f"{'algo':15} {'seed':>4} {'env step':>9} {'stage':>5} {'return':>7} {'std':>5} {'BC':>5}  two-peaked")
+    for a in args.algos:
+        for s in args.seeds:
+            run = root / f"{a}_{s}"
+            probes = np.load(run / "probes.npz")
+            acts = probes["actions"][..., args.action_dim]  # (E, P, K)
+            stages = np.loadtxt(run / "evals.csv", delimiter=",", skiprows=1, ndmin=1,
+                                usecols=rundir.EVAL_COLUMNS.index("stage"))
+            for e, (step, ret) in enumerate(evals(run)):
+                x = acts[e]
+                peaked = sum(two_peaked(xs) for xs in x)
+                print(f"{a:15} {s:4d} {int(step):9d} {int(stages[e]):5d} {ret:7.1f} {np.median(x.std(-1)):5.2f} "
+                      f"{np.nanmedian(bimodality_coefficient(x, axis=-1)):5.2f}  {peaked}/{len(x)}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--task", default=TASK)
+    ap.add_argument("--preset", default="smoke")
     ap.add_argument("--steps", type=int, default=100_000)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--algos", nargs="+", default=list(registry.algorithms()))
+    ap.add_argument("--action-dim", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--out", type=Path, help="keep the run directories here (completed runs are reused)")
     ap.add_argument("--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
                     help="extra config override for every run (e.g. decoder_data_filter=percentile)")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as d:
-        todo = [(a, s) for a in args.algos for s in args.seeds]
-        running: list = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = args.out or Path(tmp)
         t0 = time.perf_counter()
-        while todo or running:
-            while todo and len(running) < args.jobs:
-                a, s = todo.pop(0)
-                running.append(gorl_bench("train", a, TASK, "--preset", "smoke", "--steps", str(args.steps),
-                                          "--seed", str(s), "--quiet", *overrides(a, args.extra),
-                                          "--out", str(Path(d) / f"{a}_{s}"), stdout=subprocess.DEVNULL))
-            time.sleep(0.5)
-            running = [p for p in running if p.poll() is None]
-        print(f"{TASK}: {args.steps} env steps per run, smoke geometry, {time.perf_counter() - t0:.0f} s in all")
-        print(f"{'algo':15} {'seed':>4}  {'histogram of actions over [-1, 1], 10 bins':44} {'-0.7':>5} "
-              f"{'mid':>5} {'+0.7':>5} {'BC':>5} {'D':>5} {'w_min':>5} {'return':>6}  both modes")
-        for a in args.algos:
-            kept = 0
-            for s in args.seeds:
-                run = Path(d) / f"{a}_{s}"
-                x = np.load(run / "probes.npz")["actions"][-1, 0, :, 0]
-                ret = float(np.loadtxt(run / "evals.csv", delimiter=",", skiprows=1, ndmin=2)[-1, 1])
-                hist = np.histogram(x, bins=10, range=(-1, 1))[0]
-                lo, mid, hi = (np.abs(x + 0.7) < 0.2).mean(), (np.abs(x) < 0.2).mean(), (np.abs(x - 0.7) < 0.2).mean()
-                dd, wmin, _, _ = gmm2(x)
-                both = lo >= 0.2 and hi >= 0.2 and mid < 0.1
-                kept += both
-                print(f"{a:15} {s:4d}  {' '.join(f'{h:3d}' for h in hist):44} {lo:5.2f} {mid:5.2f} {hi:5.2f} "
-                      f"{float(bimodality_coefficient(x)):5.2f} {dd:5.2f} {wmin:5.2f} {ret:6.3f}  {'yes' if both else 'no'}")
-            print(f"{a:15} keeps both modes in {kept}/{len(args.seeds)} seeds")
+        train_all(args, root)
+        print(f"{args.task}: {args.steps} env steps per run, preset {args.preset}, "
+              f"{time.perf_counter() - t0:.0f} s in all")
+        (toy_table if args.task == TASK else task_table)(args, root)
 
 
 if __name__ == "__main__":
