@@ -3,6 +3,7 @@ breakdown (env, encoder inference, decoder sampling, encoder update, data collec
 decoder fit).
 
     MUJOCO_GL=disable python benchmarks/bench_gorl.py [--task cheetah-run] [--steps 3000000] [--algo gorl_fm]
+    MUJOCO_GL=disable python benchmarks/bench_gorl.py --decode-only   # per-call decoder cost, both kinds
 
 Both runs start together as single-threaded processes (one per core, as under
 Snakemake) with the `small` preset and the same --steps, so they see the same machine.
@@ -17,7 +18,46 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
 from common import gorl_bench
+from gorl.algorithm.decoder import Decoder
+from gorl.algorithm.gorl import GoRLConfig, make_encoder
+from gorl.config import build_config
+from gorl.envs import make_env
+from gorl.registry import get
+
+
+def best_of(fn, rounds: int = 7, calls: int = 500) -> float:
+    for _ in range(calls // 5):
+        fn()
+    best = float("inf")
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        best = min(best, (time.perf_counter() - t0) / calls)
+    return best
+
+
+@torch.no_grad()
+def decode_cost(task: str, preset: str) -> None:
+    """Time of one decode g(s, z) per decoder kind (fitted, not identity; random weights) at
+    the rollout batch, next to the encoder's own act() with an identity decoder, 1 thread."""
+    torch.set_num_threads(1)
+    cfg = build_config(GoRLConfig, get("gorl_fm").presets_file, preset, task, {})
+    env = make_env(task, 0)
+    obs_dim, act_dim, n = env.observation_space.shape[0], env.action_space.shape[0], cfg.num_envs
+    torch.manual_seed(0)
+    obs, z = torch.randn(n, obs_dim), torch.randn(n, act_dim)
+    encoder = make_encoder(cfg, 0, obs_dim, act_dim, Decoder.identity("fm", obs_dim, act_dim, cfg.decoder_hidden))
+    base = best_of(lambda: encoder.act(obs, obs))
+    print(f"{task}, preset {preset}: batch {n}, decoder {cfg.decoder_hidden}, {cfg.decoder_steps} steps, 1 thread")
+    print(f"  encoder act() (identity decoder) {base * 1e6:6.0f} us")
+    for kind in ("fm", "diffusion"):
+        dec = Decoder(kind, obs_dim, act_dim, cfg.decoder_hidden, cfg.decoder_steps)
+        t = best_of(lambda: dec(obs, z))
+        print(f"  {kind:9} decoder g(s, z)     {t * 1e6:6.0f} us = {t / base:4.1f}x the encoder's act()")
 
 
 def main() -> None:
@@ -26,7 +66,10 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3_000_000)
     ap.add_argument("--algo", default="gorl_fm")
     ap.add_argument("--preset", default="small")
+    ap.add_argument("--decode-only", action="store_true", help="only time one decode per decoder kind")
     args = ap.parse_args()
+    if args.decode_only:
+        return decode_cost(args.task, args.preset)
     with tempfile.TemporaryDirectory() as d:
         procs, t0, wall = {}, time.perf_counter(), {}
         for algo in ("ppo", args.algo):

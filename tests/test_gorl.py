@@ -18,7 +18,7 @@ from gorl.algorithm.decoder import Decoder, DecoderFitConfig, fit_decoder
 from gorl.algorithm.gorl import GoRLConfig, make_encoder
 from gorl.config import ConfigError, build_config
 from gorl.core.gaussian_policy import GaussianPolicy
-from gorl.generative import cosine_alpha_bar, linear_alpha_bar
+from gorl.generative import cosine_alpha_bar, ddim_sample, linear_alpha_bar
 from gorl.registry import get
 
 
@@ -38,6 +38,36 @@ def test_identity_decoders():
         slow = dec(obs, z)
         dec.identity_init = True
         assert torch.equal(slow, dec(obs, z)), kind
+
+
+def _ddim_plain_loop(net, obs_norm, x, alpha_bar):
+    """Spec 6.5 written out: x0_hat = (x - sqrt(1 - abar_i) eps_hat) / sqrt(abar_i),
+    x <- sqrt(abar_prev) x0_hat + sqrt(1 - abar_prev) eps_hat, abar_prev = 1 at index 0."""
+    T = alpha_bar.shape[0]
+    ab = alpha_bar.double()
+    for i in range(T - 1, 0, -1):
+        eps_hat = net(obs_norm, x, torch.full(x.shape[:-1], i / T))
+        x0_hat = (x - (1 - ab[i]).sqrt() * eps_hat) / ab[i].sqrt()
+        prev = torch.tensor(1.0, dtype=torch.float64) if i == 1 else ab[i - 1]
+        x = (prev.sqrt() * x0_hat + (1 - prev).sqrt() * eps_hat).float()
+    return x
+
+
+def test_ddim_sampler_matches_the_plain_loop_and_its_cache_follows_the_parameters():
+    torch.manual_seed(0)
+    dec = Decoder("diffusion", 5, 3, [32, 32, 32])
+    for p in dec.net.parameters():
+        p.normal_(0, 0.3)
+    obs, z = torch.randn(64, 5), torch.randn(64, 3)
+    with torch.no_grad():
+        want = _ddim_plain_loop(dec.net, obs, z, dec.alpha_bar)
+    torch.testing.assert_close(dec(obs, z), want, rtol=1e-4, atol=1e-5)
+    with torch.no_grad():  # an in-place parameter change invalidates the cached constants
+        dec.net.net[0].weight.mul_(0.5)
+        want = _ddim_plain_loop(dec.net, obs, z, dec.alpha_bar)
+    torch.testing.assert_close(dec(obs, z), want, rtol=1e-4, atol=1e-5)
+    with torch.enable_grad():  # also right when a graph is recorded (no cache)
+        torch.testing.assert_close(ddim_sample(dec.net, obs, z, dec.alpha_bar), want, rtol=1e-4, atol=1e-5)
 
 
 def _cfg(**kw) -> GoRLConfig:

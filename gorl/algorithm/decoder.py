@@ -17,24 +17,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from gorl.generative import (ConditionalMLP, cfm_loss, cosine_alpha_bar, ddim_sample, eps_prediction_loss,
-                             euler_sample, linear_alpha_bar)
+from gorl.generative import (ConditionalMLP, cfm_loss, cosine_alpha_bar, ddim_sample, ddim_sample_zero_network,
+                             eps_prediction_loss, euler_sample, linear_alpha_bar)
 
 DECODER_KINDS = ("fm", "diffusion")
-
-
-class ZeroNetwork:
-    """Stands in for an all-zero ConditionalMLP in the DDIM sampler: the same arithmetic
-    (eps_hat = 0) without evaluating a network whose output is 0."""
-
-    def condition(self, obs_norm):
-        return torch.zeros((), device=obs_norm.device)
-
-    def time_condition(self, t, device=None):
-        return torch.zeros(len(t), device=t.device)
-
-    def from_condition_t(self, cond_t, x):
-        return torch.zeros_like(x)
 
 
 class Decoder(nn.Module):
@@ -73,7 +59,8 @@ class Decoder(nn.Module):
         if self.kind == "fm":  # x + dt * 0 at every step: the identity decoder returns z
             out = z.clone() if self.identity_init else euler_sample(self.net, obs_norm, z, self.steps)
         else:
-            out = ddim_sample(ZeroNetwork() if self.identity_init else self.net, obs_norm, z, self.alpha_bar)
+            out = ddim_sample_zero_network(z, self.alpha_bar) if self.identity_init else \
+                ddim_sample(self.net, obs_norm, z, self.alpha_bar)
         self.sampling_time += time.perf_counter() - t0
         return out
 

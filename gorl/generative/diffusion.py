@@ -39,18 +39,74 @@ def eps_prediction_loss(net: ConditionalMLP, obs_norm: torch.Tensor, a: torch.Te
     return (eps_hat - eps).pow(2).mean(-1)
 
 
+def ddim_coefficients(alpha_bar: torch.Tensor) -> list[tuple[int, float, float]]:
+    """(i, a_i, b_i) for the deterministic DDIM steps i = T-1, ..., 1, each x <- a_i x + b_i eps_hat(x, i).
+
+    From x0_hat = (x - sqrt(1 - abar[i]) eps_hat) / sqrt(abar[i]) and
+    x <- sqrt(abar_prev) x0_hat + sqrt(1 - abar_prev) eps_hat, abar_prev = abar[i-1], forced
+    to 1 at the final index 0 (spec 6.5): a_i = sqrt(abar_prev / abar[i]),
+    b_i = sqrt(1 - abar_prev) - a_i sqrt(1 - abar[i]).
+    """
+    ab = [float(v) for v in alpha_bar]
+    coefs = []
+    for i in range(len(ab) - 1, 0, -1):
+        prev = 1.0 if i == 1 else ab[i - 1]
+        a = math.sqrt(prev) / math.sqrt(ab[i])
+        coefs.append((i, a, math.sqrt(1.0 - prev) - a * math.sqrt(1.0 - ab[i])))
+    return coefs
+
+
+def _ddim_constants(net: ConditionalMLP, alpha_bar: torch.Tensor, device: torch.device) -> tuple:
+    """Parameter-derived constants of :func:`ddim_sample` (cached like the Euler sampler's).
+
+    With eps_hat = h W_out^T + b_out, write x_n = y_n + c_n, c_0 = 0, c_{n+1} = a c_n + b b_out:
+    then y_{n+1} = a y_n + h (b W_out)^T, and the first layer sees W_x x_n = W_x y_n + W_x c_n,
+    whose second part joins the step's time share. Returns W_x^T, the per-step first-layer
+    shares (n, h), the per-step (b W_out)^T and a, c_final, and the hidden layers' (W^T, b).
+    """
+    def build() -> tuple:
+        coefs = ddim_coefficients(alpha_bar)
+        T = alpha_bar.shape[0]
+        w_x = net.x_weight
+        w_out, b_out = net.output_layer()
+        t_cond = net.time_condition(torch.arange(T, device=device, dtype=torch.float32) / T)  # (T, h)
+        c = torch.zeros_like(b_out)
+        shares, outs = [], []
+        for i, a, b in coefs:
+            shares.append(t_cond[i] + w_x @ c)
+            outs.append((b * w_out).t())
+            c = a * c + b * b_out
+        return w_x.t(), torch.stack(shares), outs, [a for _, a, _ in coefs], c, net.hidden_layers_t()
+    key = (device, alpha_bar.data_ptr(), alpha_bar._version, alpha_bar.shape[0])
+    return net.sampler_constants("ddim", key, build)
+
+
 def ddim_sample(net: ConditionalMLP, obs_norm: torch.Tensor, xT: torch.Tensor,
                 alpha_bar: torch.Tensor) -> torch.Tensor:
     """Deterministic DDIM (eta = 0) over indices T-1 -> ... -> 0 (T-1 network calls at
-    i = T-1..1), abar at the final target index 0 forced to 1 (spec 6.5)."""
-    T = alpha_bar.shape[0]
-    ab = [float(v) for v in alpha_bar]
-    cond = net.condition(obs_norm)
-    t_cond = net.time_condition(torch.arange(T, device=xT.device, dtype=torch.float32) / T)  # (T, h)
+    i = T-1..1), abar at the final target index 0 forced to 1 (spec 6.5).
+
+    The decoder's sampling hot path: each step is x <- a_i x + b_i eps_hat (see
+    :func:`ddim_coefficients`), computed as one addmm for the first layer, the hidden layers,
+    and one addmm that scales and updates x (:func:`_ddim_constants`). obs_norm (..., d_o)
+    broadcasts against xT (..., d_a). tests/test_gorl.py checks it against the plain loop.
+    """
+    lead, d_a = xT.shape[:-1], xT.shape[-1]
+    w_x_t, shares, outs, gains, c_final, layers_t = _ddim_constants(net, alpha_bar, xT.device)
+    hidden = w_x_t.shape[1]
+    cond = net.condition(obs_norm).expand(*lead, hidden).reshape(-1, hidden)
+    pre = (cond + shares.unsqueeze(1)).unbind(0)
+    y = xT.reshape(-1, d_a)
+    for step, gain in enumerate(gains):
+        h = net.features(torch.addmm(pre[step], y, w_x_t), layers_t)
+        y = torch.addmm(y, h, outs[step], beta=gain)
+    return (y + c_final).reshape(xT.shape)
+
+
+def ddim_sample_zero_network(xT: torch.Tensor, alpha_bar: torch.Tensor) -> torch.Tensor:
+    """:func:`ddim_sample` of an all-zero network (eps_hat = 0) without evaluating it:
+    x <- a_i x per step, i.e. xT / sqrt(abar[T-1]) (GoRL's stage-0 diffusion decoder)."""
     x = xT
-    for i in range(T - 1, 0, -1):
-        eps_hat = net.from_condition_t(cond + t_cond[i], x)
-        x0_hat = (x - math.sqrt(1.0 - ab[i]) * eps_hat) / math.sqrt(ab[i])
-        ab_prev = 1.0 if i - 1 == 0 else ab[i - 1]
-        x = math.sqrt(ab_prev) * x0_hat + math.sqrt(1.0 - ab_prev) * eps_hat
+    for _, a, _ in ddim_coefficients(alpha_bar):
+        x = x * a
     return x

@@ -37,26 +37,15 @@ def grid_time(num_steps: int, device: torch.device) -> torch.Tensor:
 
 def _euler_constants(net: ConditionalMLP, num_steps: int, device: torch.device) -> tuple:
     """The sampler's parameter-derived constants: W_x^T, (dt W_out)^T, dt b_out, the hidden
-    layers' (W^T, b), and the first layer's time and bias shares per step (num_steps, h).
-
-    Without autograd they are cached on ``net`` while its parameters are unchanged (same
-    tensors, same in-place version counters: an optimiser step or load_state_dict
-    invalidates them), so a rollout computes them once instead of once per env step.
-    """
-    cacheable = not torch.is_grad_enabled()
-    if cacheable:
-        key = (num_steps, device, tuple((p.data_ptr(), p._version) for p in net.parameters()))
-        cached = getattr(net, "_euler_cache", None)
-        if cached is not None and cached[0] == key:
-            return cached[1]
-    _, emb, k = _grid_constants(num_steps, net.embed_dim, device)
-    w_x = net.x_weight
-    w_out, b_out = net.output_layer(-1.0 / num_steps)
-    step_share = torch.addr(F.linear(emb, net.t_weight), k, w_x @ b_out)
-    consts = (w_x.t(), w_out.t(), b_out, net.hidden_layers_t(), step_share)
-    if cacheable:
-        net._euler_cache = (key, consts)
-    return consts
+    layers' (W^T, b), and the first layer's time and bias shares per step (num_steps, h);
+    cached by :meth:`ConditionalMLP.sampler_constants`."""
+    def build() -> tuple:
+        _, emb, k = _grid_constants(num_steps, net.embed_dim, device)
+        w_x = net.x_weight
+        w_out, b_out = net.output_layer(-1.0 / num_steps)
+        step_share = torch.addr(F.linear(emb, net.t_weight), k, w_x @ b_out)
+        return w_x.t(), w_out.t(), b_out, net.hidden_layers_t(), step_share
+    return net.sampler_constants("euler", (num_steps, device), build)
 
 
 def euler_sample(net: ConditionalMLP, obs_norm: torch.Tensor, x1: torch.Tensor, num_steps: int = 10,

@@ -9,7 +9,7 @@ observation once per action instead of once per integration step (:meth:`conditi
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -57,6 +57,26 @@ class ConditionalMLP(nn.Module):
         for p in self.parameters():
             p.zero_()
         return self
+
+    def sampler_constants(self, tag: str, key: tuple, build: Callable[[], tuple]) -> tuple:
+        """``build()``: a sampler's parameter-derived constants (transposed and pre-scaled
+        weights, per-step shares of the first layer).
+
+        Without autograd they are cached on the network under ``tag`` while its parameters
+        are unchanged (same tensors, same in-place version counters: an optimiser step or
+        load_state_dict invalidates them) and ``key`` is equal, so a rollout computes them
+        once instead of once per env step.
+        """
+        if torch.is_grad_enabled():
+            return build()
+        full_key = (key, tuple((p.data_ptr(), p._version) for p in self.parameters()))
+        cache = self.__dict__.setdefault("_sampler_cache", {})
+        hit = cache.get(tag)
+        if hit is not None and hit[0] == full_key:
+            return hit[1]
+        consts = build()
+        cache[tag] = (full_key, consts)
+        return consts
 
     def condition(self, obs_norm: torch.Tensor) -> torch.Tensor:
         """The observation's share of the first layer (bias included): (..., d_o) -> (..., h)."""
