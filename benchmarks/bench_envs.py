@@ -103,7 +103,7 @@ def main() -> None:
     ap.add_argument("--tasks", nargs="+", default=list(PAPER_TASKS))
     ap.add_argument("--seconds", type=float, default=3.0)
     args = ap.parse_args()
-    print(f"steps/s on one core, {args.seconds:.0f} s per measurement; 2 procs = two concurrent "
+    print(f"steps/s on one core, {args.seconds:g} s per measurement; 2 procs = two concurrent "
           f"1-thread processes vs one")
     print(f"{'task':18} {'raw':>8} {'ours':>8} {'ours/raw':>9} {'shimmy':>8} {'vec8':>8} "
           f"{'1 proc':>8} {'2 procs':>8} {'speed-up':>9}")
