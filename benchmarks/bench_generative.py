@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
-from common import breakdown, make_trainer
+from common import best_of, breakdown, make_trainer
 
 ALGOS = ("ppo", "fpo", "dppo")
 
@@ -32,20 +31,11 @@ def bench_trainer(name: str, task: str, preset: str, iterations: int, tmp: Path)
     trainer = make_trainer(name, task, preset, tmp)
     cfg, agent = trainer.cfg, trainer.agent
     row = breakdown(trainer, iterations)
-    # act() alone at the rollout batch (no env): the best of 7 means over 100 calls, so a
-    # background hiccup on a shared machine does not count
+    # act() alone at the rollout batch (no env), best of 7 means over 100 calls
     obs = torch.as_tensor(trainer.envs.obs)
     obs_n = trainer.normalizer(obs)
-    rounds = []
     with torch.no_grad():
-        for _ in range(20):
-            agent.act(obs_n, obs)
-        for _ in range(7):
-            t0 = time.perf_counter()
-            for _ in range(100):
-                agent.act(obs_n, obs)
-            rounds.append((time.perf_counter() - t0) / 100 * 1e3)
-    act_ms = min(rounds)
+        act_ms = best_of(lambda: agent.act(obs_n, obs), rounds=7, calls=100, warmup=20) * 1e3
     return {"algo": name, **row, "act_ms": act_ms, "batch": cfg.num_envs, "epochs": cfg.num_epochs}
 
 

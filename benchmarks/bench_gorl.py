@@ -20,24 +20,12 @@ from pathlib import Path
 
 import torch
 
-from common import gorl_bench
+from common import best_of, gorl_bench
 from gorl.algorithm.decoder import Decoder
 from gorl.algorithm.gorl import GoRLConfig, make_encoder
 from gorl.config import build_config
 from gorl.envs import make_env
 from gorl.registry import get
-
-
-def best_of(fn, rounds: int = 7, calls: int = 500) -> float:
-    for _ in range(calls // 5):
-        fn()
-    best = float("inf")
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        best = min(best, (time.perf_counter() - t0) / calls)
-    return best
 
 
 @torch.no_grad()

@@ -71,8 +71,9 @@ def train_all(args, root: Path) -> None:
 
 
 def evals(run: Path) -> np.ndarray:
-    """(E, 2): env_step, return_mean per evaluation."""
-    return np.loadtxt(run / "evals.csv", delimiter=",", skiprows=1, usecols=(0, 1), ndmin=2)
+    """(E, 3): env_step, return_mean, stage per evaluation."""
+    cols = [rundir.EVAL_COLUMNS.index(c) for c in ("env_step", "return_mean", "stage")]
+    return np.loadtxt(run / rundir.EVALS, delimiter=",", skiprows=1, usecols=cols, ndmin=2)
 
 
 def toy_table(args, root: Path) -> None:
@@ -82,7 +83,7 @@ def toy_table(args, root: Path) -> None:
         kept = 0
         for s in args.seeds:
             run = root / f"{a}_{s}"
-            x = np.load(run / "probes.npz")["actions"][-1, 0, :, 0]
+            x = np.load(run / rundir.PROBES)["actions"][-1, 0, :, 0]
             ret = float(evals(run)[-1, 1])
             hist = np.histogram(x, bins=10, range=(-1, 1))[0]
             lo, mid, hi = (np.abs(x + 0.7) < 0.2).mean(), (np.abs(x) < 0.2).mean(), (np.abs(x - 0.7) < 0.2).mean()
@@ -106,14 +107,11 @@ def task_table(args, root: Path) -> None:
     for a in args.algos:
         for s in args.seeds:
             run = root / f"{a}_{s}"
-            probes = np.load(run / "probes.npz")
+            probes = np.load(run / rundir.PROBES)
             acts = probes["actions"][..., args.action_dim]  # (E, P, K)
-            stages = np.loadtxt(run / "evals.csv", delimiter=",", skiprows=1, ndmin=1,
-                                usecols=rundir.EVAL_COLUMNS.index("stage"))
-            for e, (step, ret) in enumerate(evals(run)):
-                x = acts[e]
+            for x, (step, ret, stage) in zip(acts, evals(run)):
                 peaked = sum(two_peaked(xs) for xs in x)
-                print(f"{a:15} {s:4d} {int(step):9d} {int(stages[e]):5d} {ret:7.1f} {np.median(x.std(-1)):5.2f} "
+                print(f"{a:15} {s:4d} {int(step):9d} {int(stage):5d} {ret:7.1f} {np.median(x.std(-1)):5.2f} "
                       f"{np.nanmedian(bimodality_coefficient(x, axis=-1)):5.2f}  {peaked}/{len(x)}")
 
 

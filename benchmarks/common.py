@@ -38,6 +38,20 @@ def make_trainer(name: str, task: str, preset: str, tmp: Path, **overrides) -> O
     return OnPolicyTrainer(cfg, run, make_agent(cfg, probe.obs_dim, probe.action_dim))
 
 
+def best_of(fn, rounds: int = 7, calls: int = 500, warmup: int = 100) -> float:
+    """Seconds per call of ``fn()``: the best of ``rounds`` means over ``calls`` calls, so a
+    background hiccup on a shared machine does not count."""
+    for _ in range(warmup):
+        fn()
+    best = float("inf")
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        best = min(best, (time.perf_counter() - t0) / calls)
+    return best
+
+
 def breakdown(trainer: OnPolicyTrainer, iterations: int, warmup: int = 1) -> dict:
     """Seconds per 1k env steps of env stepping, policy inference and update."""
     for _ in range(warmup):

@@ -1,5 +1,8 @@
 """environment.yml stays in step with pyproject.toml."""
+import os
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -34,9 +37,6 @@ def test_ci_runs_the_readme_test_command():
 
 def test_a_foreign_baselines_package_is_named_not_silently_used(tmp_path):
     """OpenAI's `baselines` shares our top-level name; if it shadows ours, say so and where."""
-    import os
-    import subprocess
-    import sys
     (tmp_path / "baselines").mkdir()
     (tmp_path / "baselines" / "__init__.py").write_text('"""someone else\'s baselines"""\n')
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT)]))
