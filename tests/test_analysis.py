@@ -17,7 +17,7 @@ import pytest
 from rliable import library as rly
 from rliable import metrics as rmetrics
 
-from analysis import actions, collect, paper, stats
+from analysis import actions, collect, paper, physics, stats
 
 SEED = 7
 
@@ -163,6 +163,57 @@ def test_paper_table_uses_final_scores(runs):
     assert r["paper_return"] == 671  # spec 7.1, Gaussian PPO on CheetahRun
     assert set(zip(table["algorithm"], table["task"])) == {(a, t) for a, t, _ in expected}
     assert "| cheetah-run |" in paper.markdown(table)
+
+
+def test_paper_table_names_the_physics_per_task(tmp_path):
+    """The physics column: dm_control with the Playground port's differences for suite names,
+    "Playground (MJX)" for playground: names (reported against the paper's suite row)."""
+    tasks = ("finger-spin", "fish-swim", "playground:CheetahRun", "reacher-easy")
+    expected = [("ppo", t, s) for t in tasks for s in range(2)]
+    for _, t, s in expected:
+        make_run(tmp_path, "ppo", t, s, [100.0, 200.0 + s])
+    _, finals = collect.collect(tmp_path, expected)
+    table = paper.comparison(finals).set_index("task")
+    col = table["physics"]
+    assert col["finger-spin"].startswith("dm_control (sim 0.01 s, Euler, 200 solver iterations)")
+    assert "0.005 s implicitfast" in col["finger-spin"] and "elliptic" in col["finger-spin"]
+    assert col["fish-swim"].startswith("dm_control (sim 0.004 s") and "0.002 vs 0.004 s" in col["fish-swim"]
+    assert col["playground:CheetahRun"] == "Playground (MJX), as in the paper"
+    assert col["reacher-easy"] == "dm_control"  # no Playground counterpart recorded
+    assert table.loc["playground:CheetahRun", "paper_return"] == 671  # the paper's CheetahRun row
+    assert table.loc["finger-spin", "paper_return"] == 490
+    assert np.isnan(table.loc["reacher-easy", "paper_return"])
+    md = paper.markdown(table.reset_index())
+    assert "| task | physics | algorithm |" in md
+    assert "| playground:CheetahRun | Playground (MJX), as in the paper | ppo |" in md
+    assert "| finger-spin | dm_control (sim 0.01 s" in md
+
+
+def test_physics_names():
+    assert physics.physics("playground:FingerSpin") == "Playground (MJX), as in the paper"
+    assert physics.physics("playground:CartpoleBalance") == "Playground (MJX)"  # not a paper task
+    assert physics.physics("playground:AcrobotSwingup") == "Playground (MJX)"
+    assert physics.physics("gym:Pendulum-v1").startswith("gymnasium")
+    assert physics.physics("cartpole-balance").startswith("dm_control (sim 0.01 s, RK4")
+    assert physics.paper_key("playground:FingerTurnHard") == "finger-turn_hard"
+    assert physics.paper_key("playground:AcrobotSwingup") == "playground:AcrobotSwingup"
+    assert physics.paper_key("walker-walk") == "walker-walk"
+    rows = physics.read_physics()
+    assert set(rows.loc[rows["in_paper"], "task"]) == {"cheetah-run", "finger-spin", "finger-turn_hard",
+                                                       "fish-swim", "hopper-stand", "walker-walk"}
+
+
+def test_task_physics_dm_control_columns_match_the_installed_suite():
+    """The dm_control half of data/task_physics.csv is what the installed suite loads."""
+    from dm_control import suite
+    integrators = {0: "Euler", 1: "RK4", 2: "implicit", 3: "implicitfast"}
+    for r in physics.read_physics().itertuples():
+        domain, name = r.task.split("-", 1)
+        env = suite.load(domain, name)
+        opt = env.physics.model.opt
+        assert (opt.timestep, env.control_timestep()) == pytest.approx((r.dmc_sim_dt, r.dmc_ctrl_dt)), r.task
+        assert (integrators[int(opt.integrator)], int(opt.iterations), int(opt.ls_iterations)) == \
+            (r.dmc_integrator, r.dmc_iterations, r.dmc_ls_iterations), r.task
 
 
 # ---------------------------------------------------------------------- rliable agreement

@@ -153,7 +153,7 @@ rule figure_action_distribution:
 rule paper_table:
     input:
         finals=rules.aggregate.output.finals,
-        src=_src("paper.py", "data/paper_results.csv"),
+        src=_src("paper.py", "physics.py", "data/paper_results.csv", "data/task_physics.csv"),
     output:
         csv=f"{TABLES}/paper_comparison.csv",
         md=report(f"{TABLES}/paper_comparison.md", caption="../report/paper_comparison.rst",
