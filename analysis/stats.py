@@ -4,7 +4,7 @@ Point estimates are rliable's own functions (``rliable.metrics``). Confidence in
 rliable's stratified-bootstrap percentile intervals (``rliable.library.get_interval_estimates``),
 computed here by replaying rliable's resampling in bulk: rliable draws, for every replicate,
 ``np.random.choice(num_runs, scores.shape)`` from NumPy's *global* RandomState (its
-``random_state`` argument is ignored, conventions item 10), resamples runs within each task,
+``random_state`` argument is ignored, spec 12.10), resamples runs within each task,
 applies the metric and takes ``np.percentile(..., [2.5, 97.5])``. We seed the global state with
 ``np.random.seed(seed)`` before every bootstrap, draw the same indices in chunks and evaluate
 the metrics on whole chunks of replicates at once. The result equals a direct rliable call with

@@ -3,7 +3,7 @@
 The run directories follow the CLI's contract (status.json, evals.csv, probes.npz); nothing
 here trains. The rliable comparisons call ``rliable.library.get_interval_estimates`` with
 ``rliable.metrics`` on the same score matrix after ``np.random.seed(seed)`` (rliable ignores
-``random_state`` and draws from NumPy's global state, conventions item 10) and require our
+``random_state`` and draws from NumPy's global state, spec 12.10) and require our
 point estimates and 95% CIs to agree to floating-point precision.
 """
 from __future__ import annotations
