@@ -306,7 +306,9 @@ def test_throwaway_baseline_through_the_smoke_workflow(tmp_path):
     # the figures exist; tables and legends use the registry's label
     for fig in ("learning_curves", "aggregate_metrics", "sample_efficiency", "action_distribution"):
         assert (res / "figures" / f"{fig}.png").stat().st_size > 1000, fig
-    assert f"| cartpole-balance | {NEW_LABEL} |" in (res / "tables" / "paper_comparison.md").read_text()
+    from analysis.physics import physics
+    assert f"| cartpole-balance | {physics('cartpole-balance')} | {NEW_LABEL} |" in \
+        (res / "tables" / "paper_comparison.md").read_text()
     assert NEW in set(pd.read_csv(res / "tables" / "aggregate_metrics.csv")["algorithm"])
     legend = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
         import sys, pandas as pd
