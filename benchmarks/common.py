@@ -34,8 +34,7 @@ def make_trainer(name: str, task: str, preset: str, tmp: Path, **overrides) -> O
     torch.manual_seed(0)
     run = Run(algo=name, task=task, seed=0, preset=preset, dir=tmp / name, config={}, quiet=True)
     run.dir.mkdir(parents=True, exist_ok=True)
-    probe = run.make_envs(1)
-    return OnPolicyTrainer(cfg, run, make_agent(cfg, probe.obs_dim, probe.action_dim))
+    return OnPolicyTrainer(cfg, run, make_agent(cfg, *run.env_dims()))
 
 
 def best_of(fn, rounds: int = 7, calls: int = 500, warmup: int = 100) -> float:

@@ -196,6 +196,26 @@ def stage_seed(seed: int, stage: int, purpose: int) -> int:
 
 
 # -- decoder data ------------------------------------------------------------------------
+def episodes_of_rows(done: np.ndarray, return_at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Episode ids of time-major rows (S, N) and each episode's return (NaN while running).
+
+    Env i's first episode is id i; every episode end, in (step, env) order, opens the next id
+    (N, N + 1, ...) for that env. ``done[s, i]`` marks the last row of an episode and
+    ``return_at[s, i]`` its return there. Returns ``row_episode`` (S * N,) and ``episode_return``.
+    """
+    S, N = done.shape
+    event = np.full((S, N), -1)
+    event[done] = np.arange(int(done.sum()))  # row-major: (step, env) order
+    # the last episode end of each env strictly before row s
+    last_row = np.maximum.accumulate(np.where(done, np.arange(S)[:, None], -1), axis=0)
+    before = np.vstack([np.full((1, N), -1), last_row[:-1]])
+    prev_event = np.where(before >= 0, event[np.maximum(before, 0), np.arange(N)], -1)
+    row_episode = np.where(prev_event >= 0, N + prev_event, np.arange(N))
+    episode_return = np.full(N + int(done.sum()), np.nan)
+    episode_return[row_episode[done]] = return_at[done]
+    return row_episode.reshape(-1), episode_return
+
+
 @torch.no_grad()
 def collect_decoder_data(cfg: GoRLConfig, run: Run, stage: int, encoder: GaussianPolicy,
                          normalizer: RunningNormalizer) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -203,28 +223,24 @@ def collect_decoder_data(cfg: GoRLConfig, run: Run, stage: int, encoder: Gaussia
     then the episode filter ``cfg.decoder_data_filter`` (default none)."""
     torch.manual_seed(stage_seed(run.seed, stage, 1))
     envs = run.make_envs(cfg.collect_envs, COLLECT_STREAM + stage)
-    steps = cfg.collect_steps // cfg.collect_envs
-    obs_rows = np.empty((steps, envs.num_envs, envs.obs_dim), np.float32)
-    act_rows = np.empty((steps, envs.num_envs, envs.action_dim), np.float32)
-    row_episode = np.empty((steps, envs.num_envs), np.int64)
-    episode = np.arange(envs.num_envs)         # the running episode's id, per env
-    episode_return = np.full(envs.num_envs, np.nan)  # by id; NaN while running
-    ep_ret = np.zeros(envs.num_envs)
+    steps, N = cfg.collect_steps // cfg.collect_envs, envs.num_envs
+    obs_rows = torch.empty((steps, N, envs.obs_dim), device=run.device)
+    act_rows = torch.empty((steps, N, envs.action_dim), device=run.device)
+    done_rows = torch.empty((steps, N), dtype=torch.bool, device=run.device)
+    return_rows = torch.empty((steps, N), dtype=torch.float64, device=run.device)  # at episode ends
+    ep_ret = torch.zeros(N, dtype=torch.float64, device=run.device)
     obs = envs.obs
-    for s in range(steps):
-        obs_t = torch.as_tensor(obs, device=run.device)
-        pre, _ = encoder.act(normalizer(obs_t), obs_t)
-        obs_rows[s], act_rows[s], row_episode[s] = obs, pre.cpu().numpy(), episode
-        obs, reward, term, trunc, _ = envs.step(np.tanh(act_rows[s]))
+    for s in range(steps):  # on the device: no host round trip per step
+        pre, _ = encoder.act(normalizer(obs), obs)
+        obs_rows[s], act_rows[s] = obs, pre
+        obs, reward, term, trunc, _ = envs.step(torch.tanh(pre))
         ep_ret += reward
-        done = term | trunc
-        if done.any():
-            episode_return[episode[done]] = ep_ret[done]
-            ep_ret[done] = 0.0
-            new = np.arange(episode_return.shape[0], episode_return.shape[0] + int(done.sum()))
-            episode_return = np.concatenate([episode_return, np.full(new.shape[0], np.nan)])
-            episode[done] = new
-    obs_rows, act_rows = obs_rows.reshape(-1, envs.obs_dim), act_rows.reshape(-1, envs.action_dim)
+        done_rows[s] = term | trunc
+        return_rows[s] = ep_ret
+        ep_ret.masked_fill_(done_rows[s], 0.0)
+    obs_rows = obs_rows.reshape(-1, envs.obs_dim).cpu().numpy()
+    act_rows = act_rows.reshape(-1, envs.action_dim).cpu().numpy()
+    row_episode, episode_return = episodes_of_rows(done_rows.cpu().numpy(), return_rows.cpu().numpy())
     finished = np.flatnonzero(np.isfinite(episode_return))
     returns = episode_return[finished]
     if cfg.decoder_data_filter == "none":
@@ -234,7 +250,7 @@ def collect_decoder_data(cfg: GoRLConfig, run: Run, stage: int, encoder: Gaussia
                                           min_return=cfg.decoder_filter_min_return,
                                           high_quality_ratio=cfg.decoder_filter_high_quality_ratio,
                                           rng=np.random.default_rng(stage_seed(run.seed, stage, 3)))]
-        row_episode = np.where(np.isfinite(episode_return[row_episode.reshape(-1)]), row_episode.reshape(-1), -1)
+        row_episode = np.where(np.isfinite(episode_return[row_episode]), row_episode, -1)
         rows = rows_of_episodes(row_episode, picked, episode_return.shape[0])
     if rows.size == 0:
         raise ValueError(f"stage {stage}: decoder_data_filter={cfg.decoder_data_filter!r} kept no rows of "
@@ -244,7 +260,7 @@ def collect_decoder_data(cfg: GoRLConfig, run: Run, stage: int, encoder: Gaussia
     dropped, rows = int((~finite).sum()), rows[finite]
     obs_rows, act_rows = obs_rows[rows], act_rows[rows]
     summary = {"stage": stage, "rows": int(rows.shape[0]), "dropped_non_finite": dropped,
-               "env_steps": int(steps * envs.num_envs), "envs": envs.num_envs,
+               "env_steps": int(steps * N), "envs": N,
                "episodes_finished": int(finished.shape[0]),
                "episode_return_mean": float(np.mean(returns)) if returns.size else None,
                "filter": cfg.decoder_data_filter,
@@ -259,8 +275,7 @@ class GoRL:
 
     def __init__(self, cfg: GoRLConfig, run: Run):
         self.cfg, self.run = cfg, run
-        probe = run.make_envs(1)
-        self.obs_dim, self.act_dim = probe.obs_dim, probe.action_dim
+        self.obs_dim, self.act_dim = run.env_dims()
         self.stage = 0
         self.decoder = Decoder.identity(cfg.decoder_kind, self.obs_dim, self.act_dim, cfg.decoder_hidden,
                                         cfg.decoder_steps).to(run.device)

@@ -23,9 +23,7 @@ def run_single_trainer(cfg: OnPolicyConfig, run: Run,
     Raises :class:`gorl.core.run.Diverged` on non-finite losses (the CLI records it).
     """
     torch.manual_seed(run.seed)
-    probe_env = run.make_envs(1)
-    agent = make_agent(cfg, probe_env.obs_dim, probe_env.action_dim)
-    del probe_env
+    agent = make_agent(cfg, *run.env_dims())
     trainer = OnPolicyTrainer(cfg, run, agent)
     state = run.load_checkpoint()
     if state is not None:

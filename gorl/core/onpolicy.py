@@ -174,7 +174,7 @@ class OnPolicyTrainer:
         self.probe_steps: list[int] = []
         self.probe_actions: list[np.ndarray] = []
         self.on_evaluate: list[Callable[[dict], None]] = []
-        self._episode_return = np.zeros(cfg.num_envs)
+        self._episode_return = torch.zeros(cfg.num_envs, dtype=torch.float64, device=self.device)
         self.timing = {"env": 0.0, "inference": 0.0, "update": 0.0, "eval": 0.0}
 
     # -- bookkeeping ---------------------------------------------------------------------
@@ -204,7 +204,8 @@ class OnPolicyTrainer:
         torch.set_rng_state(st["torch_rng"])
         self.evals, self.metrics = st["evals"], st["metrics"]
         self.probe_states, self.probe_steps = st["probe_states"], st["probe_steps"]
-        self.probe_actions, self._episode_return = st["probe_actions"], st["episode_return"]
+        self.probe_actions = st["probe_actions"]
+        self._episode_return = torch.as_tensor(st["episode_return"], dtype=torch.float64).to(self.device)
 
     def _tensor(self, x: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(x, device=self.device)
@@ -212,7 +213,11 @@ class OnPolicyTrainer:
     # -- rollout -------------------------------------------------------------------------
     @torch.no_grad()
     def collect(self) -> dict[str, torch.Tensor]:
-        """One iteration's rollout: (S, N, ...) tensors, S = steps per env."""
+        """One iteration's rollout: (S, N, ...) tensors, S = steps per env.
+
+        Everything stays on the run's device (on-device envs: no host round trip and no
+        synchronisation per step); the training-episode return is reduced once at the end.
+        """
         S, N = self.cfg.steps_per_env, self.cfg.num_envs
         obs_buf = torch.empty(S, N, self.obs_dim, device=self.device)
         next_obs_buf = torch.empty_like(obs_buf)
@@ -220,33 +225,34 @@ class OnPolicyTrainer:
         disc_buf = torch.empty_like(reward_buf)
         trunc_buf = torch.empty_like(reward_buf)
         stored_buf: dict[str, torch.Tensor] = {}
-        finished: list[float] = []
+        episode_return = self._episode_return
+        finished_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        finished_n = torch.zeros((), dtype=torch.int64, device=self.device)
         obs = self.envs.obs
         t_env = t_inf = 0.0
         for s in range(S):
             t0 = time.perf_counter()
-            obs_t = self._tensor(obs)
-            pre, stored = self.agent.act(self.normalizer(obs_t), obs_t)
-            action = torch.tanh(pre).cpu().numpy()
+            pre, stored = self.agent.act(self.normalizer(obs), obs)
+            action = torch.tanh(pre)
             t1 = time.perf_counter()
             obs_next, reward, term, trunc, final_obs = self.envs.step(action)
             t2 = time.perf_counter()
             t_inf += t1 - t0
             t_env += t2 - t1
-            obs_buf[s] = obs_t
-            next_obs_buf[s] = self._tensor(final_obs)
-            reward_buf[s] = self._tensor(reward)
-            disc_buf[s] = self._tensor(1.0 - term.astype(np.float32))
-            trunc_buf[s] = self._tensor(trunc.astype(np.float32))
+            obs_buf[s] = obs
+            next_obs_buf[s] = final_obs
+            reward_buf[s] = reward
+            disc_buf[s] = 1.0 - term.float()
+            trunc_buf[s] = trunc.float()
             for k, v in stored.items():
                 if k not in stored_buf:
                     stored_buf[k] = torch.empty((S, *v.shape), dtype=v.dtype, device=self.device)
                 stored_buf[k][s] = v
-            self._episode_return += reward
+            episode_return += reward
             done = term | trunc
-            if done.any():
-                finished.extend(self._episode_return[done].tolist())
-                self._episode_return[done] = 0.0
+            finished_sum += torch.where(done, episode_return, 0.0).sum()
+            finished_n += done.sum()
+            episode_return.masked_fill_(done, 0.0)
             obs = obs_next
         finish = getattr(self.agent, "finish_rollout", None)
         if finish is not None:  # before any statistics update: rollout-time normalisation
@@ -255,9 +261,10 @@ class OnPolicyTrainer:
             t_inf += time.perf_counter() - t0
         self.timing["env"] += t_env
         self.timing["inference"] += t_inf
+        n = int(finished_n)  # the rollout's one synchronisation
         return {"obs": obs_buf, "next_obs": next_obs_buf, "reward": reward_buf, "discount": disc_buf,
                 "truncation": trunc_buf, "stored": stored_buf,
-                "train_return": float(np.mean(finished)) if finished else float("nan")}
+                "train_return": float(finished_sum) / n if n else float("nan")}
 
     # -- update --------------------------------------------------------------------------
     def update(self, batch: dict) -> dict[str, float]:
@@ -330,29 +337,31 @@ class OnPolicyTrainer:
         t0 = time.perf_counter()
         envs = self.eval_envs
         obs = envs.reset(env_seeds(self.run.seed, EVAL_STREAM + 1 + index, envs.num_envs))
-        returns = np.zeros(envs.num_envs)
-        active = np.ones(envs.num_envs, bool)
+        returns = torch.zeros(envs.num_envs, dtype=torch.float64, device=self.device)
+        active = torch.ones(envs.num_envs, dtype=torch.bool, device=self.device)
         record = self.probe_states is None
-        seen: list[np.ndarray] = []
+        seen: list[torch.Tensor] = []
         P = self.cfg.num_probe_states
         step = 0
-        while active.any():
-            obs_t = self._tensor(obs)
-            action = torch.tanh(self.agent.act_eval(self.normalizer(obs_t), obs_t)).cpu().numpy()
+        while True:
+            action = torch.tanh(self.agent.act_eval(self.normalizer(obs), obs))
             if record and step % 50 == 0:
-                seen.append(obs[0].copy())
+                seen.append(obs[0].clone())
             obs, reward, term, trunc, _ = envs.step(action)
             returns += reward * active
             active &= ~(term | trunc)
             step += 1
+            if not active.any():
+                break
         if record:
             pick = np.linspace(0, len(seen) - 1, min(P, len(seen))).round().astype(int)
-            self.probe_states = np.stack([seen[i] for i in pick]).astype(np.float32)
+            self.probe_states = torch.stack([seen[i] for i in pick]).float().cpu().numpy()
         states = self._tensor(self.probe_states)
         acts = torch.tanh(self.agent.sample_actions(self.normalizer(states), states, self.cfg.probe_samples))
         self.probe_steps.append(self.env_step)
         self.probe_actions.append(acts.cpu().numpy().astype(np.float32))
         self.timing["eval"] += time.perf_counter() - t0
+        returns = returns.cpu().numpy()
         row = {"env_step": self.env_step, "return_mean": float(returns.mean()),
                "return_std": float(returns.std()), "episodes": int(envs.num_envs), "stage": self.stage,
                "wall_time": round(self.run.wall_time(), 3)}

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from gorl import rundir
-from gorl.envs import VectorEnv, make_env
+from gorl.envs import env_dims, make_envs
 
 
 class Diverged(RuntimeError):
@@ -63,11 +63,13 @@ class Run:
     """Algorithm-specific facts added to status.json (e.g. GoRL's data-collection env steps)."""
 
     # -- envs -----------------------------------------------------------------------
-    def make_envs(self, n: int, stream: int = TRAIN_STREAM) -> VectorEnv:
-        seeds = env_seeds(self.seed, stream, n)
-        venv = VectorEnv([lambda s=s: make_env(self.task, s) for s in seeds])
-        venv.reset(seeds)
-        return venv
+    def make_envs(self, n: int, stream: int = TRAIN_STREAM):
+        """``n`` envs seeded from the run seed and ``stream``, speaking torch on the run's device."""
+        return make_envs(self.task, env_seeds(self.seed, stream, n), self.device)
+
+    def env_dims(self) -> tuple[int, int]:
+        """(observation dim, action dim) of the run's task."""
+        return env_dims(self.task)
 
     # -- files ----------------------------------------------------------------------
     @property

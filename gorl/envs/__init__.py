@@ -10,8 +10,8 @@ import os
 
 os.environ.setdefault("MUJOCO_GL", "disable")
 
-from gorl.envs.registry import PAPER_TASKS, check_task, list_suite_tasks, make_env  # noqa: E402
+from gorl.envs.registry import PAPER_TASKS, check_task, env_dims, list_suite_tasks, make_env, make_envs  # noqa: E402
 from gorl.envs.vector import VectorEnv  # noqa: E402
 from gorl.envs import toy  # noqa: E402,F401  (registers gym:GoRLBench/TwoModes-v0)
 
-__all__ = ["PAPER_TASKS", "check_task", "list_suite_tasks", "make_env", "VectorEnv"]
+__all__ = ["PAPER_TASKS", "check_task", "list_suite_tasks", "env_dims", "make_env", "make_envs", "VectorEnv"]

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import difflib
 import importlib
+from typing import Sequence
 
 import gymnasium as gym
+import torch
 
 PAPER_TASKS = ("cheetah-run", "finger-spin", "finger-turn_hard", "fish-swim", "hopper-stand", "walker-walk")
 GYM_PREFIX = "gym:"
+PLAYGROUND_PREFIX = "playground:"
 
 
 def list_suite_tasks() -> list[str]:
@@ -22,6 +25,19 @@ def _split(task: str) -> tuple[str, str]:
 
 def check_task(task: str, imports: tuple[str, ...] = ()) -> None:
     """Raise ValueError naming ``task`` if it is not a known suite task or registered gym id."""
+    if task.startswith(PLAYGROUND_PREFIX):
+        from gorl.envs import playground
+        try:
+            names = playground.task_names()
+        except playground.PlaygroundUnavailable as e:
+            raise ValueError(f"task {task!r}: {e}") from None
+        name = task[len(PLAYGROUND_PREFIX):]
+        if name not in names:
+            hint = difflib.get_close_matches(name, names, n=1)
+            extra = f" (did you mean 'playground:{hint[0]}'?)" if hint else ""
+            raise ValueError(f"unknown Playground task {task!r}{extra}; Playground's DM Control Suite "
+                             f"tasks: {', '.join(names)}")
+        return
     if task.startswith(GYM_PREFIX):
         for mod in imports:
             importlib.import_module(mod)
@@ -37,7 +53,29 @@ def check_task(task: str, imports: tuple[str, ...] = ()) -> None:
         hint = difflib.get_close_matches(task, tasks, n=1)
         extra = f" (did you mean {hint[0]!r}?)" if hint else ""
         raise ValueError(f"unknown task {task!r}{extra}; use a dm_control suite 'domain-task' name "
-                         f"such as {', '.join(PAPER_TASKS)}, or 'gym:<id>'")
+                         f"such as {', '.join(PAPER_TASKS)}, 'playground:<Name>' or 'gym:<id>'")
+
+
+def make_envs(task: str, seeds: Sequence[int], device: torch.device | str = "cpu"):
+    """``len(seeds)`` envs of ``task``, reset with ``seeds``, speaking torch tensors on ``device``:
+    Playground tasks as one batched JAX state on JAX's device, every other task as host envs
+    stepped in-process (:class:`gorl.envs.vector.TorchVecEnv`)."""
+    if task.startswith(PLAYGROUND_PREFIX):
+        from gorl.envs.playground import PlaygroundEnvs
+        return PlaygroundEnvs(task, seeds, device)
+    from gorl.envs.vector import TorchVecEnv, VectorEnv
+    venv = VectorEnv([lambda s=s: make_env(task, s) for s in seeds])
+    venv.reset(seeds)
+    return TorchVecEnv(venv, device)
+
+
+def env_dims(task: str) -> tuple[int, int]:
+    """(observation dim, action dim) of ``task`` without stepping (or compiling) anything."""
+    if task.startswith(PLAYGROUND_PREFIX):
+        from gorl.envs.playground import dims
+        return dims(task)
+    env = make_env(task)
+    return int(env.observation_space.shape[0]), int(env.action_space.shape[0])
 
 
 def make_env(task: str, seed: int | None = None) -> gym.Env:

@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 
 import gymnasium as gym
 import numpy as np
+import torch
 
 
 class VectorEnv:
@@ -64,3 +65,48 @@ class VectorEnv:
     @property
     def obs(self) -> np.ndarray:
         return self._obs.copy()
+
+
+class TorchVecEnv:
+    """A host vector env (numpy) presented as the trainer sees every env set: torch tensors on
+    ``device`` in and out. One host<->device copy per step; :class:`gorl.envs.playground.
+    PlaygroundEnvs` implements the same interface with the envs on the device.
+
+    ``step(actions)`` -> ``obs, reward, terminated, truncated, final_obs`` (float32, float32,
+    bool, bool, float32); ``obs``; ``reset(seeds)``; ``get_state``/``set_state``;
+    ``physics_errors``; ``num_envs``, ``obs_dim``, ``action_dim``.
+    """
+
+    def __init__(self, host, device: torch.device | str = "cpu"):
+        self.host = host
+        self.device = torch.device(device)
+        self.num_envs, self.obs_dim, self.action_dim = host.num_envs, host.obs_dim, host.action_dim
+
+    def _t(self, x: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(x).to(self.device)
+
+    def reset(self, seeds: Sequence[int] | None = None) -> torch.Tensor:
+        return self._t(self.host.reset(seeds))
+
+    @property
+    def obs(self) -> torch.Tensor:
+        return self._t(self.host.obs)
+
+    def step(self, actions: torch.Tensor):
+        obs, reward, term, trunc, final_obs = self.host.step(actions.detach().cpu().numpy())
+        return self._t(obs), self._t(reward), self._t(term), self._t(trunc), self._t(final_obs)
+
+    @property
+    def physics_errors(self) -> int:
+        return self.host.physics_errors
+
+    def get_state(self) -> dict:
+        return self.host.get_state()
+
+    def set_state(self, st: dict) -> None:
+        self.host.set_state(st)
+
+    def close(self) -> None:
+        close = getattr(self.host, "close", None)
+        if close is not None:
+            close()

@@ -1,0 +1,224 @@
+"""MuJoCo Playground's DM Control Suite ports on MJX (the paper's physics), as one batched
+on-device JAX state that speaks torch.
+
+TASK ``playground:<Name>`` (``playground:CheetahRun``, ``playground:CartpoleBalance``, ...)
+loads ``mujoco_playground.registry.load(Name, config_overrides={'impl': 'jax'})``: MJX's
+JAX implementation, which Playground's own Brax trainer uses and the paper ran (Playground
+0.2.0 defaults these tasks to MuJoCo Warp). No brax: the episode bookkeeping Brax's
+wrappers add is done here, the way the dm_control path does it:
+
+- all ``num_envs`` envs are one pytree with a leading batch axis; ``reset`` and ``step`` are
+  ``jit(vmap(...))`` of Playground's own functions;
+- an episode ends at ``episode_length`` (1000) steps as a *truncation*; Playground's own
+  ``done`` (NaN in the simulation state) is a *termination*, counted in ``physics_errors``,
+  with reward 0 and a zeroed final observation (as the dm_control path does on a
+  ``PhysicsError``);
+- ended envs are reset on the device from their own per-env key, inside the same jitted
+  step (a batch-level ``lax.cond``, so steps without any ended episode pay nothing);
+  ``step`` returns the observation to act on next and ``final_obs``, the true next
+  observation before any reset (for bootstrapping at a truncation).
+
+Tensors cross between JAX and torch through DLPack on the same device: no host round trip
+per step on a GPU. On a machine without one, JAX's CPU backend runs the same code.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+PREFIX = "playground:"
+
+# The paper's six tasks and the CPU test task, with their dm_control suite names.
+SUITE_NAMES = {"CheetahRun": "cheetah-run", "FingerSpin": "finger-spin", "FingerTurnHard": "finger-turn_hard",
+               "FishSwim": "fish-swim", "HopperStand": "hopper-stand", "WalkerWalk": "walker-walk",
+               "CartpoleBalance": "cartpole-balance"}
+PAPER_TASKS = tuple(f"{PREFIX}{n}" for n in SUITE_NAMES if n != "CartpoleBalance")
+# Tasks without contacts: MJX steps them fast on a CPU (CartpoleBalance ~310k env steps/s at
+# 256 envs here). Contact tasks (CheetahRun ~260 env steps/s on this CPU) are for GPUs.
+CPU_FRIENDLY = ("CartpoleBalance", "CartpoleBalanceSparse", "CartpoleSwingup", "CartpoleSwingupSparse",
+                "PendulumSwingup", "AcrobotSwingup", "AcrobotSwingupSparse")
+INSTALL_HINT = "playground: tasks need the JAX stack: pip install -e '.[playground]'"
+
+
+class PlaygroundUnavailable(ImportError):
+    pass
+
+
+CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "gorl-bench", "jax")
+
+
+def _import():
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # share the GPU with torch
+    # XLA compiles a task's batched step in 10-45 s per process; the persistent cache makes
+    # every later process (resumes, the pipeline's other seeds, tests) load it instead.
+    try:
+        import jax
+        from mujoco_playground import registry
+    except ImportError as e:
+        raise PlaygroundUnavailable(f"{INSTALL_HINT} ({e})") from None
+    if not jax.config.jax_compilation_cache_dir:  # JAX_COMPILATION_CACHE_DIR, when set, wins
+        jax.config.update("jax_compilation_cache_dir", CACHE_DIR)
+    return jax, registry
+
+
+def task_names() -> tuple[str, ...]:
+    """Every DM Control Suite task Playground ports (needs the optional JAX stack)."""
+    _, registry = _import()
+    return tuple(registry.dm_control_suite.ALL_ENVS)
+
+
+def suite_name(task: str) -> str:
+    """``playground:FingerSpin`` -> ``finger-spin`` (for per-task settings); others unchanged."""
+    if task.startswith(PREFIX):
+        return SUITE_NAMES.get(task[len(PREFIX):], task)
+    return task
+
+
+def dims(task: str) -> tuple[int, int]:
+    env = _compiled(task[len(PREFIX):])[0]
+    return int(env.observation_size), int(env.action_size)
+
+
+def jax_backend() -> str:
+    jax, _ = _import()
+    return jax.default_backend()
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled(name: str):
+    """One Playground env and its jitted batched functions per task and process, so that
+    every env set of a run (train, eval, GoRL's collectors) shares the compiled code
+    (jit caches per batch shape)."""
+    jax, registry = _import()
+    import jax.numpy as jnp
+
+    env = registry.load(name, config_overrides={"impl": "jax"})
+    episode_length = int(registry.get_default_config(name).episode_length)
+
+    def reset_one(key):
+        key, sub = jax.random.split(key)
+        return env.reset(sub), key
+
+    def strong(tree):  # reset's weakly typed leaves (e.g. jp.zeros(2) unpacked) as step returns them
+        return jax.tree.map(lambda x: jnp.asarray(x, x.dtype), tree)
+
+    def reset(keys):
+        states, keys = jax.vmap(reset_one)(keys)
+        return strong(states), jnp.zeros(keys.shape[0], jnp.int32), keys, states.obs.astype(jnp.float32)
+
+    def step(state, t, keys, action):
+        nxt = jax.vmap(env.step)(state, action)
+        t = t + 1
+        finite = jnp.isfinite(nxt.obs).all(-1) & jnp.isfinite(nxt.reward)
+        term = (nxt.done > 0) | ~finite
+        trunc = (t >= episode_length) & ~term
+        done = term | trunc
+        reward = jnp.where(term & ~finite, 0.0, nxt.reward).astype(jnp.float32)
+        final_obs = jnp.where(finite[:, None], nxt.obs, 0.0).astype(jnp.float32)
+
+        def with_resets(args):
+            nxt, keys = args
+            fresh, new_keys = jax.vmap(reset_one)(keys)
+            fresh = strong(fresh)
+
+            def pick(a, b):
+                return jnp.where(done.reshape(done.shape + (1,) * (a.ndim - 1)), a, b)
+            return jax.tree.map(pick, fresh, nxt), jnp.where(done[:, None], new_keys, keys)
+
+        nxt, keys = jax.lax.cond(done.any(), with_resets, lambda args: args, (nxt, keys))
+        t = jnp.where(done, 0, t)
+        n_nan = (term & ~finite).sum()
+        # One array for torch (one DLPack hand-over per step): [obs, final_obs, reward, term, trunc].
+        packed = jnp.concatenate([nxt.obs.astype(jnp.float32), final_obs, reward[:, None],
+                                  term[:, None].astype(jnp.float32), trunc[:, None].astype(jnp.float32)], -1)
+        return nxt, t, keys, packed, n_nan
+
+    # No buffer donation: torch holds DLPack views of the outputs (obs) across steps.
+    return env, episode_length, jax.jit(reset), jax.jit(step)
+
+
+class PlaygroundEnvs:
+    """``num_envs`` envs of one Playground task stepped as one batch on JAX's device.
+
+    Same interface as :class:`gorl.envs.vector.TorchVecEnv`: torch tensors on ``device`` in
+    and out, ``obs``, ``reset(seeds)``, ``step(actions)``, ``get_state``/``set_state``.
+    """
+
+    def __init__(self, task: str, seeds: Sequence[int], device: torch.device | str = "cpu"):
+        self.jax, _ = _import()
+        self.task = task
+        self.name = task[len(PREFIX):]
+        self.env, self.episode_length, self._reset, self._step = _compiled(self.name)
+        self.num_envs = len(seeds)
+        self.obs_dim = int(self.env.observation_size)
+        self.action_dim = int(self.env.action_size)
+        self.device = torch.device(device)
+        if self.device.type == "cuda" and self.device.index is None:
+            self.device = torch.device("cuda", torch.cuda.current_device())
+        self._nan = self.jax.numpy.zeros((), self.jax.numpy.int32)
+        self.reset(seeds)
+
+    # -- JAX <-> torch ------------------------------------------------------------------
+    def _torch(self, x) -> torch.Tensor:
+        t = torch.from_dlpack(x)
+        return t if t.device == self.device else t.to(self.device)
+
+    def _jax(self, t: torch.Tensor):
+        t = t.detach().to(torch.float32).contiguous()
+        try:
+            return self.jax.dlpack.from_dlpack(t)  # zero-copy when JAX and torch share the device
+        except Exception:  # different devices (e.g. torch on CPU, JAX on a GPU)
+            return self.jax.numpy.asarray(t.cpu().numpy())
+
+    # -- the env interface --------------------------------------------------------------
+    def reset(self, seeds: Sequence[int] | None = None) -> torch.Tensor:
+        """Reset every env: from ``seeds`` (one per env), or else from each env's own key."""
+        jnp = self.jax.numpy
+        if seeds is None:
+            keys = self._keys
+        else:
+            keys = self.jax.vmap(self.jax.random.PRNGKey)(jnp.asarray(np.asarray(seeds, np.uint32)))
+            # committed to the device like every later step's outputs (and the DLPack actions), so
+            # the step compiles once: an uncommitted input is a different jit signature
+            keys = self.jax.device_put(keys, self.jax.devices()[0])
+        self._state, self._t, self._keys, obs = self._reset(keys)
+        self._obs = self._torch(obs.astype(jnp.float32))
+        return self._obs
+
+    @property
+    def obs(self) -> torch.Tensor:
+        return self._obs
+
+    def step(self, actions: torch.Tensor):
+        self._state, self._t, self._keys, packed, n_nan = self._step(
+            self._state, self._t, self._keys, self._jax(actions))
+        self._nan = self._nan + n_nan  # stays on the device; read once per iteration
+        packed, d = self._torch(packed), self.obs_dim
+        obs, final_obs = packed[:, :d], packed[:, d:2 * d]
+        reward, term, trunc = packed[:, 2 * d], packed[:, 2 * d + 1] > 0.5, packed[:, 2 * d + 2] > 0.5
+        self._obs = obs
+        return obs, reward, term, trunc, final_obs
+
+    @property
+    def physics_errors(self) -> int:
+        return int(self._nan)
+
+    def get_state(self) -> dict[str, Any]:
+        """Host copies of every leaf of the batched state, step counters, keys and counters."""
+        leaves = self.jax.tree.leaves((self._state, self._t, self._keys))
+        return {"task": self.task, "leaves": [np.asarray(x) for x in self.jax.device_get(leaves)],
+                "physics_errors": self.physics_errors}
+
+    def set_state(self, st: dict[str, Any]) -> None:
+        treedef = self.jax.tree.structure((self._state, self._t, self._keys))
+        if st.get("task") != self.task or len(st["leaves"]) != treedef.num_leaves:
+            raise ValueError(f"checkpointed env state is for {st.get('task')!r}, not {self.task!r}")
+        jnp = self.jax.numpy
+        self._state, self._t, self._keys = self.jax.tree.unflatten(
+            treedef, [jnp.asarray(x) for x in st["leaves"]])
+        self._obs = self._torch(self._state.obs.astype(jnp.float32))
+        self._nan = jnp.asarray(st["physics_errors"], jnp.int32)

@@ -1,0 +1,149 @@
+"""`playground:` tasks: MuJoCo Playground's MJX ports as one batched JAX state (issue 14).
+
+All on JAX's CPU backend with CartpoleBalance (no contacts: fast under MJX on a CPU). XLA
+compiles each (task, batch size) once per machine: the persistent cache
+(~/.cache/gorl-bench/jax) makes later processes load it.
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import ROOT, TESTS, cli
+
+jax = pytest.importorskip("jax", reason="the playground extra is not installed (pip install -e '.[playground]')")
+pytest.importorskip("mujoco_playground", reason="the playground extra is not installed")
+
+from gorl.envs import check_task, env_dims, make_envs  # noqa: E402
+from gorl.envs.playground import PlaygroundEnvs, _compiled  # noqa: E402
+
+TASK = "playground:CartpoleBalance"
+N = 4
+
+
+@pytest.fixture(scope="module")
+def envs():
+    return PlaygroundEnvs(TASK, [11, 12, 13, 14])
+
+
+def test_playground_steps_exactly_as_playground_itself(envs):
+    """Same keys and actions through Playground's own env.step: identical obs, rewards, done."""
+    env = _compiled("CartpoleBalance")[0]
+    seeds = np.array([21, 22, 23, 24], np.uint32)
+    obs = envs.reset(seeds)
+    keys = jax.vmap(jax.random.PRNGKey)(jax.numpy.asarray(seeds))
+    subs = jax.vmap(lambda k: jax.random.split(k)[1])(keys)
+    ref = jax.jit(jax.vmap(env.reset))(subs)
+    ref_step = jax.jit(jax.vmap(env.step))
+    np.testing.assert_array_equal(obs.numpy(), np.asarray(ref.obs))
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        a = rng.uniform(-1, 1, (N, envs.action_dim)).astype(np.float32)
+        obs, reward, term, trunc, final_obs = envs.step(torch.from_numpy(a))
+        ref = ref_step(ref, jax.numpy.asarray(a))
+        np.testing.assert_allclose(obs.numpy(), np.asarray(ref.obs), rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(reward.numpy(), np.asarray(ref.reward), rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(term.numpy(), np.asarray(ref.done) > 0)
+        assert not trunc.any()
+        np.testing.assert_array_equal(final_obs.numpy(), obs.numpy())
+
+
+def test_time_limit_truncates_and_resets_on_device_like_the_dm_control_path(envs):
+    """1000 steps: the last is a truncation (not a termination) for every env, final_obs is the
+    true last observation, the obs to act on is a fresh reset, and the dm_control path (the
+    suite's cartpole-balance) reports the same flags at the same steps."""
+    dmc = make_envs("cartpole-balance", [1, 2, 3, 4])
+    pg_obs = envs.reset([1, 2, 3, 4])
+    flags = {"pg": [], "dmc": []}
+    zero = torch.zeros(N, envs.action_dim)
+    for t in range(1001):
+        prev = pg_obs
+        pg_obs, _, te, tr, final = envs.step(zero)
+        _, _, dte, dtr, _ = dmc.step(zero)
+        flags["pg"].append((te.clone(), tr.clone()))
+        flags["dmc"].append((dte.clone(), dtr.clone()))
+        if t == 999:
+            assert tr.all() and not te.any()
+            assert not torch.equal(final, pg_obs)          # acted-on obs comes from a reset
+            assert torch.allclose(final, prev, atol=0.2)  # true next obs continues the episode
+            # a fresh start: the cart near the centre, the pole upright, small velocities
+            assert pg_obs[:, 0].abs().max() <= 0.1 and (pg_obs[:, 1] > 0.99).all()
+    for (a, b), (c, d) in zip(flags["pg"], flags["dmc"]):
+        assert torch.equal(a, c) and torch.equal(b, d)
+    ends = [t for t, (_, tr) in enumerate(flags["pg"]) if tr.any()]
+    assert ends == [999]
+    assert envs.physics_errors == 0
+
+
+def test_tensors_cross_without_copies(envs):
+    """DLPack: the torch view of a step's output is JAX's own buffer (same address)."""
+    x = jax.numpy.arange(12.0).reshape(3, 4)
+    t = envs._torch(x)
+    assert t.data_ptr() == x.unsafe_buffer_pointer()
+    a = torch.arange(8.0).reshape(4, 2)
+    assert envs._jax(a).unsafe_buffer_pointer() == a.data_ptr()
+
+
+def test_state_round_trip_continues_identically(envs):
+    envs.reset([5, 6, 7, 8])
+    acts = [torch.rand(N, 1) * 2 - 1 for _ in range(10)]
+    for a in acts[:5]:
+        envs.step(a)
+    st = envs.get_state()
+    first = [envs.step(a)[0].clone() for a in acts[5:]]
+    envs.set_state(st)
+    again = [envs.step(a)[0].clone() for a in acts[5:]]
+    for x, y in zip(first, again):
+        assert torch.equal(x, y)
+
+
+def test_task_names_and_dims():
+    check_task(TASK)
+    assert env_dims(TASK) == (5, 1)
+    with pytest.raises(ValueError, match="playground:CartpoleBalanc"):
+        check_task("playground:CartpoleBalanc")
+
+
+def test_every_algorithm_trains_on_playground(tmp_path):
+    """PPO, FPO, DPPO and GoRL (decoder collection and fit included) through the same contract."""
+    for algo in ("ppo", "fpo", "dppo", "gorl_fm"):
+        d = tmp_path / algo
+        cli("train", algo, TASK, "--preset", "smoke", "--quiet", "--steps", 3840, "--out", d,
+            "--set", "eval_episodes=4", *(["--set", "collect_envs=8"] if algo == "gorl_fm" else []))
+        assert "completed" in (d / "status.json").read_text()
+        lines = (d / "evals.csv").read_text().splitlines()
+        assert len(lines) >= 3 and all("nan" not in line for line in lines[1:])
+    assert (tmp_path / "gorl_fm" / "stages" / "stage1" / "decoder.pt").exists()
+
+
+def _strip_wall(path):
+    return [line.rsplit(",", 1)[0] for line in path.read_text().splitlines()]
+
+
+def test_resume_after_kill_matches_uninterrupted(tmp_path):
+    """The JAX env state and keys are in the checkpoint: a kill -9 resume ends identically."""
+    ref, killed = tmp_path / "ref", tmp_path / "killed"
+    args = ["train", "ppo", TASK, "--seed", 5, "--steps", 9600, "--preset", "smoke", "--quiet",
+            "--set", "eval_episodes=4", "--set", "num_evals=3"]
+    cli(*args, "--out", ref)
+    env = dict(os.environ, OMP_NUM_THREADS="1", MUJOCO_GL="disable",
+               PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen([sys.executable, "-m", "gorl", *map(str, args), "--out", str(killed)], env=env,
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        m = killed / "metrics.csv"
+        if m.exists() and len(m.read_text().splitlines()) >= 3:  # >= 2 iterations checkpointed
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "status.json").exists(), "run finished before it could be killed"
+    out = cli(*args, "--out", killed)
+    assert "resumed" in out.stdout
+    assert _strip_wall(killed / "evals.csv") == _strip_wall(ref / "evals.csv")
