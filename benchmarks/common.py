@@ -57,11 +57,15 @@ def breakdown(trainer: OnPolicyTrainer, iterations: int, warmup: int = 1) -> dic
         trainer.update(trainer.collect())
     trainer.timing = dict.fromkeys(trainer.timing, 0.0)
     t_update = 0.0
+    sync = torch.cuda.synchronize if trainer.device.type == "cuda" else (lambda: None)
+    sync()
     t0 = time.perf_counter()
     for _ in range(iterations):
         batch = trainer.collect()
+        sync()
         t1 = time.perf_counter()
         trainer.update(batch)
+        sync()
         t_update += time.perf_counter() - t1
     wall = time.perf_counter() - t0
     steps = iterations * trainer.cfg.steps_per_iteration

@@ -169,7 +169,10 @@ def cmd_list(args) -> int:
     _import_modules(args.imports)
     for name, a in registry.algorithms().items():
         print(f"{name:16s} presets: {', '.join(preset_names(a.presets_file)):24s} {a.description}")
+    from gorl.envs.playground import PAPER_TASKS as PLAYGROUND_TASKS
     print(f"\npaper tasks: {', '.join(PAPER_TASKS)} (any dm_control suite 'domain-task' or gym:<id> works)")
+    print(f"paper tasks on the paper's physics (MJX, pip install -e '.[playground]'): "
+          f"{', '.join(PLAYGROUND_TASKS)}, playground:CartpoleBalance (any Playground DM Control Suite task)")
     return 0
 
 

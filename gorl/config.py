@@ -104,7 +104,13 @@ def resolve_preset(path: Path, name: str) -> dict[str, Any]:
 
 
 def task_overrides(path: Path, task: str) -> dict[str, Any]:
-    return dict((read_presets(path).get("task_overrides") or {}).get(task, {}) or {})
+    """A task's settings; ``playground:FingerSpin`` shares those of ``finger-spin`` (same task, the
+    paper's physics), then adds any listed under its own name."""
+    from gorl.envs.playground import suite_name
+    table = read_presets(path).get("task_overrides") or {}
+    out = dict(table.get(suite_name(task), {}) or {}) if suite_name(task) != task else {}
+    out.update(table.get(task, {}) or {})
+    return out
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:

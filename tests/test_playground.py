@@ -1,8 +1,8 @@
 """`playground:` tasks: MuJoCo Playground's MJX ports as one batched JAX state (issue 14).
 
 All on JAX's CPU backend with CartpoleBalance (no contacts: fast under MJX on a CPU). XLA
-compiles each (task, batch size) once per machine: the persistent cache
-(~/.cache/gorl-bench/jax) makes later processes load it.
+compiles each (task, batch size) once per machine (the persistent cache ~/.cache/gorl-bench/jax
+makes later processes load it), so every env set here has the smoke preset's 8 envs.
 """
 import os
 import signal
@@ -23,18 +23,19 @@ from gorl.envs import check_task, env_dims, make_envs  # noqa: E402
 from gorl.envs.playground import PlaygroundEnvs, _compiled  # noqa: E402
 
 TASK = "playground:CartpoleBalance"
-N = 4
+N = 8
+SEEDS = list(range(11, 11 + N))
 
 
 @pytest.fixture(scope="module")
 def envs():
-    return PlaygroundEnvs(TASK, [11, 12, 13, 14])
+    return PlaygroundEnvs(TASK, SEEDS)
 
 
 def test_playground_steps_exactly_as_playground_itself(envs):
     """Same keys and actions through Playground's own env.step: identical obs, rewards, done."""
     env = _compiled("CartpoleBalance")[0]
-    seeds = np.array([21, 22, 23, 24], np.uint32)
+    seeds = np.arange(21, 21 + N, dtype=np.uint32)
     obs = envs.reset(seeds)
     keys = jax.vmap(jax.random.PRNGKey)(jax.numpy.asarray(seeds))
     subs = jax.vmap(lambda k: jax.random.split(k)[1])(keys)
@@ -57,8 +58,8 @@ def test_time_limit_truncates_and_resets_on_device_like_the_dm_control_path(envs
     """1000 steps: the last is a truncation (not a termination) for every env, final_obs is the
     true last observation, the obs to act on is a fresh reset, and the dm_control path (the
     suite's cartpole-balance) reports the same flags at the same steps."""
-    dmc = make_envs("cartpole-balance", [1, 2, 3, 4])
-    pg_obs = envs.reset([1, 2, 3, 4])
+    dmc = make_envs("cartpole-balance", SEEDS)
+    pg_obs = envs.reset(SEEDS)
     flags = {"pg": [], "dmc": []}
     zero = torch.zeros(N, envs.action_dim)
     for t in range(1001):
@@ -90,7 +91,7 @@ def test_tensors_cross_without_copies(envs):
 
 
 def test_state_round_trip_continues_identically(envs):
-    envs.reset([5, 6, 7, 8])
+    envs.reset([s + 100 for s in SEEDS])
     acts = [torch.rand(N, 1) * 2 - 1 for _ in range(10)]
     for a in acts[:5]:
         envs.step(a)
@@ -114,7 +115,7 @@ def test_every_algorithm_trains_on_playground(tmp_path):
     for algo in ("ppo", "fpo", "dppo", "gorl_fm"):
         d = tmp_path / algo
         cli("train", algo, TASK, "--preset", "smoke", "--quiet", "--steps", 3840, "--out", d,
-            "--set", "eval_episodes=4", *(["--set", "collect_envs=8"] if algo == "gorl_fm" else []))
+            "--set", f"eval_episodes={N}")
         assert "completed" in (d / "status.json").read_text()
         lines = (d / "evals.csv").read_text().splitlines()
         assert len(lines) >= 3 and all("nan" not in line for line in lines[1:])
@@ -129,7 +130,7 @@ def test_resume_after_kill_matches_uninterrupted(tmp_path):
     """The JAX env state and keys are in the checkpoint: a kill -9 resume ends identically."""
     ref, killed = tmp_path / "ref", tmp_path / "killed"
     args = ["train", "ppo", TASK, "--seed", 5, "--steps", 9600, "--preset", "smoke", "--quiet",
-            "--set", "eval_episodes=4", "--set", "num_evals=3"]
+            "--set", f"eval_episodes={N}", "--set", "num_evals=3"]
     cli(*args, "--out", ref)
     env = dict(os.environ, OMP_NUM_THREADS="1", MUJOCO_GL="disable",
                PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))

@@ -222,7 +222,7 @@ def collect_decoder_data(cfg: GoRLConfig, run: Run, stage: int, encoder: Gaussia
     """(obs, pre-action) rows from the combined policy: z ~ N(mu, sigma), a = g(s, z) (spec 6.3),
     then the episode filter ``cfg.decoder_data_filter`` (default none)."""
     torch.manual_seed(stage_seed(run.seed, stage, 1))
-    envs = run.make_envs(cfg.collect_envs, COLLECT_STREAM + stage)
+    envs = run.make_envs(cfg.collect_envs, COLLECT_STREAM + stage, cfg.env_workers)
     steps, N = cfg.collect_steps // cfg.collect_envs, envs.num_envs
     obs_rows = torch.empty((steps, N, envs.obs_dim), device=run.device)
     act_rows = torch.empty((steps, N, envs.action_dim), device=run.device)
@@ -238,6 +238,7 @@ def collect_decoder_data(cfg: GoRLConfig, run: Run, stage: int, encoder: Gaussia
         done_rows[s] = term | trunc
         return_rows[s] = ep_ret
         ep_ret.masked_fill_(done_rows[s], 0.0)
+    envs.close()
     obs_rows = obs_rows.reshape(-1, envs.obs_dim).cpu().numpy()
     act_rows = act_rows.reshape(-1, envs.action_dim).cpu().numpy()
     row_episode, episode_return = episodes_of_rows(done_rows.cpu().numpy(), return_rows.cpu().numpy())

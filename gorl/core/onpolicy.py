@@ -74,6 +74,9 @@ class OnPolicyConfig:
     """Write a checkpoint every N iterations (and at the end)."""
     device: str = "auto"
     """'auto' (CUDA when present), 'cpu' or 'cuda[:k]'."""
+    env_workers: int = 0
+    """Host (dm_control, gym) envs: 0 steps them in the training process; N > 0 shards them over
+    N worker processes with shared-memory buffers (many-core machines). Results do not depend on it."""
 
     @property
     def steps_per_env(self) -> int:
@@ -103,6 +106,9 @@ class OnPolicyConfig:
         if (self.batch_size * self.num_minibatches) % self.num_envs:
             raise ConfigError(f"batch_size*num_minibatches ({self.batch_size * self.num_minibatches}) must be a "
                               f"multiple of num_envs ({self.num_envs}) so each env runs whole segments")
+        if self.env_workers < 0:
+            raise ConfigError(f"env_workers must be 0 (in-process) or a number of worker processes, "
+                              f"got {self.env_workers}")
         if self.max_grad_norm is not None and self.max_grad_norm <= 0:
             raise ConfigError(f"max_grad_norm must be positive or null, got {self.max_grad_norm}")
         self.validate_budget()
@@ -160,13 +166,15 @@ class OnPolicyTrainer:
         self.cfg, self.run, self.agent = cfg, run, agent.to(run.device)
         self.device = run.device
         self.step_offset, self.stage = step_offset, stage
-        self.envs = run.make_envs(cfg.num_envs, env_stream)
+        self.envs = run.make_envs(cfg.num_envs, env_stream, cfg.env_workers)
         self.obs_dim, self.act_dim = self.envs.obs_dim, self.envs.action_dim
         self._eval_envs = None
         self.normalizer = RunningNormalizer(self.obs_dim, cfg.obs_norm_mode).to(self.device)
         self.critic = Critic(self.obs_dim, cfg.critic_hidden).to(self.device)
         self.params = [*self.agent.parameters(), *self.critic.parameters()]
-        self.optimizer = torch.optim.Adam(self.params, lr=cfg.learning_rate, eps=cfg.adam_eps)
+        # fused Adam on CUDA (one kernel for all parameters); CPU keeps the default implementation
+        self.optimizer = torch.optim.Adam(self.params, lr=cfg.learning_rate, eps=cfg.adam_eps,
+                                          fused=True if self.device.type == "cuda" else None)
         self.iteration = 0
         self.evals: list[dict] = []
         self.metrics: list[dict] = []
@@ -286,7 +294,10 @@ class OnPolicyTrainer:
         discount, truncation = segments(batch["discount"]), segments(batch["truncation"])
         stored = {k: segments(v) for k, v in batch["stored"].items()}
 
-        sums: dict[str, float] = {}
+        # Per-minibatch scalars are summed on the device (float64, in order, as Python floats
+        # were) and read once per iteration: no host synchronisation inside the loop. A
+        # non-finite value anywhere makes its sum non-finite, which ends the run as diverged.
+        sums: torch.Tensor | None = None
         n_steps = 0
         for _ in range(cfg.num_epochs):
             perm = torch.randperm(M, device=self.device)
@@ -309,26 +320,25 @@ class OnPolicyTrainer:
                     info["grad_norm"] = grads_clip_(self.params, cfg.max_grad_norm)
                 self.optimizer.step()
                 info = {"loss": loss, "policy_loss": policy_loss, "value_loss": value_loss, **info}
-                vals = torch.stack([torch.as_tensor(v, dtype=torch.float32).detach().reshape(()).cpu()
-                                    for v in info.values()]).tolist()
-                if not all(math.isfinite(v) for v in vals):
-                    bad = {k: v for k, v in zip(info, vals) if not math.isfinite(v)}
-                    raise Diverged(f"non-finite loss at iteration {self.iteration}: {bad}")
-                for k, v in zip(info, vals):
-                    sums[k] = sums.get(k, 0.0) + v
+                vals = torch.stack([torch.as_tensor(v, dtype=torch.float32, device=self.device).detach().reshape(())
+                                    for v in info.values()]).double()
+                sums = vals if sums is None else sums + vals
                 n_steps += 1
+        sums = dict(zip(info, sums.tolist()))
+        if not all(math.isfinite(v) for v in sums.values()):
+            bad = [k for k, v in sums.items() if not math.isfinite(v)]
+            raise Diverged(f"non-finite loss at iteration {self.iteration}: {', '.join(bad)}")
         if cfg.obs_stats_timing == "rollout":
             self.normalizer.update(batch["obs"])
-        for p in self.params:
-            if not torch.isfinite(p).all():
-                raise Diverged(f"non-finite parameters after iteration {self.iteration}")
+        if not bool(torch.stack([torch.isfinite(p).all() for p in self.params]).all()):
+            raise Diverged(f"non-finite parameters after iteration {self.iteration}")
         return {k: v / n_steps for k, v in sums.items()}
 
     # -- evaluation and probes -----------------------------------------------------------
     @property
     def eval_envs(self):
         if self._eval_envs is None:
-            self._eval_envs = self.run.make_envs(self.cfg.eval_episodes, EVAL_STREAM)
+            self._eval_envs = self.run.make_envs(self.cfg.eval_episodes, EVAL_STREAM, self.cfg.env_workers)
         return self._eval_envs
 
     @torch.no_grad()

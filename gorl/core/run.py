@@ -63,9 +63,11 @@ class Run:
     """Algorithm-specific facts added to status.json (e.g. GoRL's data-collection env steps)."""
 
     # -- envs -----------------------------------------------------------------------
-    def make_envs(self, n: int, stream: int = TRAIN_STREAM):
-        """``n`` envs seeded from the run seed and ``stream``, speaking torch on the run's device."""
-        return make_envs(self.task, env_seeds(self.seed, stream, n), self.device)
+    def make_envs(self, n: int, stream: int = TRAIN_STREAM, workers: int = 0):
+        """``n`` envs seeded from the run seed and ``stream``, speaking torch on the run's device
+        (host envs sharded over ``workers`` processes when > 0)."""
+        return make_envs(self.task, env_seeds(self.seed, stream, n), self.device, workers,
+                         self.config.get("imports") or ())
 
     def env_dims(self) -> tuple[int, int]:
         """(observation dim, action dim) of the run's task."""

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from typing import Any, Sequence
 
 import numpy as np
@@ -97,6 +98,10 @@ def _compiled(name: str):
     import jax.numpy as jnp
 
     env = registry.load(name, config_overrides={"impl": "jax"})
+    if jax.default_backend() == "cpu" and name not in CPU_FRIENDLY:
+        print(f"note: playground:{name} has contacts: MJX steps it at a few hundred env steps/s on a CPU "
+              f"(CartpoleBalance: ~300k); contact tasks are meant for a GPU (README: Playground tasks)",
+              file=sys.stderr, flush=True)
     episode_length = int(registry.get_default_config(name).episode_length)
 
     def reset_one(key):
@@ -206,6 +211,9 @@ class PlaygroundEnvs:
     @property
     def physics_errors(self) -> int:
         return int(self._nan)
+
+    def close(self) -> None:
+        pass  # nothing outside this process; the compiled functions stay cached for the next env set
 
     def get_state(self) -> dict[str, Any]:
         """Host copies of every leaf of the batched state, step counters, keys and counters."""

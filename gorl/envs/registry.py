@@ -56,14 +56,19 @@ def check_task(task: str, imports: tuple[str, ...] = ()) -> None:
                          f"such as {', '.join(PAPER_TASKS)}, 'playground:<Name>' or 'gym:<id>'")
 
 
-def make_envs(task: str, seeds: Sequence[int], device: torch.device | str = "cpu"):
+def make_envs(task: str, seeds: Sequence[int], device: torch.device | str = "cpu", workers: int = 0,
+              imports: Sequence[str] = ()):
     """``len(seeds)`` envs of ``task``, reset with ``seeds``, speaking torch tensors on ``device``:
-    Playground tasks as one batched JAX state on JAX's device, every other task as host envs
-    stepped in-process (:class:`gorl.envs.vector.TorchVecEnv`)."""
+    Playground tasks as one batched JAX state on JAX's device; every other task as host envs
+    (:class:`gorl.envs.vector.TorchVecEnv`), stepped in-process (``workers`` 0) or sharded over
+    ``workers`` processes (:mod:`gorl.envs.sharded`)."""
     if task.startswith(PLAYGROUND_PREFIX):
         from gorl.envs.playground import PlaygroundEnvs
         return PlaygroundEnvs(task, seeds, device)
     from gorl.envs.vector import TorchVecEnv, VectorEnv
+    if workers > 0:
+        from gorl.envs.sharded import ShardedVectorEnv
+        return TorchVecEnv(ShardedVectorEnv(task, seeds, workers, tuple(imports)), device)
     venv = VectorEnv([lambda s=s: make_env(task, s) for s in seeds])
     venv.reset(seeds)
     return TorchVecEnv(venv, device)

@@ -1,0 +1,238 @@
+"""Paper scale on one GPU: this suite's trainer on `playground:` tasks next to Brax PPO.
+
+Runs as-is on a bare Python 3.12 machine with an NVIDIA GPU, torch and CUDA jax, after the
+offline wheels of the reference bundle (mujoco, mujoco-mjx, playground, brax, ...) are on
+PYTHONPATH, from the repository root:
+
+    python3 -m pip install -q --no-index --no-deps --target /tmp/site WHEELS/*.whl
+    export PYTHONPATH=/tmp/site:$PWD MUJOCO_GL=disable XLA_PYTHON_CLIENT_PREALLOCATE=false
+    python3 benchmarks/gpu_paper_scale.py --out $OUT          # about 5-6 minutes
+
+Parts (``--parts``; each prints its figures as it ends and adds them to OUT/gpu_paper_scale.json):
+  raw     playground:CheetahRun env sets at 2048 envs: env steps/s of the jitted step with
+          torch actions in and torch tensors out (DLPack), compile time apart.
+  ppo     PPO ``paper`` preset on playground:CheetahRun: one warm-up iteration (compiles),
+          then ``--iterations`` iterations of 983,040 env steps, with the per-phase breakdown
+          (rollout = env + inference, update), and the time a 180M-step run would take.
+  brax    Brax PPO (Playground's ``brax_ppo_config`` for the task, MJX ``impl='jax'``) on the
+          same GPU at the same geometry: the steady-state training env steps/s Brax reports.
+  gorl    GoRL-FM, one stage boundary at paper geometry: one encoder iteration, then the
+          decoder-data collection (19.7M env steps) and ``--decoder-epochs`` epochs of the
+          decoder fit (the paper's fit runs up to 50; per-epoch time is reported).
+  sharded dm_control cheetah-run, 2048 envs: one thread vs sharded over the machine's cores.
+
+``--tiny`` shrinks every part to seconds (CartpoleBalance, a few envs) to check the script
+itself on a CPU.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("MUJOCO_GL", "disable")
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+
+RESULTS: dict = {}
+PAPER_RUN_STEPS = 179_896_320
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def record(part: str, out: Path, **figures) -> None:
+    RESULTS[part] = figures
+    (out / "gpu_paper_scale.json").write_text(json.dumps(RESULTS, indent=2))
+    log(f"[{part}] " + ", ".join(f"{k}={v}" for k, v in figures.items()))
+
+
+def sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def part_raw(args, out: Path) -> None:
+    from gorl.envs import make_envs
+    n, steps = (16, 50) if args.tiny else (2048, 200)
+    t0 = time.perf_counter()
+    envs = make_envs(args.task, list(range(n)), args.device)
+    acts = torch.rand(steps + 1, n, envs.action_dim, device=args.device) * 2 - 1
+    envs.step(acts[0])[0].sum().item()
+    t1 = time.perf_counter()
+    for i in range(steps):
+        o = envs.step(acts[i + 1])
+    o[0].sum().item()
+    t2 = time.perf_counter()
+    record("raw", out, task=args.task, envs=n, env_steps_per_s=round(n * steps / (t2 - t1)),
+           first_step_s=round(t1 - t0, 1))
+
+
+def _trainer(algo: str, args, tmp: Path, **overrides):
+    from common import make_trainer
+    return make_trainer(algo, args.task, "smoke" if args.tiny else "paper", tmp, device=args.device, **overrides)
+
+
+def part_ppo(args, out: Path) -> None:
+    from common import breakdown
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        trainer = _trainer("ppo", args, Path(tmp))
+        trainer.update(trainer.collect())  # warm-up: compiles the env step for this batch
+        sync()
+        warm = time.perf_counter() - t0
+        b = breakdown(trainer, args.iterations, warmup=0)
+        per_iter = b["total"] * trainer.cfg.steps_per_iteration / 1000
+        record("ppo", out, task=args.task, env_steps_per_s=round(b["sps"]),
+               iteration_s=round(per_iter, 3), rollout_s=round((b["env"] + b["inference"]) *
+                                                              trainer.cfg.steps_per_iteration / 1000, 3),
+               update_s=round(b["update"] * trainer.cfg.steps_per_iteration / 1000, 3),
+               steps_per_iteration=trainer.cfg.steps_per_iteration, warmup_s=round(warm, 1),
+               paper_run_minutes=round(PAPER_RUN_STEPS / b["sps"] / 60, 1))
+
+
+def _device_put_replicated(x, devices):
+    """brax 0.14.2 calls jax.device_put_replicated, which jax 0.10 removed: the same copies,
+    stacked on a leading axis and placed as pmap places its outputs (no recompilation)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+    sharding = NamedSharding(Mesh(np.array(list(devices)), ("i",)), PartitionSpec("i"))
+
+    def put(a):
+        return jax.device_put(jnp.stack([jnp.asarray(a)] * len(devices)), sharding)
+    return jax.tree.map(put, x)
+
+
+def part_brax(args, out: Path) -> None:
+    import jax
+    if not hasattr(jax, "device_put_replicated"):
+        jax.device_put_replicated = _device_put_replicated
+    from brax.training.agents.ppo import networks as ppo_networks
+    from brax.training.agents.ppo import train as ppo
+    from mujoco_playground import registry, wrapper
+    from mujoco_playground.config import dm_control_suite_params
+
+    name = args.task.split(":", 1)[1]
+    env = registry.load(name, config_overrides={"impl": "jax"})
+    cfg = dm_control_suite_params.brax_ppo_config(name)
+    epochs = args.iterations + 1
+    per_step = cfg.num_envs * cfg.unroll_length * cfg.batch_size * cfg.num_minibatches // cfg.num_envs
+    kw = dict(cfg)
+    kw.pop("network_factory", None)
+    if args.tiny:
+        kw.update(num_envs=16, batch_size=16, num_minibatches=2, num_updates_per_batch=1)
+        per_step = 16 * kw["unroll_length"] * 2
+    kw.update(num_timesteps=epochs * per_step, num_evals=2, num_resets_per_eval=epochs,
+              num_eval_envs=16 if args.tiny else 128)
+    sps: list[float] = []
+    t0 = time.perf_counter()
+    ppo.train(environment=env, wrap_env_fn=wrapper.wrap_for_brax_training,
+              network_factory=ppo_networks.make_ppo_networks,
+              progress_fn=lambda step, m: sps.append(float(m.get("training/sps", float("nan")))), **kw)
+    wall = time.perf_counter() - t0
+    steady = [s for s in sps if s == s]
+    record("brax", out, task=args.task, env_steps_per_s=round(steady[-1]) if steady else None,
+           epochs=epochs, steps_per_epoch=per_step, wall_s=round(wall, 1))
+
+
+def part_gorl(args, out: Path) -> None:
+    from gorl.algorithm.gorl import GoRL
+    from gorl.config import build_config
+    from gorl.core.run import Run
+    from gorl import registry
+    algo = registry.get("gorl_fm")
+    with tempfile.TemporaryDirectory() as tmp:
+        preset = "smoke" if args.tiny else "paper"
+        over = {"device": args.device, "decoder_max_epochs": args.decoder_epochs}
+        cfg = build_config(algo.config_cls, algo.presets_file, preset, args.task, over)
+        cfg.stage_steps = [1, 1]
+        cfg.total_steps = 2 * cfg.steps_per_iteration
+        run = Run(algo="gorl_fm", task=args.task, seed=0, preset=preset, dir=Path(tmp), config={},
+                  device=torch.device(args.device if args.device != "auto" else
+                                      ("cuda" if torch.cuda.is_available() else "cpu")), quiet=True)
+        g = GoRL(cfg, run)
+        trainer = g.make_trainer(0)
+        t0 = time.perf_counter()
+        trainer.train(checkpoint=lambda: None)  # evaluations + 1 encoder iteration (compiles)
+        sync()
+        t1 = time.perf_counter()
+        g.refit_decoder(0)
+        sync()
+        t2 = time.perf_counter()
+        fit = g.timing["decoder_fit"]
+        record("gorl", out, task=args.task, stage0_s=round(t1 - t0, 1), collect_s=round(g.timing["collect"], 1),
+               collect_env_steps=cfg.collect_steps, decoder_fit_s=round(fit, 1),
+               decoder_epochs=args.decoder_epochs, s_per_decoder_epoch=round(fit / args.decoder_epochs, 2),
+               refit_s=round(t2 - t1, 1))
+
+
+def part_sharded(args, out: Path) -> None:
+    from gorl.envs import VectorEnv, make_env
+    from gorl.envs.sharded import ShardedVectorEnv
+    import numpy as np
+    n, steps = (8, 20) if args.tiny else (2048, 100)
+    workers = args.workers or os.cpu_count()
+    seeds = list(range(n))
+    acts = np.random.default_rng(0).uniform(-1, 1, (steps, n, 6)).astype(np.float32)
+    rates = {}
+    for label, make in (("one_thread", lambda: VectorEnv([lambda s=s: make_env("cheetah-run", s) for s in seeds])),
+                        (f"workers_{workers}", lambda: ShardedVectorEnv("cheetah-run", seeds, workers))):
+        venv = make()
+        venv.reset(seeds)
+        venv.step(acts[0])
+        t0 = time.perf_counter()
+        for a in acts:
+            venv.step(a)
+        rates[label] = round(n * steps / (time.perf_counter() - t0))
+        getattr(venv, "close", lambda: None)()
+    record("sharded", out, task="cheetah-run", envs=n, **rates,
+           speedup=round(rates[f"workers_{workers}"] / rates["one_thread"], 2))
+
+
+PARTS = {"raw": part_raw, "ppo": part_ppo, "brax": part_brax, "gorl": part_gorl, "sharded": part_sharded}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=Path("."))
+    p.add_argument("--parts", nargs="+", default=list(PARTS), choices=list(PARTS))
+    p.add_argument("--task", default="playground:CheetahRun")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--iterations", type=int, default=2)
+    p.add_argument("--decoder-epochs", type=int, default=3)
+    p.add_argument("--workers", type=int, default=0, help="sharded part: worker processes (default: all cores)")
+    p.add_argument("--tiny", action="store_true", help="seconds-long version of every part, to check the script")
+    args = p.parse_args()
+    if args.tiny and args.task == "playground:CheetahRun":
+        args.task = "playground:CartpoleBalance"
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.device == "cpu":
+        torch.set_num_threads(1)  # torch's and XLA's CPU thread pools would fight over the cores
+    import jax
+    log(f"torch {torch.__version__} on {args.device}; jax {jax.__version__} on {jax.default_backend()}; "
+        f"{os.cpu_count()} cores")
+    for part in args.parts:
+        t0 = time.perf_counter()
+        try:
+            PARTS[part](args, args.out)
+        except Exception as e:  # one broken part must not cost the others' figures
+            import traceback
+            traceback.print_exc()
+            record(part, args.out, error=f"{type(e).__name__}: {e}")
+        log(f"[{part}] took {time.perf_counter() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
