@@ -16,13 +16,8 @@ import yaml
 
 from gorl import rundir
 
-CONFIG_KEYS = ("algorithm", "task", "seed", "preset", "hyperparameters")
-PROVENANCE_KEYS = ("algorithm", "task", "seed", "device", "wall_time_s", "git_commit", "versions")
-STATUS_KEYS = ("status", "reason", "env_steps", "algorithm", "task", "seed")
-METRICS_COLUMNS = ("env_step",)
-PROBE_ARRAYS = ("states", "env_step", "actions")
-REQUIRED_FILES = (rundir.CONFIG, rundir.EVALS, rundir.METRICS, rundir.PROBES, rundir.PROVENANCE,
-                  rundir.CHECKPOINT, rundir.STATUS)
+from gorl.rundir import (CONFIG_KEYS, EVAL_COLUMNS, METRICS_COLUMNS, PROBE_ARRAYS,  # noqa: E402,F401
+                         PROVENANCE_KEYS, REQUIRED_FILES, STATUS_KEYS)
 
 
 def _missing(d: Path, name: str, problems: list[str]) -> bool:
@@ -126,8 +121,9 @@ def _check_evals(d: Path, problems: list[str], status: dict | None) -> list[int]
     steps: list[int] = []
     for i, r in enumerate(rows, start=2):
         try:
+            for col, typ in EVAL_COLUMNS.items():
+                typ(r[col])
             step, ret, n = int(r["env_step"]), float(r["return_mean"]), int(r["episodes"])
-            float(r["return_std"]), int(r["stage"]), float(r["wall_time"])
         except (TypeError, ValueError):
             problems.append(f"{rundir.EVALS}: line {i} is not numeric: {r}")
             return None

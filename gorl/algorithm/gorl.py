@@ -14,7 +14,9 @@ Stage k (k = 0 .. n_stages - 1), on one global env-step axis:
    N(0, I) noise to those pre-actions.
 
 decoder_0 is the identity (an all-zero network), so stage 0 is Gaussian PPO through an
-identity map. Per-stage artifacts go to ``stages/stage<k>/`` in the run directory.
+identity map. Per-stage artifacts go to ``stages/stage<k>/`` in the run directory
+(:func:`gorl.rundir.stage_path`); every stage appends its evaluations, metrics and probes
+to the one :class:`~gorl.core.run.Run`, which owns the run's records.
 """
 from __future__ import annotations
 
@@ -32,12 +34,13 @@ import torch
 from gorl import rundir
 from gorl.algorithm.decoder import Decoder, DecoderFitConfig, fit_decoder
 from gorl.algorithm.episode_filter import FILTERS, rows_of_episodes, select_episodes
-from gorl.config import ConfigError
 from gorl.core.gaussian_policy import GaussianPolicy
 from gorl.core.loop import progress_bar
 from gorl.core.normalizer import RunningNormalizer
 from gorl.core.onpolicy import OnPolicyConfig, OnPolicyTrainer
-from gorl.core.run import TRAIN_STREAM, Diverged, Run, save_torch
+from gorl.core.run import TRAIN_STREAM, Run, save_torch
+from gorl.errors import ConfigError, Diverged
+from gorl.registry import Algorithm
 
 PRESETS = Path(__file__).parent.parent / "presets" / "gorl.yaml"
 COLLECT_STREAM = 2_000_000  # + stage: env seeds of the decoder-data collectors
@@ -264,25 +267,17 @@ class GoRL:
         self.stage = 0
         self.decoder = Decoder.identity(cfg.decoder_kind, self.obs_dim, self.act_dim, cfg.decoder_hidden,
                                         cfg.decoder_steps).to(run.device)
-        self.prior_evals: list[dict] = []
-        self.prior_metrics: list[dict] = []
-        self.prior_probes: tuple[list, list] = ([], [])
-        self.probe_states: np.ndarray | None = None
         self.carry: dict | None = None  # previous stage's encoder/critic/statistics (fresh_encoder_each_stage False)
         self.best: dict | None = None
         self.timing = {"collect": 0.0, "decoder_fit": 0.0}
         self.collection_env_steps = 0
 
     def stage_dir(self, k: int) -> Path:
-        d = self.run.dir / "stages" / f"stage{k}"
-        d.mkdir(parents=True, exist_ok=True)
-        return d
+        return rundir.stage_path(self.run.dir, k, create=True)
 
     def state_dict(self, trainer: OnPolicyTrainer | None) -> dict:
         return {"gorl": {"stage": self.stage, "decoder": self.decoder.state_dict(),
-                         "decoder_identity": self.stage == 0, "prior_evals": self.prior_evals,
-                         "prior_metrics": self.prior_metrics, "prior_probes": self.prior_probes,
-                         "probe_states": self.probe_states, "carry": self.carry, "best": self.best,
+                         "decoder_identity": self.stage == 0, "carry": self.carry, "best": self.best,
                          "timing": self.timing, "collection_env_steps": self.collection_env_steps},
                 "trainer": None if trainer is None else trainer.state_dict()}
 
@@ -292,8 +287,6 @@ class GoRL:
         self.decoder = Decoder(self.cfg.decoder_kind, self.obs_dim, self.act_dim, self.cfg.decoder_hidden,
                                self.cfg.decoder_steps, identity=g["decoder_identity"]).to(self.run.device)
         self.decoder.load_state_dict(g["decoder"])
-        self.prior_evals, self.prior_metrics = g["prior_evals"], g["prior_metrics"]
-        self.prior_probes, self.probe_states = g["prior_probes"], g["probe_states"]
         self.carry, self.best = g["carry"], g["best"]
         self.timing, self.collection_env_steps = g["timing"], g["collection_env_steps"]
         return st["trainer"]
@@ -308,7 +301,7 @@ class GoRL:
         encoder = make_encoder(cfg, k, self.obs_dim, self.act_dim, self.decoder)
         trainer = OnPolicyTrainer(cfg.stage_config(k), self.run, encoder, step_offset=cfg.stage_offsets()[k],
                                   stage=k, env_stream=TRAIN_STREAM)
-        trainer.probe_states = self.probe_states  # one set of probe states for the whole run
+        trainer.probe_states = self.run.records.probe_states  # one set of probe states for the whole run
         if self.carry is not None:
             trainer.agent.load_state_dict(self.carry["agent"])
             trainer.critic.load_state_dict(self.carry["critic"])
@@ -329,7 +322,7 @@ class GoRL:
         """Collect with stage k's best encoder + decoder_k, fit decoder_{k+1}, save artifacts."""
         cfg, run = self.cfg, self.run
         t0 = time.perf_counter()
-        save_torch(self.stage_dir(k) / "encoder_best.pt", self.best)
+        save_torch(self.stage_dir(k) / rundir.STAGE_ENCODER_BEST, self.best)
         encoder = make_encoder(cfg, k, self.obs_dim, self.act_dim, self.decoder).to(run.device)
         encoder.load_state_dict(self.best["agent"])
         normalizer = RunningNormalizer(self.obs_dim, cfg.obs_norm_mode).to(run.device)
@@ -347,14 +340,14 @@ class GoRL:
                        decoder_epochs=len(history),
                        decoder_best_val_loss=min((h["val_loss"] for h in history), default=None))
         d = self.stage_dir(k)
-        rundir.write_json(d / "dataset_summary.json", summary)
-        rundir.write_csv(d / "decoder_fit.csv", history)
+        rundir.write_json(d / rundir.STAGE_DATASET_SUMMARY, summary)
+        rundir.write_csv(d / rundir.STAGE_DECODER_FIT, history)
         if not all(math.isfinite(h["val_loss"]) for h in history):
             raise Diverged(f"stage {k}: non-finite decoder loss while fitting decoder {k + 1}")
         self.decoder = decoder
 
     def save_decoder_artifact(self, k: int) -> None:
-        save_torch(self.stage_dir(k) / "decoder.pt",
+        save_torch(self.stage_dir(k) / rundir.STAGE_DECODER,
                    {"kind": self.cfg.decoder_kind, "identity": k == 0, "state": self.decoder.state_dict()})
 
     # -- the run -----------------------------------------------------------------------
@@ -377,14 +370,7 @@ class GoRL:
                     trainer_state = None
                     bar.n = trainer.env_step
                 run.env_steps_done = trainer.env_step
-                trainer.train(checkpoint=lambda t=trainer: self.save(t), progress=bar,
-                              prior_evals=self.prior_evals, prior_probes=self.prior_probes,
-                              prior_metrics=self.prior_metrics)
-                self.probe_states = trainer.probe_states
-                self.prior_evals = self.prior_evals + trainer.evals
-                self.prior_metrics = self.prior_metrics + trainer.metrics
-                self.prior_probes = (list(self.prior_probes[0]) + trainer.probe_steps,
-                                     list(self.prior_probes[1]) + trainer.probe_actions)
+                trainer.train(checkpoint=lambda t=trainer: self.save(t), progress=bar)
                 for key, v in {**trainer.timing, "decoder_sampling": self.decoder.sampling_time}.items():
                     self.timing[key] = self.timing.get(key, 0.0) + v
                 if k + 1 < cfg.num_stages:
@@ -403,3 +389,11 @@ def train(cfg: GoRLConfig, run: Run) -> GoRL:
     agent = GoRL(cfg, run)
     agent.train()
     return agent
+
+
+GORL_FM = Algorithm(name="gorl_fm", config_cls=GoRLConfig, presets_file=PRESETS, train=train, label="GoRL (FM)",
+                    color="#0173b2", family="gorl",
+                    description="GoRL, latent PPO encoder + flow-matching decoder (spec 6)")
+GORL_DIFFUSION = Algorithm(name="gorl_diffusion", config_cls=GoRLDiffusionConfig, presets_file=PRESETS, train=train,
+                           label="GoRL (Diffusion)", color="#d55e00", family="gorl",
+                           description="GoRL, latent PPO encoder + diffusion decoder (spec 6)")

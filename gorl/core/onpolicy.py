@@ -3,8 +3,9 @@
 An algorithm supplies an *agent* (the policy half) implementing :class:`Agent`; this
 module owns everything else: envs, observation statistics, the critic, the rollout
 storage, per-minibatch value targets/advantages, the clipped-objective optimisation
-loop, evaluation, action probes, checkpoints and logs. GoRL runs one trainer per stage
-(``step_offset``/``stage`` put its evaluations on one global env-step axis).
+loop, evaluation, action probes and checkpoints. Evaluations, metrics and probes are
+appended to the :class:`Run`, which owns the run's records and files. GoRL runs one trainer
+per stage (``step_offset``/``stage`` put its evaluations on one global env-step axis).
 """
 from __future__ import annotations
 
@@ -17,11 +18,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from gorl.config import ConfigError
 from gorl.core.advantages import brax_gae
 from gorl.core.networks import Critic
 from gorl.core.normalizer import RunningNormalizer
-from gorl.core.run import EVAL_STREAM, TRAIN_STREAM, Diverged, Run, env_seeds
+from gorl.core.run import EVAL_STREAM, TRAIN_STREAM, Run, env_seeds
+from gorl.errors import ConfigError, Diverged
 
 
 @dataclass
@@ -168,11 +169,7 @@ class OnPolicyTrainer:
         self.params = [*self.agent.parameters(), *self.critic.parameters()]
         self.optimizer = torch.optim.Adam(self.params, lr=cfg.learning_rate, eps=cfg.adam_eps)
         self.iteration = 0
-        self.evals: list[dict] = []
-        self.metrics: list[dict] = []
-        self.probe_states: np.ndarray | None = None
-        self.probe_steps: list[int] = []
-        self.probe_actions: list[np.ndarray] = []
+        self.probe_states: np.ndarray | None = run.records.probe_states
         self.on_evaluate: list[Callable[[dict], None]] = []
         self._episode_return = np.zeros(cfg.num_envs)
         self.timing = {"env": 0.0, "inference": 0.0, "update": 0.0, "eval": 0.0}
@@ -187,9 +184,7 @@ class OnPolicyTrainer:
         return {"iteration": self.iteration, "agent": self.agent.state_dict(),
                 "critic": self.critic.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "normalizer": self.normalizer.state_dict(), "envs": self.envs.get_state(),
-                "torch_rng": torch.get_rng_state(), "evals": self.evals, "metrics": self.metrics,
-                "probe_states": self.probe_states, "probe_steps": self.probe_steps,
-                "probe_actions": self.probe_actions, "episode_return": self._episode_return,
+                "torch_rng": torch.get_rng_state(), "episode_return": self._episode_return,
                 "step_offset": self.step_offset, "stage": self.stage}
 
     def load_state_dict(self, st: dict) -> None:
@@ -202,9 +197,7 @@ class OnPolicyTrainer:
         self.normalizer.to(self.device)
         self.envs.set_state(st["envs"])
         torch.set_rng_state(st["torch_rng"])
-        self.evals, self.metrics = st["evals"], st["metrics"]
-        self.probe_states, self.probe_steps = st["probe_states"], st["probe_steps"]
-        self.probe_actions, self._episode_return = st["probe_actions"], st["episode_return"]
+        self.probe_states, self._episode_return = self.run.records.probe_states, st["episode_return"]
 
     def _tensor(self, x: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(x, device=self.device)
@@ -350,38 +343,31 @@ class OnPolicyTrainer:
             self.probe_states = np.stack([seen[i] for i in pick]).astype(np.float32)
         states = self._tensor(self.probe_states)
         acts = torch.tanh(self.agent.sample_actions(self.normalizer(states), states, self.cfg.probe_samples))
-        self.probe_steps.append(self.env_step)
-        self.probe_actions.append(acts.cpu().numpy().astype(np.float32))
+        self.run.append_probes(self.env_step, self.probe_states, acts.cpu().numpy())
         self.timing["eval"] += time.perf_counter() - t0
         row = {"env_step": self.env_step, "return_mean": float(returns.mean()),
                "return_std": float(returns.std()), "episodes": int(envs.num_envs), "stage": self.stage,
                "wall_time": round(self.run.wall_time(), 3)}
-        self.evals.append(row)
         for hook in self.on_evaluate:
             hook(row)
         return row
 
     # -- the loop ------------------------------------------------------------------------
-    def train(self, checkpoint: Callable[[], None] | None = None, progress=None,
-              prior_evals: list[dict] | None = None, prior_probes: tuple | None = None,
-              prior_metrics: list[dict] | None = None) -> None:
+    def train(self, checkpoint: Callable[[], None] | None = None, progress=None) -> None:
         """Run this trainer's iterations to ``num_iterations`` (resuming at ``self.iteration``).
 
-        ``checkpoint()`` is called after every ``checkpoint_every`` iterations (default:
-        save this trainer's state); ``prior_evals``/``prior_probes``/``prior_metrics`` are
-        earlier stages' records, written in front of this trainer's own.
+        Evaluations, metrics and probes are appended to ``self.run`` (the run's records,
+        earlier stages' included). ``checkpoint()`` is called after every
+        ``checkpoint_every`` iterations (default: save this trainer's state).
         """
         cfg = self.cfg
         n_iter = cfg.num_iterations
         evals_at = eval_iterations(n_iter, cfg.num_evals)
         save = checkpoint or (lambda: self.run.save_checkpoint(self.state_dict()))
-        prior_evals, prior_metrics = prior_evals or [], prior_metrics or []
         while True:
-            if self.iteration in evals_at and not any(
-                    r["env_step"] == self.env_step and r["stage"] == self.stage for r in self.evals):
+            if self.iteration in evals_at and not self.run.has_eval(self.env_step, self.stage):
                 row = self.evaluate(evals_at.index(self.iteration))
-                self.run.write_evals(prior_evals + self.evals)
-                self._write_probes(prior_probes)
+                self.run.append_eval(row)
                 save()  # a resume after this point keeps this evaluation instead of repeating it
                 if progress is not None:
                     progress.set_postfix(eval_return=f"{row['return_mean']:.1f}", refresh=False)
@@ -395,19 +381,12 @@ class OnPolicyTrainer:
             self.timing["update"] += t2 - t1
             self.iteration += 1
             self.run.env_steps_done = self.env_step
-            row = {"env_step": self.env_step, "iteration": self.iteration, "stage": self.stage,
-                   "sps": round(cfg.steps_per_iteration / (t2 - t0), 1), "rollout_s": round(t1 - t0, 4),
-                   "update_s": round(t2 - t1, 4), "train_episode_return": batch["train_return"],
-                   "physics_errors": self.envs.physics_errors, **info}
-            self.metrics.append(row)
+            self.run.append_metrics({
+                "env_step": self.env_step, "iteration": self.iteration, "stage": self.stage,
+                "sps": round(cfg.steps_per_iteration / (t2 - t0), 1), "rollout_s": round(t1 - t0, 4),
+                "update_s": round(t2 - t1, 4), "train_episode_return": batch["train_return"],
+                "physics_errors": self.envs.physics_errors, **info})
             if progress is not None:
                 progress.update(cfg.steps_per_iteration)
             if self.iteration % cfg.checkpoint_every == 0 or self.iteration == n_iter:
-                self.run.write_metrics(prior_metrics + self.metrics)
                 save()
-
-    def _write_probes(self, prior: tuple | None) -> None:
-        steps, acts = list(self.probe_steps), list(self.probe_actions)
-        if prior is not None:
-            steps, acts = list(prior[0]) + steps, list(prior[1]) + acts
-        self.run.write_probes(self.probe_states, steps, acts)
