@@ -14,10 +14,11 @@ from pathlib import Path
 
 import torch
 
-from gorl.config import ConfigError
 from gorl.core.gaussian_policy import clipped_surrogate
 from gorl.core.onpolicy import OnPolicyConfig, OnPolicyTrainer
 from gorl.core.run import Run
+from gorl.registry import Algorithm
+from gorl.errors import ConfigError
 from gorl.generative import EVAL_MODES, FlowPolicy, gaussian_step_logprob, time_grid
 
 PRESETS = Path(__file__).with_name("presets") / "dppo.yaml"
@@ -83,3 +84,8 @@ def make_agent(cfg: DPPOConfig, obs_dim: int, act_dim: int) -> DPPOAgent:
 def train(cfg: DPPOConfig, run: Run) -> OnPolicyTrainer:
     from gorl.core.loop import run_single_trainer
     return run_single_trainer(cfg, run, make_agent)
+
+
+ALGORITHM = Algorithm(name="dppo", config_cls=DPPOConfig, presets_file=PRESETS, train=train, label="DPPO",
+                      color="#029e73", family="baseline",
+                      description="DPPO as in the GoRL code: per-denoising-step PPO ratio (spec 5)")

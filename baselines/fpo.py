@@ -15,10 +15,11 @@ from pathlib import Path
 
 import torch
 
-from gorl.config import ConfigError
 from gorl.core.gaussian_policy import clipped_surrogate
 from gorl.core.onpolicy import OnPolicyConfig, OnPolicyTrainer
 from gorl.core.run import Run
+from gorl.registry import Algorithm
+from gorl.errors import ConfigError
 from gorl.generative import EVAL_MODES, FlowPolicy, cfm_loss, grid_time
 
 PRESETS = Path(__file__).with_name("presets") / "fpo.yaml"
@@ -117,3 +118,8 @@ def make_agent(cfg: FPOConfig, obs_dim: int, act_dim: int) -> FPOAgent:
 def train(cfg: FPOConfig, run: Run) -> OnPolicyTrainer:
     from gorl.core.loop import run_single_trainer
     return run_single_trainer(cfg, run, make_agent)
+
+
+ALGORITHM = Algorithm(name="fpo", config_cls=FPOConfig, presets_file=PRESETS, train=train, label="FPO",
+                      color="#de8f05", family="baseline",
+                      description="Flow Policy Optimization, CFM-loss ratio (spec 4)")

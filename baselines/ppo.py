@@ -11,6 +11,7 @@ from pathlib import Path
 from gorl.core.gaussian_policy import GaussianPolicy
 from gorl.core.onpolicy import OnPolicyConfig, OnPolicyTrainer
 from gorl.core.run import Run
+from gorl.registry import Algorithm
 
 PRESETS = Path(__file__).with_name("presets") / "ppo.yaml"
 
@@ -38,3 +39,8 @@ def make_agent(cfg: PPOConfig, obs_dim: int, act_dim: int) -> GaussianPolicy:
 def train(cfg: PPOConfig, run: Run) -> OnPolicyTrainer:
     from gorl.core.loop import run_single_trainer
     return run_single_trainer(cfg, run, make_agent)
+
+
+ALGORITHM = Algorithm(name="ppo", config_cls=PPOConfig, presets_file=PRESETS, train=train, label="Gaussian PPO",
+                      color="#949494", family="baseline",
+                      description="Gaussian PPO, Brax/Playground configuration (spec 3)")
