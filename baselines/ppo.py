@@ -5,9 +5,10 @@ entropy bonus with the tanh correction; actor 32x4, critic 256x5, one Adam.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from gorl.config import defaults_from
 from gorl.core.gaussian_policy import GaussianPolicy
 from gorl.core.onpolicy import OnPolicyConfig, OnPolicyTrainer
 from gorl.core.run import Run
@@ -17,16 +18,17 @@ PRESETS = Path(__file__).with_name("presets") / "ppo.yaml"
 
 
 @dataclass
+@defaults_from(PRESETS)
 class PPOConfig(OnPolicyConfig):
-    actor_hidden: list[int] = field(default_factory=lambda: [32] * 4)
+    actor_hidden: list[int]
     """Actor hidden layers; the actor outputs mean and pre-scale (2 x d_a)."""
-    clip_eps: float = 0.1
+    clip_eps: float
     """PPO clipping epsilon."""
-    entropy_coef: float = 0.01
+    entropy_coef: float
     """Entropy bonus coefficient."""
-    entropy_tanh_correction: bool = True
+    entropy_tanh_correction: bool
     """Add the log(1 - tanh^2) term: entropy of the squashed action (reference)."""
-    scale_cap: float | None = 10.0
+    scale_cap: float | None
     """Upper clip of the policy scale (GoRL's copy clips at 10; FPO's copy does not)."""
 
 

@@ -14,7 +14,7 @@ the same code: this module (and all of gorl/) imports no algorithm and nothing i
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
@@ -75,6 +75,9 @@ _loaded = False
 
 
 def register(algo: Algorithm) -> Algorithm:
+    if algo.name == "common":
+        raise ValueError("the algorithm name 'common' is reserved (presets say base: common:PRESET for "
+                         "gorl/presets/common.yaml)")
     if algo.name in _REGISTRY and _REGISTRY[algo.name] is not algo:
         existing = _REGISTRY[algo.name]
         if existing.train is not algo.train:

@@ -24,7 +24,7 @@ import copy
 import dataclasses
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -34,6 +34,7 @@ import torch
 from gorl import rundir
 from gorl.algorithm.decoder import Decoder, DecoderFitConfig, fit_decoder
 from gorl.algorithm.episode_filter import FILTERS, rows_of_episodes, select_episodes
+from gorl.config import defaults_from
 from gorl.core.gaussian_policy import GaussianPolicy
 from gorl.core.loop import progress_bar
 from gorl.core.normalizer import RunningNormalizer
@@ -47,6 +48,7 @@ COLLECT_STREAM = 2_000_000  # + stage: env seeds of the decoder-data collectors
 
 
 @dataclass
+@defaults_from(PRESETS)
 class GoRLConfig(OnPolicyConfig):
     """Latent PPO (the shared machinery's fields) plus GoRL's stages and decoder.
 
@@ -56,58 +58,58 @@ class GoRLConfig(OnPolicyConfig):
 
     decoder_kind: ClassVar[str] = "fm"
 
-    stage_steps: list[int] = field(default_factory=lambda: [60_000_000, 60_000_000, 30_000_000, 30_000_000])
+    stage_steps: list[int]
     """Encoder env-step budget of each stage; scaled proportionally when total_steps differs from their sum."""
-    actor_hidden: list[int] = field(default_factory=lambda: [32] * 4)
+    actor_hidden: list[int]
     """Encoder hidden layers; it outputs the latent's mean and pre-scale (2 x d_a)."""
-    stage_clip_eps: list[float] = field(default_factory=lambda: [0.15, 0.3])
+    stage_clip_eps: list[float]
     """PPO clip per stage (the last value repeats for later stages)."""
-    stage_max_grad_norm: list[float] = field(default_factory=lambda: [0.5, 1.0])
+    stage_max_grad_norm: list[float]
     """Joint actor+critic gradient-norm clip per stage (last value repeats)."""
-    stage_latent_reg_coef: list[float] = field(default_factory=lambda: [5e-4, 1e-3])
+    stage_latent_reg_coef: list[float]
     """Latent regulariser coefficient c_z per stage (last value repeats)."""
-    latent_reg: str = "l2"
+    latent_reg: str
     """'l2' = c_z (mean mu^2 + mean sigma^2) (reference code) or 'kl' = exact KL to N(0, I)."""
-    entropy_coef: float = 0.01
+    entropy_coef: float
     """Entropy bonus of the latent Gaussian (no tanh term)."""
-    scale_cap: float | None = 10.0
+    scale_cap: float | None
     """Upper clip of the latent scale."""
-    fresh_encoder_each_stage: bool = True
+    fresh_encoder_each_stage: bool
     """True (v1): every stage starts a new encoder, critic, optimiser and statistics from
     the same seed. False: carry the previous stage's encoder, critic and statistics."""
-    collect_steps: int = 19_660_800
+    collect_steps: int
     """Transitions collected per stage for the decoder fit (whole env steps of collect_envs envs)."""
-    collect_envs: int = 2048
+    collect_envs: int
     """Parallel envs of the collector (they reset at the env's own time limit)."""
-    decoder_hidden: list[int] = field(default_factory=lambda: [64] * 4)
+    decoder_hidden: list[int]
     """Decoder network hidden layers."""
-    decoder_steps: int = 10
+    decoder_steps: int
     """Euler steps (fm) or diffusion indices T (diffusion)."""
-    decoder_learning_rate: float = 3e-4
+    decoder_learning_rate: float
     """Adam learning rate of the decoder fit."""
-    decoder_batch_size: int = 8192
+    decoder_batch_size: int
     """Rows per decoder minibatch."""
-    decoder_max_epochs: int = 50
+    decoder_max_epochs: int
     """Maximum decoder epochs (an epoch = floor(n_train / batch) steps)."""
-    decoder_patience: int = 20
+    decoder_patience: int
     """Stop after this many epochs without a better validation loss."""
-    decoder_mc_samples: int = 8
+    decoder_mc_samples: int
     """(noise, time) samples per action in the regression loss."""
-    decoder_max_samples: int = 10_000_000
+    decoder_max_samples: int
     """Subsample the collected rows to at most this many (without replacement)."""
-    decoder_val_fraction: float = 0.1
+    decoder_val_fraction: float
     """Validation split, by transition."""
-    decoder_max_val_batches: int = 50
+    decoder_max_val_batches: int
     """Validation batches per epoch (at most)."""
-    decoder_data_filter: str = "none"
+    decoder_data_filter: str
     """Episode filter before the fit (spec 6.7, off in the paper's pipeline): 'none', 'percentile',
     'min_return' or 'hybrid' (gorl/algorithm/episode_filter.py). Any filter drops the rows of
     episodes still running when collection ends."""
-    decoder_filter_quantile: float = 0.5
+    decoder_filter_quantile: float
     """'percentile' and 'hybrid': keep (or favour) episodes with return >= this quantile."""
-    decoder_filter_min_return: float = 0.0
+    decoder_filter_min_return: float
     """'min_return': keep episodes with return >= this value."""
-    decoder_filter_high_quality_ratio: float = 0.8
+    decoder_filter_high_quality_ratio: float
     """'hybrid': share of the drawn episodes that come from the high-return set."""
 
     # -- derived ---------------------------------------------------------------------

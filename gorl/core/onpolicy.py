@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from dataclasses import dataclass
+from typing import Callable, Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
+from gorl.config import COMMON_PRESETS, defaults_from
 from gorl.core.advantages import brax_gae
 from gorl.core.networks import Critic
 from gorl.core.normalizer import RunningNormalizer
@@ -26,54 +27,55 @@ from gorl.errors import ConfigError, Diverged
 
 
 @dataclass
+@defaults_from(COMMON_PRESETS)
 class OnPolicyConfig:
-    """Hyperparameters of the shared PPO machinery (defaults = spec section 2.7)."""
+    """Hyperparameters of the shared PPO machinery; defaults: ``paper`` of gorl/presets/common.yaml (spec 2.7)."""
 
-    total_steps: int = 179_896_320
+    total_steps: int
     """Env-step budget of the run (``--steps``); rounded down to whole iterations."""
-    num_envs: int = 2048
+    num_envs: int
     """Parallel training envs."""
-    unroll_length: int = 30
+    unroll_length: int
     """Segment length T: advantages are computed over segments of T steps."""
-    num_minibatches: int = 32
+    num_minibatches: int
     """Minibatches per epoch."""
-    batch_size: int = 1024
+    batch_size: int
     """Segments per minibatch; one iteration collects batch_size*num_minibatches*unroll_length steps."""
-    num_epochs: int = 16
+    num_epochs: int
     """Passes over each iteration's data (Brax num_updates_per_batch)."""
-    gamma: float = 0.995
+    gamma: float
     """Discount."""
-    gae_lambda: float = 0.95
+    gae_lambda: float
     """GAE lambda."""
-    reward_scaling: float = 10.0
+    reward_scaling: float
     """Rewards are multiplied by this inside the loss only."""
-    value_loss_coef: float = 0.25
+    value_loss_coef: float
     """Value loss = coef * mean(((vs - V) * (1 - truncation))^2)."""
-    learning_rate: float = 1e-3
+    learning_rate: float
     """Adam learning rate (actor and critic share one Adam)."""
-    adam_eps: float = 1e-8
+    adam_eps: float
     """Adam epsilon."""
-    max_grad_norm: float | None = None
+    max_grad_norm: float | None
     """Clip the global norm of actor+critic gradients jointly (None: no clipping)."""
-    normalize_advantage: bool = True
+    normalize_advantage: bool
     """Normalise advantages per minibatch."""
-    obs_norm_mode: str = "legacy"
+    obs_norm_mode: str
     """'legacy' (reference code: variance sum not accumulated, spec 2.2) or 'welford' (correct)."""
-    obs_stats_timing: str = "pre_update"
+    obs_stats_timing: str
     """'pre_update' (reference: stats updated with the batch before the losses) or 'rollout'."""
-    critic_hidden: list[int] = field(default_factory=lambda: [256] * 5)
+    critic_hidden: list[int]
     """Critic hidden layer sizes."""
-    num_evals: int = 31
+    num_evals: int
     """Evaluations spread evenly over the run, the first before any update, the last after the final one."""
-    eval_episodes: int = 128
+    eval_episodes: int
     """Episodes (parallel envs) per evaluation."""
-    num_probe_states: int = 8
+    num_probe_states: int
     """Fixed probe states at which action samples are saved at every evaluation."""
-    probe_samples: int = 256
+    probe_samples: int
     """Action samples per probe state per evaluation."""
-    checkpoint_every: int = 1
+    checkpoint_every: int
     """Write a checkpoint every N iterations (and at the end)."""
-    device: str = "auto"
+    device: str
     """'auto' (CUDA when present), 'cpu' or 'cuda[:k]'."""
 
     @property
