@@ -153,9 +153,9 @@ def cmd_train(args) -> int:
         algo.train(cfg, run)
     except Diverged as e:
         run.log(f"diverged: {e}")
-        run.finish("diverged", run.env_steps_done, reason=str(e))
+        run.finish(rundir.DIVERGED, run.env_steps_done, reason=str(e))
         return 0
-    run.finish("completed", run.env_steps_done)
+    run.finish(rundir.COMPLETED, run.env_steps_done)
     run.log(f"completed {run.env_steps_done} env steps in {run.wall_time():.1f}s -> {args.out}")
     return 0
 
