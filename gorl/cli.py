@@ -101,16 +101,29 @@ def prepare_train(args):
         probe.unlink()
     except OSError as e:
         raise BadInput(f"--out {out} is not writable: {e.strerror or e}") from None
-    lock = rundir.Lock(out)  # held until this process ends; a second process stops here
-    status = rundir.read_status(out)
     resolved = {"algorithm": algo.name, "task": args.task, "seed": args.seed, "preset": args.preset,
                 "imports": list(args.imports), "overrides": dict(parse_set(args.overrides)),
                 "hyperparameters": config_to_dict(cfg)}
+    lock = rundir.Lock(out)  # held while this process trains; a second process stops here
+    try:
+        _claim(out, args.force, resolved)
+    except BaseException:
+        lock.release()
+        raise
+    return algo, cfg, resolved, lock
+
+
+def _claim(out: Path, force: bool, resolved: dict) -> None:
+    """With the lock held: refuse an ended run (unless --force), start over (--force), or check
+    that an interrupted run has the same configuration."""
+    from gorl import rundir
+
+    status = rundir.read_status(out)
     if status is not None and status.get("status") in rundir.FINAL_STATUSES:
-        if not args.force:
+        if not force:
             raise BadInput(f"--out {out} already holds a {status['status']} run; "
                            f"refusing to overwrite it (pass --force to start over)")
-    if args.force:
+    if force:
         rundir.clear(out)
     elif ((out / rundir.CHECKPOINT).exists() or (out / rundir.CHECKPOINT_PREVIOUS).exists()) \
             and (old := rundir.read_config(out)) is not None:
@@ -119,7 +132,6 @@ def prepare_train(args):
         if diff:
             raise BadInput(f"--out {out} holds an interrupted run with a different configuration "
                            f"({', '.join(diff)}); use another --out or --force to start over")
-    return algo, cfg, resolved, lock
 
 
 def _diff_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
@@ -135,6 +147,13 @@ def _diff_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
 
 def cmd_train(args) -> int:
     algo, cfg, resolved, lock = prepare_train(args)
+    try:
+        return _train(args, algo, cfg, resolved, lock)
+    finally:
+        lock.release()  # an ended run leaves no PID in the lock file
+
+
+def _train(args, algo, cfg, resolved, lock) -> int:
     threads = args.threads or int(os.environ.get("OMP_NUM_THREADS", "1") or 1)
     import torch
 

@@ -79,8 +79,12 @@ def test_second_process_on_the_same_out_stops_at_once(tmp_path):
         first.send_signal(signal.SIGKILL)
         first.wait()
     # the lock of a killed process is stale: a new run takes it over
-    cli("train", "ppo", "cartpole-balance", "--steps", 1920, "--out", d, "--force", *SMOKE)
+    out = cli("train", "ppo", "cartpole-balance", "--steps", 1920, "--out", d, "--force", *SMOKE)
+    assert f"took over the lock of process {first.pid}" in out.stdout
     assert json.loads((d / "status.json").read_text())["status"] == "completed"
+    # a run that ended released its lock: the next one takes it silently
+    out = cli("train", "ppo", "cartpole-balance", "--steps", 1920, "--out", d, "--force", *SMOKE)
+    assert "took over" not in out.stdout
 
 
 # -- checkpoints: the previous one is kept until the new one is complete ---------------------
