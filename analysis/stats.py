@@ -24,6 +24,8 @@ import scipy.stats
 from rliable import library as rly
 from rliable import metrics as rmetrics
 
+from gorl import rundir
+
 METRICS = ("IQM", "Median", "Mean", "Optimality Gap")
 CHUNK_ELEMENTS = 4_000_000  # resampled values materialised at once
 
@@ -246,7 +248,7 @@ def curves_on_grid(tidy: pd.DataFrame, finals: pd.DataFrame, tasks: Sequence[str
     ``diverged_policy: zero``). Returns (algorithm -> (runs, tasks, grid), grid).
     """
     use = finals[finals["included"]]
-    done = use[use["status"] == "completed"]
+    done = use[use["status"] == rundir.COMPLETED]
     src = done if len(done) else use
     ends = []
     for r in src.itertuples():
@@ -272,7 +274,7 @@ def curves_on_grid(tidy: pd.DataFrame, finals: pd.DataFrame, tasks: Sequence[str
                 x = ev["env_step"].to_numpy(float)
                 y = ev["normalized_return"].to_numpy(float)
                 right = y[-1]
-                if fin["status"] == "diverged" and diverged_policy == "zero":
+                if fin["status"] == rundir.DIVERGED and diverged_policy == "zero":
                     right = 0.0
                 mat[i, j] = np.interp(grid, x, y, left=y[0], right=right)
         out[a] = mat

@@ -10,42 +10,43 @@ end, before any statistics update: one batched call instead of one per env step)
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from gorl.config import ConfigError
+from gorl.config import defaults_from
 from gorl.core.gaussian_policy import clipped_surrogate
 from gorl.core.onpolicy import OnPolicyConfig, OnPolicyTrainer
 from gorl.core.run import Run
+from gorl.errors import ConfigError
 from gorl.generative import EVAL_MODES, FlowPolicy, cfm_loss, grid_time
+from gorl.registry import Algorithm
 
 PRESETS = Path(__file__).with_name("presets") / "fpo.yaml"
 
 
 @dataclass
+@defaults_from(PRESETS)
 class FPOConfig(OnPolicyConfig):
-    learning_rate: float = 3e-4
-    """Adam learning rate (actor and critic share one Adam)."""
-    actor_hidden: list[int] = field(default_factory=lambda: [32] * 4)
+    actor_hidden: list[int]
     """Hidden layers of the velocity network v(obs_norm, x_t, emb(t))."""
-    output_scale: float = 0.25
+    output_scale: float
     """The velocity network's output is multiplied by this (policy_mlp_output_scale)."""
-    flow_steps: int = 10
+    flow_steps: int
     """Euler steps from t = 1 (noise) to t = 0 (action)."""
-    num_mc_samples: int = 8
+    num_mc_samples: int
     """(eps, t) pairs drawn and stored per action for the CFM-loss ratio."""
-    discretize_t: bool = True
+    discretize_t: bool
     """Draw the training t from the Euler grid {1.0, ..., 1/flow_steps} (reference); else U(0, 1)."""
-    clip_eps: float = 0.05
+    clip_eps: float
     """PPO clipping epsilon."""
-    average_losses_before_exp: bool = False
+    average_losses_before_exp: bool
     """False (GoRL v1): one ratio per (eps, t) sample, exp(clip(l_old - l_new, -ratio_log_clip, ratio_log_clip));
     True (upstream FPO): one ratio per action, exp(mean l_old - mean l_new), no clip."""
-    ratio_log_clip: float = 3.0
+    ratio_log_clip: float
     """Clip of l_old - l_new before the exp in the per-sample mode."""
-    eval_mode: str = "stochastic"
+    eval_mode: str
     """'stochastic' (reference: random x_1 at evaluation, spec 1.4) or 'zero_noise' (x_1 = 0)."""
 
     def validate(self) -> None:
@@ -117,3 +118,8 @@ def make_agent(cfg: FPOConfig, obs_dim: int, act_dim: int) -> FPOAgent:
 def train(cfg: FPOConfig, run: Run) -> OnPolicyTrainer:
     from gorl.core.loop import run_single_trainer
     return run_single_trainer(cfg, run, make_agent)
+
+
+ALGORITHM = Algorithm(name="fpo", config_cls=FPOConfig, presets_file=PRESETS, train=train, label="FPO",
+                      color="#de8f05", family="baseline",
+                      description="Flow Policy Optimization, CFM-loss ratio (spec 4)")

@@ -23,6 +23,7 @@ import torch
 from common import best_of, gorl_bench
 from gorl.algorithm.decoder import Decoder
 from gorl.algorithm.gorl import GoRLConfig, make_encoder
+from gorl import rundir
 from gorl.config import build_config
 from gorl.envs import make_env
 from gorl.registry import get
@@ -68,7 +69,7 @@ def main() -> None:
                 if algo not in wall and p.poll() is not None:
                     wall[algo] = time.perf_counter() - t0
             time.sleep(0.5)
-        status = {a: json.loads((Path(d) / a / "status.json").read_text()) for a in procs}
+        status = {a: json.loads((Path(d) / a / rundir.STATUS).read_text()) for a in procs}
     ppo, gorl = wall["ppo"], wall[args.algo]
     print(f"{args.task}, preset {args.preset}, --steps {args.steps}, two concurrent 1-thread runs")
     print(f"  wall time: ppo {ppo:.0f} s, {args.algo} {gorl:.0f} s -> {gorl / ppo:.2f}x (target <= 2x)")

@@ -58,7 +58,7 @@ def overrides(algo: str, extra: list[str], toy: bool) -> list[str]:
 def train_all(args, root: Path) -> None:
     """Every (algo, seed) run not yet completed under ``root``, --jobs single-threaded runs at a time."""
     toy = args.task == TASK
-    todo = [(a, s) for a in args.algos for s in args.seeds if not (root / f"{a}_{s}" / "status.json").exists()]
+    todo = [(a, s) for a in args.algos for s in args.seeds if not (root / f"{a}_{s}" / rundir.STATUS).exists()]
     running: list = []
     while todo or running:
         while todo and len(running) < args.jobs:
@@ -72,7 +72,7 @@ def train_all(args, root: Path) -> None:
 
 def evals(run: Path) -> np.ndarray:
     """(E, 3): env_step, return_mean, stage per evaluation."""
-    cols = [rundir.EVAL_COLUMNS.index(c) for c in ("env_step", "return_mean", "stage")]
+    cols = [list(rundir.EVAL_COLUMNS).index(c) for c in ("env_step", "return_mean", "stage")]
     return np.loadtxt(run / rundir.EVALS, delimiter=",", skiprows=1, usecols=cols, ndmin=2)
 
 

@@ -30,7 +30,7 @@ FRESH_SCALE = float(F.softplus(torch.zeros(())) + 1e-3)  # a fresh actor's laten
 
 
 def load_decoder(run: Path, k: int, cfg, obs_dim: int, act_dim: int) -> Decoder:
-    d = torch.load(run / "stages" / f"stage{k}" / "decoder.pt", weights_only=False)
+    d = torch.load(rundir.stage_path(run, k) / rundir.STAGE_DECODER, weights_only=False)
     dec = Decoder(d["kind"], obs_dim, act_dim, cfg.decoder_hidden, cfg.decoder_steps, identity=d["identity"])
     dec.load_state_dict(d["state"])
     return dec
@@ -49,9 +49,9 @@ def report(run: Path) -> None:
           f"median over {P} probe states (and action dims) of std ratios, {SAMPLES} samples each")
     print(f"{'boundary':>8} {'std(data)':>9} {'decoder(N(0,1))/data':>21} {'decoder(fresh encoder)/data':>28}")
     k = 0
-    while (run / "stages" / f"stage{k}" / "encoder_best.pt").exists() and \
-            (run / "stages" / f"stage{k + 1}" / "decoder.pt").exists():
-        best = torch.load(run / "stages" / f"stage{k}" / "encoder_best.pt", weights_only=False)
+    while (rundir.stage_path(run, k) / rundir.STAGE_ENCODER_BEST).exists() and \
+            (rundir.stage_path(run, k + 1) / rundir.STAGE_DECODER).exists():
+        best = torch.load(rundir.stage_path(run, k) / rundir.STAGE_ENCODER_BEST, weights_only=False)
         encoder = make_encoder(cfg, k, obs_dim, act_dim, load_decoder(run, k, cfg, obs_dim, act_dim))
         encoder.load_state_dict(best["agent"])
         normalizer = RunningNormalizer(obs_dim, cfg.obs_norm_mode)

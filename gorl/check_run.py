@@ -16,13 +16,8 @@ import yaml
 
 from gorl import rundir
 
-CONFIG_KEYS = ("algorithm", "task", "seed", "preset", "hyperparameters")
-PROVENANCE_KEYS = ("algorithm", "task", "seed", "device", "wall_time_s", "git_commit", "versions")
-STATUS_KEYS = ("status", "reason", "env_steps", "algorithm", "task", "seed")
-METRICS_COLUMNS = ("env_step",)
-PROBE_ARRAYS = ("states", "env_step", "actions")
-REQUIRED_FILES = (rundir.CONFIG, rundir.EVALS, rundir.METRICS, rundir.PROBES, rundir.PROVENANCE,
-                  rundir.CHECKPOINT, rundir.STATUS)
+from gorl.rundir import (CONFIG_KEYS, EVAL_COLUMNS, METRICS_COLUMNS, PROBE_ARRAYS,  # noqa: E402,F401
+                         PROVENANCE_KEYS, REQUIRED_FILES, STATUS_KEYS)
 
 
 def _missing(d: Path, name: str, problems: list[str]) -> bool:
@@ -85,7 +80,7 @@ def _check_status(d: Path, problems: list[str], cfg: dict | None) -> dict | None
     if "env_steps" in st and (not isinstance(st["env_steps"], int) or isinstance(st["env_steps"], bool)
                               or st["env_steps"] < 0):
         problems.append(f"{rundir.STATUS}: 'env_steps' must be a non-negative integer, got {st['env_steps']!r}")
-    if st.get("status") == "diverged" and not st.get("reason"):
+    if st.get("status") == rundir.DIVERGED and not st.get("reason"):
         problems.append(f"{rundir.STATUS}: a diverged run must give a 'reason'")
     if cfg is not None:
         for k in ("algorithm", "task", "seed"):
@@ -126,8 +121,9 @@ def _check_evals(d: Path, problems: list[str], status: dict | None) -> list[int]
     steps: list[int] = []
     for i, r in enumerate(rows, start=2):
         try:
+            for col, typ in EVAL_COLUMNS.items():
+                typ(r[col])
             step, ret, n = int(r["env_step"]), float(r["return_mean"]), int(r["episodes"])
-            float(r["return_std"]), int(r["stage"]), float(r["wall_time"])
         except (TypeError, ValueError):
             problems.append(f"{rundir.EVALS}: line {i} is not numeric: {r}")
             return None
@@ -144,7 +140,7 @@ def _check_evals(d: Path, problems: list[str], status: dict | None) -> list[int]
     state, total = _final(status)
     if total is not None and steps[-1] > total:
         problems.append(f"{rundir.EVALS}: last env_step {steps[-1]} is beyond status env_steps {total}")
-    elif state == "completed" and total is not None and steps[-1] != total:
+    elif state == rundir.COMPLETED and total is not None and steps[-1] != total:
         problems.append(f"{rundir.EVALS}: a completed run must end with an evaluation at its final env step "
                         f"{total}, last env_step is {steps[-1]}")
     return steps
@@ -155,7 +151,7 @@ def _check_metrics(d: Path, problems: list[str], status: dict | None) -> None:
     if rows is None:
         return
     state, total = _final(status)
-    if not rows and state == "completed":
+    if not rows and state == rundir.COMPLETED:
         problems.append(f"{rundir.METRICS}: no rows (one per training iteration) in a completed run")
     prev = -1
     for i, r in enumerate(rows, start=2):

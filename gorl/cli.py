@@ -4,17 +4,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import shutil
 import sys
 from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "disable")
 
+from gorl.errors import BadInput  # noqa: E402
+
 EXIT_BAD_INPUT = 2
-
-
-class BadInput(Exception):
-    pass
 
 
 def _train_parser(sub) -> argparse.ArgumentParser:
@@ -33,7 +30,8 @@ def _train_parser(sub) -> argparse.ArgumentParser:
                                                      "(paper, small, smoke)")
     p.add_argument("--out", required=True, type=Path, help="run directory to write (created if missing)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one hyperparameter (value parsed as YAML); repeatable")
+                   help="override one hyperparameter; numbers as usually written (3e-4, 1e9, .5, 1_000_000), "
+                        "else YAML (true, null, [64, 64], text); repeatable")
     p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                    help="import a Python module first (e.g. one registering a Gymnasium env or an algorithm); "
                         "repeatable")
@@ -41,7 +39,8 @@ def _train_parser(sub) -> argparse.ArgumentParser:
                    help="torch intra-op threads (default: $OMP_NUM_THREADS, else 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar; plain log lines")
     p.add_argument("--force", action="store_true",
-                   help="overwrite a run directory that already holds an ended run (completed or diverged)")
+                   help="start over: delete what a run wrote in --out (the contract's files and stages/); "
+                        "refused if --out holds anything else")
     return p
 
 
@@ -52,7 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check-run", help="validate a run directory against the contract")
     c.add_argument("run_dir", type=Path)
     c.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE")
-    ls = sub.add_parser("list", help="list registered algorithms with their presets, and the paper tasks")
+    ls = sub.add_parser("list", help="list registered algorithms with their presets, and the paper tasks; "
+                                     "with ALGO, print its resolved preset and where each value comes from")
+    ls.add_argument("algo", nargs="?", help="print this algorithm's resolved hyperparameters")
+    ls.add_argument("--preset", default="small", help="preset to resolve (with ALGO)")
+    ls.add_argument("--task", default=None, help="apply this task's task_overrides (with ALGO)")
+    ls.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="apply an override, as `train --set` (with ALGO)")
     ls.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE")
     return parser
 
@@ -67,31 +72,24 @@ def _import_modules(mods: list[str]) -> None:
 
 def prepare_train(args):
     """Validate everything and resolve the config before any env is built."""
-    from gorl import registry
-    from gorl.config import ConfigError, build_config, config_to_dict, parse_set
+    from gorl import registry, rundir
+    from gorl.config import build_config, config_to_dict, parse_set
     from gorl.envs import check_task
-    from gorl.rundir import CHECKPOINT, CONFIG, FINAL_STATUSES, read_status
 
     _import_modules(args.imports)
     try:
         algo = registry.get(args.algo)
     except KeyError as e:
         raise BadInput(str(e.args[0])) from None
-    try:
-        check_task(args.task)
-    except ValueError as e:
-        raise BadInput(str(e)) from None
+    check_task(args.task)  # TaskError (BadInput) names the task
     if args.steps is not None and args.steps <= 0:
         raise BadInput(f"--steps must be positive, got {args.steps}")
     if args.seed < 0:
         raise BadInput(f"--seed must be non-negative, got {args.seed}")
-    try:
-        overrides = parse_set(args.overrides)
-        if args.steps is not None:
-            overrides["total_steps"] = args.steps
-        cfg = build_config(algo.config_cls, algo.presets_file, args.preset, args.task, overrides)
-    except ConfigError as e:
-        raise BadInput(str(e)) from None
+    overrides = parse_set(args.overrides)
+    if args.steps is not None:
+        overrides["total_steps"] = args.steps
+    cfg = build_config(algo.config_cls, algo.presets_file, args.preset, args.task, overrides)
 
     out: Path = args.out
     if out.exists() and not out.is_dir():
@@ -103,27 +101,37 @@ def prepare_train(args):
         probe.unlink()
     except OSError as e:
         raise BadInput(f"--out {out} is not writable: {e.strerror or e}") from None
-    status = read_status(out)
     resolved = {"algorithm": algo.name, "task": args.task, "seed": args.seed, "preset": args.preset,
                 "imports": list(args.imports), "overrides": dict(parse_set(args.overrides)),
                 "hyperparameters": config_to_dict(cfg)}
-    if status is not None and status.get("status") in FINAL_STATUSES:
-        if not args.force:
+    lock = rundir.Lock(out)  # held while this process trains; a second process stops here
+    try:
+        _claim(out, args.force, resolved)
+    except BaseException:
+        lock.release()
+        raise
+    return algo, cfg, resolved, lock
+
+
+def _claim(out: Path, force: bool, resolved: dict) -> None:
+    """With the lock held: refuse an ended run (unless --force), start over (--force), or check
+    that an interrupted run has the same configuration."""
+    from gorl import rundir
+
+    status = rundir.read_status(out)
+    if status is not None and status.get("status") in rundir.FINAL_STATUSES:
+        if not force:
             raise BadInput(f"--out {out} already holds a {status['status']} run; "
                            f"refusing to overwrite it (pass --force to start over)")
-    if args.force:
-        for name in os.listdir(out):
-            p = out / name
-            shutil.rmtree(p) if p.is_dir() else p.unlink()
-    elif (out / CHECKPOINT).exists() and (out / CONFIG).exists():
-        import yaml
-        old = yaml.safe_load((out / CONFIG).read_text()) or {}
+    if force:
+        rundir.clear(out)
+    elif ((out / rundir.CHECKPOINT).exists() or (out / rundir.CHECKPOINT_PREVIOUS).exists()) \
+            and (old := rundir.read_config(out)) is not None:
         old.pop("device", None)  # where it ran may change between attempts
         diff = _diff_keys(old, resolved)
         if diff:
             raise BadInput(f"--out {out} holds an interrupted run with a different configuration "
                            f"({', '.join(diff)}); use another --out or --force to start over")
-    return algo, cfg, resolved
 
 
 def _diff_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
@@ -138,25 +146,35 @@ def _diff_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
 
 
 def cmd_train(args) -> int:
-    algo, cfg, resolved = prepare_train(args)
+    algo, cfg, resolved, lock = prepare_train(args)
+    try:
+        return _train(args, algo, cfg, resolved, lock)
+    finally:
+        lock.release()  # an ended run leaves no PID in the lock file
+
+
+def _train(args, algo, cfg, resolved, lock) -> int:
     threads = args.threads or int(os.environ.get("OMP_NUM_THREADS", "1") or 1)
     import torch
 
     from gorl import rundir
-    from gorl.core.run import Diverged, Run, resolve_device
+    from gorl.core.run import Run, resolve_device
+    from gorl.errors import Diverged
 
     torch.set_num_threads(max(1, threads))
     run = Run(algo=algo.name, task=args.task, seed=args.seed, preset=args.preset, dir=args.out,
               config=resolved, device=resolve_device(cfg.device), quiet=args.quiet)
+    if lock.stale_pid:
+        run.log(f"took over the lock of process {lock.stale_pid}, which ended without releasing it")
     resolved["device"] = str(run.device)
     rundir.write_yaml(args.out / rundir.CONFIG, resolved)
     try:
         algo.train(cfg, run)
     except Diverged as e:
         run.log(f"diverged: {e}")
-        run.finish("diverged", run.env_steps_done, reason=str(e))
+        run.finish(rundir.DIVERGED, run.env_steps_done, reason=str(e))
         return 0
-    run.finish("completed", run.env_steps_done)
+    run.finish(rundir.COMPLETED, run.env_steps_done)
     run.log(f"completed {run.env_steps_done} env steps in {run.wall_time():.1f}s -> {args.out}")
     return 0
 
@@ -167,12 +185,33 @@ def cmd_list(args) -> int:
     from gorl.envs import PAPER_TASKS
 
     _import_modules(args.imports)
+    if args.algo:
+        return _show_config(args)
     for name, a in registry.algorithms().items():
         print(f"{name:16s} presets: {', '.join(preset_names(a.presets_file)):24s} {a.description}")
     from gorl.envs.playground import PAPER_TASKS as PLAYGROUND_TASKS
     print(f"\npaper tasks: {', '.join(PAPER_TASKS)} (any dm_control suite 'domain-task' or gym:<id> works)")
     print(f"paper tasks on the paper's physics (MJX, pip install -e '.[playground]'): "
           f"{', '.join(PLAYGROUND_TASKS)}, playground:CartpoleBalance (any Playground DM Control Suite task)")
+    return 0
+
+
+def _show_config(args) -> int:
+    """``gorl-bench list ALGO --preset P [--task T] [--set k=v]``: every value and its source."""
+    from gorl import registry
+    from gorl.config import resolve_config_sources
+
+    try:
+        algo = registry.get(args.algo)
+    except KeyError as e:
+        raise BadInput(str(e.args[0])) from None
+    from gorl.config import parse_set
+    values, origin = resolve_config_sources(algo.config_cls, algo.presets_file, args.preset, args.task,
+                                            parse_set(args.overrides))
+    width = max(map(len, values))
+    print(f"# {algo.name}, preset {args.preset}" + (f", task {args.task}" if args.task else ""))
+    for key, value in values.items():
+        print(f"{key:{width}s}  {value!r:28s}  # {origin[key]}")
     return 0
 
 

@@ -1,20 +1,29 @@
 """Presets (YAML), task overrides and ``--set key=value`` overrides -> a typed config.
 
-A presets file looks like::
+The hyperparameters shared by all algorithms (the Brax geometry, the normaliser, the
+evaluation protocol) live in one base presets file, ``gorl/presets/common.yaml`` (``paper``,
+``small``, ``smoke``). An algorithm's presets file extends it and states only its own values::
 
-    paper:            # every hyperparameter, equal to the spec
-      learning_rate: 1.0e-3
-      ...
+    all_presets:              # this algorithm's own hyperparameters, in every preset below
+      clip_eps: 0.1
+    paper:
+      base: common:paper      # the shared values of common.yaml's paper
     small:
-      base: paper     # inherit, then override
-      num_envs: 32
-    task_overrides:   # applied after the preset, before --set
+      base: common:small
+      num_evals: 5            # a value of this preset only
+    tiny:
+      base: small             # inherit from this file, then override
+      total_steps: 4000
+    task_overrides:           # applied after the preset, before --set
       finger-spin: {gamma: 0.95}
 
-``base`` may also name another registered algorithm's preset as ``"ALGO:PRESET"`` (e.g.
-``base: "ppo:smoke"``), so that a new baseline inherits every shared hyperparameter and
-lists only what it adds or changes. ``task_overrides`` are never inherited: each presets
-file states its own.
+Resolution of preset P: its ``base`` (resolved the same way), then ``all_presets`` if that base
+is in another file (or there is none), then P's own keys. ``base`` names a preset of the same
+file (``paper``), of the common file (``"common:paper"``) or of another registered algorithm
+(``"ALGO:PRESET"``, e.g. ``base: "ppo:smoke"``, so that a new baseline inherits every
+hyperparameter of PPO and lists only what it adds or changes). ``task_overrides`` are never
+inherited: each presets file states its own. The config dataclasses take their defaults from
+these files too (:func:`paper_defaults`), so no number is written twice.
 
 Unknown keys anywhere are an error that names the key (with the closest valid name) and
 the preset it came from.
@@ -27,11 +36,45 @@ import typing
 from pathlib import Path
 from typing import Any
 
+import re
+
 import yaml
 
+from gorl.errors import ConfigError  # noqa: F401  (re-exported)
 
-class ConfigError(ValueError):
-    """Bad user input (unknown key, bad value, unknown preset). Raised before any env is built."""
+# Numbers as people write them: 3e-4, 1e9, -1e-3, .5, +2, 1_000_000, 1E+3 (PyYAML's YAML 1.1
+# resolver reads several of these as strings: exponents need a dot and a signed exponent).
+_NUMBER = re.compile(r"[+-]?(?:\d(?:_?\d)*(?:\.(?:\d(?:_?\d)*)?)?|\.\d(?:_?\d)*)(?:[eE][+-]?\d(?:_?\d)*)?")
+
+
+def parse_number(text: str) -> int | float | None:
+    """``text`` as an int (no dot, no exponent) or a float; None if it is not a number."""
+    t = text.strip()
+    if not _NUMBER.fullmatch(t):
+        return None
+    if re.fullmatch(r"[+-]?\d(?:_?\d)*", t):
+        return int(t)
+    return float(t)
+
+
+def parse_value(raw: str) -> Any:
+    """A value typed on a command line: a number as people write it, else YAML (lists, booleans, null, strings)."""
+    number = parse_number(raw)
+    if number is not None:
+        return number
+    return _numbers_in(yaml.safe_load(raw))
+
+
+def _numbers_in(value: Any) -> Any:
+    """Strings inside a YAML value that are numbers as people write them -> numbers."""
+    if isinstance(value, str):
+        number = parse_number(value)
+        return value if number is None else number
+    if isinstance(value, list):
+        return [_numbers_in(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _numbers_in(v) for k, v in value.items()}
+    return value
 
 
 def _closest(name: str, options) -> str:
@@ -40,14 +83,46 @@ def _closest(name: str, options) -> str:
 
 
 def read_presets(path: Path) -> dict[str, Any]:
-    data = yaml.safe_load(Path(path).read_text()) or {}
+    data = _numbers_in(yaml.safe_load(Path(path).read_text()) or {})
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of presets")
     return data
 
 
+COMMON_PRESETS = Path(__file__).parent / "presets" / "common.yaml"
+COMMON = "common"
+"""``base: common:PRESET`` names a preset of :data:`COMMON_PRESETS` (no algorithm may be called so)."""
+RESERVED_KEYS = ("task_overrides", "all_presets")
+
+
 def preset_names(path: Path) -> list[str]:
-    return [k for k in read_presets(path) if k != "task_overrides"]
+    return [k for k in read_presets(path) if k not in RESERVED_KEYS]
+
+
+def defaults_from(path: Path, preset: str = "paper"):
+    """Class decorator (under ``@dataclass``): every field named in preset ``preset`` of ``path``
+    (resolved) takes its default from there, inherited fields included, so a config dataclass
+    states types and meanings and the presets file states the numbers, once."""
+    import copy
+    import functools
+
+    def deco(cls: type) -> type:
+        values = resolve_preset(path, preset)
+        hints: dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):
+            hints.update(klass.__dict__.get("__annotations__", {}))
+        own = dict(cls.__dict__.get("__annotations__", {}))
+        for key, value in values.items():
+            if key not in hints:
+                raise ConfigError(f"{path}: preset {preset!r} sets {key!r}, which {cls.__name__} does not have"
+                                  f"{_closest(key, hints)}")
+            own.setdefault(key, hints[key])  # redeclare an inherited field with its new default
+            setattr(cls, key, dataclasses.field(default_factory=functools.partial(copy.deepcopy, value))
+                    if isinstance(value, (list, dict)) else value)
+        cls.__annotations__ = own
+        return cls
+
+    return deco
 
 
 def _base_file(path: Path, base: str) -> tuple[Path, str]:
@@ -55,6 +130,8 @@ def _base_file(path: Path, base: str) -> tuple[Path, str]:
     if ":" not in base:
         return Path(path), base
     algo_name, preset = (part.strip() for part in base.split(":", 1))
+    if algo_name == COMMON:
+        return COMMON_PRESETS, preset
     from gorl import registry  # late: the registry imports the algorithms, which import this module
     try:
         algo = registry.get(algo_name)
@@ -73,7 +150,7 @@ def resolve_preset_sources(path: Path, name: str) -> tuple[dict[str, Any], dict[
 
     def _resolve(p: Path, n: str, child: str | None) -> tuple[dict[str, Any], dict[str, str]]:
         presets = read_presets(p)
-        names = [k for k in presets if k != "task_overrides"]
+        names = [k for k in presets if k not in RESERVED_KEYS]
         if n not in names:
             where = f"{child}: base: " if child else ""
             raise ConfigError(f"{where}unknown preset {n!r}{_closest(n, names)} in {p}; "
@@ -91,7 +168,14 @@ def resolve_preset_sources(path: Path, name: str) -> tuple[dict[str, Any], dict[
         here = f"{p.name}:{n}"
         if base is not None and not isinstance(base, str):
             raise ConfigError(f"{here}: base must be a preset name or 'ALGO:PRESET', got {base!r}")
-        values, origin = _resolve(*_base_file(p, base), here) if base else ({}, {})
+        base_at = _base_file(p, base) if base else None
+        values, origin = _resolve(*base_at, here) if base else ({}, {})
+        shared = presets.get("all_presets") or {}
+        if shared and (base_at is None or Path(base_at[0]).resolve() != p.resolve()):
+            if not isinstance(shared, dict):
+                raise ConfigError(f"{p}: all_presets must be a mapping, got {shared!r}")
+            values.update(shared)
+            origin.update({k: f"{p.name}:all_presets" for k in shared})
         values.update(body)
         origin.update({k: here for k in body})
         return values, origin
@@ -114,7 +198,7 @@ def task_overrides(path: Path, task: str) -> dict[str, Any]:
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:
-    """['a=1', 'b=[1,2]'] -> {'a': 1, 'b': [1, 2]} (values parsed as YAML)."""
+    """['a=1', 'b=[1,2]', 'c=3e-4'] -> {'a': 1, 'b': [1, 2], 'c': 0.0003} (see :func:`parse_value`)."""
     out: dict[str, Any] = {}
     for item in items or []:
         if "=" not in item:
@@ -124,7 +208,7 @@ def parse_set(items: list[str]) -> dict[str, Any]:
         if not key:
             raise ConfigError(f"--set expects key=value, got {item!r}")
         try:
-            out[key] = yaml.safe_load(raw)
+            out[key] = parse_value(raw)
         except yaml.YAMLError as e:
             raise ConfigError(f"--set {key}: cannot parse value {raw!r}: {e}") from None
     return out
@@ -216,21 +300,42 @@ def make_config(cls: type, values: dict[str, Any], source: str = "config"):
     return cfg
 
 
-def build_config(cls: type, presets_file: Path, preset: str, task: str,
-                 overrides: dict[str, Any] | None = None):
-    """Preset -> task overrides -> --set overrides -> validated dataclass."""
+def _layered(cls: type, presets_file: Path, preset: str, task: str | None,
+             overrides: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, str]]:
+    """Preset -> task overrides -> --set overrides, with the source of every value."""
     values, origin = resolve_preset_sources(presets_file, preset)
     fields = {f.name for f in dataclasses.fields(cls)}
     for key in values:
         if key not in fields:
             src = "" if origin[key] == f"{Path(presets_file).name}:{preset}" else f" (set in {origin[key]})"
             raise ConfigError(f"{presets_file}: unknown preset key {key!r}{_closest(key, fields)}{src}")
-    for key in task_overrides(presets_file, task):
+    per_task = task_overrides(presets_file, task) if task else {}
+    for key in per_task:
         if key not in fields:
             raise ConfigError(f"{presets_file}: unknown task override key {key!r}{_closest(key, fields)}")
-    values.update(task_overrides(presets_file, task))
+    values.update(per_task)
+    origin.update({k: f"{Path(presets_file).name}:task_overrides[{task}]" for k in per_task})
     values.update(overrides or {})
+    origin.update({k: "--set" for k in overrides or {}})
+    return values, origin
+
+
+def build_config(cls: type, presets_file: Path, preset: str, task: str,
+                 overrides: dict[str, Any] | None = None):
+    """Preset -> task overrides -> --set overrides -> validated dataclass."""
+    values, _ = _layered(cls, presets_file, preset, task, overrides)
     return make_config(cls, values, source="override")
+
+
+def resolve_config_sources(cls: type, presets_file: Path, preset: str, task: str | None = None,
+                           overrides: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, str]]:
+    """Every hyperparameter of ``cls`` as :func:`build_config` resolves it, and where each value
+    comes from (``"ppo.yaml:small"``, ``"common.yaml:paper"``, a task override, ``--set``, or
+    ``"dataclass default"``)."""
+    values, origin = _layered(cls, presets_file, preset, task, overrides)
+    cfg = make_config(cls, values, source="override")
+    full = config_to_dict(cfg)
+    return full, {k: origin.get(k, "dataclass default") for k in full}
 
 
 def config_to_dict(cfg) -> dict[str, Any]:

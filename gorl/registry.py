@@ -5,19 +5,42 @@ dataclass, a YAML file of presets, a training entry and a display label/colour. 
 the pipeline's config schema and the figures' colours all read this registry; nothing
 else lists algorithms.
 
-Built-ins register in :mod:`gorl.builtin_algorithms`. Out-of-tree packages register
-through the entry-point group ``gorl_bench.algorithms``; the entry point names a
-zero-argument callable (or an :class:`Algorithm` object) returning the Algorithm.
+Every algorithm module declares its own :class:`Algorithm` object. Out-of-tree packages
+register through the entry-point group ``gorl_bench.algorithms``; the entry point names an
+:class:`Algorithm` object (or a zero-argument callable returning one). The built-ins are
+declared the same way, as entry points listed in :data:`BUILTIN_ALGORITHMS`, and loaded by
+the same code: this module (and all of gorl/) imports no algorithm and nothing in baselines/.
 """
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
 ENTRY_POINT_GROUP = "gorl_bench.algorithms"
+
+BUILTIN_ALGORITHMS = (
+    # name              "module:attribute" of its Algorithm, as an entry point would say it
+    ("ppo", "baselines.ppo:ALGORITHM"),
+    ("fpo", "baselines.fpo:ALGORITHM"),
+    ("dppo", "baselines.dppo:ALGORITHM"),
+    ("gorl_fm", "gorl.algorithm.gorl:GORL_FM"),
+    ("gorl_diffusion", "gorl.algorithm.gorl:GORL_DIFFUSION"),
+)
+"""The built-in algorithms (the only place they are listed), in registration order."""
+
+
+def _check_baselines_package() -> None:
+    """OpenAI's ``baselines`` has our top-level name: if it shadows ours, say so and where."""
+    baselines = importlib.import_module("baselines")
+    if not getattr(baselines, "GORL_BENCH", False):
+        where = getattr(baselines, "__file__", None) or list(getattr(baselines, "__path__", []))
+        raise ImportError(
+            f"the package 'baselines' resolves to {where}, not to GoRL-Bench's baselines/ (another package of "
+            "that name, e.g. OpenAI's baselines, comes first on sys.path); uninstall it or use a separate "
+            "environment")
 
 
 class RegistryError(RuntimeError):
@@ -52,6 +75,9 @@ _loaded = False
 
 
 def register(algo: Algorithm) -> Algorithm:
+    if algo.name == "common":
+        raise ValueError("the algorithm name 'common' is reserved (presets say base: common:PRESET for "
+                         "gorl/presets/common.yaml)")
     if algo.name in _REGISTRY and _REGISTRY[algo.name] is not algo:
         existing = _REGISTRY[algo.name]
         if existing.train is not algo.train:
@@ -66,13 +92,16 @@ def _load() -> None:
         return
     _loaded = True
     try:
-        importlib.import_module("gorl.builtin_algorithms")
-        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        _check_baselines_package()
+        builtins = [metadata.EntryPoint(name, value, ENTRY_POINT_GROUP) for name, value in BUILTIN_ALGORITHMS]
+        for ep in [*builtins, *metadata.entry_points(group=ENTRY_POINT_GROUP)]:
             where = f"entry point {ep.name} = {ep.value} (group {ENTRY_POINT_GROUP}" + \
                 (f", package {ep.dist.name})" if getattr(ep, "dist", None) is not None else ")")
             try:
                 obj = ep.load()
             except Exception as e:
+                if ep in builtins:
+                    raise  # a broken checkout: the real traceback helps more than a summary
                 raise RuntimeError(f"{where} failed to load: {e!r}") from e
             if not isinstance(obj, Algorithm) and not callable(obj):
                 raise TypeError(f"{where} is a {type(obj).__name__}: name a gorl.registry.Algorithm or a "

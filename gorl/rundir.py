@@ -1,41 +1,127 @@
-"""The run-directory contract: every algorithm writes the same files, atomically.
+"""The run-directory contract: the one definition of what a run writes and how it is read.
 
-    DIR/config.yaml        resolved configuration (algorithm, task, seed, preset, hyperparameters)
-    DIR/evals.csv          env_step, return_mean, return_std, episodes, stage, wall_time
-    DIR/metrics.csv        one row per training iteration (env_step, sps, losses, ...)
-    DIR/probes.npz         action probes: states (P, d_o), env_step (E,), actions (E, P, K, d_a)
-    DIR/provenance.json    package versions, git commit, seed, device, command, wall time
-    DIR/checkpoint.pt      latest checkpoint (resume point); not a pipeline output
-    DIR/status.json        written last: {"status": "completed" | "diverged", "reason", ...}
+    {root}/{algorithm}/{task}/seed{seed}/       layout used by the pipeline (run_path)
+        config.yaml        resolved configuration (algorithm, task, seed, preset, hyperparameters)
+        evals.csv          EVAL_COLUMNS: one row per evaluation
+        metrics.csv        one row per training iteration (env_step first, then any scalars)
+        probes.npz         action probes: states (P, d_o), env_step (E,), actions (E, P, K, d_a)
+        provenance.json    package versions, git commit, seed, device, command, wall time
+        checkpoint.pt      latest checkpoint (resume point); not a pipeline output
+        checkpoint.prev.pt the checkpoint before it, kept until the new one is complete
+        status.json        written last: {"status": "completed" | "diverged", "reason", ...}
+        stages/stage<k>/   GoRL only: STAGE_FILES of stage k
+        .lock              held by the process training into the directory (its PID inside)
 
 ``status.json`` exists only once a run has ended; it is the file the pipeline waits for.
-Every file is written to a temporary file in DIR and renamed into place.
+Every file is written to a temporary file in the directory and renamed into place.
+
+Everything else (the trainer, the CLI, ``check-run``, ``analysis/``, ``workflow/``) uses the
+names, columns, statuses and readers defined here. To add a column to ``evals.csv``: add it
+to :data:`EVAL_COLUMNS` (name and type) and put its value into the row the trainer passes to
+:meth:`gorl.core.run.Run.append_eval`; the writer, ``check-run`` and the tidy table follow.
 """
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import yaml
 
+from gorl.errors import RunDirError
+
+# -- file names ---------------------------------------------------------------------------
 CONFIG = "config.yaml"
 EVALS = "evals.csv"
 METRICS = "metrics.csv"
 PROBES = "probes.npz"
 PROVENANCE = "provenance.json"
 CHECKPOINT = "checkpoint.pt"
+CHECKPOINT_PREVIOUS = "checkpoint.prev.pt"
 STATUS = "status.json"
+LOCK = ".lock"
+PIPELINE_REQUEST = ".pipeline_request.json"
+"""Written by the pipeline's training job (workflow/scripts/train.py): the arguments of the run."""
+STAGES = "stages"
 
-EVAL_COLUMNS = ("env_step", "return_mean", "return_std", "episodes", "stage", "wall_time")
-FINAL_STATUSES = ("completed", "diverged")
+# GoRL's per-stage artifacts, under stages/stage<k>/
+STAGE_DECODER = "decoder.pt"
+STAGE_ENCODER_BEST = "encoder_best.pt"
+STAGE_DATASET_SUMMARY = "dataset_summary.json"
+STAGE_DECODER_FIT = "decoder_fit.csv"
+STAGE_FILES = (STAGE_DECODER, STAGE_ENCODER_BEST, STAGE_DATASET_SUMMARY, STAGE_DECODER_FIT)
+
+REQUIRED_FILES = (CONFIG, EVALS, METRICS, PROBES, PROVENANCE, CHECKPOINT, STATUS)
+"""What an ended run directory holds (``check-run`` checks each)."""
+OWNED = (*REQUIRED_FILES, CHECKPOINT_PREVIOUS, LOCK, PIPELINE_REQUEST, STAGES)
+"""Everything a run (or the pipeline's job) may write; ``--force`` removes these and nothing else."""
+_TEMP = re.compile(r"^\.(?P<name>.+)\.[^.]+\.tmp$")  # atomic_write_bytes' temporary files
+
+# -- columns and keys ----------------------------------------------------------------------
+EVAL_COLUMNS: dict[str, type] = {
+    "env_step": int,        # global env steps trained when evaluated (GoRL: encoder steps)
+    "return_mean": float,   # mean undiscounted return over the evaluation episodes
+    "return_std": float,
+    "episodes": int,
+    "stage": int,           # 0 except for GoRL (its stage)
+    "wall_time": float,     # seconds since the run started (over all attempts)
+}
+METRICS_COLUMNS = ("env_step",)
+"""Required metrics.csv columns; the trainer adds any scalars it logs after them."""
+CONFIG_KEYS = ("algorithm", "task", "seed", "preset", "hyperparameters")
+PROVENANCE_KEYS = ("algorithm", "task", "seed", "device", "wall_time_s", "git_commit", "versions")
+STATUS_KEYS = ("status", "reason", "env_steps", "algorithm", "task", "seed")
+PROBE_ARRAYS = ("states", "env_step", "actions")
+
+# -- statuses ------------------------------------------------------------------------------
+COMPLETED = "completed"    # status.json by the CLI: the run reached its budget
+DIVERGED = "diverged"      # status.json by the CLI: non-finite losses/parameters (reason given)
+FAILED = "failed"          # status.json by the pipeline's job: the CLI crashed (exit code, log tail)
+INCOMPLETE = "incomplete"  # evaluations but no status.json: killed or still running
+MISSING = "missing"        # named by the experiment, nothing usable on disk
+IGNORED = "ignored"        # on disk, but not named by the experiment: in no table
+FINAL_STATUSES = (COMPLETED, DIVERGED)
+"""Statuses the CLI writes: the run has ended and has a final score."""
+STATUSES = (COMPLETED, DIVERGED, FAILED, INCOMPLETE, MISSING, IGNORED)
 
 
+# -- layout --------------------------------------------------------------------------------
+_SEED_DIR = re.compile(r"^seed(\d+)$")
+
+
+def run_path(root: Path | str, algorithm: str, task: str, seed: int) -> Path:
+    return Path(root) / algorithm / task / f"seed{seed}"
+
+
+def discover(root: Path | str) -> list[tuple[str, str, int]]:
+    """Every (algorithm, task, seed) run directory under ``root``."""
+    root, found = Path(root), []
+    if not root.is_dir():
+        return found
+    for a in sorted(p for p in root.iterdir() if p.is_dir()):
+        for t in sorted(p for p in a.iterdir() if p.is_dir()):
+            for s in sorted(p for p in t.iterdir() if p.is_dir()):
+                m = _SEED_DIR.match(s.name)
+                if m:
+                    found.append((a.name, t.name, int(m.group(1))))
+    return found
+
+
+def stage_path(run_dir: Path, stage: int, create: bool = False) -> Path:
+    d = Path(run_dir) / STAGES / f"stage{stage}"
+    if create:
+        d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+# -- writers -------------------------------------------------------------------------------
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -90,8 +176,199 @@ def write_npz(path: Path, **arrays: np.ndarray) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def write_evals(run_dir: Path, rows: list[dict]) -> None:
+    for r in rows[-1:]:
+        absent = [c for c in EVAL_COLUMNS if c not in r]
+        if absent:
+            raise KeyError(f"evaluation row lacks the {EVALS} columns {absent} (rundir.EVAL_COLUMNS)")
+    write_csv(Path(run_dir) / EVALS, rows, EVAL_COLUMNS)
+
+
+def write_metrics(run_dir: Path, rows: list[dict]) -> None:
+    columns = list(METRICS_COLUMNS)
+    for r in rows:
+        columns.extend(k for k in r if k not in columns)
+    write_csv(Path(run_dir) / METRICS, rows, columns)
+
+
+def write_probes(run_dir: Path, states: np.ndarray | None, steps: list[int], actions: list[np.ndarray]) -> None:
+    if states is None:
+        states = np.zeros((0, 0), np.float32)
+    write_npz(Path(run_dir) / PROBES, states=states, env_step=np.asarray(steps, np.int64),
+              actions=np.stack(actions) if actions else np.zeros((0, states.shape[0], 0, 0), np.float32))
+
+
+def write_status(run_dir: Path, status: str, reason: str | None, env_steps: int | None, **extra) -> None:
+    if status not in (*FINAL_STATUSES, FAILED):
+        raise ValueError(f"status.json cannot say {status!r}; one of {(*FINAL_STATUSES, FAILED)}")
+    write_json(Path(run_dir) / STATUS, {"status": status, "reason": reason, "env_steps": env_steps, **extra})
+
+
+# -- readers -------------------------------------------------------------------------------
 def read_status(run_dir: Path) -> dict | None:
+    """status.json, or None if the run has not ended; an unreadable file reads as ``failed``."""
     p = Path(run_dir) / STATUS
     if not p.exists():
         return None
-    return json.loads(p.read_text())
+    try:
+        st = json.loads(p.read_text())
+    except (OSError, ValueError) as e:
+        return {"status": FAILED, "reason": f"unreadable {STATUS}: {e}"}
+    return st if isinstance(st, dict) else {"status": FAILED, "reason": f"{STATUS} is not a mapping"}
+
+
+def read_config(run_dir: Path) -> dict | None:
+    p = Path(run_dir) / CONFIG
+    if not p.exists():
+        return None
+    try:
+        cfg = yaml.safe_load(p.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    return cfg if isinstance(cfg, dict) else None
+
+
+def read_evals(run_dir: Path):
+    """evals.csv as a pandas DataFrame in training order, or None if absent/empty/unusable."""
+    import pandas as pd
+
+    p = Path(run_dir) / EVALS
+    if not p.exists() or p.stat().st_size == 0:
+        return None
+    try:
+        df = pd.read_csv(p)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError):
+        return None
+    if "env_step" not in df or "return_mean" not in df:
+        return None
+    return df.sort_values("env_step", kind="stable")
+
+
+def read_probes(run_dir: Path) -> dict[str, np.ndarray] | None:
+    p = Path(run_dir) / PROBES
+    if not p.exists():
+        return None
+    with np.load(p) as z:
+        return {k: z[k] for k in z.files}
+
+
+# -- owning a directory ----------------------------------------------------------------------
+class Lock:
+    """An exclusive lock on a run directory, held for the life of the training process.
+
+    ``flock`` on ``DIR/.lock``: the kernel releases it when the holder dies (``kill -9``
+    included), so a lock left behind is stale by construction and the next process takes it.
+    The file holds the holder's PID so that a refused process can name it.
+    """
+
+    def __init__(self, run_dir: Path):
+        import fcntl
+
+        self.path = Path(run_dir) / LOCK
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno not in (errno.EWOULDBLOCK, errno.EACCES, errno.EAGAIN):
+                raise
+            os.close(self._fd)
+            holder = self.path.read_text().strip() or "unknown"
+            raise RunDirError(f"--out {run_dir} is in use by another run (PID {holder}, lock {self.path}); "
+                              f"wait for it or use another --out") from None
+        old = os.read(self._fd, 64).decode(errors="replace").strip()
+        self.stale_pid = old if old and old != str(os.getpid()) else None
+        """PID of an earlier holder that died without releasing (kill -9): its lock was taken over."""
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
+        os.fsync(self._fd)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)  # an ended holder leaves no PID: a PID found later is a dead one
+            os.close(self._fd)  # closing drops the flock; the file stays (unlinking would race)
+            self._fd = None
+
+
+def foreign_entries(run_dir: Path) -> list[str]:
+    """Names in ``run_dir`` that no run writes (sorted)."""
+    out = []
+    for name in sorted(os.listdir(run_dir)):
+        m = _TEMP.match(name)
+        if name in OWNED or (m and m.group("name") in OWNED):
+            continue
+        out.append(name)
+    return out
+
+
+def clear(run_dir: Path) -> None:
+    """Remove what a run wrote (``--force``); refuse, removing nothing, if anything else is there."""
+    import shutil
+
+    run_dir = Path(run_dir)
+    foreign = foreign_entries(run_dir)
+    if foreign:
+        more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+        raise RunDirError(f"--force: --out {run_dir} holds {foreign[0]!r}{more}, which no run writes; "
+                          f"refusing to delete it (use an empty or new --out)")
+    for name in os.listdir(run_dir):
+        if name == LOCK:
+            continue
+        p = run_dir / name
+        shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+
+
+# -- checkpoints -----------------------------------------------------------------------------
+def save_checkpoint(run_dir: Path, data: bytes) -> None:
+    """Write checkpoint.pt so that a complete checkpoint exists at every instant.
+
+    The new file is written and synced under a temporary name first; then the current
+    checkpoint becomes checkpoint.prev.pt, then the new one becomes checkpoint.pt.
+    """
+    run_dir = Path(run_dir)
+    cur, prev = run_dir / CHECKPOINT, run_dir / CHECKPOINT_PREVIOUS
+    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=f".{CHECKPOINT}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if cur.exists():
+            os.replace(cur, prev)
+        os.replace(tmp, cur)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_checkpoint(run_dir: Path, load: Callable[[Path], Any], log: Callable[[str], None]) -> Any | None:
+    """checkpoint.pt, else checkpoint.prev.pt (said in one log line); None if there is neither.
+
+    ``load(path)`` reads one file and raises on a corrupt one. If every checkpoint present is
+    unusable, :class:`RunDirError` names the file and the choices.
+    """
+    run_dir = Path(run_dir)
+    cur, prev = run_dir / CHECKPOINT, run_dir / CHECKPOINT_PREVIOUS
+    if not cur.exists() and not prev.exists():
+        return None
+    why = f"{cur} is missing"
+    if cur.exists():
+        try:
+            return load(cur)
+        except Exception as e:  # noqa: BLE001 - any unreadable checkpoint
+            why = f"{cur} is unreadable ({_first_line(e)})"
+    if prev.exists():
+        try:
+            state = load(prev)
+        except Exception:  # noqa: BLE001
+            pass
+        else:
+            log(f"{why}; resuming from the previous checkpoint {prev.name}")
+            return state
+    raise RunDirError(f"{why} and there is no usable previous checkpoint ({CHECKPOINT_PREVIOUS}); "
+                      f"the run cannot resume: pass --force to start it over, or use another --out")
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}".rstrip(": ")

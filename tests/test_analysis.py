@@ -116,6 +116,27 @@ def test_missing_failed_incomplete_are_listed_not_dropped(runs):
     assert set(probs["status"]) == {"missing", "failed", "incomplete"} and len(probs) == 3
 
 
+def test_tables_contain_exactly_the_experiment(runs, tmp_path):
+    """A seed removed from the config leaves every table; its directory is listed as ignored."""
+    root, expected = runs
+    fewer = [(a, t, s) for a, t, s in expected if s != 2]
+    tidy, finals = collect.collect(root, fewer)
+    assert set(tidy["seed"]) == {0, 1} and set(finals["seed"]) == {0, 1}
+    assert len(finals) == len(fewer)
+    scores, _, excluded = stats.score_matrices(finals)
+    assert scores["ppo"].shape[0] == 2 and 2 not in set(excluded["seed"])
+    assert (paper.comparison(finals)["expected_runs"] == 2).all()
+    ignored = collect.ignored_runs(root, fewer)
+    assert set(ignored["seed"]) == {2} and set(ignored["status"]) == {"ignored"}
+    assert len(ignored) == 4 and ignored["reason"].str.contains("not in the config").all()
+    out = {k: tmp_path / "t" / f"{k}.{'parquet' if k == 'tidy_parquet' else 'csv'}"
+           for k in ("tidy_parquet", "tidy_csv", "finals", "problems")}
+    collect.save(tidy, finals, out, ignored=ignored)
+    problems = pd.read_csv(out["problems"])
+    assert set(problems.loc[problems["seed"] == 2, "status"]) == {"ignored"}
+    assert set(pd.read_csv(out["finals"])["seed"]) == {0, 1}
+
+
 def test_save_and_reload(runs, tmp_path):
     root, expected = runs
     tidy, finals = collect.collect(root, expected)

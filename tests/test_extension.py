@@ -52,8 +52,8 @@ def test_preset_inherits_another_algorithms_preset(tmp_path):
     assert values == {**ppo, "num_envs": 4, "clip_eps": 0.2, "total_steps": 1000}
     assert origin["total_steps"] == "mine.yaml:tiny"
     assert origin["clip_eps"] == "mine.yaml:smoke"
-    assert origin["num_epochs"] == "ppo.yaml:smoke"
-    assert origin["actor_hidden"] == "ppo.yaml:paper"
+    assert origin["num_epochs"] == "common.yaml:smoke"  # the shared base preset (issue 11, point 4)
+    assert origin["actor_hidden"] == "ppo.yaml:all_presets"
 
 
 @pytest.mark.parametrize("base, words", [

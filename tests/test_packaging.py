@@ -45,3 +45,57 @@ def test_a_foreign_baselines_package_is_named_not_silently_used(tmp_path):
                          cwd=tmp_path, env=env, capture_output=True, text=True)
     assert out.returncode != 0
     assert "resolves to" in out.stderr and str(tmp_path / "baselines") in out.stderr
+
+
+def _module_imports(path: Path, top_level_only: bool) -> set[str]:
+    """Modules of gorl/ and baselines/ that ``path`` imports (all, or at module level only)."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    nodes = tree.body if top_level_only else list(ast.walk(tree))
+    found = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            subs = {f"{node.module}.{a.name}" for a in node.names} & set(_modules())
+            found |= subs or {node.module}  # `from pkg import submodule` imports the submodule
+    return {m for m in found if m.split(".")[0] in ("gorl", "baselines")}
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for pkg in ("gorl", "baselines"):
+        for p in (ROOT / pkg).rglob("*.py"):
+            parts = p.relative_to(ROOT).with_suffix("").parts
+            out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = p
+    return out
+
+
+def test_gorl_never_imports_baselines_and_errors_is_a_leaf():
+    mods = _modules()
+    for name, path in mods.items():
+        if name.split(".")[0] == "gorl":
+            assert not any(m.split(".")[0] == "baselines" for m in _module_imports(path, False)), name
+    assert _module_imports(mods["gorl.errors"], False) == set()
+
+
+def test_no_import_circle():
+    """Module-level imports between gorl/ and baselines/ modules form no cycle."""
+    mods = _modules()
+    graph = {n: {m for m in _module_imports(p, True) if m in mods and m != n} for n, p in mods.items()}
+    state: dict[str, int] = {}
+
+    def visit(n, path):
+        state[n] = 1
+        for m in sorted(graph[n]):
+            if state.get(m) == 1:
+                cycle = path[path.index(m):] + [m]
+                raise AssertionError("import circle: " + " -> ".join(cycle))
+            if m not in state:
+                visit(m, path + [m])
+        state[n] = 2
+
+    for n in sorted(graph):
+        if n not in state:
+            visit(n, [n])

@@ -179,6 +179,42 @@ def test_incremental(pipeline):
     assert all(f"/seed{new}/status.json" in p for p in trains), trains
 
 
+def test_tables_are_a_function_of_the_config(pipeline, tmp_path):
+    """Removing a seed from the experiment removes it from every table (the run stays on disk,
+    listed as ignored in the problem-runs table); nothing retrains."""
+    import shutil
+
+    work, res, cfg, _ = pipeline
+    copy = tmp_path / "work"
+    shutil.copytree(work, copy, symlinks=True)
+    keep, drop = cfg["seeds"][0], cfg["seeds"][1]
+    out = snakemake(copy, "--cores", "2", "--configfile", str(copy / "e2e.yaml"), "--config", f"seeds=[{keep}]")
+    assert out.returncode == 0, out.stderr[-4000:]
+    assert "rule train" not in out.stdout + out.stderr  # analysis only
+    tables = copy / "results" / cfg["name"] / "tables"
+    tidy = pd.read_parquet(tables / "evals_tidy.parquet")
+    assert set(tidy["seed"]) == {keep}
+    assert set(pd.read_csv(tables / "evals_tidy.csv")["seed"]) == {keep}
+    finals = pd.read_csv(tables / "final_scores.csv")
+    assert set(finals["seed"]) == {keep} and len(finals) == len(cfg["algorithms"]) * len(cfg["tasks"])
+    agg = pd.read_csv(tables / "aggregate_metrics.csv")
+    assert (agg["n_runs"] == 1).all(), agg
+    exclusions = pd.read_csv(tables / "score_exclusions.csv")
+    assert drop not in set(exclusions.get("seed", []))
+    paper = pd.read_csv(tables / "paper_comparison.csv")
+    assert (paper["repro_n_seeds"].fillna(1) <= 1).all() and (paper["expected_runs"] == 1).all()
+    bimodality = pd.read_csv(tables / "bimodality.csv")
+    assert set(bimodality["seed"]) <= {keep}
+    problems = pd.read_csv(tables / "problem_runs.csv")
+    ignored = problems[problems["seed"] == drop]
+    assert len(ignored) == len(cfg["algorithms"]) * len(cfg["tasks"]), problems
+    assert ignored["reason"].str.contains("not in the config").all(), ignored
+    # the profiles and curves are computed from the same single-seed scores
+    for name in ("performance_profiles", "sample_efficiency"):
+        assert len(pd.read_csv(tables / f"{name}.csv")), name
+    assert (copy / "results" / cfg["name"] / "runs" / cfg["algorithms"][0] / cfg["tasks"][0] / f"seed{drop}").is_dir()
+
+
 @pytest.mark.parametrize("change, culprit", [
     ({"seeds": "x"}, "seeds"),
     ({"seeds": [0, -1]}, "seeds[1]"),

@@ -39,5 +39,23 @@ class TerminatesAt(gym.Env):
         return np.full(2, self.t, np.float32), 1.0, self.t >= 5, False, {}
 
 
+class Unbounded(TerminatesAt):
+    """Box actions without bounds: [-1, 1] cannot be mapped onto them."""
+
+    def __init__(self):
+        super().__init__()
+        self.action_space = gym.spaces.Box(-np.inf, np.inf, (1,), np.float32)
+
+
+class DictActions(TerminatesAt):
+    """A Dict action space (not a Box)."""
+
+    def __init__(self):
+        super().__init__()
+        self.action_space = gym.spaces.Dict({"a": gym.spaces.Box(-1, 1, (1,), np.float32)})
+
+
 gym.register("Test/NaNAfter-v0", entry_point=NaNAfter)
 gym.register("Test/TerminatesAt-v0", entry_point=TerminatesAt)
+gym.register("Test/Unbounded-v0", entry_point=Unbounded)
+gym.register("Test/DictActions-v0", entry_point=DictActions)

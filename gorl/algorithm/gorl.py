@@ -14,7 +14,9 @@ Stage k (k = 0 .. n_stages - 1), on one global env-step axis:
    N(0, I) noise to those pre-actions.
 
 decoder_0 is the identity (an all-zero network), so stage 0 is Gaussian PPO through an
-identity map. Per-stage artifacts go to ``stages/stage<k>/`` in the run directory.
+identity map. Per-stage artifacts go to ``stages/stage<k>/`` in the run directory
+(:func:`gorl.rundir.stage_path`); every stage appends its evaluations, metrics and probes
+to the one :class:`~gorl.core.run.Run`, which owns the run's records.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ import copy
 import dataclasses
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -32,18 +34,21 @@ import torch
 from gorl import rundir
 from gorl.algorithm.decoder import Decoder, DecoderFitConfig, fit_decoder
 from gorl.algorithm.episode_filter import FILTERS, rows_of_episodes, select_episodes
-from gorl.config import ConfigError
+from gorl.config import defaults_from
 from gorl.core.gaussian_policy import GaussianPolicy
 from gorl.core.loop import progress_bar
 from gorl.core.normalizer import RunningNormalizer
 from gorl.core.onpolicy import OnPolicyConfig, OnPolicyTrainer
-from gorl.core.run import TRAIN_STREAM, Diverged, Run, save_torch
+from gorl.core.run import TRAIN_STREAM, Run, save_torch
+from gorl.errors import ConfigError, Diverged
+from gorl.registry import Algorithm
 
 PRESETS = Path(__file__).parent.parent / "presets" / "gorl.yaml"
 COLLECT_STREAM = 2_000_000  # + stage: env seeds of the decoder-data collectors
 
 
 @dataclass
+@defaults_from(PRESETS)
 class GoRLConfig(OnPolicyConfig):
     """Latent PPO (the shared machinery's fields) plus GoRL's stages and decoder.
 
@@ -53,58 +58,58 @@ class GoRLConfig(OnPolicyConfig):
 
     decoder_kind: ClassVar[str] = "fm"
 
-    stage_steps: list[int] = field(default_factory=lambda: [60_000_000, 60_000_000, 30_000_000, 30_000_000])
+    stage_steps: list[int]
     """Encoder env-step budget of each stage; scaled proportionally when total_steps differs from their sum."""
-    actor_hidden: list[int] = field(default_factory=lambda: [32] * 4)
+    actor_hidden: list[int]
     """Encoder hidden layers; it outputs the latent's mean and pre-scale (2 x d_a)."""
-    stage_clip_eps: list[float] = field(default_factory=lambda: [0.15, 0.3])
+    stage_clip_eps: list[float]
     """PPO clip per stage (the last value repeats for later stages)."""
-    stage_max_grad_norm: list[float] = field(default_factory=lambda: [0.5, 1.0])
+    stage_max_grad_norm: list[float]
     """Joint actor+critic gradient-norm clip per stage (last value repeats)."""
-    stage_latent_reg_coef: list[float] = field(default_factory=lambda: [5e-4, 1e-3])
+    stage_latent_reg_coef: list[float]
     """Latent regulariser coefficient c_z per stage (last value repeats)."""
-    latent_reg: str = "l2"
+    latent_reg: str
     """'l2' = c_z (mean mu^2 + mean sigma^2) (reference code) or 'kl' = exact KL to N(0, I)."""
-    entropy_coef: float = 0.01
+    entropy_coef: float
     """Entropy bonus of the latent Gaussian (no tanh term)."""
-    scale_cap: float | None = 10.0
+    scale_cap: float | None
     """Upper clip of the latent scale."""
-    fresh_encoder_each_stage: bool = True
+    fresh_encoder_each_stage: bool
     """True (v1): every stage starts a new encoder, critic, optimiser and statistics from
     the same seed. False: carry the previous stage's encoder, critic and statistics."""
-    collect_steps: int = 19_660_800
+    collect_steps: int
     """Transitions collected per stage for the decoder fit (whole env steps of collect_envs envs)."""
-    collect_envs: int = 2048
+    collect_envs: int
     """Parallel envs of the collector (they reset at the env's own time limit)."""
-    decoder_hidden: list[int] = field(default_factory=lambda: [64] * 4)
+    decoder_hidden: list[int]
     """Decoder network hidden layers."""
-    decoder_steps: int = 10
+    decoder_steps: int
     """Euler steps (fm) or diffusion indices T (diffusion)."""
-    decoder_learning_rate: float = 3e-4
+    decoder_learning_rate: float
     """Adam learning rate of the decoder fit."""
-    decoder_batch_size: int = 8192
+    decoder_batch_size: int
     """Rows per decoder minibatch."""
-    decoder_max_epochs: int = 50
+    decoder_max_epochs: int
     """Maximum decoder epochs (an epoch = floor(n_train / batch) steps)."""
-    decoder_patience: int = 20
+    decoder_patience: int
     """Stop after this many epochs without a better validation loss."""
-    decoder_mc_samples: int = 8
+    decoder_mc_samples: int
     """(noise, time) samples per action in the regression loss."""
-    decoder_max_samples: int = 10_000_000
+    decoder_max_samples: int
     """Subsample the collected rows to at most this many (without replacement)."""
-    decoder_val_fraction: float = 0.1
+    decoder_val_fraction: float
     """Validation split, by transition."""
-    decoder_max_val_batches: int = 50
+    decoder_max_val_batches: int
     """Validation batches per epoch (at most)."""
-    decoder_data_filter: str = "none"
+    decoder_data_filter: str
     """Episode filter before the fit (spec 6.7, off in the paper's pipeline): 'none', 'percentile',
     'min_return' or 'hybrid' (gorl/algorithm/episode_filter.py). Any filter drops the rows of
     episodes still running when collection ends."""
-    decoder_filter_quantile: float = 0.5
+    decoder_filter_quantile: float
     """'percentile' and 'hybrid': keep (or favour) episodes with return >= this quantile."""
-    decoder_filter_min_return: float = 0.0
+    decoder_filter_min_return: float
     """'min_return': keep episodes with return >= this value."""
-    decoder_filter_high_quality_ratio: float = 0.8
+    decoder_filter_high_quality_ratio: float
     """'hybrid': share of the drawn episodes that come from the high-return set."""
 
     # -- derived ---------------------------------------------------------------------
@@ -280,25 +285,17 @@ class GoRL:
         self.stage = 0
         self.decoder = Decoder.identity(cfg.decoder_kind, self.obs_dim, self.act_dim, cfg.decoder_hidden,
                                         cfg.decoder_steps).to(run.device)
-        self.prior_evals: list[dict] = []
-        self.prior_metrics: list[dict] = []
-        self.prior_probes: tuple[list, list] = ([], [])
-        self.probe_states: np.ndarray | None = None
         self.carry: dict | None = None  # previous stage's encoder/critic/statistics (fresh_encoder_each_stage False)
         self.best: dict | None = None
         self.timing = {"collect": 0.0, "decoder_fit": 0.0}
         self.collection_env_steps = 0
 
     def stage_dir(self, k: int) -> Path:
-        d = self.run.dir / "stages" / f"stage{k}"
-        d.mkdir(parents=True, exist_ok=True)
-        return d
+        return rundir.stage_path(self.run.dir, k, create=True)
 
     def state_dict(self, trainer: OnPolicyTrainer | None) -> dict:
         return {"gorl": {"stage": self.stage, "decoder": self.decoder.state_dict(),
-                         "decoder_identity": self.stage == 0, "prior_evals": self.prior_evals,
-                         "prior_metrics": self.prior_metrics, "prior_probes": self.prior_probes,
-                         "probe_states": self.probe_states, "carry": self.carry, "best": self.best,
+                         "decoder_identity": self.stage == 0, "carry": self.carry, "best": self.best,
                          "timing": self.timing, "collection_env_steps": self.collection_env_steps},
                 "trainer": None if trainer is None else trainer.state_dict()}
 
@@ -308,8 +305,6 @@ class GoRL:
         self.decoder = Decoder(self.cfg.decoder_kind, self.obs_dim, self.act_dim, self.cfg.decoder_hidden,
                                self.cfg.decoder_steps, identity=g["decoder_identity"]).to(self.run.device)
         self.decoder.load_state_dict(g["decoder"])
-        self.prior_evals, self.prior_metrics = g["prior_evals"], g["prior_metrics"]
-        self.prior_probes, self.probe_states = g["prior_probes"], g["probe_states"]
         self.carry, self.best = g["carry"], g["best"]
         self.timing, self.collection_env_steps = g["timing"], g["collection_env_steps"]
         return st["trainer"]
@@ -324,7 +319,7 @@ class GoRL:
         encoder = make_encoder(cfg, k, self.obs_dim, self.act_dim, self.decoder)
         trainer = OnPolicyTrainer(cfg.stage_config(k), self.run, encoder, step_offset=cfg.stage_offsets()[k],
                                   stage=k, env_stream=TRAIN_STREAM)
-        trainer.probe_states = self.probe_states  # one set of probe states for the whole run
+        trainer.probe_states = self.run.records.probe_states  # one set of probe states for the whole run
         if self.carry is not None:
             trainer.agent.load_state_dict(self.carry["agent"])
             trainer.critic.load_state_dict(self.carry["critic"])
@@ -345,7 +340,7 @@ class GoRL:
         """Collect with stage k's best encoder + decoder_k, fit decoder_{k+1}, save artifacts."""
         cfg, run = self.cfg, self.run
         t0 = time.perf_counter()
-        save_torch(self.stage_dir(k) / "encoder_best.pt", self.best)
+        save_torch(self.stage_dir(k) / rundir.STAGE_ENCODER_BEST, self.best)
         encoder = make_encoder(cfg, k, self.obs_dim, self.act_dim, self.decoder).to(run.device)
         encoder.load_state_dict(self.best["agent"])
         normalizer = RunningNormalizer(self.obs_dim, cfg.obs_norm_mode).to(run.device)
@@ -363,14 +358,14 @@ class GoRL:
                        decoder_epochs=len(history),
                        decoder_best_val_loss=min((h["val_loss"] for h in history), default=None))
         d = self.stage_dir(k)
-        rundir.write_json(d / "dataset_summary.json", summary)
-        rundir.write_csv(d / "decoder_fit.csv", history)
+        rundir.write_json(d / rundir.STAGE_DATASET_SUMMARY, summary)
+        rundir.write_csv(d / rundir.STAGE_DECODER_FIT, history)
         if not all(math.isfinite(h["val_loss"]) for h in history):
             raise Diverged(f"stage {k}: non-finite decoder loss while fitting decoder {k + 1}")
         self.decoder = decoder
 
     def save_decoder_artifact(self, k: int) -> None:
-        save_torch(self.stage_dir(k) / "decoder.pt",
+        save_torch(self.stage_dir(k) / rundir.STAGE_DECODER,
                    {"kind": self.cfg.decoder_kind, "identity": k == 0, "state": self.decoder.state_dict()})
 
     # -- the run -----------------------------------------------------------------------
@@ -393,14 +388,7 @@ class GoRL:
                     trainer_state = None
                     bar.n = trainer.env_step
                 run.env_steps_done = trainer.env_step
-                trainer.train(checkpoint=lambda t=trainer: self.save(t), progress=bar,
-                              prior_evals=self.prior_evals, prior_probes=self.prior_probes,
-                              prior_metrics=self.prior_metrics)
-                self.probe_states = trainer.probe_states
-                self.prior_evals = self.prior_evals + trainer.evals
-                self.prior_metrics = self.prior_metrics + trainer.metrics
-                self.prior_probes = (list(self.prior_probes[0]) + trainer.probe_steps,
-                                     list(self.prior_probes[1]) + trainer.probe_actions)
+                trainer.train(checkpoint=lambda t=trainer: self.save(t), progress=bar)
                 for key, v in {**trainer.timing, "decoder_sampling": self.decoder.sampling_time}.items():
                     self.timing[key] = self.timing.get(key, 0.0) + v
                 if k + 1 < cfg.num_stages:
@@ -419,3 +407,11 @@ def train(cfg: GoRLConfig, run: Run) -> GoRL:
     agent = GoRL(cfg, run)
     agent.train()
     return agent
+
+
+GORL_FM = Algorithm(name="gorl_fm", config_cls=GoRLConfig, presets_file=PRESETS, train=train, label="GoRL (FM)",
+                    color="#0173b2", family="gorl",
+                    description="GoRL, latent PPO encoder + flow-matching decoder (spec 6)")
+GORL_DIFFUSION = Algorithm(name="gorl_diffusion", config_cls=GoRLDiffusionConfig, presets_file=PRESETS, train=train,
+                           label="GoRL (Diffusion)", color="#d55e00", family="gorl",
+                           description="GoRL, latent PPO encoder + diffusion decoder (spec 6)")

@@ -3,78 +3,81 @@
 An algorithm supplies an *agent* (the policy half) implementing :class:`Agent`; this
 module owns everything else: envs, observation statistics, the critic, the rollout
 storage, per-minibatch value targets/advantages, the clipped-objective optimisation
-loop, evaluation, action probes, checkpoints and logs. GoRL runs one trainer per stage
-(``step_offset``/``stage`` put its evaluations on one global env-step axis).
+loop, evaluation, action probes and checkpoints. Evaluations, metrics and probes are
+appended to the :class:`Run`, which owns the run's records and files. GoRL runs one trainer
+per stage (``step_offset``/``stage`` put its evaluations on one global env-step axis).
 """
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from dataclasses import dataclass
+from typing import Callable, Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
-from gorl.config import ConfigError
+from gorl.config import COMMON_PRESETS, defaults_from
 from gorl.core.advantages import brax_gae
 from gorl.core.networks import Critic
 from gorl.core.normalizer import RunningNormalizer
-from gorl.core.run import EVAL_STREAM, TRAIN_STREAM, Diverged, Run, env_seeds
+from gorl.core.run import EVAL_STREAM, TRAIN_STREAM, Run, env_seeds
+from gorl.errors import ConfigError, Diverged
 
 
 @dataclass
+@defaults_from(COMMON_PRESETS)
 class OnPolicyConfig:
-    """Hyperparameters of the shared PPO machinery (defaults = spec section 2.7)."""
+    """Hyperparameters of the shared PPO machinery; defaults: ``paper`` of gorl/presets/common.yaml (spec 2.7)."""
 
-    total_steps: int = 179_896_320
+    total_steps: int
     """Env-step budget of the run (``--steps``); rounded down to whole iterations."""
-    num_envs: int = 2048
+    num_envs: int
     """Parallel training envs."""
-    unroll_length: int = 30
+    unroll_length: int
     """Segment length T: advantages are computed over segments of T steps."""
-    num_minibatches: int = 32
+    num_minibatches: int
     """Minibatches per epoch."""
-    batch_size: int = 1024
+    batch_size: int
     """Segments per minibatch; one iteration collects batch_size*num_minibatches*unroll_length steps."""
-    num_epochs: int = 16
+    num_epochs: int
     """Passes over each iteration's data (Brax num_updates_per_batch)."""
-    gamma: float = 0.995
+    gamma: float
     """Discount."""
-    gae_lambda: float = 0.95
+    gae_lambda: float
     """GAE lambda."""
-    reward_scaling: float = 10.0
+    reward_scaling: float
     """Rewards are multiplied by this inside the loss only."""
-    value_loss_coef: float = 0.25
+    value_loss_coef: float
     """Value loss = coef * mean(((vs - V) * (1 - truncation))^2)."""
-    learning_rate: float = 1e-3
+    learning_rate: float
     """Adam learning rate (actor and critic share one Adam)."""
-    adam_eps: float = 1e-8
+    adam_eps: float
     """Adam epsilon."""
-    max_grad_norm: float | None = None
+    max_grad_norm: float | None
     """Clip the global norm of actor+critic gradients jointly (None: no clipping)."""
-    normalize_advantage: bool = True
+    normalize_advantage: bool
     """Normalise advantages per minibatch."""
-    obs_norm_mode: str = "legacy"
+    obs_norm_mode: str
     """'legacy' (reference code: variance sum not accumulated, spec 2.2) or 'welford' (correct)."""
-    obs_stats_timing: str = "pre_update"
+    obs_stats_timing: str
     """'pre_update' (reference: stats updated with the batch before the losses) or 'rollout'."""
-    critic_hidden: list[int] = field(default_factory=lambda: [256] * 5)
+    critic_hidden: list[int]
     """Critic hidden layer sizes."""
-    num_evals: int = 31
+    num_evals: int
     """Evaluations spread evenly over the run, the first before any update, the last after the final one."""
-    eval_episodes: int = 128
+    eval_episodes: int
     """Episodes (parallel envs) per evaluation."""
-    num_probe_states: int = 8
+    num_probe_states: int
     """Fixed probe states at which action samples are saved at every evaluation."""
-    probe_samples: int = 256
+    probe_samples: int
     """Action samples per probe state per evaluation."""
-    checkpoint_every: int = 1
+    checkpoint_every: int
     """Write a checkpoint every N iterations (and at the end)."""
-    device: str = "auto"
+    device: str
     """'auto' (CUDA when present), 'cpu' or 'cuda[:k]'."""
-    env_workers: int = 0
+    env_workers: int
     """Host (dm_control, gym) envs: 0 steps them in the training process; N > 0 shards them over
     N worker processes with shared-memory buffers (many-core machines). Results do not depend on it."""
 
@@ -176,11 +179,7 @@ class OnPolicyTrainer:
         self.optimizer = torch.optim.Adam(self.params, lr=cfg.learning_rate, eps=cfg.adam_eps,
                                           fused=True if self.device.type == "cuda" else None)
         self.iteration = 0
-        self.evals: list[dict] = []
-        self.metrics: list[dict] = []
-        self.probe_states: np.ndarray | None = None
-        self.probe_steps: list[int] = []
-        self.probe_actions: list[np.ndarray] = []
+        self.probe_states: np.ndarray | None = run.records.probe_states
         self.on_evaluate: list[Callable[[dict], None]] = []
         self._episode_return = torch.zeros(cfg.num_envs, dtype=torch.float64, device=self.device)
         self.timing = {"env": 0.0, "inference": 0.0, "update": 0.0, "eval": 0.0}
@@ -195,9 +194,7 @@ class OnPolicyTrainer:
         return {"iteration": self.iteration, "agent": self.agent.state_dict(),
                 "critic": self.critic.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "normalizer": self.normalizer.state_dict(), "envs": self.envs.get_state(),
-                "torch_rng": torch.get_rng_state(), "evals": self.evals, "metrics": self.metrics,
-                "probe_states": self.probe_states, "probe_steps": self.probe_steps,
-                "probe_actions": self.probe_actions, "episode_return": self._episode_return,
+                "torch_rng": torch.get_rng_state(), "episode_return": self._episode_return,
                 "step_offset": self.step_offset, "stage": self.stage}
 
     def load_state_dict(self, st: dict) -> None:
@@ -210,9 +207,7 @@ class OnPolicyTrainer:
         self.normalizer.to(self.device)
         self.envs.set_state(st["envs"])
         torch.set_rng_state(st["torch_rng"])
-        self.evals, self.metrics = st["evals"], st["metrics"]
-        self.probe_states, self.probe_steps = st["probe_states"], st["probe_steps"]
-        self.probe_actions = st["probe_actions"]
+        self.probe_states = self.run.records.probe_states
         self._episode_return = torch.as_tensor(st["episode_return"], dtype=torch.float64).to(self.device)
 
     def _tensor(self, x: np.ndarray) -> torch.Tensor:
@@ -368,39 +363,32 @@ class OnPolicyTrainer:
             self.probe_states = torch.stack([seen[i] for i in pick]).float().cpu().numpy()
         states = self._tensor(self.probe_states)
         acts = torch.tanh(self.agent.sample_actions(self.normalizer(states), states, self.cfg.probe_samples))
-        self.probe_steps.append(self.env_step)
-        self.probe_actions.append(acts.cpu().numpy().astype(np.float32))
+        self.run.append_probes(self.env_step, self.probe_states, acts.cpu().numpy())
         self.timing["eval"] += time.perf_counter() - t0
         returns = returns.cpu().numpy()
         row = {"env_step": self.env_step, "return_mean": float(returns.mean()),
                "return_std": float(returns.std()), "episodes": int(envs.num_envs), "stage": self.stage,
                "wall_time": round(self.run.wall_time(), 3)}
-        self.evals.append(row)
         for hook in self.on_evaluate:
             hook(row)
         return row
 
     # -- the loop ------------------------------------------------------------------------
-    def train(self, checkpoint: Callable[[], None] | None = None, progress=None,
-              prior_evals: list[dict] | None = None, prior_probes: tuple | None = None,
-              prior_metrics: list[dict] | None = None) -> None:
+    def train(self, checkpoint: Callable[[], None] | None = None, progress=None) -> None:
         """Run this trainer's iterations to ``num_iterations`` (resuming at ``self.iteration``).
 
-        ``checkpoint()`` is called after every ``checkpoint_every`` iterations (default:
-        save this trainer's state); ``prior_evals``/``prior_probes``/``prior_metrics`` are
-        earlier stages' records, written in front of this trainer's own.
+        Evaluations, metrics and probes are appended to ``self.run`` (the run's records,
+        earlier stages' included). ``checkpoint()`` is called after every
+        ``checkpoint_every`` iterations (default: save this trainer's state).
         """
         cfg = self.cfg
         n_iter = cfg.num_iterations
         evals_at = eval_iterations(n_iter, cfg.num_evals)
         save = checkpoint or (lambda: self.run.save_checkpoint(self.state_dict()))
-        prior_evals, prior_metrics = prior_evals or [], prior_metrics or []
         while True:
-            if self.iteration in evals_at and not any(
-                    r["env_step"] == self.env_step and r["stage"] == self.stage for r in self.evals):
+            if self.iteration in evals_at and not self.run.has_eval(self.env_step, self.stage):
                 row = self.evaluate(evals_at.index(self.iteration))
-                self.run.write_evals(prior_evals + self.evals)
-                self._write_probes(prior_probes)
+                self.run.append_eval(row)
                 save()  # a resume after this point keeps this evaluation instead of repeating it
                 if progress is not None:
                     progress.set_postfix(eval_return=f"{row['return_mean']:.1f}", refresh=False)
@@ -414,19 +402,12 @@ class OnPolicyTrainer:
             self.timing["update"] += t2 - t1
             self.iteration += 1
             self.run.env_steps_done = self.env_step
-            row = {"env_step": self.env_step, "iteration": self.iteration, "stage": self.stage,
-                   "sps": round(cfg.steps_per_iteration / (t2 - t0), 1), "rollout_s": round(t1 - t0, 4),
-                   "update_s": round(t2 - t1, 4), "train_episode_return": batch["train_return"],
-                   "physics_errors": self.envs.physics_errors, **info}
-            self.metrics.append(row)
+            self.run.append_metrics({
+                "env_step": self.env_step, "iteration": self.iteration, "stage": self.stage,
+                "sps": round(cfg.steps_per_iteration / (t2 - t0), 1), "rollout_s": round(t1 - t0, 4),
+                "update_s": round(t2 - t1, 4), "train_episode_return": batch["train_return"],
+                "physics_errors": self.envs.physics_errors, **info})
             if progress is not None:
                 progress.update(cfg.steps_per_iteration)
             if self.iteration % cfg.checkpoint_every == 0 or self.iteration == n_iter:
-                self.run.write_metrics(prior_metrics + self.metrics)
                 save()
-
-    def _write_probes(self, prior: tuple | None) -> None:
-        steps, acts = list(self.probe_steps), list(self.probe_actions)
-        if prior is not None:
-            steps, acts = list(prior[0]) + steps, list(prior[1]) + acts
-        self.run.write_probes(self.probe_states, steps, acts)

@@ -15,10 +15,7 @@ import torch
 
 from gorl import rundir
 from gorl.envs import env_dims, make_envs
-
-
-class Diverged(RuntimeError):
-    """Raised by an algorithm when losses or parameters become non-finite."""
+from gorl.errors import Diverged  # noqa: F401  (re-exported: algorithms raise gorl.core.run.Diverged)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -32,12 +29,40 @@ def env_seeds(seed: int, stream: int, n: int) -> list[int]:
     return [int(s) for s in np.random.SeedSequence([seed, stream]).generate_state(n)]
 
 
-def save_torch(path: Path, obj: Any) -> None:
-    """``torch.save`` written atomically (temp file, then rename), like every run-dir file."""
+def torch_bytes(obj: Any) -> bytes:
     import io
     buf = io.BytesIO()
     torch.save(obj, buf)
-    rundir.atomic_write_bytes(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def save_torch(path: Path, obj: Any) -> None:
+    """``torch.save`` written atomically (temp file, then rename), like every run-dir file."""
+    rundir.atomic_write_bytes(path, torch_bytes(obj))
+
+
+@dataclass
+class Records:
+    """A run's evaluations, per-iteration metrics and probe snapshots (the run owns them).
+
+    Appended through :class:`Run` (``append_eval``/``append_metrics``/``append_probes``),
+    which rewrites the matching file atomically; saved in, and restored from, every
+    checkpoint, so the files always agree with the state a resume continues from.
+    """
+
+    evals: list[dict] = field(default_factory=list)
+    metrics: list[dict] = field(default_factory=list)
+    probe_states: np.ndarray | None = None
+    probe_steps: list[int] = field(default_factory=list)
+    probe_actions: list[np.ndarray] = field(default_factory=list)
+
+    def state_dict(self) -> dict:
+        return {"evals": self.evals, "metrics": self.metrics, "probe_states": self.probe_states,
+                "probe_steps": self.probe_steps, "probe_actions": self.probe_actions}
+
+    @classmethod
+    def from_state(cls, st: dict) -> "Records":
+        return cls(**{k: st[k] for k in ("evals", "metrics", "probe_states", "probe_steps", "probe_actions")})
 
 
 TRAIN_STREAM = 0
@@ -61,6 +86,8 @@ class Run:
     """Global env steps trained so far (kept current by the trainer; reported on divergence)."""
     extra_status: dict[str, Any] = field(default_factory=dict)
     """Algorithm-specific facts added to status.json (e.g. GoRL's data-collection env steps)."""
+    records: Records = field(default_factory=Records)
+    """Everything appended so far to evals.csv, metrics.csv and probes.npz."""
 
     # -- envs -----------------------------------------------------------------------
     def make_envs(self, n: int, stream: int = TRAIN_STREAM, workers: int = 0):
@@ -73,7 +100,41 @@ class Run:
         """(observation dim, action dim) of the run's task."""
         return env_dims(self.task)
 
-    # -- files ----------------------------------------------------------------------
+    # -- records ------------------------------------------------------------------------
+    def append_eval(self, row: dict) -> None:
+        """One evaluation (the columns of :data:`gorl.rundir.EVAL_COLUMNS`) -> evals.csv."""
+        self.records.evals.append(row)
+        rundir.write_evals(self.dir, self.records.evals)
+
+    def has_eval(self, env_step: int, stage: int) -> bool:
+        return any(r["env_step"] == env_step and r["stage"] == stage for r in self.records.evals)
+
+    def append_metrics(self, row: dict) -> None:
+        """One training iteration's scalars (``env_step`` first) -> metrics.csv."""
+        self.records.metrics.append(row)
+        rundir.write_metrics(self.dir, self.records.metrics)
+
+    def append_probes(self, env_step: int, states: np.ndarray, actions: np.ndarray) -> None:
+        """Action samples (P, K, d_a) at the run's probe states (P, d_o) -> probes.npz.
+
+        The first call fixes the probe states of the whole run (GoRL's stages share them).
+        """
+        if self.records.probe_states is None:
+            self.records.probe_states = np.asarray(states, np.float32)
+        self.records.probe_steps.append(int(env_step))
+        self.records.probe_actions.append(np.asarray(actions, np.float32))
+        self.write_records(evals=False, metrics=False)
+
+    def write_records(self, evals: bool = True, metrics: bool = True, probes: bool = True) -> None:
+        r = self.records
+        if evals:
+            rundir.write_evals(self.dir, r.evals)
+        if metrics:
+            rundir.write_metrics(self.dir, r.metrics)
+        if probes:
+            rundir.write_probes(self.dir, r.probe_states, r.probe_steps, r.probe_actions)
+
+    # -- checkpoints ----------------------------------------------------------------------
     @property
     def checkpoint_path(self) -> Path:
         return self.dir / rundir.CHECKPOINT
@@ -82,35 +143,39 @@ class Run:
         return self.wall_time_before + time.time() - self.started
 
     def save_checkpoint(self, state: dict) -> None:
-        save_torch(self.checkpoint_path, dict(state, wall_time=self.wall_time()))
+        """The algorithm's state plus the run's records and wall time; the previous checkpoint
+        is kept until this one is complete (:func:`gorl.rundir.save_checkpoint`)."""
+        rundir.save_checkpoint(self.dir, torch_bytes(dict(state, records=self.records.state_dict(),
+                                                          wall_time=self.wall_time())))
 
     def load_checkpoint(self) -> dict | None:
-        if not self.checkpoint_path.exists():
+        """The algorithm's state from the newest usable checkpoint (None: start from scratch).
+
+        Restores the records and rewrites their files from them, so that evals.csv,
+        metrics.csv and probes.npz continue exactly from the resume point. Raises
+        :class:`gorl.errors.RunDirError` if no checkpoint present is usable.
+        """
+        def load(path: Path) -> dict:
+            st = torch.load(path, map_location="cpu", weights_only=False)
+            if not isinstance(st, dict) or "records" not in st:
+                raise ValueError("not a checkpoint of this version of GoRL-Bench (no records)")
+            return st
+
+        state = rundir.load_checkpoint(self.dir, load, self.log)
+        if state is None:
             return None
-        state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
+        self.records = Records.from_state(state.pop("records"))
+        self.write_records()
         self.wall_time_before = float(state.get("wall_time", 0.0))
         self.started = time.time()
         return state
-
-    def write_evals(self, rows: list[dict]) -> None:
-        rundir.write_csv(self.dir / rundir.EVALS, rows, rundir.EVAL_COLUMNS)
-
-    def write_metrics(self, rows: list[dict]) -> None:
-        rundir.write_csv(self.dir / rundir.METRICS, rows)
-
-    def write_probes(self, states: np.ndarray, steps: list[int], actions: list[np.ndarray]) -> None:
-        rundir.write_npz(self.dir / rundir.PROBES, states=states, env_step=np.asarray(steps, np.int64),
-                         actions=np.stack(actions) if actions else
-                         np.zeros((0, states.shape[0], 0, 0), np.float32))
 
     def finish(self, status: str, env_steps: int, reason: str | None = None, **extra) -> None:
         from gorl.provenance import provenance
         rundir.write_json(self.dir / rundir.PROVENANCE,
                           provenance(self, wall_time=self.wall_time()))
-        rundir.write_json(self.dir / rundir.STATUS,
-                          {"status": status, "reason": reason, "env_steps": int(env_steps),
-                           "algorithm": self.algo, "task": self.task, "seed": self.seed,
-                           **self.extra_status, **extra})
+        rundir.write_status(self.dir, status, reason, int(env_steps), algorithm=self.algo, task=self.task,
+                            seed=self.seed, **self.extra_status, **extra)
 
     def log(self, msg: str) -> None:
         if not self.quiet:

@@ -1,11 +1,35 @@
-"""Any registered Gymnasium env with a Box action space, presented like the suite envs:
-flat float32 observations, actions in [-1, 1] (rescaled to the env's bounds)."""
+"""Any registered Gymnasium env with a bounded Box action space, presented like the suite
+envs: flat float32 observations, actions in [-1, 1] (rescaled to the env's bounds).
+
+The adapter is itself a well-behaved Gymnasium env (``gymnasium.utils.env_checker.check_env``
+passes): ``reset(seed=...)`` seeds through ``gym.Env.reset`` and the wrapped env.
+"""
 from __future__ import annotations
 
 import pickle
 
 import gymnasium as gym
 import numpy as np
+
+from gorl.errors import TaskError
+
+
+def check_spaces(task: str, env: gym.Env) -> None:
+    """Raise :class:`TaskError` if ``env``'s spaces cannot be presented as flat float32 obs and [-1, 1] actions."""
+    space = env.action_space
+    if not isinstance(space, gym.spaces.Box):
+        raise TaskError(f"task {task!r} has action space {type(space).__name__} ({space}); only bounded Box "
+                        f"(continuous) action spaces are supported")
+    if len(space.shape) != 1:
+        raise TaskError(f"task {task!r} has Box actions of shape {space.shape}; only flat (1-D) actions are supported")
+    if not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
+        raise TaskError(f"task {task!r} has an unbounded Box action space ({space}); cannot map [-1, 1] onto it")
+    try:
+        dim = gym.spaces.flatdim(env.observation_space)
+    except Exception as e:  # noqa: BLE001 - spaces gymnasium cannot flatten
+        raise TaskError(f"task {task!r}: observation space {env.observation_space} cannot be flattened: {e}") from None
+    if dim <= 0:
+        raise TaskError(f"task {task!r} has an empty observation space")
 
 
 class GymBoxEnv(gym.Env):
@@ -14,12 +38,9 @@ class GymBoxEnv(gym.Env):
     def __init__(self, env_id: str, seed: int | None = None):
         self.task_name = f"gym:{env_id}"
         env = gym.make(env_id)
-        if not isinstance(env.action_space, gym.spaces.Box):
-            raise ValueError(f"gym:{env_id} has action space {env.action_space}; only Box actions are supported")
-        lo, hi = env.action_space.low, env.action_space.high
-        if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
-            raise ValueError(f"gym:{env_id} has an unbounded action space; cannot map [-1, 1] onto it")
+        check_spaces(self.task_name, env)
         self._env = env
+        lo, hi = env.action_space.low, env.action_space.high
         self._lo, self._hi = lo.astype(np.float64), hi.astype(np.float64)
         self._obs_space = env.observation_space
         obs_dim = int(gym.spaces.flatdim(env.observation_space))
@@ -34,6 +55,9 @@ class GymBoxEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options=None):
         if seed is None and self._seed is not None:
             seed, self._seed = self._seed, None
+        super().reset(seed=seed)
+        if seed is not None:  # the spaces' own samplers follow the seed too
+            self.action_space.seed(seed)
         obs, info = self._env.reset(seed=seed, options=options)
         return self._flat(obs), info
 
@@ -43,14 +67,19 @@ class GymBoxEnv(gym.Env):
         obs, r, term, trunc, info = self._env.step(a)
         return self._flat(obs), float(r), bool(term), bool(trunc), info
 
+    def close(self):
+        self._env.close()
+
     def get_state(self) -> dict:
         # Generic Gymnasium envs have no state API; pickling the env covers the pure-Python
         # ones (classic control). Others fall back to a fresh reset on resume.
         try:
-            return {"pickle": pickle.dumps(self._env)}
+            return {"pickle": pickle.dumps(self._env), "np_random": self._np_random}
         except Exception:
             return {"pickle": None}
 
     def set_state(self, st: dict) -> None:
         if st.get("pickle") is not None:
             self._env = pickle.loads(st["pickle"])
+        if st.get("np_random") is not None:
+            self._np_random = st["np_random"]

@@ -8,6 +8,8 @@ from typing import Sequence
 import gymnasium as gym
 import torch
 
+from gorl.errors import TaskError
+
 PAPER_TASKS = ("cheetah-run", "finger-spin", "finger-turn_hard", "fish-swim", "hopper-stand", "walker-walk")
 GYM_PREFIX = "gym:"
 PLAYGROUND_PREFIX = "playground:"
@@ -24,36 +26,49 @@ def _split(task: str) -> tuple[str, str]:
 
 
 def check_task(task: str, imports: tuple[str, ...] = ()) -> None:
-    """Raise ValueError naming ``task`` if it is not a known suite task or registered gym id."""
+    """Raise :class:`TaskError` (a ValueError) naming ``task`` if the suite cannot train on it:
+    not a known suite task or Playground task (or the playground extra is missing), not a
+    registered gym id, or a gym env whose spaces the adapter cannot present (builds the gym
+    env once, steps nothing)."""
     if task.startswith(PLAYGROUND_PREFIX):
         from gorl.envs import playground
         try:
             names = playground.task_names()
         except playground.PlaygroundUnavailable as e:
-            raise ValueError(f"task {task!r}: {e}") from None
+            raise TaskError(f"task {task!r}: {e}") from None
         name = task[len(PLAYGROUND_PREFIX):]
         if name not in names:
             hint = difflib.get_close_matches(name, names, n=1)
             extra = f" (did you mean 'playground:{hint[0]}'?)" if hint else ""
-            raise ValueError(f"unknown Playground task {task!r}{extra}; Playground's DM Control Suite "
+            raise TaskError(f"unknown Playground task {task!r}{extra}; Playground's DM Control Suite "
                              f"tasks: {', '.join(names)}")
         return
     if task.startswith(GYM_PREFIX):
         for mod in imports:
             importlib.import_module(mod)
         env_id = task[len(GYM_PREFIX):]
+        if not env_id:
+            raise TaskError(f"task {task!r} names no env: use 'gym:<id>', e.g. gym:Pendulum-v1")
         try:
-            spec = gym.spec(env_id)
+            gym.spec(env_id)
         except Exception as e:  # gymnasium raises several error types here
-            raise ValueError(f"unknown gymnasium env {env_id!r} in task {task!r}: {e}") from None
-        del spec
+            raise TaskError(f"unknown gymnasium env {env_id!r} in task {task!r}: {_one_line(e)}") from None
+        from gorl.envs.gym_adapter import check_spaces
+        try:
+            env = gym.make(env_id)
+        except Exception as e:  # noqa: BLE001 - a broken third-party env is bad input
+            raise TaskError(f"task {task!r}: gymnasium.make({env_id!r}) failed: {_one_line(e)}") from None
+        try:
+            check_spaces(task, env)
+        finally:
+            env.close()
         return
     tasks = list_suite_tasks()
     if task not in tasks:
         hint = difflib.get_close_matches(task, tasks, n=1)
         extra = f" (did you mean {hint[0]!r}?)" if hint else ""
-        raise ValueError(f"unknown task {task!r}{extra}; use a dm_control suite 'domain-task' name "
-                         f"such as {', '.join(PAPER_TASKS)}, 'playground:<Name>' or 'gym:<id>'")
+        raise TaskError(f"unknown task {task!r}{extra}; use a dm_control suite 'domain-task' name "
+                        f"such as {', '.join(PAPER_TASKS)}, 'playground:<Name>' or 'gym:<id>'")
 
 
 def make_envs(task: str, seeds: Sequence[int], device: torch.device | str = "cpu", workers: int = 0,
@@ -81,6 +96,11 @@ def env_dims(task: str) -> tuple[int, int]:
         return dims(task)
     env = make_env(task)
     return int(env.observation_space.shape[0]), int(env.action_space.shape[0])
+
+
+def _one_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {lines[0] if lines else ''}"
 
 
 def make_env(task: str, seed: int | None = None) -> gym.Env:

@@ -7,23 +7,35 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+REPO = Path(workflow.current_basedir).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+# jobs (scripts, the training CLI) import gorl/ and analysis/ from this checkout
+os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
+os.environ.setdefault("MUJOCO_GL", "disable")
+
+from gorl import rundir
+from gorl.config import parse_number
+
 # 1. the schema: names the offending key, fills defaults (additionalProperties: false everywhere)
 def _coerce_cli_strings(value, schema):
     """`--config seeds=[0,1,2]` arrives as ['0', '1', '2'] (Snakemake parses nested --config
-    values with YAML's BaseLoader: every scalar a string). Turn such strings back into the
-    integers / numbers / booleans the schema asks for, in place; anything else is left for
-    the schema to reject."""
-    import re
-
+    values with YAML's BaseLoader: every scalar a string), and a config file's `steps: 1e9` or
+    `learning_rate: 3e-4` as strings (YAML 1.1). Turn such strings into the integers / numbers /
+    booleans the schema asks for (numbers as people write them: gorl.config.parse_number), in
+    place; anything else is left for the schema to reject."""
     if not isinstance(schema, dict):
         return value
     types = schema.get("type", [])
     types = [types] if isinstance(types, str) else list(types)
+    if isinstance(value, float) and "integer" in types and "number" not in types and value.is_integer():
+        return int(value)
     if isinstance(value, str):
-        if "integer" in types and re.fullmatch(r"-?\d+", value):
-            return int(value)
-        if "number" in types and re.fullmatch(r"-?(\d+\.?\d*|\.\d+)([eE]-?\d+)?", value):
-            return float(value)
+        number = parse_number(value)
+        if number is not None and "integer" in types and float(number).is_integer():
+            return int(number)
+        if number is not None and "number" in types:
+            return number
         if "boolean" in types and value.lower() in ("true", "false"):
             return value.lower() == "true"
         if "null" in types and value in ("null", "~"):
@@ -65,13 +77,6 @@ def _validate_config(cfg, schema_rel):
 
 
 _validate_config(config, "../schemas/config.schema.yaml")
-
-REPO = Path(workflow.current_basedir).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-# jobs (scripts, the training CLI) import gorl/ and analysis/ from this checkout
-os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
-os.environ.setdefault("MUJOCO_GL", "disable")
 
 
 # 2. algorithm names come from the registry (built-ins, entry points, `imports`), never from here
@@ -172,7 +177,7 @@ STYLES = _styles()
 
 
 def run_status(algo, task, seed):
-    return f"{RUNS}/{algo}/{task}/seed{seed}/status.json"
+    return str(rundir.run_path(RUNS, algo, task, seed) / rundir.STATUS)
 
 
 def all_status():
@@ -186,6 +191,8 @@ def expected_runs():
 def _fmt(v):
     if isinstance(v, bool):
         return "true" if v else "false"
+    if isinstance(v, float):
+        return repr(v)
     return str(v)
 
 

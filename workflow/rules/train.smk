@@ -15,7 +15,7 @@ PYTHON = sys.executable
 
 rule train:
     output:
-        status=f"{RUNS}/{{algo}}/{{task}}/seed{{seed}}/status.json",
+        status=run_status("{algo}", "{task}", "{seed}"),
     log:
         f"{RESULTS}/logs/train/{{algo}}/{{task}}/seed{{seed}}.log",
     params:

@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from gorl import rundir  # the run-directory contract (the workflow puts this checkout on PYTHONPATH)
+
 ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 ap.add_argument("--status", type=Path, required=True, help="the run's status.json (the rule's output)")
 ap.add_argument("--log", type=Path, required=True)
@@ -38,7 +40,7 @@ log = a.log
 log.parent.mkdir(parents=True, exist_ok=True)
 cli = ["train", *cli_args]
 request = {"cli": cli}
-req_file = run_dir / ".pipeline_request.json"
+req_file = run_dir / rundir.PIPELINE_REQUEST
 
 if req_file.exists():
     try:
@@ -73,7 +75,6 @@ if rc == 2:
 if rc < 0 or rc in (130, 137, 143):
     sys.exit(f"gorl-bench was killed (exit {rc}); rerun to resume from the checkpoint; see {log}")
 tail = log.read_text(errors="replace").strip().splitlines()[-15:]
-reason = f"exit code {rc}" + ("" if rc else " but no status.json") + f"; log: {log}"
-status.write_text(json.dumps({"status": "failed", "reason": reason, "exit_code": rc,
-                              "log_tail": tail, "env_steps": None}, indent=2) + "\n")
+reason = f"exit code {rc}" + ("" if rc else f" but no {rundir.STATUS}") + f"; log: {log}"
+rundir.write_status(run_dir, rundir.FAILED, reason, None, exit_code=rc, log_tail=tail)
 print(f"run failed ({reason}); recorded in {status}", file=sys.stderr)
