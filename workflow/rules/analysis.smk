@@ -3,10 +3,9 @@
 # The analysis/ modules a rule imports are declared as inputs (`src`), so editing a figure
 # function redraws that figure (Snakemake does not track imported code, issue #2192);
 # analysis is cheap, training is not: training never depends on analysis/.
-
-
-def _src(*names):
-    return [str(REPO / "analysis" / n) for n in names]
+# Helpers (_src, _figure, _runs_dir) live in common.smk (lint: no functions beside rules).
+# Resources are sized for the paper experiment and are the same for every executor; on
+# SLURM they become --mem/--time (change them with --set-resources, see docs/pipeline.md).
 
 
 rule aggregate:
@@ -22,11 +21,14 @@ rule aggregate:
         problems=report(f"{TABLES}/problem_runs.csv", caption="../report/problem_runs.rst",
                         category="Tables", subcategory="Runs", labels={"table": "failed / missing runs"}),
     params:
-        runs=RUNS,
+        runs=_runs_dir,
         expected=expected_runs(),
         diverged_policy=ANALYSIS["diverged_policy"],
     log:
         f"{RESULTS}/logs/aggregate.log",
+    resources:
+        mem_mb=4000,
+        runtime=30,
     script:
         "../scripts/aggregate.py"
 
@@ -53,13 +55,11 @@ rule statistics:
         families={a: s["family"] for a, s in STYLES.items()},
     log:
         f"{RESULTS}/logs/statistics.log",
+    resources:
+        mem_mb=8000,
+        runtime=60,  # 50,000 bootstrap reps: about a minute, see docs/pipeline.md
     script:
         "../scripts/statistics.py"
-
-
-def _figure(name, subcategory, label):
-    return report(f"{FIGURES}/{name}.png", caption=f"../report/{name}.rst", category="Figures",
-                  subcategory=subcategory, labels={"figure": label, "experiment": NAME})
 
 
 rule figure_learning_curves:
@@ -72,6 +72,11 @@ rule figure_learning_curves:
     params:
         styles=STYLES,
         tasks=TASKS,
+    log:
+        f"{RESULTS}/logs/figure_learning_curves.log",
+    resources:
+        mem_mb=4000,
+        runtime=30,
     script:
         "../scripts/figures.py"
 
@@ -85,6 +90,11 @@ rule figure_aggregate_metrics:
         pdf=f"{FIGURES}/aggregate_metrics.pdf",
     params:
         styles=STYLES,
+    log:
+        f"{RESULTS}/logs/figure_aggregate_metrics.log",
+    resources:
+        mem_mb=4000,
+        runtime=30,
     script:
         "../scripts/figures.py"
 
@@ -98,6 +108,11 @@ rule figure_probability_of_improvement:
         pdf=f"{FIGURES}/probability_of_improvement.pdf",
     params:
         styles=STYLES,
+    log:
+        f"{RESULTS}/logs/figure_probability_of_improvement.log",
+    resources:
+        mem_mb=4000,
+        runtime=30,
     script:
         "../scripts/figures.py"
 
@@ -111,6 +126,11 @@ rule figure_performance_profiles:
         pdf=f"{FIGURES}/performance_profiles.pdf",
     params:
         styles=STYLES,
+    log:
+        f"{RESULTS}/logs/figure_performance_profiles.log",
+    resources:
+        mem_mb=4000,
+        runtime=30,
     script:
         "../scripts/figures.py"
 
@@ -124,6 +144,11 @@ rule figure_sample_efficiency:
         pdf=f"{FIGURES}/sample_efficiency.pdf",
     params:
         styles=STYLES,
+    log:
+        f"{RESULTS}/logs/figure_sample_efficiency.log",
+    resources:
+        mem_mb=4000,
+        runtime=30,
     script:
         "../scripts/figures.py"
 
@@ -139,13 +164,18 @@ rule figure_action_distribution:
                      subcategory="Action distributions", labels={"table": "bimodality"}),
     params:
         styles=STYLES,
-        runs=RUNS,
+        runs=_runs_dir,
         algorithms=ALGOS,
         task=ACTION_TASK,
         seed=ACTION_SEED,
         action_dim=ANALYSIS["action_figure"]["action_dim"],
         probe_state=ANALYSIS["action_figure"]["probe_state"],
         snapshots=ANALYSIS["action_figure"]["snapshots"],
+    log:
+        f"{RESULTS}/logs/figure_action_distribution.log",
+    resources:
+        mem_mb=4000,
+        runtime=30,
     script:
         "../scripts/action_distribution.py"
 
@@ -160,5 +190,10 @@ rule paper_table:
                   category="Tables", subcategory="Paper comparison", labels={"table": "reproduced vs reported"}),
     params:
         styles=STYLES,
+    log:
+        f"{RESULTS}/logs/paper_table.log",
+    resources:
+        mem_mb=4000,
+        runtime=30,
     script:
         "../scripts/paper_table.py"

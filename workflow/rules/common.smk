@@ -70,7 +70,8 @@ REPO = Path(workflow.current_basedir).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 # jobs (scripts, the training CLI) import gorl/ and analysis/ from this checkout
-os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
+# (set with update(): the envvars lint reads every os.environ[...] as a required variable)
+os.environ.update(PYTHONPATH=os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]))
 os.environ.setdefault("MUJOCO_GL", "disable")
 
 
@@ -236,3 +237,18 @@ def final_outputs():
         + [f"{TABLES}/{t}.csv" for t in TABLE_NAMES]
         + [f"{FIGURES}/{f}.{ext}" for f in FIGURE_NAMES for ext in ("png", "pdf")]
     )
+
+
+def _src(*names):
+    """analysis/ modules a rule imports, declared as its inputs (editing one redraws)."""
+    return [str(REPO / "analysis" / n) for n in names]
+
+
+def _figure(name, subcategory, label):
+    return report(f"{FIGURES}/{name}.png", caption=f"../report/{name}.rst", category="Figures",
+                  subcategory=subcategory, labels={"figure": label, "experiment": NAME})
+
+
+def _runs_dir(wildcards, input):
+    """results/NAME/runs, derived from the rule's run inputs (RUNS/ALGO/TASK/seedS/status.json)."""
+    return str(Path(input.runs[0]).parents[3])

@@ -9,6 +9,11 @@
 # (Snakemake's code trigger), which would retrain every run after a cosmetic edit of the
 # wrapper. Library edits (gorl/, baselines/) never retrain either (snakemake issue #2192);
 # force it with `--forcerun train` or by deleting a run's status.json.
+#
+# `snakemake --lint` lists "Shell command directly uses variable PYTHON / TRAIN_PY from outside
+# of the rule" here, on purpose: as params they would be a rerun trigger, and a new checkout
+# path or interpreter must never retrain the experiment. PYTHON is the interpreter running
+# Snakemake, so on SLURM the job uses the same environment (a shared file system is assumed).
 TRAIN_PY = str(Path(workflow.current_basedir).parent / "scripts" / "train.py")
 PYTHON = sys.executable
 
@@ -27,6 +32,8 @@ rule train:
     threads: 1  # torch/BLAS threads of the run; change with --set-threads train=N
     resources:
         gpu=train_gpus,  # 1 when the run's resolved `device` is cuda; override with --set-resources
+        mem_mb=16000,
+        runtime=2880,  # minutes: 48 h per run at the paper budget on CPU; runs resume on retry
     shell:
         "{PYTHON:q} {TRAIN_PY:q} --status {output.status:q} --log {log:q} --threads {threads}"
         " -- {wildcards.algo:q} {wildcards.task:q} --seed {wildcards.seed} {params.args:q}"
