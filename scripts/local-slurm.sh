@@ -26,6 +26,9 @@
 #   LOCAL_SLURM_PORT       slurmctld port; slurmd uses PORT+1  [6817]
 #   LOCAL_SLURM_INSTALL    0: never apt-get install (fail instead) [1]
 #
+# Exit status: 0 started/stopped; 3 cannot run here (not root, Slurm/munge missing and not
+# installable, or a Slurm configuration of its own in /etc/slurm); 1 anything else.
+#
 # Deliberately like a small real cluster without accounting: AccountingStorageType=none (no
 # slurmdbd, so `sacct` fails) and Slurm's default MinJobAge (300 s). EnforcePartLimits stays
 # at Slurm's default (NO): a job asking more than the node has is accepted and pends for ever
@@ -41,6 +44,7 @@ INSTALL=${LOCAL_SLURM_INSTALL:-1}
 DAEMONS=(munged slurmctld slurmd)
 
 die() { echo "local-slurm: $*" >&2; exit 1; }
+cannot_run() { echo "local-slurm: $*" >&2; exit 3; }  # exit 3: cannot run on this machine (tests skip)
 
 alive() { [ -f "$STATE/$1.pid" ] && kill -0 "$(cat "$STATE/$1.pid")" 2>/dev/null; }
 
@@ -67,12 +71,12 @@ stop() {
 install_packages() {
   command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v sbatch >/dev/null \
     && command -v munged >/dev/null && return 0
-  [ "$INSTALL" = 1 ] || die "slurmctld/slurmd/sbatch/munged not found and LOCAL_SLURM_INSTALL=0"
-  [ "$(id -u)" = 0 ] || die "slurm-wlm and munge are not installed and installing them needs root"
-  command -v apt-get >/dev/null || die "slurm-wlm and munge are not installed and there is no apt-get"
-  apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    slurmctld slurmd slurm-client munge >/dev/null
+  [ "$INSTALL" = 1 ] || cannot_run "slurmctld/slurmd/sbatch/munged not found and LOCAL_SLURM_INSTALL=0"
+  [ "$(id -u)" = 0 ] || cannot_run "slurm-wlm and munge are not installed and installing them needs root"
+  command -v apt-get >/dev/null || cannot_run "slurm-wlm and munge are not installed and there is no apt-get"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      slurmctld slurmd slurm-client munge; } >"${TMPDIR:-/tmp}/local-slurm-apt.log" 2>&1 \
+    || cannot_run "apt-get install slurmctld slurmd slurm-client munge failed: $(tail -1 "${TMPDIR:-/tmp}/local-slurm-apt.log")"
 }
 
 wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
@@ -82,14 +86,16 @@ wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
 }
 
 start() {
-  [ "$(id -u)" = 0 ] || die "run as root (slurmd must start jobs as their user)"
+  [ "$(id -u)" = 0 ] || cannot_run "run as root (slurmd must start jobs as their user)"
   for d in "${DAEMONS[@]}"; do
     alive "$d" && die "$d already running (PID $(cat "$STATE/$d.pid")); run '$0 stop' first"
   done
   install_packages
+  # a link left by an earlier start whose state directory is gone is stale: replace it
+  if [ -L "$ETC_CONF" ] && [ ! -e "$ETC_CONF" ]; then rm -f "$ETC_CONF"; fi
   if [ -e "$ETC_CONF" ] || [ -L "$ETC_CONF" ]; then
     [ "$(readlink "$ETC_CONF" || true)" = "$STATE/slurm.conf" ] \
-      || die "$ETC_CONF exists: this machine has a Slurm configuration of its own; not touching it"
+      || cannot_run "$ETC_CONF exists: this machine has a Slurm configuration of its own; not touching it"
   fi
   # a failed start leaves nothing running
   trap 'rc=$?; if [ $rc != 0 ]; then stop >&2; fi' EXIT
