@@ -23,8 +23,6 @@ rule train:
         status=f"{RUNS}/{{algo}}/{{task}}/seed{{seed}}/status.json",
     log:
         f"{RESULTS}/logs/train/{{algo}}/{{task}}/seed{{seed}}.log",
-    params:
-        args=train_args,
     wildcard_constraints:
         algo=r"[A-Za-z0-9_.-]+",
         task=r"[^/]+",
@@ -34,6 +32,8 @@ rule train:
         gpu=train_gpus,  # 1 when the run's resolved `device` is cuda; override with --set-resources
         mem_mb=16000,
         runtime=2880,  # minutes: 48 h per run at the paper budget on CPU; runs resume on retry
+    params:
+        args=train_args,
     shell:
         "{PYTHON:q} {TRAIN_PY:q} --status {output.status:q} --log {log:q} --threads {threads}"
         " -- {wildcards.algo:q} {wildcards.task:q} --seed {wildcards.seed} {params.args:q}"
