@@ -12,7 +12,7 @@ zero-argument callable (or an :class:`Algorithm` object) returning the Algorithm
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
