@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -226,3 +227,43 @@ def test_impossible_job_refused_before_submission(cluster, tmp_path, override, w
     assert _jobs(_run_id(out)).empty
     assert not (tmp_path / "results").exists()
 
+
+
+def test_sigint_cancels_the_submitted_jobs(cluster, tmp_path):
+    """Ctrl-C (SIGINT) is the clean stop documented in docs/pipeline.md: Snakemake scancels
+    what it submitted and exits (SIGTERM would only wait for the jobs to finish)."""
+    cfg = yaml.safe_load((ROOT / ".test" / "config" / "e2e.yaml").read_text())
+    cfg.update(name="interrupted", algorithms=["ppo"], tasks=["cartpole-balance"], seeds=[0],
+               steps=2_000_000)
+    (tmp_path / "long.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    env = dict(os.environ, MUJOCO_GL="disable",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    log = tmp_path / "snakemake.out"
+    with open(log, "w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"),
+                                 "--directory", str(tmp_path), *_profiles("slurm", "slurm-local"),
+                                 "--configfile", "long.yaml"],
+                                stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+    try:
+        deadline = time.time() + 180
+        running = pd.DataFrame()
+        while time.time() < deadline and proc.poll() is None:
+            m = re.search(r"SLURM run ID: ([0-9a-f-]{36})", log.read_text())
+            if m:
+                jobs = _jobs(m.group(1))
+                running = jobs[jobs["state"] == "RUNNING"]
+                if len(running):
+                    break
+            time.sleep(1)
+        assert len(running) == 1, log.read_text()[-4000:]
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = log.read_text()
+    assert proc.returncode != 0, text[-3000:]
+    jobs = _jobs(m.group(1))
+    assert list(jobs["state"]) == ["CANCELLED"], jobs.to_string()
+    assert not (tmp_path / "results" / "interrupted" / "runs" / "ppo" / "cartpole-balance" / "seed0"
+                / "status.json").exists()
