@@ -24,6 +24,7 @@
 #   LOCAL_SLURM_CPUS       CPUs of the node                    [nproc]
 #   LOCAL_SLURM_MEM_MB     RealMemory of the node in MB        [total memory - 512]
 #   LOCAL_SLURM_PORT       slurmctld port; slurmd uses PORT+1  [6817]
+#   LOCAL_SLURM_MAXTIME    the partition's MaxTime (minutes)   [INFINITE]
 #   LOCAL_SLURM_INSTALL    0: never apt-get install (fail instead) [1]
 #
 # Exit status: 0 started/stopped; 3 cannot run here (not root, Slurm/munge missing and not
@@ -40,6 +41,7 @@ PARTITION=${LOCAL_SLURM_PARTITION:-debug}
 CPUS=${LOCAL_SLURM_CPUS:-$(nproc)}
 MEM=${LOCAL_SLURM_MEM_MB:-$(( $(awk '/^MemTotal:/{print int($2/1024)}' /proc/meminfo) - 512 ))}
 PORT=${LOCAL_SLURM_PORT:-6817}
+MAXTIME=${LOCAL_SLURM_MAXTIME:-INFINITE}
 INSTALL=${LOCAL_SLURM_INSTALL:-1}
 DAEMONS=(munged slurmctld slurmd)
 
@@ -144,7 +146,7 @@ SlurmdLogFile=$STATE/slurmd.log
 SlurmctldDebug=info
 SlurmdDebug=info
 NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEM State=UNKNOWN
-PartitionName=$PARTITION Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
+PartitionName=$PARTITION Nodes=$HOST Default=YES MaxTime=$MAXTIME State=UP
 EOF
   mkdir -p /etc/slurm
   ln -sfn "$STATE/slurm.conf" "$ETC_CONF"

@@ -32,6 +32,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "local-slurm.sh"
 PARTITION = "gorltest"
+MAXTIME = 600  # minutes: the partition's limit (the smoke jobs ask for at most 120)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FIGURES = ["learning_curves", "aggregate_metrics", "probability_of_improvement",
            "performance_profiles", "sample_efficiency", "action_distribution"]
@@ -78,7 +79,7 @@ def cluster(tmp_path_factory):
     cpus = os.cpu_count() or 1
     env = dict(os.environ, LOCAL_SLURM_STATE=str(state), LOCAL_SLURM_PARTITION=PARTITION,
                LOCAL_SLURM_CPUS=str(cpus), LOCAL_SLURM_MEM_MB=str(mem),
-               LOCAL_SLURM_PORT=str(_free_port_pair()))
+               LOCAL_SLURM_PORT=str(_free_port_pair()), LOCAL_SLURM_MAXTIME=str(MAXTIME))
     env.pop("SLURM_CONF", None)
     t0 = time.perf_counter()
     out = subprocess.run(["bash", str(SCRIPT), "start"], env=env, capture_output=True, text=True,
@@ -205,10 +206,13 @@ def test_rerun_submits_nothing(smoke):
 
 @pytest.mark.parametrize("override, words", [
     (lambda c: ["--set-threads", f"train={c['cpus'] + 1}"], ["rule train", "CPUs", "--set-threads train="]),
-    (lambda c: ["--set-resources", f"statistics:mem_mb={c['mem_mb'] + 1000}"],
-     ["rule statistics", "MB", "--set-resources statistics:mem_mb="]),
+    # (a command-line --set-resources replaces all of slurm-local's: name train's runtime too)
+    (lambda c: ["--set-resources", f"train:mem_mb={c['mem_mb'] + 1000}", "train:runtime=60"],
+     ["rule train", "MB", "--set-resources train:mem_mb="]),
+    (lambda c: ["--set-resources", f"train:runtime={MAXTIME + 60}"],
+     ["rule train", f"at most {MAXTIME} min", f"--set-resources train:runtime={MAXTIME}"]),
     (lambda c: ["--default-resources", "slurm_partition=nosuchpartition"], ["nosuchpartition", PARTITION]),
-], ids=["cpus", "memory", "partition"])
+], ids=["cpus", "memory", "time", "partition"])
 def test_impossible_job_refused_before_submission(cluster, tmp_path, override, words):
     """A request the node can never satisfy (Slurm would accept it and let it pend for ever
     with reason PartitionConfig) stops the workflow at once, in one line, nothing submitted."""

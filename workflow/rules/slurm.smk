@@ -68,7 +68,8 @@ def _slurm_gpus(gres):
 def _slurm_partitions():
     """{partition: limits} for every partition, and the name of the default one."""
     limits, default = {}, None
-    for line in _slurm_out("sinfo", "-h", "-o", "%P|%c|%m|%G").splitlines():
+    # -N: one line per node and partition (grouped lines would print "16000+" for mixed sizes)
+    for line in _slurm_out("sinfo", "-h", "-N", "-o", "%P|%c|%m|%G").splitlines():
         name, cpus, mem, gres = line.split("|")
         if name.endswith("*"):
             name = name[:-1]
