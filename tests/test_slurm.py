@@ -76,7 +76,7 @@ def cluster(tmp_path_factory):
     if mem < 4500:
         pytest.skip(f"a local Slurm cluster for the smoke workflow needs ~5 GB of memory, have {mem + 512} MB")
     state = tmp_path_factory.mktemp("slurm")
-    cpus = os.cpu_count() or 1
+    cpus = len(os.sched_getaffinity(0))  # like nproc: the CPUs this process may use
     env = dict(os.environ, LOCAL_SLURM_STATE=str(state), LOCAL_SLURM_PARTITION=PARTITION,
                LOCAL_SLURM_CPUS=str(cpus), LOCAL_SLURM_MEM_MB=str(mem),
                LOCAL_SLURM_PORT=str(_free_port_pair()), LOCAL_SLURM_MAXTIME=str(MAXTIME))
