@@ -7,9 +7,9 @@ include: "workflow/Snakefile"
 # `default_target: True` of workflow/Snakefile's `all` is forgotten here (measured with
 # Snakemake 9.27: "Nothing to be done"). Re-declare it in this, the main, Snakefile.
 rule default:
+    default_target: True
     input:
         rules.all.input,
-    default_target: True
 
 
 localrules:

@@ -20,7 +20,6 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-import scipy.stats
 from rliable import library as rly
 from rliable import metrics as rmetrics
 

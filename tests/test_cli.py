@@ -43,7 +43,7 @@ def _evals(d):
 
 
 def _strip_wall(lines):
-    return [",".join(l.split(",")[:-1]) for l in lines]
+    return [",".join(line.split(",")[:-1]) for line in lines]
 
 
 def test_same_seed_identical_and_completed_run_protected(tmp_path):

@@ -3,10 +3,9 @@
 # The analysis/ modules a rule imports are declared as inputs (`src`), so editing a figure
 # function redraws that figure (Snakemake does not track imported code, issue #2192);
 # analysis is cheap, training is not: training never depends on analysis/.
-
-
-def _src(*names):
-    return [str(REPO / "analysis" / n) for n in names]
+# Helpers (_src, _figure, _runs_dir) live in common.smk (lint: no functions beside rules).
+# Resources are sized for the paper experiment and are the same for every executor; on
+# SLURM they become --mem/--time (change them with --set-resources, see docs/pipeline.md).
 
 
 rule aggregate:
@@ -15,18 +14,36 @@ rule aggregate:
         src=_src("collect.py"),
     output:
         tidy_parquet=f"{TABLES}/evals_tidy.parquet",
-        tidy_csv=report(f"{TABLES}/evals_tidy.csv", caption="../report/tidy.rst",
-                        category="Tables", subcategory="Runs", labels={"table": "evaluations (tidy)"}),
-        finals=report(f"{TABLES}/final_scores.csv", caption="../report/final_scores.rst",
-                      category="Tables", subcategory="Runs", labels={"table": "final scores"}),
-        problems=report(f"{TABLES}/problem_runs.csv", caption="../report/problem_runs.rst",
-                        category="Tables", subcategory="Runs", labels={"table": "failed / missing runs"}),
-    params:
-        runs=RUNS,
-        expected=expected_runs(),
-        diverged_policy=ANALYSIS["diverged_policy"],
+        tidy_csv=report(
+            f"{TABLES}/evals_tidy.csv",
+            caption="../report/tidy.rst",
+            category="Tables",
+            subcategory="Runs",
+            labels={"table": "evaluations (tidy)"},
+        ),
+        finals=report(
+            f"{TABLES}/final_scores.csv",
+            caption="../report/final_scores.rst",
+            category="Tables",
+            subcategory="Runs",
+            labels={"table": "final scores"},
+        ),
+        problems=report(
+            f"{TABLES}/problem_runs.csv",
+            caption="../report/problem_runs.rst",
+            category="Tables",
+            subcategory="Runs",
+            labels={"table": "failed / missing runs"},
+        ),
     log:
         f"{RESULTS}/logs/aggregate.log",
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        runs=_runs_dir,
+        expected=expected_runs(),
+        diverged_policy=ANALYSIS["diverged_policy"],
     script:
         "../scripts/aggregate.py"
 
@@ -37,13 +54,28 @@ rule statistics:
         finals=rules.aggregate.output.finals,
         src=_src("stats.py"),
     output:
-        aggregate=report(f"{TABLES}/aggregate_metrics.csv", caption="../report/tables_stats.rst",
-                         category="Tables", subcategory="Statistics", labels={"table": "aggregate metrics"}),
-        poi=report(f"{TABLES}/probability_of_improvement.csv", caption="../report/tables_stats.rst",
-                   category="Tables", subcategory="Statistics", labels={"table": "probability of improvement"}),
+        aggregate=report(
+            f"{TABLES}/aggregate_metrics.csv",
+            caption="../report/tables_stats.rst",
+            category="Tables",
+            subcategory="Statistics",
+            labels={"table": "aggregate metrics"},
+        ),
+        poi=report(
+            f"{TABLES}/probability_of_improvement.csv",
+            caption="../report/tables_stats.rst",
+            category="Tables",
+            subcategory="Statistics",
+            labels={"table": "probability of improvement"},
+        ),
         profiles=f"{TABLES}/performance_profiles.csv",
         curves=f"{TABLES}/sample_efficiency.csv",
         exclusions=f"{TABLES}/score_exclusions.csv",
+    log:
+        f"{RESULTS}/logs/statistics.log",
+    resources:
+        mem_mb=8000,
+        runtime=60,  # 50,000 bootstrap reps: about a minute, see docs/pipeline.md
     params:
         reps=ANALYSIS["bootstrap_reps"],
         seed=ANALYSIS["bootstrap_seed"],
@@ -51,15 +83,8 @@ rule statistics:
         profile_points=ANALYSIS["profile_points"],
         diverged_policy=ANALYSIS["diverged_policy"],
         families={a: s["family"] for a, s in STYLES.items()},
-    log:
-        f"{RESULTS}/logs/statistics.log",
     script:
         "../scripts/statistics.py"
-
-
-def _figure(name, subcategory, label):
-    return report(f"{FIGURES}/{name}.png", caption=f"../report/{name}.rst", category="Figures",
-                  subcategory=subcategory, labels={"figure": label, "experiment": NAME})
 
 
 rule figure_learning_curves:
@@ -69,6 +94,11 @@ rule figure_learning_curves:
     output:
         png=_figure("learning_curves", "Learning curves", "per-task learning curves"),
         pdf=f"{FIGURES}/learning_curves.pdf",
+    log:
+        f"{RESULTS}/logs/figure_learning_curves.log",
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
         styles=STYLES,
         tasks=TASKS,
@@ -81,8 +111,15 @@ rule figure_aggregate_metrics:
         table=rules.statistics.output.aggregate,
         src=_src("figures.py", "style.py"),
     output:
-        png=_figure("aggregate_metrics", "Aggregate metrics", "IQM / median / mean / optimality gap"),
+        png=_figure(
+            "aggregate_metrics", "Aggregate metrics", "IQM / median / mean / optimality gap"
+        ),
         pdf=f"{FIGURES}/aggregate_metrics.pdf",
+    log:
+        f"{RESULTS}/logs/figure_aggregate_metrics.log",
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
         styles=STYLES,
     script:
@@ -96,6 +133,11 @@ rule figure_probability_of_improvement:
     output:
         png=_figure("probability_of_improvement", "Aggregate metrics", "probability of improvement"),
         pdf=f"{FIGURES}/probability_of_improvement.pdf",
+    log:
+        f"{RESULTS}/logs/figure_probability_of_improvement.log",
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
         styles=STYLES,
     script:
@@ -109,6 +151,11 @@ rule figure_performance_profiles:
     output:
         png=_figure("performance_profiles", "Aggregate metrics", "performance profiles"),
         pdf=f"{FIGURES}/performance_profiles.pdf",
+    log:
+        f"{RESULTS}/logs/figure_performance_profiles.log",
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
         styles=STYLES,
     script:
@@ -122,6 +169,11 @@ rule figure_sample_efficiency:
     output:
         png=_figure("sample_efficiency", "Learning curves", "sample efficiency (IQM)"),
         pdf=f"{FIGURES}/sample_efficiency.pdf",
+    log:
+        f"{RESULTS}/logs/figure_sample_efficiency.log",
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
         styles=STYLES,
     script:
@@ -135,11 +187,21 @@ rule figure_action_distribution:
     output:
         png=_figure("action_distribution", "Action distributions", "probe actions through training"),
         pdf=f"{FIGURES}/action_distribution.pdf",
-        table=report(f"{TABLES}/bimodality.csv", caption="../report/bimodality.rst", category="Tables",
-                     subcategory="Action distributions", labels={"table": "bimodality"}),
+        table=report(
+            f"{TABLES}/bimodality.csv",
+            caption="../report/bimodality.rst",
+            category="Tables",
+            subcategory="Action distributions",
+            labels={"table": "bimodality"},
+        ),
+    log:
+        f"{RESULTS}/logs/figure_action_distribution.log",
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
         styles=STYLES,
-        runs=RUNS,
+        runs=_runs_dir,
         algorithms=ALGOS,
         task=ACTION_TASK,
         seed=ACTION_SEED,
@@ -156,8 +218,18 @@ rule paper_table:
         src=_src("paper.py", "physics.py", "data/paper_results.csv", "data/task_physics.csv"),
     output:
         csv=f"{TABLES}/paper_comparison.csv",
-        md=report(f"{TABLES}/paper_comparison.md", caption="../report/paper_comparison.rst",
-                  category="Tables", subcategory="Paper comparison", labels={"table": "reproduced vs reported"}),
+        md=report(
+            f"{TABLES}/paper_comparison.md",
+            caption="../report/paper_comparison.rst",
+            category="Tables",
+            subcategory="Paper comparison",
+            labels={"table": "reproduced vs reported"},
+        ),
+    log:
+        f"{RESULTS}/logs/paper_table.log",
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
         styles=STYLES,
     script:

@@ -11,11 +11,15 @@ REPO = Path(workflow.current_basedir).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 # jobs (scripts, the training CLI) import gorl/ and analysis/ from this checkout
-os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
+# (set with update(): the envvars lint reads every os.environ[...] as a required variable)
+os.environ.update(
+    PYTHONPATH=os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
+)
 os.environ.setdefault("MUJOCO_GL", "disable")
 
 from gorl import rundir
 from gorl.config import parse_number
+
 
 # 1. the schema: names the offending key, fills defaults (additionalProperties: false everywhere)
 def _coerce_cli_strings(value, schema):
@@ -66,13 +70,20 @@ def _validate_config(cfg, schema_rel):
     schema = yaml.safe_load((Path(workflow.current_basedir) / schema_rel).read_text())
     _coerce_cli_strings(cfg, schema)
     validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(cfg), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    errors = sorted(
+        validator.iter_errors(cfg),
+        key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))),
+    )
     if errors:
         lines = []
         for e in errors:
-            where = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in e.absolute_path).replace(".[", "[")
+            where = ".".join(
+                f"[{p}]" if isinstance(p, int) else str(p) for p in e.absolute_path
+            ).replace(".[", "[")
             lines.append(f"  {where or '(top level)'}: {e.message}")
-        raise WorkflowError(f"config: {len(errors)} invalid setting(s), nothing was run:\n" + "\n".join(lines))
+        raise WorkflowError(
+            f"config: {len(errors)} invalid setting(s), nothing was run:\n" + "\n".join(lines)
+        )
     validate(cfg, schema_rel)  # fills the schema's defaults
 
 
@@ -88,7 +99,9 @@ def _load_registry(imports):
     try:
         origin = {name: None for name in registry.algorithms()}
     except Exception as e:
-        raise WorkflowError(f"config: the algorithm registry failed to load (gorl.registry.algorithms()): {e!r}")
+        raise WorkflowError(
+            f"config: the algorithm registry failed to load (gorl.registry.algorithms()): {e!r}"
+        )
     for mod_name in imports:
         try:
             importlib.import_module(mod_name)
@@ -140,15 +153,23 @@ def _check_algorithms(cfg, registry, origin):
             except Exception:
                 continue
             if preset not in names:
-                where = f"algorithm_overrides.{name}.preset" if "preset" in cfg["algorithm_overrides"].get(name, {}) else "preset"
+                where = (
+                    f"algorithm_overrides.{name}.preset"
+                    if "preset" in cfg["algorithm_overrides"].get(name, {})
+                    else "preset"
+                )
                 raise WorkflowError(
                     f"config: {where}: algorithm {name!r} has no preset {preset!r}; presets: {', '.join(names)}"
                 )
     af = cfg["analysis"]["action_figure"]
     if af["task"] is not None and af["task"] not in cfg["tasks"]:
-        raise WorkflowError(f"config: analysis.action_figure.task: {af['task']!r} is not one of tasks {cfg['tasks']}")
+        raise WorkflowError(
+            f"config: analysis.action_figure.task: {af['task']!r} is not one of tasks {cfg['tasks']}"
+        )
     if af["seed"] is not None and af["seed"] not in cfg["seeds"]:
-        raise WorkflowError(f"config: analysis.action_figure.seed: {af['seed']} is not one of seeds {cfg['seeds']}")
+        raise WorkflowError(
+            f"config: analysis.action_figure.seed: {af['seed']} is not one of seeds {cfg['seeds']}"
+        )
 
 
 REGISTRY, ALGO_ORIGIN = _load_registry(config["imports"])
@@ -164,13 +185,17 @@ TASKS = list(config["tasks"])
 SEEDS = list(config["seeds"])
 ANALYSIS = config["analysis"]
 ACTION_TASK = ANALYSIS["action_figure"]["task"] or TASKS[0]
-ACTION_SEED = ANALYSIS["action_figure"]["seed"] if ANALYSIS["action_figure"]["seed"] is not None else SEEDS[0]
+ACTION_SEED = (
+    ANALYSIS["action_figure"]["seed"] if ANALYSIS["action_figure"]["seed"] is not None else SEEDS[0]
+)
 
 
 def _styles():
     cols = REGISTRY.colors()
     algos = REGISTRY.algorithms()
-    return {n: {"color": cols[n], "label": algos[n].display, "family": algos[n].family} for n in ALGOS}
+    return {
+        n: {"color": cols[n], "label": algos[n].display, "family": algos[n].family} for n in ALGOS
+    }
 
 
 STYLES = _styles()
@@ -199,7 +224,12 @@ def _fmt(v):
 def train_args(wildcards):
     """CLI arguments of one run: only this algorithm's slice of the config (params trigger)."""
     ov = config["algorithm_overrides"].get(wildcards.algo, {})
-    args = ["--steps", str(ov.get("steps", config["steps"])), "--preset", ov.get("preset", config["preset"])]
+    args = [
+        "--steps",
+        str(ov.get("steps", config["steps"])),
+        "--preset",
+        ov.get("preset", config["preset"]),
+    ]
     for k, v in sorted(ov.get("set", {}).items()):
         args += ["--set", f"{k}={_fmt(v)}"]
     origin_module = ALGO_ORIGIN.get(wildcards.algo)
@@ -229,17 +259,54 @@ def train_gpus(wildcards):
     return 1 if str(device or "").startswith("cuda") else 0
 
 
-FIGURE_NAMES = ["learning_curves", "aggregate_metrics", "probability_of_improvement",
-                "performance_profiles", "sample_efficiency", "action_distribution"]
-TABLE_NAMES = ["aggregate_metrics", "probability_of_improvement", "performance_profiles",
-               "sample_efficiency", "score_exclusions"]
+FIGURE_NAMES = [
+    "learning_curves",
+    "aggregate_metrics",
+    "probability_of_improvement",
+    "performance_profiles",
+    "sample_efficiency",
+    "action_distribution",
+]
+TABLE_NAMES = [
+    "aggregate_metrics",
+    "probability_of_improvement",
+    "performance_profiles",
+    "sample_efficiency",
+    "score_exclusions",
+]
 
 
 def final_outputs():
     return (
-        [f"{TABLES}/evals_tidy.parquet", f"{TABLES}/evals_tidy.csv", f"{TABLES}/final_scores.csv",
-         f"{TABLES}/problem_runs.csv", f"{TABLES}/bimodality.csv",
-         f"{TABLES}/paper_comparison.csv", f"{TABLES}/paper_comparison.md"]
+        [
+            f"{TABLES}/evals_tidy.parquet",
+            f"{TABLES}/evals_tidy.csv",
+            f"{TABLES}/final_scores.csv",
+            f"{TABLES}/problem_runs.csv",
+            f"{TABLES}/bimodality.csv",
+            f"{TABLES}/paper_comparison.csv",
+            f"{TABLES}/paper_comparison.md",
+        ]
         + [f"{TABLES}/{t}.csv" for t in TABLE_NAMES]
         + [f"{FIGURES}/{f}.{ext}" for f in FIGURE_NAMES for ext in ("png", "pdf")]
     )
+
+
+def _src(*names):
+    """analysis/ modules a rule imports, declared as its inputs (editing one redraws)."""
+    return [str(REPO / "analysis" / n) for n in names]
+
+
+def _figure(name, subcategory, label):
+    return report(
+        f"{FIGURES}/{name}.png",
+        caption=f"../report/{name}.rst",
+        category="Figures",
+        subcategory=subcategory,
+        labels={"figure": label, "experiment": NAME},
+    )
+
+
+def _runs_dir(wildcards, input):
+    """results/NAME/runs, derived from the rule's run inputs (RUNS/ALGO/TASK/seedS/status.json)."""
+    return str(Path(input.runs[0]).parents[3])

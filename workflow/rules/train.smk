@@ -9,6 +9,11 @@
 # (Snakemake's code trigger), which would retrain every run after a cosmetic edit of the
 # wrapper. Library edits (gorl/, baselines/) never retrain either (snakemake issue #2192);
 # force it with `--forcerun train` or by deleting a run's status.json.
+#
+# `snakemake --lint` lists "Shell command directly uses variable PYTHON / TRAIN_PY from outside
+# of the rule" here, on purpose: as params they would be a rerun trigger, and a new checkout
+# path or interpreter must never retrain the experiment. PYTHON is the interpreter running
+# Snakemake, so on SLURM the job uses the same environment (a shared file system is assumed).
 TRAIN_PY = str(Path(workflow.current_basedir).parent / "scripts" / "train.py")
 PYTHON = sys.executable
 
@@ -18,8 +23,6 @@ rule train:
         status=run_status("{algo}", "{task}", "{seed}"),
     log:
         f"{RESULTS}/logs/train/{{algo}}/{{task}}/seed{{seed}}.log",
-    params:
-        args=train_args,
     wildcard_constraints:
         algo=r"[A-Za-z0-9_.-]+",
         task=r"[^/]+",
@@ -27,6 +30,13 @@ rule train:
     threads: 1  # torch/BLAS threads of the run; change with --set-threads train=N
     resources:
         gpu=train_gpus,  # 1 when the run's resolved `device` is cuda; override with --set-resources
+        mem_mb=16000,
+        # minutes; 24 h fits the MaxTime of most clusters. A run that needs longer (the paper
+        # budget on CPU) is stopped at the limit and resumes from its checkpoint.pt in the
+        # next attempt (retries: 2 in profiles/slurm)
+        runtime=1440,
+    params:
+        args=train_args,
     shell:
         "{PYTHON:q} {TRAIN_PY:q} --status {output.status:q} --log {log:q} --threads {threads}"
         " -- {wildcards.algo:q} {wildcards.task:q} --seed {wildcards.seed} {params.args:q}"

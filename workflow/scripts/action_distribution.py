@@ -1,10 +1,13 @@
 """Action-distribution figure (probe actions through training) and the bimodality table."""
+import sys
+
 import pandas as pd
 
 from analysis import actions, collect, figures
 from analysis.style import resolve_styles
 
 sm = snakemake  # noqa: F821
+sys.stdout = sys.stderr = open(sm.log[0], "w")  # warnings and tracebacks go to the rule's log
 p = sm.params
 styles = resolve_styles(p.algorithms, p.styles)
 probes, tables = {}, []

@@ -1,10 +1,13 @@
 """Draw one figure (chosen by the rule name) as PNG + PDF."""
+import sys
+
 import pandas as pd
 
 from analysis import figures
 from analysis.style import resolve_styles
 
 sm = snakemake  # noqa: F821
+sys.stdout = sys.stderr = open(sm.log[0], "w")  # warnings and tracebacks go to the rule's log
 name = sm.rule.removeprefix("figure_")
 stem = sm.output.png[: -len(".png")]
 if name == "learning_curves":
