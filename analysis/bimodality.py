@@ -15,7 +15,11 @@ For every stage pair (k, k+1) of a finished run this module
 2. at every ``stride``-th visited state computes the policy's mean pre-action
    m_k(s) = decoder_k(s, mu_k(s)) and its local steepness along the trajectory, the central
    finite difference |m(s_{t+1}) - m(s_{t-1})| / ||s^_{t+1} - s^_{t-1}|| per action dimension,
-   with s^ the state in decoder_{k+1}'s own normalised coordinates (the ones it resolves);
+   with s^ the state in decoder_{k+1}'s own normalised coordinates (the ones it resolves), and
+   the same divided by the data's spread at that state (``rel_steepness``: data standard
+   deviations per normalised state unit, the scale on which a fit blurs neighbouring states
+   into two peaks; the synthetic switch 1.5 tanh(s/w) + N(0, 0.3^2) with s ~ U(-1, 1) peaks
+   at 1.5 / w * 0.577 / 0.3, ~2900 for w = 0.001 and ~144 for w = 0.02);
 3. draws K pre-actions from decoder_{k+1}(s, z ~ N(0, I)) (the fitted pushforward of the prior,
    the object the fit targets) and K from stage k's policy itself (the data), and reports for
    both, per action dimension: Sarle's bimodality coefficient (BC), the two-component mixture's
@@ -41,6 +45,10 @@ import pandas as pd
 from analysis.actions import BC_THRESHOLD, bimodality_coefficient, gmm2
 
 TWO_PEAK_D = 2.0
+# Peak rel_steepness of the synthetic switch N(1.5 tanh(s / w), 0.3^2), s ~ U(-1, 1), and what a
+# fit of the project's decoder (64x4, 10 steps) showed there (tests/test_bimodality.py, README)
+SYNTHETIC_REFERENCES = ((1.5 / 0.02 * 0.577 / 0.3, "switch w=0.02: one peak"),
+                        (1.5 / 0.001 * 0.577 / 0.3, "switch w=0.001: two peaks"))
 TWO_PEAK_WEIGHT = 0.2
 
 
@@ -202,6 +210,7 @@ def measure_stage(stage: Stage, obs: np.ndarray, valid: np.ndarray, samples: int
         rows.append(pd.DataFrame({
             "stage": stage.k, "decoder": stage.k + 1, "env": n_idx, "t": t_idx, "action_dim": j,
             "mean_action": mean[t_idx, n_idx, j], "steepness": steep[t_idx, n_idx, j],
+            "rel_steepness": steep[t_idx, n_idx, j] / np.maximum(dat["std"], 1e-9),
             "data_std": dat["std"], "data_bc": dat["bc"], "data_two_peaked": dat["two_peaked"],
             "decoder_mean": dec["mean"], "decoder_std": dec["std"], "bc": dec["bc"], "ashman_d": dec["ashman_d"],
             "w_min": dec["w_min"], "separation": dec["separation"], "two_peaked": dec["two_peaked"],
@@ -248,6 +257,9 @@ def summarise(tab: pd.DataFrame, steep_quantile: float = 0.9) -> pd.DataFrame:
                          two_peaked_steepest=float(steep["two_peaked"].mean()),
                          two_peaked_rest=float(flat["two_peaked"].mean()),
                          steepness_median=float(g["steepness"].median()), steepness_cut=float(cut),
+                         rel_steepness_median=float(g["rel_steepness"].median()),
+                         rel_steepness_max=float(g["rel_steepness"].max()),
+                         data_std_median=float(g["data_std"].median()),
                          bc_median=float(g["bc"].median()), bc_p99=float(g["bc"].quantile(0.99)),
                          data_bc_median=float(g["data_bc"].median()),
                          d_p99=float(g["ashman_d"].quantile(0.99)),
@@ -272,20 +284,24 @@ def figure(tab: pd.DataFrame, path: Path, title: str = "") -> None:
         g = tab[tab["stage"] == k]
         c = cmap(i / max(1, len(stages) - 1))
         lab = f"encoder {k} -> decoder {k + 1}"
-        x = g["steepness"].clip(lower=1e-4)
+        x = g["rel_steepness"].clip(lower=1e-4)
         axes[0].scatter(x, g["bc"], s=4, alpha=0.4, color=c, label=lab)
         axes[1].scatter(x, g["ashman_d"], s=4, alpha=0.4, color=c, label=lab)
         tp = g[g["two_peaked"]]
         for ax, col in ((axes[0], "bc"), (axes[1], "ashman_d")):
-            ax.scatter(tp["steepness"].clip(lower=1e-4), tp[col], s=28, facecolors="none", edgecolors="red", lw=0.8)
+            ax.scatter(tp["rel_steepness"].clip(lower=1e-4), tp[col], s=28, facecolors="none", edgecolors="red",
+                       lw=0.8)
         axes[2].scatter(g["data_bc"], g["bc"], s=4, alpha=0.4, color=c, label=lab)
     axes[0].axhline(BC_THRESHOLD, color="grey", ls="--", lw=0.8)
     axes[0].axhline(1 / 3, color="grey", ls=":", lw=0.8)
     axes[1].axhline(TWO_PEAK_D, color="grey", ls="--", lw=0.8)
     for ax, yl in ((axes[0], "BC of decoder_{k+1}(s, z ~ N(0, I))"), (axes[1], "Ashman D (2-component fit)")):
         ax.set_xscale("log")
-        ax.set_xlabel("steepness of stage k's mean pre-action |dm/ds^| along the trajectory")
+        ax.set_xlabel("steepness of stage k's mean pre-action |dm/ds^| / data std")
         ax.set_ylabel(yl)
+        for ref, txt in SYNTHETIC_REFERENCES:
+            ax.axvline(ref, color="black", ls=":", lw=0.8)
+            ax.text(ref, ax.get_ylim()[1], txt, fontsize=6, rotation=90, va="top", ha="right")
     lim = [0.1, max(1.0, float(np.nanmax(tab[["bc", "data_bc"]].to_numpy())) + 0.05)]
     axes[2].plot(lim, lim, color="grey", lw=0.8)
     axes[2].axhline(BC_THRESHOLD, color="grey", ls="--", lw=0.8)

@@ -15,6 +15,14 @@ Ashman D (> 2: separated peaks) with its smaller weight. A policy "keeps both mo
 each mode holds at least 20% of the samples and the middle (|a| < 0.2) less than 10%: two
 separated peaks, not one broad, unconverged distribution (the histogram shows which).
 
+The task family (--family, or --task with several ids; gorl/envs/toy.py FAMILY: asymmetric
+modes, narrower and wider modes, unequal mode heights, 2 and 3 action dimensions whose extra
+dimensions are unimodal): the same table per task, with the mode windows max(0.2, width)
+around each task's modes and 0.2 around their midpoint, then a summary (algorithm x task:
+seeds that keep both modes); with --out also DIR/modes.csv and run directories DIR/<task>/:
+    MUJOCO_GL=disable python benchmarks/bench_multimodality.py --family --steps 60000 \
+        --seeds 0 1 2 3 4 --algos ppo fpo gorl_fm --out DIR
+
 Any other task (the paper's claim is about balancing tasks, spec 7.2): the same runs with
 --preset, and for every evaluation the probe actions (K samples at each of the P probe
 states, action dimension 0 unless --action-dim) summarised over the probe states: the

@@ -73,7 +73,7 @@ def test_measure_run_end_to_end_on_a_tiny_gorl_run(tmp_path, run_cli):
     assert bm.stage_pairs(run) == [0]
     tab = bm.measure_run(run, n_envs=2, n_steps=30, samples=64, stride=3)
     assert set(tab["stage"]) == {0} and set(tab["decoder"]) == {1} and len(tab) == 2 * 10
-    for col in ("steepness", "bc", "ashman_d", "separation", "data_bc", "mean_error", "std_ratio"):
+    for col in ("steepness", "rel_steepness", "bc", "ashman_d", "separation", "data_bc", "mean_error", "std_ratio"):
         assert np.isfinite(tab[col]).all(), col
     # stage 0 is Gaussian PPO through the identity decoder: its own actions are Gaussian per state
     assert tab["data_bc"].median() < 0.45 and not tab["data_two_peaked"].any()
