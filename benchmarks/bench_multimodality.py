@@ -15,6 +15,14 @@ Ashman D (> 2: separated peaks) with its smaller weight. A policy "keeps both mo
 each mode holds at least 20% of the samples and the middle (|a| < 0.2) less than 10%: two
 separated peaks, not one broad, unconverged distribution (the histogram shows which).
 
+The task family (--family, or --task with several ids; gorl/envs/toy.py FAMILY: asymmetric
+modes, narrower and wider modes, unequal mode heights, 2 and 3 action dimensions whose extra
+dimensions are unimodal): the same table per task, with the mode windows max(0.2, width)
+around each task's modes and 0.2 around their midpoint, then a summary (algorithm x task:
+seeds that keep both modes); with --out also DIR/modes.csv and run directories DIR/<task>/:
+    MUJOCO_GL=disable python benchmarks/bench_multimodality.py --family --steps 60000 \
+        --seeds 0 1 2 3 4 --algos ppo fpo gorl_fm --out DIR
+
 Any other task (the paper's claim is about balancing tasks, spec 7.2): the same runs with
 --preset, and for every evaluation the probe actions (K samples at each of the P probe
 states, action dimension 0 unless --action-dim) summarised over the probe states: the
@@ -40,6 +48,7 @@ import numpy as np
 from analysis.actions import BC_THRESHOLD, bimodality_coefficient, gmm2
 from common import gorl_bench
 from gorl import registry, rundir
+from gorl.envs import toy
 
 TASK = "gym:GoRLBench/TwoModes-v0"
 # The smoke preset cuts GoRL's decoder fit to a few gradient steps (CI speed); here the
@@ -55,17 +64,31 @@ def overrides(algo: str, extra: list[str], toy: bool) -> list[str]:
     return [arg for kv in ["probe_samples=256", *fit, *extra] for arg in ("--set", kv)]
 
 
+def short(task: str) -> str:
+    """gym:GoRLBench/TwoModesAsym-v0 -> TwoModesAsym; dm_control names unchanged."""
+    return task.split("/")[-1].split("-v")[0] if task.startswith("gym:") else task
+
+
+def run_dir(args, root: Path, task: str, a: str, s: int) -> Path:
+    """One task: root/<algo>_<seed> (as before the family); several: root/<task>/<algo>_<seed>."""
+    return (root if len(args.tasks) == 1 else root / short(task)) / f"{a}_{s}"
+
+
+def is_toy(task: str) -> bool:
+    return task.startswith("gym:") and task[4:] in toy.FAMILY
+
+
 def train_all(args, root: Path) -> None:
-    """Every (algo, seed) run not yet completed under ``root``, --jobs single-threaded runs at a time."""
-    toy = args.task == TASK
-    todo = [(a, s) for a in args.algos for s in args.seeds if not (root / f"{a}_{s}" / rundir.STATUS).exists()]
+    """Every (task, algo, seed) run not yet completed under ``root``, --jobs single-threaded runs at a time."""
+    todo = [(t, a, s) for t in args.tasks for a in args.algos for s in args.seeds
+            if not (run_dir(args, root, t, a, s) / rundir.STATUS).exists()]
     running: list = []
     while todo or running:
         while todo and len(running) < args.jobs:
-            a, s = todo.pop(0)
-            running.append(gorl_bench("train", a, args.task, "--preset", args.preset, "--steps", str(args.steps),
-                                      "--seed", str(s), "--quiet", *overrides(a, args.extra, toy),
-                                      "--out", str(root / f"{a}_{s}"), stdout=subprocess.DEVNULL))
+            t, a, s = todo.pop(0)
+            running.append(gorl_bench("train", a, t, "--preset", args.preset, "--steps", str(args.steps),
+                                      "--seed", str(s), "--quiet", *overrides(a, args.extra, is_toy(t)),
+                                      "--out", str(run_dir(args, root, t, a, s)), stdout=subprocess.DEVNULL))
         time.sleep(0.5)
         running = [p for p in running if p.poll() is None]
 
@@ -76,23 +99,67 @@ def evals(run: Path) -> np.ndarray:
     return np.loadtxt(run / rundir.EVALS, delimiter=",", skiprows=1, usecols=cols, ndmin=2)
 
 
-def toy_table(args, root: Path) -> None:
-    print(f"{'algo':15} {'seed':>4}  {'histogram of actions over [-1, 1], 10 bins':44} {'-0.7':>5} "
-          f"{'mid':>5} {'+0.7':>5} {'BC':>5} {'D':>5} {'w_min':>5} {'return':>6}  both modes")
+def mode_masses(x: np.ndarray, spec: toy.Spec) -> tuple[float, float, float]:
+    """Shares of the samples (action dimension 0) within max(0.2, width) of each mode and
+    within 0.2 of the midpoint between the modes."""
+    (m0, m1), (w0, w1) = spec.modes, spec.widths
+    return (float(np.mean(np.abs(x - m0) < max(0.2, w0))), float(np.mean(np.abs(x - (m0 + m1) / 2) < 0.2)),
+            float(np.mean(np.abs(x - m1) < max(0.2, w1))))
+
+
+def keeps_both(lo: float, mid: float, hi: float) -> bool:
+    """Two separated peaks: each mode holds >= 20% of the samples, the middle < 10%."""
+    return lo >= 0.2 and hi >= 0.2 and mid < 0.1
+
+
+def toy_table(args, root: Path, task: str) -> list[dict]:
+    spec = toy.FAMILY[task[4:]]
+    m0, m1 = spec.modes
+    print(f"{task}: modes {m0:+.2f} / {m1:+.2f}, widths {spec.widths[0]:g} / {spec.widths[1]:g}, heights "
+          f"{spec.heights[0]:g} / {spec.heights[1]:g}, {spec.action_dim} action dim(s)")
+    extra = "  a_1..: mean" if spec.action_dim > 1 else ""
+    print(f"{'algo':15} {'seed':>4}  {'histogram of a_0 over [-1, 1], 10 bins':44} {m0:+5.2f} "
+          f"{'mid':>5} {m1:+5.2f} {'BC':>5} {'D':>5} {'w_min':>5} {'return':>6}  both modes{extra}")
+    rows = []
     for a in args.algos:
         kept = 0
         for s in args.seeds:
-            run = root / f"{a}_{s}"
-            x = np.load(run / rundir.PROBES)["actions"][-1, 0, :, 0]
+            run = run_dir(args, root, task, a, s)
+            acts = np.load(run / rundir.PROBES)["actions"][-1, 0]  # (K, d_a)
+            x = acts[:, 0]
             ret = float(evals(run)[-1, 1])
             hist = np.histogram(x, bins=10, range=(-1, 1))[0]
-            lo, mid, hi = (np.abs(x + 0.7) < 0.2).mean(), (np.abs(x) < 0.2).mean(), (np.abs(x - 0.7) < 0.2).mean()
+            lo, mid, hi = mode_masses(x, spec)
             dd, wmin, _, _ = gmm2(x)
-            both = lo >= 0.2 and hi >= 0.2 and mid < 0.1
+            both = keeps_both(lo, mid, hi)
             kept += both
+            ex = "  " + " ".join(f"{v:+.2f}" for v in acts[:, 1:].mean(0)) if spec.action_dim > 1 else ""
             print(f"{a:15} {s:4d}  {' '.join(f'{h:3d}' for h in hist):44} {lo:5.2f} {mid:5.2f} {hi:5.2f} "
-                  f"{float(bimodality_coefficient(x)):5.2f} {dd:5.2f} {wmin:5.2f} {ret:6.3f}  {'yes' if both else 'no'}")
+                  f"{float(bimodality_coefficient(x)):5.2f} {dd:5.2f} {wmin:5.2f} {ret:6.3f}  "
+                  f"{'yes' if both else 'no':10}{ex}")
+            rows.append(dict(task=short(task), algorithm=a, seed=s, mass_low=lo, mass_mid=mid, mass_high=hi,
+                             bc=float(bimodality_coefficient(x)), ashman_d=dd, w_min=wmin, last_return=ret,
+                             both_modes=bool(both)))
         print(f"{a:15} keeps both modes in {kept}/{len(args.seeds)} seeds")
+    print()
+    return rows
+
+
+def family_summary(rows: list[dict], args) -> None:
+    """Algorithm x task: seeds that keep both modes (and the mean last return)."""
+    import pandas as pd
+    df = pd.DataFrame(rows)
+    tasks = list(dict.fromkeys(df["task"]))
+    print(f"seeds that keep both modes ({len(args.seeds)} seeds, {args.steps} env steps, preset {args.preset}); "
+          "mean last evaluation return in brackets")
+    print("| algorithm | " + " | ".join(tasks) + " |")
+    print("|---|" + "---|" * len(tasks))
+    for a in args.algos:
+        cells = []
+        for t in tasks:
+            g = df[(df["algorithm"] == a) & (df["task"] == t)]
+            cells.append(f"{int(g['both_modes'].sum())}/{len(g)} ({g['last_return'].mean():.2f})")
+        print(f"| {a} | " + " | ".join(cells) + " |")
 
 
 def two_peaked(x: np.ndarray) -> bool:
@@ -100,13 +167,13 @@ def two_peaked(x: np.ndarray) -> bool:
     return bool(bimodality_coefficient(x) > BC_THRESHOLD and d > 2 and wmin >= 0.2)
 
 
-def task_table(args, root: Path) -> None:
+def task_table(args, root: Path, task: str) -> None:
     print(f"action dimension {args.action_dim}; per evaluation, over the probe states: median sample std, "
           f"median BC, states two-peaked (BC > 5/9, D > 2, w_min >= 0.2)")
     print(f"{'algo':15} {'seed':>4} {'env step':>9} {'stage':>5} {'return':>7} {'std':>5} {'BC':>5}  two-peaked")
     for a in args.algos:
         for s in args.seeds:
-            run = root / f"{a}_{s}"
+            run = run_dir(args, root, task, a, s)
             probes = np.load(run / rundir.PROBES)
             acts = probes["actions"][..., args.action_dim]  # (E, P, K)
             for x, (step, ret, stage) in zip(acts, evals(run)):
@@ -117,7 +184,8 @@ def task_table(args, root: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--task", default=TASK)
+    ap.add_argument("--task", dest="tasks", nargs="+", default=[TASK], help="one or more tasks")
+    ap.add_argument("--family", action="store_true", help="every one-step task of gorl/envs/toy.py's FAMILY")
     ap.add_argument("--preset", default="smoke")
     ap.add_argument("--steps", type=int, default=100_000)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -128,13 +196,25 @@ def main() -> None:
     ap.add_argument("--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
                     help="extra config override for every run (e.g. decoder_data_filter=percentile)")
     args = ap.parse_args()
+    if args.family:
+        args.tasks = [f"gym:{t}" for t in toy.FAMILY]
     with tempfile.TemporaryDirectory() as tmp:
         root = args.out or Path(tmp)
         t0 = time.perf_counter()
         train_all(args, root)
-        print(f"{args.task}: {args.steps} env steps per run, preset {args.preset}, "
-              f"{time.perf_counter() - t0:.0f} s in all")
-        (toy_table if args.task == TASK else task_table)(args, root)
+        print(f"{', '.join(args.tasks)}: {args.steps} env steps per run, preset {args.preset}, "
+              f"{time.perf_counter() - t0:.0f} s in all\n")
+        rows = []
+        for task in args.tasks:
+            if is_toy(task):
+                rows += toy_table(args, root, task)
+            else:
+                task_table(args, root, task)
+        if len(rows) and len(args.tasks) > 1:
+            family_summary(rows, args)
+        if args.out and rows:
+            import pandas as pd
+            pd.DataFrame(rows).to_csv(args.out / "modes.csv", index=False)
 
 
 if __name__ == "__main__":

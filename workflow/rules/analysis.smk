@@ -234,3 +234,33 @@ rule paper_table:
         styles=STYLES,
     script:
         "../scripts/paper_table.py"
+
+
+# GoRL only (issue 13.3): at visited states of the action-figure run, the bimodality of each
+# fitted decoder's output against the steepness of the previous stage's mean action.
+GORL_ALGOS = [a for a in ALGOS if STYLES[a]["family"] == "gorl"]
+
+
+rule gorl_bimodality:
+    input:
+        run=lambda w: run_status(w.algo, ACTION_TASK, ACTION_SEED),
+        src=_src("bimodality.py", "actions.py"),
+    output:
+        table=report(f"{TABLES}/gorl_bimodality_{{algo}}.csv", caption="../report/gorl_bimodality.rst",
+                     category="Tables", subcategory="Action distributions",
+                     labels={"table": "GoRL decoder bimodality vs steepness", "algorithm": "{algo}"}),
+        summary=f"{TABLES}/gorl_bimodality_summary_{{algo}}.csv",
+        png=report(f"{FIGURES}/gorl_bimodality_{{algo}}.png", caption="../report/gorl_bimodality.rst",
+                   category="Figures", subcategory="Action distributions",
+                   labels={"figure": "GoRL decoder bimodality vs steepness", "algorithm": "{algo}"}),
+    wildcard_constraints:
+        algo="|".join(GORL_ALGOS) or "no-gorl-algorithm",
+    params:
+        envs=4,
+        steps=250,
+        samples=256,
+        stride=5,
+    log:
+        f"{RESULTS}/logs/gorl_bimodality_{{algo}}.log",
+    script:
+        "../scripts/gorl_bimodality.py"

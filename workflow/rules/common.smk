@@ -289,6 +289,8 @@ def final_outputs():
         ]
         + [f"{TABLES}/{t}.csv" for t in TABLE_NAMES]
         + [f"{FIGURES}/{f}.{ext}" for f in FIGURE_NAMES for ext in ("png", "pdf")]
+        + [f"{d}/gorl_bimodality_{a}.{ext}" for a in ALGOS if STYLES[a]["family"] == "gorl"
+           for d, ext in ((TABLES, "csv"), (FIGURES, "png"))]
     )
 
 
