@@ -35,7 +35,6 @@ D > 2, smaller weight >= 0.2). Everything is in pre-tanh units: tanh piles broad
 from __future__ import annotations
 
 import argparse
-import math
 from dataclasses import dataclass
 from pathlib import Path
 

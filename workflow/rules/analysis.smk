@@ -246,13 +246,23 @@ rule gorl_bimodality:
         run=lambda w: run_status(w.algo, ACTION_TASK, ACTION_SEED),
         src=_src("bimodality.py", "actions.py"),
     output:
-        table=report(f"{TABLES}/gorl_bimodality_{{algo}}.csv", caption="../report/gorl_bimodality.rst",
-                     category="Tables", subcategory="Action distributions",
-                     labels={"table": "GoRL decoder bimodality vs steepness", "algorithm": "{algo}"}),
+        table=report(
+            f"{TABLES}/gorl_bimodality_{{algo}}.csv",
+            caption="../report/gorl_bimodality.rst",
+            category="Tables",
+            subcategory="Action distributions",
+            labels={"table": "GoRL decoder bimodality vs steepness", "algorithm": "{algo}"},
+        ),
         summary=f"{TABLES}/gorl_bimodality_summary_{{algo}}.csv",
-        png=report(f"{FIGURES}/gorl_bimodality_{{algo}}.png", caption="../report/gorl_bimodality.rst",
-                   category="Figures", subcategory="Action distributions",
-                   labels={"figure": "GoRL decoder bimodality vs steepness", "algorithm": "{algo}"}),
+        png=report(
+            f"{FIGURES}/gorl_bimodality_{{algo}}.png",
+            caption="../report/gorl_bimodality.rst",
+            category="Figures",
+            subcategory="Action distributions",
+            labels={"figure": "GoRL decoder bimodality vs steepness", "algorithm": "{algo}"},
+        ),
+    log:
+        f"{RESULTS}/logs/gorl_bimodality_{{algo}}.log",
     wildcard_constraints:
         algo="|".join(GORL_ALGOS) or "no-gorl-algorithm",
     params:
@@ -260,7 +270,5 @@ rule gorl_bimodality:
         steps=250,
         samples=256,
         stride=5,
-    log:
-        f"{RESULTS}/logs/gorl_bimodality_{{algo}}.log",
     script:
         "../scripts/gorl_bimodality.py"

@@ -32,7 +32,12 @@ def _coerce_cli_strings(value, schema):
         return value
     types = schema.get("type", [])
     types = [types] if isinstance(types, str) else list(types)
-    if isinstance(value, float) and "integer" in types and "number" not in types and value.is_integer():
+    if (
+        isinstance(value, float)
+        and "integer" in types
+        and "number" not in types
+        and value.is_integer()
+    ):
         return int(value)
     if isinstance(value, str):
         number = parse_number(value)
@@ -289,8 +294,12 @@ def final_outputs():
         ]
         + [f"{TABLES}/{t}.csv" for t in TABLE_NAMES]
         + [f"{FIGURES}/{f}.{ext}" for f in FIGURE_NAMES for ext in ("png", "pdf")]
-        + [f"{d}/gorl_bimodality_{a}.{ext}" for a in ALGOS if STYLES[a]["family"] == "gorl"
-           for d, ext in ((TABLES, "csv"), (FIGURES, "png"))]
+        + [
+            f"{d}/gorl_bimodality_{a}.{ext}"
+            for a in ALGOS
+            if STYLES[a]["family"] == "gorl"
+            for d, ext in ((TABLES, "csv"), (FIGURES, "png"))
+        ]
     )
 
 
