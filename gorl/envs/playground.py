@@ -115,7 +115,7 @@ def _compiled(name: str):
         states, keys = jax.vmap(reset_one)(keys)
         return strong(states), jnp.zeros(keys.shape[0], jnp.int32), keys, states.obs.astype(jnp.float32)
 
-    def step(state, t, keys, action):
+    def step(state, t, keys, n_nan, action):
         nxt = jax.vmap(env.step)(state, action)
         t = t + 1
         finite = jnp.isfinite(nxt.obs).all(-1) & jnp.isfinite(nxt.reward)
@@ -136,7 +136,7 @@ def _compiled(name: str):
 
         nxt, keys = jax.lax.cond(done.any(), with_resets, lambda args: args, (nxt, keys))
         t = jnp.where(done, 0, t)
-        n_nan = (term & ~finite).sum()
+        n_nan = n_nan + (term & ~finite).sum()
         # One array for torch (one DLPack hand-over per step): [obs, final_obs, reward, term, trunc].
         packed = jnp.concatenate([nxt.obs.astype(jnp.float32), final_obs, reward[:, None],
                                   term[:, None].astype(jnp.float32), trunc[:, None].astype(jnp.float32)], -1)
@@ -164,10 +164,16 @@ class PlaygroundEnvs:
         self.device = torch.device(device)
         if self.device.type == "cuda" and self.device.index is None:
             self.device = torch.device("cuda", torch.cuda.current_device())
-        self._nan = self.jax.numpy.zeros((), self.jax.numpy.int32)
+        # Every input of the jitted step is committed to JAX's device (as the step's own outputs and
+        # DLPack actions are): an uncommitted input is another jit signature, i.e. a recompilation.
+        self._jax_device = self.jax.devices()[0]
+        self._nan = self._put(np.zeros((), np.int32))
         self.reset(seeds)
 
     # -- JAX <-> torch ------------------------------------------------------------------
+    def _put(self, x):
+        return self.jax.device_put(x, self._jax_device)
+
     def _torch(self, x) -> torch.Tensor:
         t = torch.from_dlpack(x)
         return t if t.device == self.device else t.to(self.device)
@@ -186,10 +192,7 @@ class PlaygroundEnvs:
         if seeds is None:
             keys = self._keys
         else:
-            keys = self.jax.vmap(self.jax.random.PRNGKey)(jnp.asarray(np.asarray(seeds, np.uint32)))
-            # committed to the device like every later step's outputs (and the DLPack actions), so
-            # the step compiles once: an uncommitted input is a different jit signature
-            keys = self.jax.device_put(keys, self.jax.devices()[0])
+            keys = self._put(self.jax.vmap(self.jax.random.PRNGKey)(jnp.asarray(np.asarray(seeds, np.uint32))))
         self._state, self._t, self._keys, obs = self._reset(keys)
         self._obs = self._torch(obs.astype(jnp.float32))
         return self._obs
@@ -199,9 +202,8 @@ class PlaygroundEnvs:
         return self._obs
 
     def step(self, actions: torch.Tensor):
-        self._state, self._t, self._keys, packed, n_nan = self._step(
-            self._state, self._t, self._keys, self._jax(actions))
-        self._nan = self._nan + n_nan  # stays on the device; read once per iteration
+        self._state, self._t, self._keys, packed, self._nan = self._step(
+            self._state, self._t, self._keys, self._nan, self._jax(actions))
         packed, d = self._torch(packed), self.obs_dim
         obs, final_obs = packed[:, :d], packed[:, d:2 * d]
         reward, term, trunc = packed[:, 2 * d], packed[:, 2 * d + 1] > 0.5, packed[:, 2 * d + 2] > 0.5
@@ -226,7 +228,6 @@ class PlaygroundEnvs:
         if st.get("task") != self.task or len(st["leaves"]) != treedef.num_leaves:
             raise ValueError(f"checkpointed env state is for {st.get('task')!r}, not {self.task!r}")
         jnp = self.jax.numpy
-        self._state, self._t, self._keys = self.jax.tree.unflatten(
-            treedef, [jnp.asarray(x) for x in st["leaves"]])
+        self._state, self._t, self._keys = self.jax.tree.unflatten(treedef, [self._put(x) for x in st["leaves"]])
         self._obs = self._torch(self._state.obs.astype(jnp.float32))
-        self._nan = jnp.asarray(st["physics_errors"], jnp.int32)
+        self._nan = self._put(np.asarray(st["physics_errors"], np.int32))
