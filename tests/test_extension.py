@@ -92,7 +92,7 @@ def test_inherited_key_unknown_to_the_config_names_where_it_was_set(tmp_path):
     with pytest.raises(ConfigError) as e:
         build_config(OnPolicyConfig, f, "smoke", "cartpole-balance")
     assert "unknown preset key 'actor_hidden'" in str(e.value)
-    assert "(set in ppo.yaml:paper)" in str(e.value)
+    assert "(set in ppo.yaml:all_presets)" in str(e.value)  # PPO's own values (issue 11, point 4)
 
 
 # ------------------------------------------------------------- entry points that go wrong
