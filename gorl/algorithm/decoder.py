@@ -138,7 +138,7 @@ def fit_decoder(kind: str, obs: np.ndarray, actions: np.ndarray, cfg: DecoderFit
     best, best_state, since_best, history = math.inf, None, 0, []
     for epoch in range(cfg.max_epochs):
         order = torch.randperm(n_tr, generator=gen).to(device)
-        total = 0.0
+        total = torch.zeros((), dtype=torch.float64, device=device)  # read once per epoch: no sync per step
         for s in range(steps_per_epoch):
             idx = order[s * batch:(s + 1) * batch]
             eps, t = dec.draw_noise(idx.shape[0], cfg.mc_samples, gen_dev)
@@ -146,14 +146,15 @@ def fit_decoder(kind: str, obs: np.ndarray, actions: np.ndarray, cfg: DecoderFit
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += float(loss.detach())
+            total += loss.detach().double()
+        total = float(total)
         with torch.no_grad():
-            val = 0.0
+            val = torch.zeros((), dtype=torch.float64, device=device)
             eps, t = dec.draw_noise(val_batch, cfg.mc_samples, gen_dev)  # one fixed draw per epoch
             for b in range(val_batches):
                 sl = slice(b * val_batch, (b + 1) * val_batch)
-                val += float(dec.loss(on_va[sl], a_va[sl], eps[:on_va[sl].shape[0]], t[:on_va[sl].shape[0]]))
-            val /= val_batches
+                val += dec.loss(on_va[sl], a_va[sl], eps[:on_va[sl].shape[0]], t[:on_va[sl].shape[0]]).double()
+            val = float(val) / val_batches
         history.append({"epoch": epoch, "train_loss": total / steps_per_epoch, "val_loss": val})
         if not (math.isfinite(val) and math.isfinite(total)):
             break
