@@ -22,6 +22,31 @@ def cli(*args, check=True, env=None, timeout=600) -> subprocess.CompletedProcess
     return out
 
 
+def kill_after_iterations(args, out, iterations: int = 2, timeout: float = 300) -> None:
+    """Start ``python -m gorl ARGS --out OUT`` and SIGKILL it once ``iterations`` iterations are
+    in its metrics.csv (the smoke presets checkpoint every iteration); the run must not be done."""
+    import signal
+    import time
+    env = dict(os.environ, OMP_NUM_THREADS="1", MUJOCO_GL="disable",
+               PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen([sys.executable, "-m", "gorl", *map(str, args), "--out", str(out)], env=env,
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        m = out / "metrics.csv"
+        if m.exists() and len(m.read_text().splitlines()) > iterations:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "status.json").exists(), "run finished before it could be killed"
+
+
+def strip_wall(path) -> list[str]:
+    """evals.csv lines without the last column (wall_time)."""
+    return [line.rsplit(",", 1)[0] for line in path.read_text().splitlines()]
+
+
 @pytest.fixture
 def run_cli():
     return cli

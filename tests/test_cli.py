@@ -1,14 +1,9 @@
 """The training entry point: bad input, determinism, resume after kill -9, divergence."""
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 
-from conftest import ROOT, TESTS, cli
+from conftest import cli, kill_after_iterations, strip_wall
 
 SMOKE = ["--preset", "smoke", "--quiet"]
 
@@ -42,15 +37,11 @@ def _evals(d):
     return (d / "evals.csv").read_text().splitlines()
 
 
-def _strip_wall(lines):
-    return [",".join(line.split(",")[:-1]) for line in lines]
-
-
 def test_same_seed_identical_and_completed_run_protected(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     for d in (a, b):
         cli("train", "ppo", "cartpole-balance", "--seed", 3, "--steps", 5760, "--out", d, *SMOKE)
-    assert _strip_wall(_evals(a)) == _strip_wall(_evals(b))
+    assert strip_wall(a / "evals.csv") == strip_wall(b / "evals.csv")
     for f in ("config.yaml", "evals.csv", "metrics.csv", "probes.npz", "provenance.json", "checkpoint.pt",
               "status.json"):
         assert (a / f).exists(), f
@@ -68,21 +59,10 @@ def test_resume_after_kill_matches_uninterrupted(tmp_path):
     ref, killed = tmp_path / "ref", tmp_path / "killed"
     args = ["train", "ppo", "cartpole-balance", "--seed", 5, "--steps", 11520, *SMOKE]
     cli(*args, "--out", ref)
-    env = dict(os.environ, OMP_NUM_THREADS="1", MUJOCO_GL="disable", PYTHONPATH=str(TESTS))
-    proc = subprocess.Popen([sys.executable, "-m", "gorl", *map(str, args), "--out", str(killed)], env=env,
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        m = killed / "metrics.csv"
-        if m.exists() and len(m.read_text().splitlines()) >= 3:  # >= 2 iterations checkpointed
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (killed / "status.json").exists(), "run finished before it could be killed"
+    kill_after_iterations(args, killed, timeout=120)
     out = cli(*args, "--out", killed)
     assert "resumed" in out.stdout
-    assert _strip_wall(_evals(killed)) == _strip_wall(_evals(ref))
+    assert strip_wall(killed / "evals.csv") == strip_wall(ref / "evals.csv")
 
 
 def test_resume_after_the_last_evaluation_keeps_it(tmp_path):

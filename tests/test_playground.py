@@ -4,17 +4,11 @@ All on JAX's CPU backend with CartpoleBalance (no contacts: fast under MJX on a 
 compiles each (task, batch size) once per machine (the persistent cache ~/.cache/gorl-bench/jax
 makes later processes load it), so every env set here has the smoke preset's 8 envs.
 """
-import os
-import signal
-import subprocess
-import sys
-import time
-
 import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, TESTS, cli
+from conftest import cli, kill_after_iterations, strip_wall
 
 jax = pytest.importorskip("jax", reason="the playground extra is not installed (pip install -e '.[playground]')")
 pytest.importorskip("mujoco_playground", reason="the playground extra is not installed")
@@ -122,29 +116,13 @@ def test_every_algorithm_trains_on_playground(tmp_path):
     assert (tmp_path / "gorl_fm" / "stages" / "stage1" / "decoder.pt").exists()
 
 
-def _strip_wall(path):
-    return [line.rsplit(",", 1)[0] for line in path.read_text().splitlines()]
-
-
 def test_resume_after_kill_matches_uninterrupted(tmp_path):
     """The JAX env state and keys are in the checkpoint: a kill -9 resume ends identically."""
     ref, killed = tmp_path / "ref", tmp_path / "killed"
     args = ["train", "ppo", TASK, "--seed", 5, "--steps", 9600, "--preset", "smoke", "--quiet",
             "--set", f"eval_episodes={N}", "--set", "num_evals=3"]
     cli(*args, "--out", ref)
-    env = dict(os.environ, OMP_NUM_THREADS="1", MUJOCO_GL="disable",
-               PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.Popen([sys.executable, "-m", "gorl", *map(str, args), "--out", str(killed)], env=env,
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        m = killed / "metrics.csv"
-        if m.exists() and len(m.read_text().splitlines()) >= 3:  # >= 2 iterations checkpointed
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (killed / "status.json").exists(), "run finished before it could be killed"
+    kill_after_iterations(args, killed)
     out = cli(*args, "--out", killed)
     assert "resumed" in out.stdout
-    assert _strip_wall(killed / "evals.csv") == _strip_wall(ref / "evals.csv")
+    assert strip_wall(killed / "evals.csv") == strip_wall(ref / "evals.csv")
