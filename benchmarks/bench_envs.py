@@ -11,9 +11,11 @@ Columns, per task, all on one core with random actions in [-1, 1]:
   2 procs   aggregate rate of two concurrent single-threaded processes running ``ours``,
             as a multiple of one process alone (the speed-up parallel runs get on 2 cores).
 
-Worker-process vector envs are not measured here: on 2 cores they gained at most 1.2x
-(about 300 us per round trip), while independent processes scale ~2x, so a run steps its
-envs in-process and parallelism comes from one run per core under Snakemake.
+Worker processes: on 2 cores Gymnasium's AsyncVectorEnv gained at most 1.2x (about 300 us per
+round trip), while independent processes scale ~2x, so a run steps its envs in-process by
+default and parallelism comes from one run per core under Snakemake. ``--sharded N ...``
+measures the suite's own shared-memory sharding (``env_workers``) against one process, the
+option for many-core machines at the paper's 2048 envs.
 """
 from __future__ import annotations
 
@@ -80,6 +82,26 @@ def vec_rate(task: str, seconds: float, n: int = 8) -> float:
     return steps / (time.perf_counter() - t0)
 
 
+def sharded_rates(task: str, n: int, workers: int, seconds: float) -> tuple[float, float]:
+    """(in-process, sharded over ``workers`` processes) env steps/s of ``n`` envs."""
+    from gorl.envs.sharded import ShardedVectorEnv
+    rates = []
+    for make in (lambda: VectorEnv([lambda s=s: make_env(task, s) for s in range(n)]),
+                 lambda: ShardedVectorEnv(task, list(range(n)), workers)):
+        venv = make()
+        venv.reset(list(range(n)))
+        acts = np.random.default_rng(0).uniform(-1, 1, (20, n, venv.action_dim)).astype(np.float32)
+        venv.step(acts[0])
+        steps, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            for a in acts:
+                venv.step(a)
+            steps += len(acts) * n
+        rates.append(steps / (time.perf_counter() - t0))
+        getattr(venv, "close", lambda: None)()
+    return rates[0], rates[1]
+
+
 def _worker(task: str, seconds: float, q) -> None:
     import os
     os.environ["OMP_NUM_THREADS"] = "1"
@@ -102,7 +124,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tasks", nargs="+", default=list(PAPER_TASKS))
     ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--sharded", type=int, nargs="*", metavar="N_ENVS",
+                    help="instead: N_ENVS envs in-process vs sharded over --workers processes (gorl.envs.sharded)")
+    ap.add_argument("--workers", type=int, default=mp.cpu_count())
     args = ap.parse_args()
+    if args.sharded is not None:
+        print(f"env steps/s: one process vs sharded over {args.workers} worker processes (shared memory)")
+        print(f"{'task':18} {'envs':>6} {'in-process':>11} {'sharded':>9} {'speed-up':>9}")
+        for task in args.tasks:
+            for n in args.sharded or [256, 2048]:
+                one, sharded = sharded_rates(task, n, args.workers, args.seconds)
+                print(f"{task:18} {n:6d} {one:11.0f} {sharded:9.0f} {sharded / one:8.2f}x", flush=True)
+        return
     print(f"steps/s on one core, {args.seconds:g} s per measurement; 2 procs = two concurrent "
           f"1-thread processes vs one")
     print(f"{'task':18} {'raw':>8} {'ours':>8} {'ours/raw':>9} {'shimmy':>8} {'vec8':>8} "
