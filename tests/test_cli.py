@@ -46,6 +46,21 @@ def _strip_wall(lines):
     return [",".join(line.split(",")[:-1]) for line in lines]
 
 
+def test_eval_schedule_switch(tmp_path):
+    """eval_schedule=reference (spec 1.4) evaluates before the update of iterations 0, 4, 9 of
+    10 and never after the last; the smoke preset keeps linspace_inclusive (0, 5, 10)."""
+    spi = 1920  # smoke: 4 x 16 x 30 steps per iteration
+    steps = {}
+    for schedule in ("reference", None):
+        d = tmp_path / str(schedule)
+        extra = ["--set", f"eval_schedule={schedule}"] if schedule else []
+        cli("train", "ppo", "cartpole-balance", "--seed", 0, "--steps", 10 * spi, "--out", d, *SMOKE, *extra)
+        steps[schedule] = [int(line.split(",")[0]) for line in _evals(d)[1:]]
+        assert cli("check-run", d).stdout.strip().endswith(": ok")
+    assert steps["reference"] == [0, 4 * spi, 9 * spi]
+    assert steps[None] == [0, 5 * spi, 10 * spi]
+
+
 def test_same_seed_identical_and_completed_run_protected(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     for d in (a, b):

@@ -318,7 +318,7 @@ class GoRL:
         torch.manual_seed(self.run.seed)  # v1: every stage's encoder starts from the same initial weights
         encoder = make_encoder(cfg, k, self.obs_dim, self.act_dim, self.decoder)
         trainer = OnPolicyTrainer(cfg.stage_config(k), self.run, encoder, step_offset=cfg.stage_offsets()[k],
-                                  stage=k, env_stream=TRAIN_STREAM)
+                                  stage=k, env_stream=TRAIN_STREAM, staged_evals=True)
         trainer.probe_states = self.run.records.probe_states  # one set of probe states for the whole run
         if self.carry is not None:
             trainer.agent.load_state_dict(self.carry["agent"])
