@@ -273,10 +273,68 @@ def test_collection_filter_keeps_the_high_return_episodes(tmp_path):
     assert out["percentile"].shape[0] in (n // 2, n // 2 + 1) and out["percentile"].mean() > 1.5 * out["none"].mean()
 
 
+def test_reference_block_filter_is_the_reference_trainers():
+    """spec 6.3: the reference's 'episodes' are 1000-row blocks of the time-major rows ranked by
+    reward sum; its hybrid threshold is a scalar percentile and its high count is rounded down."""
+    from gorl.algorithm.episode_filter import reference_blocks, select_episodes
+    rewards = np.zeros((5, 500))  # 5 steps x 500 envs = 2500 rows: 2 whole blocks, 500 rows left over
+    rewards[0, 0], rewards[3, 7] = 1.0, 2.0  # row 0 (block 0) and row 1507 (block 1)
+    row_block, block_return = reference_blocks(rewards)
+    assert block_return.tolist() == [1.0, 2.0]
+    assert (row_block[:1000] == 0).all() and (row_block[1000:2000] == 1).all() and (row_block[2000:] == -1).all()
+    # hybrid with only episode 9 at or above the threshold (quantile 1): the reference draws
+    # int(0.87 * 10) = 8 copies of it plus 2 distinct uniform picks, the episode filter
+    # round(8.7) = 9 copies plus 1
+    returns = np.arange(10.0)
+    for seed in range(20):
+        kw = dict(quantile=1.0, high_quality_ratio=0.87)
+        ref = select_episodes(returns, "hybrid", rng=np.random.default_rng(seed), reference=True, **kw)
+        ep = select_episodes(returns, "hybrid", rng=np.random.default_rng(seed), **kw)
+        assert ref.shape == ep.shape == (10,)
+        assert (ref == 9).sum() in (8, 9) and (ep == 9).sum() in (9, 10)
+        assert len(set(ref[8:].tolist())) == 2
+
+
+def test_collection_reference_blocks_keep_the_better_block(tmp_path):
+    """With decoder_filter_unit=reference_blocks the 'percentile' filter keeps whole 1000-row
+    blocks of the time-major collection (here 2 blocks of the bandit's 2000 rows): the one
+    with the larger reward sum, row for row; the default unit is 'episodes'."""
+    from gorl.core.normalizer import RunningNormalizer
+    from gorl.core.run import Run
+    from gorl.algorithm.gorl import collect_decoder_data
+    from gorl.envs.toy import TwoModes
+    task = "gym:GoRLBench/TwoModes-v0"
+    out = {}
+    for mode in ("none", "percentile"):
+        cfg = build_config(GoRLConfig, get("gorl_fm").presets_file, "smoke", task,
+                           {"decoder_data_filter": mode, "decoder_filter_unit": "reference_blocks"})
+        run = Run(algo="gorl_fm", task=task, seed=0, preset="smoke", dir=tmp_path, config={})
+        torch.manual_seed(0)
+        enc = make_encoder(cfg, 0, 1, 1, Decoder.identity("fm", 1, 1, cfg.decoder_hidden))
+        with torch.no_grad():
+            enc.actor.net[-1].bias.copy_(torch.tensor([0.0, 2.0]))
+        _, out[mode], summary = collect_decoder_data(cfg, run, 0, enc, RunningNormalizer(1, cfg.obs_norm_mode))
+        assert summary["filter_unit"] == "reference_blocks"
+    assert cfg.collect_steps == 2000 and out["none"].shape[0] == 2000
+    sums = [TwoModes.reward(np.tanh(out["none"][b * 1000:(b + 1) * 1000, 0].astype(np.float64))).sum()
+            for b in range(2)]
+    best = int(np.argmax(sums))
+    np.testing.assert_array_equal(out["percentile"], out["none"][best * 1000:(best + 1) * 1000])
+    for preset in ("paper", "small", "smoke"):
+        assert _cfg_preset(preset).decoder_filter_unit == "episodes"
+
+
+def _cfg_preset(preset):
+    return build_config(GoRLConfig, get("gorl_fm").presets_file, preset, "cartpole-balance", {})
+
+
 def test_bad_episode_filter_is_refused_before_training():
     with pytest.raises(ConfigError, match="decoder_data_filter"):
         build_config(GoRLConfig, get("gorl_fm").presets_file, "smoke", "cartpole-balance",
                      {"decoder_data_filter": "top"})
+    with pytest.raises(ConfigError, match="decoder_filter_unit"):
+        build_config(GoRLConfig, get("gorl_fm").presets_file, "smoke", "cartpole-balance",
+                     {"decoder_filter_unit": "blocks"})
     with pytest.raises(ConfigError, match="decoder_filter_quantile"):
         build_config(GoRLConfig, get("gorl_fm").presets_file, "smoke", "cartpole-balance",
                      {"decoder_filter_quantile": 50})

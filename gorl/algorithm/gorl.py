@@ -33,7 +33,8 @@ import torch
 
 from gorl import rundir
 from gorl.algorithm.decoder import Decoder, DecoderFitConfig, fit_decoder
-from gorl.algorithm.episode_filter import FILTERS, rows_of_episodes, select_episodes
+from gorl.algorithm.episode_filter import (FILTER_UNITS, FILTERS, reference_blocks, rows_of_episodes,
+                                           select_episodes)
 from gorl.config import defaults_from
 from gorl.core.gaussian_policy import GaussianPolicy
 from gorl.core.loop import progress_bar
@@ -105,6 +106,10 @@ class GoRLConfig(OnPolicyConfig):
     """Episode filter before the fit (spec 6.7, off in the paper's pipeline): 'none', 'percentile',
     'min_return' or 'hybrid' (gorl/algorithm/episode_filter.py). Any filter drops the rows of
     episodes still running when collection ends."""
+    decoder_filter_unit: str
+    """What the filter ranks (spec 6.3): 'episodes' (true episodes by their return) or
+    'reference_blocks' (the reference trainer's 'episodes': consecutive 1000-row blocks of the
+    time-major rows by reward sum, hybrid count rounded down)."""
     decoder_filter_quantile: float
     """'percentile' and 'hybrid': keep (or favour) episodes with return >= this quantile."""
     decoder_filter_min_return: float
@@ -164,6 +169,8 @@ class GoRLConfig(OnPolicyConfig):
                               f"({self.collect_envs})")
         if self.decoder_data_filter not in FILTERS:
             raise ConfigError(f"decoder_data_filter must be one of {FILTERS}, got {self.decoder_data_filter!r}")
+        if self.decoder_filter_unit not in FILTER_UNITS:
+            raise ConfigError(f"decoder_filter_unit must be one of {FILTER_UNITS}, got {self.decoder_filter_unit!r}")
         for key in ("decoder_filter_quantile", "decoder_filter_high_quality_ratio"):
             if not 0 <= getattr(self, key) <= 1:
                 raise ConfigError(f"{key} must be in [0, 1], got {getattr(self, key)}")
@@ -233,6 +240,7 @@ def collect_decoder_data(cfg: GoRLConfig, run: Run, stage: int, encoder: Gaussia
     act_rows = torch.empty((steps, N, envs.action_dim), device=run.device)
     done_rows = torch.empty((steps, N), dtype=torch.bool, device=run.device)
     return_rows = torch.empty((steps, N), dtype=torch.float64, device=run.device)  # at episode ends
+    reward_rows = torch.empty((steps, N), dtype=torch.float64, device=run.device)
     ep_ret = torch.zeros(N, dtype=torch.float64, device=run.device)
     obs = envs.obs
     for s in range(steps):  # on the device: no host round trip per step
@@ -240,6 +248,7 @@ def collect_decoder_data(cfg: GoRLConfig, run: Run, stage: int, encoder: Gaussia
         obs_rows[s], act_rows[s] = obs, pre
         obs, reward, term, trunc, _ = envs.step(torch.tanh(pre))
         ep_ret += reward
+        reward_rows[s] = reward
         done_rows[s] = term | trunc
         return_rows[s] = ep_ret
         ep_ret.masked_fill_(done_rows[s], 0.0)
@@ -249,8 +258,16 @@ def collect_decoder_data(cfg: GoRLConfig, run: Run, stage: int, encoder: Gaussia
     row_episode, episode_return = episodes_of_rows(done_rows.cpu().numpy(), return_rows.cpu().numpy())
     finished = np.flatnonzero(np.isfinite(episode_return))
     returns = episode_return[finished]
+    blocks = cfg.decoder_filter_unit == "reference_blocks"
     if cfg.decoder_data_filter == "none":
         rows = np.arange(obs_rows.shape[0])
+    elif blocks:  # the reference trainer's 1000-row "episodes" of the time-major rows
+        row_block, block_return = reference_blocks(reward_rows.cpu().numpy())
+        picked = select_episodes(block_return, cfg.decoder_data_filter, quantile=cfg.decoder_filter_quantile,
+                                 min_return=cfg.decoder_filter_min_return,
+                                 high_quality_ratio=cfg.decoder_filter_high_quality_ratio,
+                                 rng=np.random.default_rng(stage_seed(run.seed, stage, 3)), reference=True)
+        rows = rows_of_episodes(row_block, picked, block_return.shape[0])
     else:
         picked = finished[select_episodes(returns, cfg.decoder_data_filter, quantile=cfg.decoder_filter_quantile,
                                           min_return=cfg.decoder_filter_min_return,
@@ -259,9 +276,10 @@ def collect_decoder_data(cfg: GoRLConfig, run: Run, stage: int, encoder: Gaussia
         row_episode = np.where(np.isfinite(episode_return[row_episode]), row_episode, -1)
         rows = rows_of_episodes(row_episode, picked, episode_return.shape[0])
     if rows.size == 0:
-        raise ValueError(f"stage {stage}: decoder_data_filter={cfg.decoder_data_filter!r} kept no rows of "
-                         f"{finished.shape[0]} finished episodes (returns {returns.min(initial=np.nan):.3g} to "
-                         f"{returns.max(initial=np.nan):.3g}); loosen the filter")
+        raise ValueError(f"stage {stage}: decoder_data_filter={cfg.decoder_data_filter!r} "
+                         f"({cfg.decoder_filter_unit}) kept no rows of {finished.shape[0]} finished episodes "
+                         f"(returns {returns.min(initial=np.nan):.3g} to {returns.max(initial=np.nan):.3g}); "
+                         "loosen the filter")
     finite = np.isfinite(act_rows[rows]).all(1) & np.isfinite(obs_rows[rows]).all(1)
     dropped, rows = int((~finite).sum()), rows[finite]
     obs_rows, act_rows = obs_rows[rows], act_rows[rows]
@@ -269,7 +287,7 @@ def collect_decoder_data(cfg: GoRLConfig, run: Run, stage: int, encoder: Gaussia
                "env_steps": int(steps * N), "envs": N,
                "episodes_finished": int(finished.shape[0]),
                "episode_return_mean": float(np.mean(returns)) if returns.size else None,
-               "filter": cfg.decoder_data_filter,
+               "filter": cfg.decoder_data_filter, "filter_unit": cfg.decoder_filter_unit,
                "action_mean": act_rows.mean(0).tolist(), "action_std": act_rows.std(0).tolist(),
                "action_min": act_rows.min(0).tolist(), "action_max": act_rows.max(0).tolist()}
     return obs_rows, act_rows, summary
