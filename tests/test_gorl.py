@@ -209,6 +209,24 @@ def test_smoke_run_one_axis_and_artifacts(tmp_path, algo):
     assert cli("check-run", out).stdout.strip().endswith(": ok")
 
 
+def test_reference_eval_schedule_per_stage(tmp_path):
+    """eval_schedule=reference (spec 1.4): each stage evaluates at int(linspace(0, n - 1, k))
+    before the update, never at the stage's end, and the best encoder is one of those."""
+    out = tmp_path / "run"
+    cli("train", "gorl_fm", "cartpole-balance", "--preset", "smoke", "--steps", "11520", "--seed", "0",
+        "--quiet", "--out", out, "--set", "eval_schedule=reference", "--set", "num_evals=3")
+    cfg = _cfg(total_steps=11520, eval_schedule="reference", num_evals=3)
+    spi = cfg.steps_per_iteration
+    assert cfg.stage_iterations() == [3, 3]
+    rows = _evals(out)
+    for k, off in enumerate(cfg.stage_offsets()):
+        steps = [int(r["env_step"]) for r in rows if int(r["stage"]) == k]
+        assert steps == [off, off + spi, off + 2 * spi]  # int(linspace(0, 2, 3)); never off + 3 * spi
+    best = torch.load(out / "stages/stage0/encoder_best.pt", weights_only=False)
+    assert best["env_step"] in {int(r["env_step"]) for r in rows if int(r["stage"]) == 0}
+    assert cli("check-run", out).stdout.strip().endswith(": ok")
+
+
 def test_resume_across_stage_boundary(tmp_path):
     args = ["train", "gorl_diffusion", "cartpole-balance", "--preset", "smoke", "--steps", "8000", "--seed",
             "3", "--quiet"]
