@@ -342,6 +342,44 @@ def test_collection_reference_blocks_keep_the_better_block(tmp_path):
         assert _cfg_preset(preset).decoder_filter_unit == "episodes"
 
 
+def test_decoder_collection_reference_is_one_trajectory_from_the_training_states(tmp_path):
+    """decoder_collection=reference (spec 6.3): each collector env runs collect_steps /
+    collect_envs = 1010 steps without the time limit from training env i's first state; the
+    default ('episodes') truncates at 1000 steps and starts from its own seeded states."""
+    from gorl.algorithm.gorl import collect_decoder_data
+    from gorl.core.normalizer import RunningNormalizer
+    from gorl.core.onpolicy import OnPolicyTrainer
+    from gorl.core.run import Run
+    task, N = "cartpole-balance", 2
+    run = Run(algo="gorl_fm", task=task, seed=0, preset="smoke", dir=tmp_path, config={})
+    out = {}
+    for mode in ("reference", "episodes"):
+        cfg = _cfg(decoder_collection=mode, collect_steps=1010 * N, collect_envs=N)
+        torch.manual_seed(0)
+        enc = make_encoder(cfg, 0, 5, 1, Decoder.identity("fm", 5, 1, cfg.decoder_hidden))
+        obs, _, summary = collect_decoder_data(cfg, run, 0, enc, RunningNormalizer(5, cfg.obs_norm_mode))
+        assert summary["collection"] == mode and summary["rows"] == 1010 * N
+        out[mode] = obs, summary
+    assert out["reference"][1]["episodes_finished"] == 0
+    assert out["episodes"][1]["episodes_finished"] == N
+    trainer = OnPolicyTrainer(_cfg(decoder_collection="reference").stage_config(0), run,
+                              make_encoder(cfg, 0, 5, 1, Decoder.identity("fm", 5, 1, cfg.decoder_hidden)))
+    first = trainer.envs.obs.numpy()[:N]  # training env i = collector env i (the same seeds)
+    np.testing.assert_array_equal(out["reference"][0][:N], first)  # rows are time-major: step 0 first
+    assert not np.array_equal(out["episodes"][0][:N], first)
+    # reset_mode fixed_initial: the trainer's envs return to their first states, evaluation's do not
+    fixed = OnPolicyTrainer(_cfg(reset_mode="fixed_initial").stage_config(0), run, trainer.agent)
+    assert fixed.envs.host._first is not None and fixed.eval_envs.host._first is None
+    assert trainer.envs.host._first is None  # the default: random resets
+    for preset in ("paper", "small", "smoke"):
+        assert _cfg_preset(preset).reset_mode == "random"
+        assert _cfg_preset(preset).decoder_collection == "episodes"
+    with pytest.raises(ConfigError, match="reset_mode"):
+        _cfg(reset_mode="fixed_initial", env_workers=2)
+    with pytest.raises(ConfigError, match="decoder_collection"):
+        _cfg(decoder_collection="continuous")
+
+
 def _cfg_preset(preset):
     return build_config(GoRLConfig, get("gorl_fm").presets_file, preset, "cartpole-balance", {})
 

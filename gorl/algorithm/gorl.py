@@ -81,7 +81,13 @@ class GoRLConfig(OnPolicyConfig):
     collect_steps: int
     """Transitions collected per stage for the decoder fit (whole env steps of collect_envs envs)."""
     collect_envs: int
-    """Parallel envs of the collector (they reset at the env's own time limit)."""
+    """Parallel envs of the collector."""
+    decoder_collection: str
+    """'episodes': the collector's envs run episodes with the env's time limit, from their own
+    seeded resets (reset_mode random) or the training envs' fixed first states (fixed_initial).
+    'reference' (spec 6.3): one continuous trajectory of collect_steps / collect_envs steps per
+    env without the time limit, from the training envs' first states (restored if an episode
+    terminates). Needs in-process dm_control suite envs."""
     decoder_hidden: list[int]
     """Decoder network hidden layers."""
     decoder_steps: int
@@ -167,6 +173,11 @@ class GoRLConfig(OnPolicyConfig):
         if self.collect_steps < self.collect_envs:
             raise ConfigError(f"collect_steps ({self.collect_steps}) must be at least collect_envs "
                               f"({self.collect_envs})")
+        if self.decoder_collection not in ("episodes", "reference"):
+            raise ConfigError(f"decoder_collection must be 'episodes' or 'reference', got {self.decoder_collection!r}")
+        if self.decoder_collection == "reference" and self.env_workers > 0:
+            raise ConfigError(f"decoder_collection reference needs env_workers 0 (in-process envs), "
+                              f"got env_workers={self.env_workers}")
         if self.decoder_data_filter not in FILTERS:
             raise ConfigError(f"decoder_data_filter must be one of {FILTERS}, got {self.decoder_data_filter!r}")
         if self.decoder_filter_unit not in FILTER_UNITS:
@@ -232,9 +243,18 @@ def episodes_of_rows(done: np.ndarray, return_at: np.ndarray) -> tuple[np.ndarra
 def collect_decoder_data(cfg: GoRLConfig, run: Run, stage: int, encoder: GaussianPolicy,
                          normalizer: RunningNormalizer) -> tuple[np.ndarray, np.ndarray, dict]:
     """(obs, pre-action) rows from the combined policy: z ~ N(mu, sigma), a = g(s, z) (spec 6.3),
-    then the episode filter ``cfg.decoder_data_filter`` (default none)."""
+    then the episode filter ``cfg.decoder_data_filter`` (default none).
+
+    The collector's envs: ``decoder_collection`` 'reference' and ``reset_mode`` 'fixed_initial'
+    start from the training envs' first states (the same seeds; env i of the collector is
+    training env i) and return to them; 'reference' also removes the time limit."""
     torch.manual_seed(stage_seed(run.seed, stage, 1))
-    envs = run.make_envs(cfg.collect_envs, COLLECT_STREAM + stage, cfg.env_workers)
+    reference = cfg.decoder_collection == "reference"
+    if reference or cfg.reset_mode == "fixed_initial":  # the training envs' first states (spec 2.3, 6.3)
+        envs = run.make_envs(cfg.collect_envs, TRAIN_STREAM, cfg.env_workers, fixed_initial=True,
+                             time_limit=not reference)
+    else:
+        envs = run.make_envs(cfg.collect_envs, COLLECT_STREAM + stage, cfg.env_workers)
     steps, N = cfg.collect_steps // cfg.collect_envs, envs.num_envs
     obs_rows = torch.empty((steps, N, envs.obs_dim), device=run.device)
     act_rows = torch.empty((steps, N, envs.action_dim), device=run.device)
@@ -287,6 +307,7 @@ def collect_decoder_data(cfg: GoRLConfig, run: Run, stage: int, encoder: Gaussia
                "env_steps": int(steps * N), "envs": N,
                "episodes_finished": int(finished.shape[0]),
                "episode_return_mean": float(np.mean(returns)) if returns.size else None,
+               "collection": cfg.decoder_collection, "reset_mode": cfg.reset_mode,
                "filter": cfg.decoder_data_filter, "filter_unit": cfg.decoder_filter_unit,
                "action_mean": act_rows.mean(0).tolist(), "action_std": act_rows.std(0).tolist(),
                "action_min": act_rows.min(0).tolist(), "action_max": act_rows.max(0).tolist()}

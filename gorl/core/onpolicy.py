@@ -63,6 +63,10 @@ class OnPolicyConfig:
     """'legacy' (reference code: variance sum not accumulated, spec 2.2) or 'welford' (correct)."""
     obs_stats_timing: str
     """'pre_update' (reference: stats updated with the batch before the losses) or 'rollout'."""
+    reset_mode: str
+    """'random' (a fresh seeded reset per episode, dm_control's own) or 'fixed_initial' (the
+    reference, spec 2.3: each training env returns to its own first state for the whole run;
+    GoRL's collectors reuse those states). fixed_initial needs in-process host envs."""
     critic_hidden: list[int]
     """Critic hidden layer sizes."""
     num_evals: int
@@ -111,6 +115,11 @@ class OnPolicyConfig:
             raise ConfigError(f"obs_norm_mode must be one of {RunningNormalizer.MODES}, got {self.obs_norm_mode!r}")
         if self.eval_schedule not in EVAL_SCHEDULES:
             raise ConfigError(f"eval_schedule must be one of {EVAL_SCHEDULES}, got {self.eval_schedule!r}")
+        if self.reset_mode not in RESET_MODES:
+            raise ConfigError(f"reset_mode must be one of {RESET_MODES}, got {self.reset_mode!r}")
+        if self.reset_mode == "fixed_initial" and self.env_workers > 0:
+            raise ConfigError(f"reset_mode fixed_initial needs env_workers 0 (in-process envs), "
+                              f"got env_workers={self.env_workers}")
         if self.obs_stats_timing not in ("pre_update", "rollout"):
             raise ConfigError(f"obs_stats_timing must be 'pre_update' or 'rollout', got {self.obs_stats_timing!r}")
         if (self.batch_size * self.num_minibatches) % self.num_envs:
@@ -156,6 +165,7 @@ class Agent(Protocol):
 
 
 EVAL_SCHEDULES = ("linspace_inclusive", "reference")
+RESET_MODES = ("random", "fixed_initial")
 
 
 def eval_iterations(num_iterations: int, num_evals: int, schedule: str = "linspace_inclusive",
@@ -199,7 +209,8 @@ class OnPolicyTrainer:
         self.staged_evals = staged_evals  # a GoRL stage: the reference's per-stage evaluation rule
         self.device = run.device
         self.step_offset, self.stage = step_offset, stage
-        self.envs = run.make_envs(cfg.num_envs, env_stream, cfg.env_workers)
+        self.envs = run.make_envs(cfg.num_envs, env_stream, cfg.env_workers,
+                                  fixed_initial=cfg.reset_mode == "fixed_initial")
         self.obs_dim, self.act_dim = self.envs.obs_dim, self.envs.action_dim
         self._eval_envs = None
         self.normalizer = RunningNormalizer(self.obs_dim, cfg.obs_norm_mode).to(self.device)
