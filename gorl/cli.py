@@ -73,7 +73,7 @@ def _import_modules(mods: list[str]) -> None:
 def prepare_train(args):
     """Validate everything and resolve the config before any env is built."""
     from gorl import registry, rundir
-    from gorl.config import ConfigError, build_config, config_to_dict, parse_set
+    from gorl.config import build_config, config_to_dict, parse_set
     from gorl.envs import check_task
 
     _import_modules(args.imports)
@@ -90,11 +90,6 @@ def prepare_train(args):
     if args.steps is not None:
         overrides["total_steps"] = args.steps
     cfg = build_config(algo.config_cls, algo.presets_file, args.preset, args.task, overrides)
-    if args.task.startswith("playground:"):  # their on-device resets cannot restore a first state yet
-        for key, value in (("reset_mode", "fixed_initial"), ("decoder_collection", "reference")):
-            if getattr(cfg, key, None) == value:
-                raise ConfigError(f"{key} {value} is not available for playground: tasks (dm_control "
-                                  f"suite tasks only)")
 
     out: Path = args.out
     if out.exists() and not out.is_dir():

@@ -371,11 +371,10 @@ def test_decoder_collection_reference_is_one_trajectory_from_the_training_states
     fixed = OnPolicyTrainer(_cfg(reset_mode="fixed_initial").stage_config(0), run, trainer.agent)
     assert fixed.envs.host._first is not None and fixed.eval_envs.host._first is None
     assert trainer.envs.host._first is None  # the default: random resets
-    for preset in ("paper", "small", "smoke"):
-        assert _cfg_preset(preset).reset_mode == "random"
-        assert _cfg_preset(preset).decoder_collection == "episodes"
-    with pytest.raises(ConfigError, match="reset_mode"):
-        _cfg(reset_mode="fixed_initial", env_workers=2)
+    # paper follows the reference; small and smoke keep random resets and full episodes
+    assert (_cfg_preset("paper").reset_mode, _cfg_preset("paper").decoder_collection) == ("fixed_initial", "reference")
+    for preset in ("small", "smoke"):
+        assert (_cfg_preset(preset).reset_mode, _cfg_preset(preset).decoder_collection) == ("random", "episodes")
     with pytest.raises(ConfigError, match="decoder_collection"):
         _cfg(decoder_collection="continuous")
 

@@ -87,7 +87,7 @@ class GoRLConfig(OnPolicyConfig):
     seeded resets (reset_mode random) or the training envs' fixed first states (fixed_initial).
     'reference' (spec 6.3): one continuous trajectory of collect_steps / collect_envs steps per
     env without the time limit, from the training envs' first states (restored if an episode
-    terminates). Needs in-process dm_control suite envs."""
+    terminates)."""
     decoder_hidden: list[int]
     """Decoder network hidden layers."""
     decoder_steps: int
@@ -175,9 +175,6 @@ class GoRLConfig(OnPolicyConfig):
                               f"({self.collect_envs})")
         if self.decoder_collection not in ("episodes", "reference"):
             raise ConfigError(f"decoder_collection must be 'episodes' or 'reference', got {self.decoder_collection!r}")
-        if self.decoder_collection == "reference" and self.env_workers > 0:
-            raise ConfigError(f"decoder_collection reference needs env_workers 0 (in-process envs), "
-                              f"got env_workers={self.env_workers}")
         if self.decoder_data_filter not in FILTERS:
             raise ConfigError(f"decoder_data_filter must be one of {FILTERS}, got {self.decoder_data_filter!r}")
         if self.decoder_filter_unit not in FILTER_UNITS:

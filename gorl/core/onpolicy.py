@@ -66,7 +66,7 @@ class OnPolicyConfig:
     reset_mode: str
     """'random' (a fresh seeded reset per episode, dm_control's own) or 'fixed_initial' (the
     reference, spec 2.3: each training env returns to its own first state for the whole run;
-    GoRL's collectors reuse those states). fixed_initial needs in-process host envs."""
+    GoRL's collectors reuse those states)."""
     critic_hidden: list[int]
     """Critic hidden layer sizes."""
     num_evals: int
@@ -117,9 +117,6 @@ class OnPolicyConfig:
             raise ConfigError(f"eval_schedule must be one of {EVAL_SCHEDULES}, got {self.eval_schedule!r}")
         if self.reset_mode not in RESET_MODES:
             raise ConfigError(f"reset_mode must be one of {RESET_MODES}, got {self.reset_mode!r}")
-        if self.reset_mode == "fixed_initial" and self.env_workers > 0:
-            raise ConfigError(f"reset_mode fixed_initial needs env_workers 0 (in-process envs), "
-                              f"got env_workers={self.env_workers}")
         if self.obs_stats_timing not in ("pre_update", "rollout"):
             raise ConfigError(f"obs_stats_timing must be 'pre_update' or 'rollout', got {self.obs_stats_timing!r}")
         if (self.batch_size * self.num_minibatches) % self.num_envs:

@@ -95,8 +95,7 @@ class Run:
         """``n`` envs seeded from the run seed and ``stream``, speaking torch on the run's device
         (host envs sharded over ``workers`` processes when > 0). ``fixed_initial``: every env
         returns to its first (seeded) state when an episode ends (reset_mode fixed_initial,
-        spec 2.3); ``time_limit`` False: never truncated (GoRL's reference collector, spec 6.3).
-        Both need in-process host envs (the configs refuse the other combinations)."""
+        spec 2.3); ``time_limit`` False: never truncated (GoRL's reference collector, spec 6.3)."""
         envs = make_envs(self.task, env_seeds(self.seed, stream, n), self.device, workers,
                          self.config.get("imports") or ())
         if fixed_initial:
