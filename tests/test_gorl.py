@@ -227,6 +227,22 @@ def test_reference_eval_schedule_per_stage(tmp_path):
     assert cli("check-run", out).stdout.strip().endswith(": ok")
 
 
+def test_all_reference_switches_together(tmp_path):
+    """The paper preset's protocol switches on a smoke budget: fixed initial states, the
+    reference collector (no episode ends in 250 steps per env), its 1000-row-block filter and
+    the reference evaluation schedule; the run completes and passes check-run."""
+    import json
+    out = tmp_path / "run"
+    cli("train", "gorl_fm", "cartpole-balance", "--preset", "smoke", "--steps", "8000", "--seed", "0", "--quiet",
+        "--out", out, "--set", "reset_mode=fixed_initial", "--set", "decoder_collection=reference",
+        "--set", "eval_schedule=reference", "--set", "decoder_data_filter=percentile",
+        "--set", "decoder_filter_unit=reference_blocks")
+    summary = json.loads((out / "stages/stage0/dataset_summary.json").read_text())
+    assert summary["collection"] == "reference" and summary["reset_mode"] == "fixed_initial"
+    assert summary["episodes_finished"] == 0 and summary["rows"] == 1000  # the better of 2 blocks
+    assert cli("check-run", out).stdout.strip().endswith(": ok")
+
+
 def test_resume_across_stage_boundary(tmp_path):
     args = ["train", "gorl_diffusion", "cartpole-balance", "--preset", "smoke", "--steps", "8000", "--seed",
             "3", "--quiet"]
