@@ -83,9 +83,12 @@ def test_same_seed_identical_and_completed_run_protected(tmp_path):
     assert (a / "evals.csv").read_bytes() == before
 
 
-def test_resume_after_kill_matches_uninterrupted(tmp_path):
+@pytest.mark.parametrize("extra", [[], ["--set", "reset_mode=fixed_initial"]], ids=["random", "fixed_initial"])
+def test_resume_after_kill_matches_uninterrupted(tmp_path, extra):
+    """(fixed_initial: 1440 steps per env cross the 1000-step limit after the resume, so the
+    resumed run's envs must return to the same first states)"""
     ref, killed = tmp_path / "ref", tmp_path / "killed"
-    args = ["train", "ppo", "cartpole-balance", "--seed", 5, "--steps", 11520, *SMOKE]
+    args = ["train", "ppo", "cartpole-balance", "--seed", 5, "--steps", 11520, *SMOKE, *extra]
     cli(*args, "--out", ref)
     env = dict(os.environ, OMP_NUM_THREADS="1", MUJOCO_GL="disable", PYTHONPATH=str(TESTS))
     proc = subprocess.Popen([sys.executable, "-m", "gorl", *map(str, args), "--out", str(killed)], env=env,

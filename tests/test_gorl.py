@@ -360,21 +360,21 @@ def test_collection_reference_blocks_keep_the_better_block(tmp_path):
 
 def test_decoder_collection_reference_is_one_trajectory_from_the_training_states(tmp_path):
     """decoder_collection=reference (spec 6.3): each collector env runs collect_steps /
-    collect_envs = 1010 steps without the time limit from training env i's first state; the
+    collect_envs = 1001 steps without the time limit from training env i's first state; the
     default ('episodes') truncates at 1000 steps and starts from its own seeded states."""
     from gorl.algorithm.gorl import collect_decoder_data
     from gorl.core.normalizer import RunningNormalizer
     from gorl.core.onpolicy import OnPolicyTrainer
     from gorl.core.run import Run
-    task, N = "cartpole-balance", 2
+    task, N = "cartpole-balance", 1
     run = Run(algo="gorl_fm", task=task, seed=0, preset="smoke", dir=tmp_path, config={})
     out = {}
     for mode in ("reference", "episodes"):
-        cfg = _cfg(decoder_collection=mode, collect_steps=1010 * N, collect_envs=N)
+        cfg = _cfg(decoder_collection=mode, collect_steps=1001 * N, collect_envs=N)
         torch.manual_seed(0)
         enc = make_encoder(cfg, 0, 5, 1, Decoder.identity("fm", 5, 1, cfg.decoder_hidden))
         obs, _, summary = collect_decoder_data(cfg, run, 0, enc, RunningNormalizer(5, cfg.obs_norm_mode))
-        assert summary["collection"] == mode and summary["rows"] == 1010 * N
+        assert summary["collection"] == mode and summary["rows"] == 1001 * N
         out[mode] = obs, summary
     assert out["reference"][1]["episodes_finished"] == 0
     assert out["episodes"][1]["episodes_finished"] == N
