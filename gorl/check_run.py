@@ -110,7 +110,8 @@ def _final(status: dict | None) -> tuple[str | None, int | None]:
     return status.get("status"), steps if isinstance(steps, int) and not isinstance(steps, bool) else None
 
 
-def _check_evals(d: Path, problems: list[str], status: dict | None) -> list[int] | None:
+def _check_evals(d: Path, problems: list[str], status: dict | None,
+                 cfg: dict | None = None) -> list[int] | None:
     """Returns the env_step column (None if unusable)."""
     rows = _read_csv(d, rundir.EVALS, rundir.EVAL_COLUMNS, problems)
     if rows is None:
@@ -140,10 +141,16 @@ def _check_evals(d: Path, problems: list[str], status: dict | None) -> list[int]
     state, total = _final(status)
     if total is not None and steps[-1] > total:
         problems.append(f"{rundir.EVALS}: last env_step {steps[-1]} is beyond status env_steps {total}")
-    elif state == rundir.COMPLETED and total is not None and steps[-1] != total:
+    elif state == rundir.COMPLETED and total is not None and steps[-1] != total and not _reference_evals(cfg):
         problems.append(f"{rundir.EVALS}: a completed run must end with an evaluation at its final env step "
                         f"{total}, last env_step is {steps[-1]}")
     return steps
+
+
+def _reference_evals(cfg: dict | None) -> bool:
+    """The reference's evaluation schedule never evaluates after the last update (spec 1.4)."""
+    hp = (cfg or {}).get("hyperparameters")
+    return isinstance(hp, dict) and hp.get("eval_schedule") == "reference"
 
 
 def _check_metrics(d: Path, problems: list[str], status: dict | None) -> None:
@@ -211,7 +218,7 @@ def check_run(run_dir: Path) -> list[str]:
     cfg = _check_config(d, problems)
     _check_provenance(d, problems)
     status = _check_status(d, problems, cfg)
-    eval_steps = _check_evals(d, problems, status)
+    eval_steps = _check_evals(d, problems, status, cfg)
     _check_metrics(d, problems, status)
     _check_probes(d, problems, eval_steps)
     _missing(d, rundir.CHECKPOINT, problems)

@@ -19,6 +19,10 @@ SMOKE = ["--preset", "smoke", "--quiet"]
     (["ppo", "cheetah-run", "--set", "num_envs=7"], "num_envs"),
     (["ppo", "gym:NoSuchEnv-v9"], "NoSuchEnv-v9"),
     (["ppo", "cheetah-run", "--import", "no_such_module_xyz"], "no_such_module_xyz"),
+    (["ppo", "cheetah-run", "--set", "eval_schedule=brax"], "eval_schedule"),
+    (["ppo", "cheetah-run", "--set", "reset_mode=first"], "reset_mode"),
+    (["gorl_fm", "cheetah-run", "--set", "decoder_filter_unit=blocks"], "decoder_filter_unit"),
+    (["gorl_fm", "cheetah-run", "--set", "decoder_collection=long"], "decoder_collection"),
 ])
 def test_bad_input_names_the_culprit(tmp_path, args, culprit):
     out = cli("train", *SMOKE, *args, "--out", tmp_path / "run", check=False)
@@ -35,6 +39,21 @@ def test_unwritable_out(tmp_path):
 
 def _evals(d):
     return (d / "evals.csv").read_text().splitlines()
+
+
+def test_eval_schedule_switch(tmp_path):
+    """eval_schedule=reference (spec 1.4) evaluates before the update of iterations 0, 4, 9 of
+    10 and never after the last; the smoke preset keeps linspace_inclusive (0, 5, 10)."""
+    spi = 1920  # smoke: 4 x 16 x 30 steps per iteration
+    steps = {}
+    for schedule in ("reference", None):
+        d = tmp_path / str(schedule)
+        extra = ["--set", f"eval_schedule={schedule}"] if schedule else []
+        cli("train", "ppo", "cartpole-balance", "--seed", 0, "--steps", 10 * spi, "--out", d, *SMOKE, *extra)
+        steps[schedule] = [int(line.split(",")[0]) for line in _evals(d)[1:]]
+        assert cli("check-run", d).stdout.strip().endswith(": ok")
+    assert steps["reference"] == [0, 4 * spi, 9 * spi]
+    assert steps[None] == [0, 5 * spi, 10 * spi]
 
 
 def test_same_seed_identical_and_completed_run_protected(tmp_path):
@@ -55,9 +74,12 @@ def test_same_seed_identical_and_completed_run_protected(tmp_path):
     assert (a / "evals.csv").read_bytes() == before
 
 
-def test_resume_after_kill_matches_uninterrupted(tmp_path):
+@pytest.mark.parametrize("extra", [[], ["--set", "reset_mode=fixed_initial"]], ids=["random", "fixed_initial"])
+def test_resume_after_kill_matches_uninterrupted(tmp_path, extra):
+    """(fixed_initial: 1440 steps per env cross the 1000-step limit after the resume, so the
+    resumed run's envs must return to the same first states)"""
     ref, killed = tmp_path / "ref", tmp_path / "killed"
-    args = ["train", "ppo", "cartpole-balance", "--seed", 5, "--steps", 11520, *SMOKE]
+    args = ["train", "ppo", "cartpole-balance", "--seed", 5, "--steps", 11520, *SMOKE, *extra]
     cli(*args, "--out", ref)
     kill_after_iterations(args, killed, timeout=120)
     out = cli(*args, "--out", killed)

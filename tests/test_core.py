@@ -79,6 +79,28 @@ def test_eval_schedule_spans_the_run():
     assert eval_iterations(5, 3) == [0, 2, 5] or eval_iterations(5, 3) == [0, 3, 5]
 
 
+def test_reference_eval_schedule_matches_the_reference_iterations():
+    """spec 1.4: baselines at {0, 5, 11, ..., 179} of 183 iterations; GoRL stages at
+    int(linspace(0, n - 1, 10)); all before the update, none after the last one."""
+    base = eval_iterations(183, 31, "reference")
+    assert base == [0] + list(range(5, 180, 6)) and len(base) == 31
+    assert eval_iterations(61, 10, "reference", staged=True) == [0, 6, 13, 20, 26, 33, 40, 46, 53, 60]
+    assert eval_iterations(30, 10, "reference", staged=True) == [0, 3, 6, 9, 12, 16, 19, 22, 25, 29]
+    for n, k in [(10, 3), (195, 16), (5, 2), (7, 31)]:
+        for staged in (False, True):
+            its = eval_iterations(n, k, "reference", staged)
+            assert its[0] == 0 and its[-1] < n and its == sorted(set(its))
+    # the default schedule does not depend on the GoRL flag
+    assert eval_iterations(61, 10, staged=True) == eval_iterations(61, 10)
+    # paper follows the reference; small and smoke score the policy after the last update
+    from gorl.config import build_config
+    from gorl.registry import get
+    for algo in ("ppo", "fpo", "dppo", "gorl_fm", "gorl_diffusion"):
+        a = get(algo)
+        for preset, want in (("paper", "reference"), ("small", "linspace_inclusive"), ("smoke", "linspace_inclusive")):
+            assert build_config(a.config_cls, a.presets_file, preset, "cheetah-run").eval_schedule == want
+
+
 def test_a_vanishing_ratio_is_not_divergence():
     """Stored samples that became ~impossible under the new policy (ratio underflows to 0)
     give a finite loss and finite diagnostics, so the trainer does not call it divergence."""

@@ -96,3 +96,43 @@ def test_env_memory_is_small_and_physics_untouched():
     out = [subprocess.run([sys.executable, "-c", code, k], capture_output=True, text=True, check=True).stdout
            for k in ("raw", "ours")]
     assert out[0] == out[1] and out[0]
+
+
+def _run(tmp_path, task="cartpole-balance"):
+    from gorl.core.run import Run
+    return Run(algo="ppo", task=task, seed=0, preset="smoke", dir=tmp_path, config={})
+
+
+def test_reset_mode_fixed_initial_restores_each_envs_first_state(tmp_path):
+    """reset_mode fixed_initial (spec 2.3): after its time limit every env starts again from its
+    own first state; with random resets (the default) it does not."""
+    import torch
+    run = _run(tmp_path)
+    after = {}
+    for fixed in (True, False):
+        envs = run.make_envs(2, fixed_initial=fixed)
+        first = envs.obs.clone()
+        assert not torch.equal(first[0], first[1])  # each env its own state
+        for _ in range(999):
+            _, _, term, trunc, _ = envs.step(torch.zeros(2, envs.action_dim))
+            assert not (term | trunc).any()
+        obs, _, _, trunc, final = envs.step(torch.zeros(2, envs.action_dim))
+        assert trunc.all() and not torch.equal(final, first)
+        after[fixed] = (obs, first)
+        if fixed:  # the full physics state too: the next step is the first episode's first step
+            again, *_ = envs.step(torch.full((2, envs.action_dim), 0.5))
+            fresh = run.make_envs(2)
+            expect, *_ = fresh.step(torch.full((2, envs.action_dim), 0.5))
+            assert torch.equal(again, expect)
+    obs, first = after[True]
+    assert torch.equal(obs, first)
+    obs, first = after[False]
+    assert not torch.equal(obs[0], first[0]) and not torch.equal(obs[1], first[1])
+
+
+def test_removed_time_limit_never_truncates(tmp_path):
+    import torch
+    envs = _run(tmp_path).make_envs(1, fixed_initial=True, time_limit=False)
+    for _ in range(1100):
+        _, _, term, trunc, _ = envs.step(torch.zeros(1, envs.action_dim))
+        assert not (term | trunc).any()

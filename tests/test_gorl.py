@@ -209,6 +209,40 @@ def test_smoke_run_one_axis_and_artifacts(tmp_path, algo):
     assert cli("check-run", out).stdout.strip().endswith(": ok")
 
 
+def test_reference_eval_schedule_per_stage(tmp_path):
+    """eval_schedule=reference (spec 1.4): each stage evaluates at int(linspace(0, n - 1, k))
+    before the update, never at the stage's end, and the best encoder is one of those."""
+    out = tmp_path / "run"
+    cli("train", "gorl_fm", "cartpole-balance", "--preset", "smoke", "--steps", "11520", "--seed", "0",
+        "--quiet", "--out", out, "--set", "eval_schedule=reference", "--set", "num_evals=3")
+    cfg = _cfg(total_steps=11520, eval_schedule="reference", num_evals=3)
+    spi = cfg.steps_per_iteration
+    assert cfg.stage_iterations() == [3, 3]
+    rows = _evals(out)
+    for k, off in enumerate(cfg.stage_offsets()):
+        steps = [int(r["env_step"]) for r in rows if int(r["stage"]) == k]
+        assert steps == [off, off + spi, off + 2 * spi]  # int(linspace(0, 2, 3)); never off + 3 * spi
+    best = torch.load(out / "stages/stage0/encoder_best.pt", weights_only=False)
+    assert best["env_step"] in {int(r["env_step"]) for r in rows if int(r["stage"]) == 0}
+    assert cli("check-run", out).stdout.strip().endswith(": ok")
+
+
+def test_all_reference_switches_together(tmp_path):
+    """The paper preset's protocol switches on a smoke budget: fixed initial states, the
+    reference collector (no episode ends in 250 steps per env), its 1000-row-block filter and
+    the reference evaluation schedule; the run completes and passes check-run."""
+    import json
+    out = tmp_path / "run"
+    cli("train", "gorl_fm", "cartpole-balance", "--preset", "smoke", "--steps", "8000", "--seed", "0", "--quiet",
+        "--out", out, "--set", "reset_mode=fixed_initial", "--set", "decoder_collection=reference",
+        "--set", "eval_schedule=reference", "--set", "decoder_data_filter=percentile",
+        "--set", "decoder_filter_unit=reference_blocks")
+    summary = json.loads((out / "stages/stage0/dataset_summary.json").read_text())
+    assert summary["collection"] == "reference" and summary["reset_mode"] == "fixed_initial"
+    assert summary["episodes_finished"] == 0 and summary["rows"] == 1000  # the better of 2 blocks
+    assert cli("check-run", out).stdout.strip().endswith(": ok")
+
+
 def test_resume_across_stage_boundary(tmp_path):
     args = ["train", "gorl_diffusion", "cartpole-balance", "--preset", "smoke", "--steps", "8000", "--seed",
             "3", "--quiet"]
@@ -273,10 +307,105 @@ def test_collection_filter_keeps_the_high_return_episodes(tmp_path):
     assert out["percentile"].shape[0] in (n // 2, n // 2 + 1) and out["percentile"].mean() > 1.5 * out["none"].mean()
 
 
+def test_reference_block_filter_is_the_reference_trainers():
+    """spec 6.3: the reference's 'episodes' are 1000-row blocks of the time-major rows ranked by
+    reward sum; its hybrid threshold is a scalar percentile and its high count is rounded down."""
+    from gorl.algorithm.episode_filter import reference_blocks, select_episodes
+    rewards = np.zeros((5, 500))  # 5 steps x 500 envs = 2500 rows: 2 whole blocks, 500 rows left over
+    rewards[0, 0], rewards[3, 7] = 1.0, 2.0  # row 0 (block 0) and row 1507 (block 1)
+    row_block, block_return = reference_blocks(rewards)
+    assert block_return.tolist() == [1.0, 2.0]
+    assert (row_block[:1000] == 0).all() and (row_block[1000:2000] == 1).all() and (row_block[2000:] == -1).all()
+    # hybrid with only episode 9 at or above the threshold (quantile 1): the reference draws
+    # int(0.87 * 10) = 8 copies of it plus 2 distinct uniform picks, the episode filter
+    # round(8.7) = 9 copies plus 1
+    returns = np.arange(10.0)
+    for seed in range(20):
+        kw = dict(quantile=1.0, high_quality_ratio=0.87)
+        ref = select_episodes(returns, "hybrid", rng=np.random.default_rng(seed), reference=True, **kw)
+        ep = select_episodes(returns, "hybrid", rng=np.random.default_rng(seed), **kw)
+        assert ref.shape == ep.shape == (10,)
+        assert (ref == 9).sum() in (8, 9) and (ep == 9).sum() in (9, 10)
+        assert len(set(ref[8:].tolist())) == 2
+
+
+def test_collection_reference_blocks_keep_the_better_block(tmp_path):
+    """With decoder_filter_unit=reference_blocks the 'percentile' filter keeps whole 1000-row
+    blocks of the time-major collection (here 2 blocks of the bandit's 2000 rows): the one
+    with the larger reward sum, row for row; the default unit is 'episodes'."""
+    from gorl.core.normalizer import RunningNormalizer
+    from gorl.core.run import Run
+    from gorl.algorithm.gorl import collect_decoder_data
+    from gorl.envs.toy import TwoModes
+    task = "gym:GoRLBench/TwoModes-v0"
+    out = {}
+    for mode in ("none", "percentile"):
+        cfg = build_config(GoRLConfig, get("gorl_fm").presets_file, "smoke", task,
+                           {"decoder_data_filter": mode, "decoder_filter_unit": "reference_blocks"})
+        run = Run(algo="gorl_fm", task=task, seed=0, preset="smoke", dir=tmp_path, config={})
+        torch.manual_seed(0)
+        enc = make_encoder(cfg, 0, 1, 1, Decoder.identity("fm", 1, 1, cfg.decoder_hidden))
+        with torch.no_grad():
+            enc.actor.net[-1].bias.copy_(torch.tensor([0.0, 2.0]))
+        _, out[mode], summary = collect_decoder_data(cfg, run, 0, enc, RunningNormalizer(1, cfg.obs_norm_mode))
+        assert summary["filter_unit"] == "reference_blocks"
+    assert cfg.collect_steps == 2000 and out["none"].shape[0] == 2000
+    sums = [TwoModes.reward(np.tanh(out["none"][b * 1000:(b + 1) * 1000, 0].astype(np.float64))).sum()
+            for b in range(2)]
+    best = int(np.argmax(sums))
+    np.testing.assert_array_equal(out["percentile"], out["none"][best * 1000:(best + 1) * 1000])
+    for preset in ("paper", "small", "smoke"):
+        assert _cfg_preset(preset).decoder_filter_unit == "episodes"
+
+
+def test_decoder_collection_reference_is_one_trajectory_from_the_training_states(tmp_path):
+    """decoder_collection=reference (spec 6.3): each collector env runs collect_steps /
+    collect_envs = 1001 steps without the time limit from training env i's first state; the
+    default ('episodes') truncates at 1000 steps and starts from its own seeded states."""
+    from gorl.algorithm.gorl import collect_decoder_data
+    from gorl.core.normalizer import RunningNormalizer
+    from gorl.core.onpolicy import OnPolicyTrainer
+    from gorl.core.run import Run
+    task, N = "cartpole-balance", 1
+    run = Run(algo="gorl_fm", task=task, seed=0, preset="smoke", dir=tmp_path, config={})
+    out = {}
+    for mode in ("reference", "episodes"):
+        cfg = _cfg(decoder_collection=mode, collect_steps=1001 * N, collect_envs=N)
+        torch.manual_seed(0)
+        enc = make_encoder(cfg, 0, 5, 1, Decoder.identity("fm", 5, 1, cfg.decoder_hidden))
+        obs, _, summary = collect_decoder_data(cfg, run, 0, enc, RunningNormalizer(5, cfg.obs_norm_mode))
+        assert summary["collection"] == mode and summary["rows"] == 1001 * N
+        out[mode] = obs, summary
+    assert out["reference"][1]["episodes_finished"] == 0
+    assert out["episodes"][1]["episodes_finished"] == N
+    trainer = OnPolicyTrainer(_cfg(decoder_collection="reference").stage_config(0), run,
+                              make_encoder(cfg, 0, 5, 1, Decoder.identity("fm", 5, 1, cfg.decoder_hidden)))
+    first = trainer.envs.obs.numpy()[:N]  # training env i = collector env i (the same seeds)
+    np.testing.assert_array_equal(out["reference"][0][:N], first)  # rows are time-major: step 0 first
+    assert not np.array_equal(out["episodes"][0][:N], first)
+    # reset_mode fixed_initial: the trainer's envs return to their first states, evaluation's do not
+    fixed = OnPolicyTrainer(_cfg(reset_mode="fixed_initial").stage_config(0), run, trainer.agent)
+    assert fixed.envs.host._first is not None and fixed.eval_envs.host._first is None
+    assert trainer.envs.host._first is None  # the default: random resets
+    # paper follows the reference; small and smoke keep random resets and full episodes
+    assert (_cfg_preset("paper").reset_mode, _cfg_preset("paper").decoder_collection) == ("fixed_initial", "reference")
+    for preset in ("small", "smoke"):
+        assert (_cfg_preset(preset).reset_mode, _cfg_preset(preset).decoder_collection) == ("random", "episodes")
+    with pytest.raises(ConfigError, match="decoder_collection"):
+        _cfg(decoder_collection="continuous")
+
+
+def _cfg_preset(preset):
+    return build_config(GoRLConfig, get("gorl_fm").presets_file, preset, "cartpole-balance", {})
+
+
 def test_bad_episode_filter_is_refused_before_training():
     with pytest.raises(ConfigError, match="decoder_data_filter"):
         build_config(GoRLConfig, get("gorl_fm").presets_file, "smoke", "cartpole-balance",
                      {"decoder_data_filter": "top"})
+    with pytest.raises(ConfigError, match="decoder_filter_unit"):
+        build_config(GoRLConfig, get("gorl_fm").presets_file, "smoke", "cartpole-balance",
+                     {"decoder_filter_unit": "blocks"})
     with pytest.raises(ConfigError, match="decoder_filter_quantile"):
         build_config(GoRLConfig, get("gorl_fm").presets_file, "smoke", "cartpole-balance",
                      {"decoder_filter_quantile": 50})

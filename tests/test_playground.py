@@ -75,6 +75,24 @@ def test_time_limit_truncates_and_resets_on_device_like_the_dm_control_path(envs
     assert envs.physics_errors == 0
 
 
+def test_fixed_initial_states_and_no_time_limit_on_device():
+    """reset_mode fixed_initial (spec 2.3): at the time limit every env restores its own first
+    state; with the time limit removed as well (GoRL's reference collector, spec 6.3) nothing
+    truncates."""
+    fixed = PlaygroundEnvs(TASK, SEEDS)
+    first = fixed.obs.clone()
+    fixed.fix_initial_states()
+    zero = torch.zeros(N, fixed.action_dim)
+    for t in range(1000):
+        obs, _, te, tr, final = fixed.step(zero)
+        assert not te.any() and bool(tr.all()) == (t == 999)
+    assert torch.equal(obs, first) and not torch.equal(final, first)
+    fixed.remove_time_limit()
+    for _ in range(1001):
+        _, _, te, tr, _ = fixed.step(zero)
+        assert not (te | tr).any()
+
+
 def test_tensors_cross_without_copies(envs):
     """DLPack: the torch view of a step's output is JAX's own buffer (same address)."""
     x = jax.numpy.arange(12.0).reshape(3, 4)

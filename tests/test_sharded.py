@@ -36,3 +36,26 @@ def test_a_run_does_not_depend_on_the_worker_count(tmp_path):
     cli(*common, "--set", "env_workers=2", "--out", tmp_path / "b")
     strip = lambda p: [line.rsplit(",", 1)[0] for line in p.read_text().splitlines()]  # noqa: E731
     assert strip(tmp_path / "a" / "evals.csv") == strip(tmp_path / "b" / "evals.csv")
+
+
+def test_sharded_fixed_initial_states_and_no_time_limit():
+    """reset_mode fixed_initial and a removed time limit behave in worker processes as in-process."""
+    seeds = [5, 6, 7]
+    local = VectorEnv([lambda s=s: make_env("cartpole-balance", s) for s in seeds])
+    local.reset(seeds)
+    sharded = ShardedVectorEnv("cartpole-balance", seeds, 2)
+    try:
+        first = sharded.obs
+        for venv in (local, sharded):
+            venv.fix_initial_states()
+        zero = np.zeros((3, 1), np.float32)
+        for _ in range(1000):
+            a, b = local.step(zero), sharded.step(zero)
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)
+        assert a[3].all() and np.array_equal(b[0], first)  # truncated, back at the first states
+        sharded.remove_time_limit()
+        for _ in range(1001):
+            assert not sharded.step(zero)[3].any()
+    finally:
+        sharded.close()

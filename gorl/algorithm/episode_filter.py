@@ -1,30 +1,44 @@
 """Episode filters for the decoder's training data (spec 6.3, 6.7: off by default).
 
-The reference decoder trainer can keep only part of the collected episodes, ranked by
-episode return, before the fit (train_decoder_fm.py, ``--fm_reward_percentile``,
+The reference decoder trainer can keep only part of the collected data, ranked by
+return, before the fit (train_decoder_fm.py, ``--fm_reward_percentile``,
 ``--fm_min_episode_reward``, ``--fm_hybrid_sampling``); the paper's pipeline passes none
 of them, so ``"none"`` is the default here and the faithful setting. Modes:
 
-- ``percentile``: keep the episodes whose return is >= the q-quantile of all returns.
-- ``min_return``: keep the episodes whose return is >= a fixed value.
-- ``hybrid``: n = number of episodes; draw round(ratio * n) episodes from the ones at or
+- ``percentile``: keep the units whose return is >= the q-quantile of all returns.
+- ``min_return``: keep the units whose return is >= a fixed value.
+- ``hybrid``: n = number of units; draw n_high = round(ratio * n) units from the ones at or
   above the q-quantile (without replacement when there are enough, else with) plus the
-  remaining n - round(ratio * n) uniformly from all episodes (without replacement).
+  remaining n - n_high uniformly from all units (without replacement).
 
-The reference computes the hybrid threshold as ``np.percentile(returns, [q] * 100)``,
-a vector of 100 copies of the q-th *per*centile that then fails in an ``if``; the
-intended q-quantile is used here.
+What a *unit* is (``decoder_filter_unit``):
+
+- ``episodes``: true episodes, with the return each one collected (the rows of an episode
+  still running when collection ends are dropped).
+- ``reference_blocks``: exactly what the reference calls an episode. Its trainer cuts the
+  time-major flattened rows (step-major: the N envs of step 0, then of step 1, ...) into
+  consecutive blocks of 1000 rows and ranks each block by the sum of its rewards; with
+  2048 collector envs a block is about one time step of 1000 different envs, not an
+  episode. Its hybrid threshold ``np.percentile(block_returns, q * 100)`` is an ordinary
+  scalar percentile (it runs), and it takes ``int(ratio * n)`` high-return blocks (rounded
+  down), which ``reference=True`` reproduces here.
 """
 from __future__ import annotations
 
 import numpy as np
 
 FILTERS = ("none", "percentile", "min_return", "hybrid")
+FILTER_UNITS = ("episodes", "reference_blocks")
+REFERENCE_BLOCK_ROWS = 1000
+"""Rows per 'episode' in the reference's decoder trainer (its episode length)."""
 
 
 def select_episodes(returns: np.ndarray, mode: str, *, quantile: float = 0.5, min_return: float = 0.0,
-                    high_quality_ratio: float = 0.8, rng: np.random.Generator) -> np.ndarray:
-    """Indices into ``returns`` of the episodes to train on (repeats possible in ``hybrid``)."""
+                    high_quality_ratio: float = 0.8, rng: np.random.Generator,
+                    reference: bool = False) -> np.ndarray:
+    """Indices into ``returns`` of the units to train on (repeats possible in ``hybrid``).
+
+    ``reference``: the reference's hybrid count ``int(ratio * n)`` (rounded down) instead of round."""
     returns = np.asarray(returns, dtype=np.float64)
     n = returns.shape[0]
     if mode not in FILTERS:
@@ -36,10 +50,20 @@ def select_episodes(returns: np.ndarray, mode: str, *, quantile: float = 0.5, mi
     high = np.flatnonzero(returns >= np.quantile(returns, quantile))
     if mode == "percentile":
         return high
-    n_high = int(round(high_quality_ratio * n))
+    n_high = int(high_quality_ratio * n) if reference else int(round(high_quality_ratio * n))
     picked_high = rng.choice(high, n_high, replace=len(high) < n_high)
     picked_any = rng.choice(n, n - n_high, replace=False)
     return np.concatenate([picked_high, picked_any])
+
+
+def reference_blocks(rewards: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The reference's 'episodes' of time-major rows: ``rewards`` (S, N) -> the block of each
+    flattened row (-1 for the last, incomplete block) and each complete block's reward sum."""
+    flat = np.asarray(rewards, dtype=np.float64).reshape(-1)
+    n_blocks = flat.shape[0] // REFERENCE_BLOCK_ROWS
+    block_return = flat[:n_blocks * REFERENCE_BLOCK_ROWS].reshape(n_blocks, REFERENCE_BLOCK_ROWS).sum(1)
+    row_block = np.arange(flat.shape[0]) // REFERENCE_BLOCK_ROWS
+    return np.where(row_block < n_blocks, row_block, -1), block_return
 
 
 def rows_of_episodes(row_episode: np.ndarray, selected: np.ndarray, num_episodes: int) -> np.ndarray:

@@ -33,7 +33,8 @@ import torch
 
 from gorl import rundir
 from gorl.algorithm.decoder import Decoder, DecoderFitConfig, fit_decoder
-from gorl.algorithm.episode_filter import FILTERS, rows_of_episodes, select_episodes
+from gorl.algorithm.episode_filter import (FILTER_UNITS, FILTERS, reference_blocks, rows_of_episodes,
+                                           select_episodes)
 from gorl.config import defaults_from
 from gorl.core.gaussian_policy import GaussianPolicy
 from gorl.core.loop import progress_bar
@@ -80,7 +81,13 @@ class GoRLConfig(OnPolicyConfig):
     collect_steps: int
     """Transitions collected per stage for the decoder fit (whole env steps of collect_envs envs)."""
     collect_envs: int
-    """Parallel envs of the collector (they reset at the env's own time limit)."""
+    """Parallel envs of the collector."""
+    decoder_collection: str
+    """'episodes': the collector's envs run episodes with the env's time limit, from their own
+    seeded resets (reset_mode random) or the training envs' fixed first states (fixed_initial).
+    'reference' (spec 6.3): one continuous trajectory of collect_steps / collect_envs steps per
+    env without the time limit, from the training envs' first states (restored if an episode
+    terminates)."""
     decoder_hidden: list[int]
     """Decoder network hidden layers."""
     decoder_steps: int
@@ -105,6 +112,10 @@ class GoRLConfig(OnPolicyConfig):
     """Episode filter before the fit (spec 6.7, off in the paper's pipeline): 'none', 'percentile',
     'min_return' or 'hybrid' (gorl/algorithm/episode_filter.py). Any filter drops the rows of
     episodes still running when collection ends."""
+    decoder_filter_unit: str
+    """What the filter ranks (spec 6.3): 'episodes' (true episodes by their return) or
+    'reference_blocks' (the reference trainer's 'episodes': consecutive 1000-row blocks of the
+    time-major rows by reward sum, hybrid count rounded down)."""
     decoder_filter_quantile: float
     """'percentile' and 'hybrid': keep (or favour) episodes with return >= this quantile."""
     decoder_filter_min_return: float
@@ -162,8 +173,12 @@ class GoRLConfig(OnPolicyConfig):
         if self.collect_steps < self.collect_envs:
             raise ConfigError(f"collect_steps ({self.collect_steps}) must be at least collect_envs "
                               f"({self.collect_envs})")
+        if self.decoder_collection not in ("episodes", "reference"):
+            raise ConfigError(f"decoder_collection must be 'episodes' or 'reference', got {self.decoder_collection!r}")
         if self.decoder_data_filter not in FILTERS:
             raise ConfigError(f"decoder_data_filter must be one of {FILTERS}, got {self.decoder_data_filter!r}")
+        if self.decoder_filter_unit not in FILTER_UNITS:
+            raise ConfigError(f"decoder_filter_unit must be one of {FILTER_UNITS}, got {self.decoder_filter_unit!r}")
         for key in ("decoder_filter_quantile", "decoder_filter_high_quality_ratio"):
             if not 0 <= getattr(self, key) <= 1:
                 raise ConfigError(f"{key} must be in [0, 1], got {getattr(self, key)}")
@@ -225,14 +240,24 @@ def episodes_of_rows(done: np.ndarray, return_at: np.ndarray) -> tuple[np.ndarra
 def collect_decoder_data(cfg: GoRLConfig, run: Run, stage: int, encoder: GaussianPolicy,
                          normalizer: RunningNormalizer) -> tuple[np.ndarray, np.ndarray, dict]:
     """(obs, pre-action) rows from the combined policy: z ~ N(mu, sigma), a = g(s, z) (spec 6.3),
-    then the episode filter ``cfg.decoder_data_filter`` (default none)."""
+    then the episode filter ``cfg.decoder_data_filter`` (default none).
+
+    The collector's envs: ``decoder_collection`` 'reference' and ``reset_mode`` 'fixed_initial'
+    start from the training envs' first states (the same seeds; env i of the collector is
+    training env i) and return to them; 'reference' also removes the time limit."""
     torch.manual_seed(stage_seed(run.seed, stage, 1))
-    envs = run.make_envs(cfg.collect_envs, COLLECT_STREAM + stage, cfg.env_workers)
+    reference = cfg.decoder_collection == "reference"
+    if reference or cfg.reset_mode == "fixed_initial":  # the training envs' first states (spec 2.3, 6.3)
+        envs = run.make_envs(cfg.collect_envs, TRAIN_STREAM, cfg.env_workers, fixed_initial=True,
+                             time_limit=not reference)
+    else:
+        envs = run.make_envs(cfg.collect_envs, COLLECT_STREAM + stage, cfg.env_workers)
     steps, N = cfg.collect_steps // cfg.collect_envs, envs.num_envs
     obs_rows = torch.empty((steps, N, envs.obs_dim), device=run.device)
     act_rows = torch.empty((steps, N, envs.action_dim), device=run.device)
     done_rows = torch.empty((steps, N), dtype=torch.bool, device=run.device)
     return_rows = torch.empty((steps, N), dtype=torch.float64, device=run.device)  # at episode ends
+    reward_rows = torch.empty((steps, N), dtype=torch.float64, device=run.device)
     ep_ret = torch.zeros(N, dtype=torch.float64, device=run.device)
     obs = envs.obs
     for s in range(steps):  # on the device: no host round trip per step
@@ -240,6 +265,7 @@ def collect_decoder_data(cfg: GoRLConfig, run: Run, stage: int, encoder: Gaussia
         obs_rows[s], act_rows[s] = obs, pre
         obs, reward, term, trunc, _ = envs.step(torch.tanh(pre))
         ep_ret += reward
+        reward_rows[s] = reward
         done_rows[s] = term | trunc
         return_rows[s] = ep_ret
         ep_ret.masked_fill_(done_rows[s], 0.0)
@@ -249,8 +275,16 @@ def collect_decoder_data(cfg: GoRLConfig, run: Run, stage: int, encoder: Gaussia
     row_episode, episode_return = episodes_of_rows(done_rows.cpu().numpy(), return_rows.cpu().numpy())
     finished = np.flatnonzero(np.isfinite(episode_return))
     returns = episode_return[finished]
+    blocks = cfg.decoder_filter_unit == "reference_blocks"
     if cfg.decoder_data_filter == "none":
         rows = np.arange(obs_rows.shape[0])
+    elif blocks:  # the reference trainer's 1000-row "episodes" of the time-major rows
+        row_block, block_return = reference_blocks(reward_rows.cpu().numpy())
+        picked = select_episodes(block_return, cfg.decoder_data_filter, quantile=cfg.decoder_filter_quantile,
+                                 min_return=cfg.decoder_filter_min_return,
+                                 high_quality_ratio=cfg.decoder_filter_high_quality_ratio,
+                                 rng=np.random.default_rng(stage_seed(run.seed, stage, 3)), reference=True)
+        rows = rows_of_episodes(row_block, picked, block_return.shape[0])
     else:
         picked = finished[select_episodes(returns, cfg.decoder_data_filter, quantile=cfg.decoder_filter_quantile,
                                           min_return=cfg.decoder_filter_min_return,
@@ -259,9 +293,10 @@ def collect_decoder_data(cfg: GoRLConfig, run: Run, stage: int, encoder: Gaussia
         row_episode = np.where(np.isfinite(episode_return[row_episode]), row_episode, -1)
         rows = rows_of_episodes(row_episode, picked, episode_return.shape[0])
     if rows.size == 0:
-        raise ValueError(f"stage {stage}: decoder_data_filter={cfg.decoder_data_filter!r} kept no rows of "
-                         f"{finished.shape[0]} finished episodes (returns {returns.min(initial=np.nan):.3g} to "
-                         f"{returns.max(initial=np.nan):.3g}); loosen the filter")
+        raise ValueError(f"stage {stage}: decoder_data_filter={cfg.decoder_data_filter!r} "
+                         f"({cfg.decoder_filter_unit}) kept no rows of {finished.shape[0]} finished episodes "
+                         f"(returns {returns.min(initial=np.nan):.3g} to {returns.max(initial=np.nan):.3g}); "
+                         "loosen the filter")
     finite = np.isfinite(act_rows[rows]).all(1) & np.isfinite(obs_rows[rows]).all(1)
     dropped, rows = int((~finite).sum()), rows[finite]
     obs_rows, act_rows = obs_rows[rows], act_rows[rows]
@@ -269,7 +304,8 @@ def collect_decoder_data(cfg: GoRLConfig, run: Run, stage: int, encoder: Gaussia
                "env_steps": int(steps * N), "envs": N,
                "episodes_finished": int(finished.shape[0]),
                "episode_return_mean": float(np.mean(returns)) if returns.size else None,
-               "filter": cfg.decoder_data_filter,
+               "collection": cfg.decoder_collection, "reset_mode": cfg.reset_mode,
+               "filter": cfg.decoder_data_filter, "filter_unit": cfg.decoder_filter_unit,
                "action_mean": act_rows.mean(0).tolist(), "action_std": act_rows.std(0).tolist(),
                "action_min": act_rows.min(0).tolist(), "action_max": act_rows.max(0).tolist()}
     return obs_rows, act_rows, summary
@@ -318,7 +354,7 @@ class GoRL:
         torch.manual_seed(self.run.seed)  # v1: every stage's encoder starts from the same initial weights
         encoder = make_encoder(cfg, k, self.obs_dim, self.act_dim, self.decoder)
         trainer = OnPolicyTrainer(cfg.stage_config(k), self.run, encoder, step_offset=cfg.stage_offsets()[k],
-                                  stage=k, env_stream=TRAIN_STREAM)
+                                  stage=k, env_stream=TRAIN_STREAM, staged_evals=True)
         trainer.probe_states = self.run.records.probe_states  # one set of probe states for the whole run
         if self.carry is not None:
             trainer.agent.load_state_dict(self.carry["agent"])

@@ -63,10 +63,19 @@ class OnPolicyConfig:
     """'legacy' (reference code: variance sum not accumulated, spec 2.2) or 'welford' (correct)."""
     obs_stats_timing: str
     """'pre_update' (reference: stats updated with the batch before the losses) or 'rollout'."""
+    reset_mode: str
+    """'random' (a fresh seeded reset per episode, dm_control's own) or 'fixed_initial' (the
+    reference, spec 2.3: each training env returns to its own first state for the whole run;
+    GoRL's collectors reuse those states)."""
     critic_hidden: list[int]
     """Critic hidden layer sizes."""
     num_evals: int
-    """Evaluations spread evenly over the run, the first before any update, the last after the final one."""
+    """Evaluations per run (GoRL: per stage); where they fall is set by ``eval_schedule``."""
+    eval_schedule: str
+    """'reference' (spec 1.4: baselines at iteration 0 and every (n // (num_evals - 1))-th from
+    there, {0, 5, 11, ..., 179} in paper; GoRL at int(linspace(0, n - 1, num_evals)) per stage;
+    always before that iteration's update, never after the last) or 'linspace_inclusive'
+    (round(linspace(0, n, num_evals)): the first before any update, the last after the final one)."""
     eval_episodes: int
     """Episodes (parallel envs) per evaluation."""
     num_probe_states: int
@@ -104,6 +113,10 @@ class OnPolicyConfig:
             raise ConfigError(f"gamma must be in (0, 1] and gae_lambda in [0, 1], got {self.gamma}, {self.gae_lambda}")
         if self.obs_norm_mode not in RunningNormalizer.MODES:
             raise ConfigError(f"obs_norm_mode must be one of {RunningNormalizer.MODES}, got {self.obs_norm_mode!r}")
+        if self.eval_schedule not in EVAL_SCHEDULES:
+            raise ConfigError(f"eval_schedule must be one of {EVAL_SCHEDULES}, got {self.eval_schedule!r}")
+        if self.reset_mode not in RESET_MODES:
+            raise ConfigError(f"reset_mode must be one of {RESET_MODES}, got {self.reset_mode!r}")
         if self.obs_stats_timing not in ("pre_update", "rollout"):
             raise ConfigError(f"obs_stats_timing must be 'pre_update' or 'rollout', got {self.obs_stats_timing!r}")
         if (self.batch_size * self.num_minibatches) % self.num_envs:
@@ -148,10 +161,33 @@ class Agent(Protocol):
     # computed in one batch after the rollout instead of once per env step (FPO's l_old).
 
 
-def eval_iterations(num_iterations: int, num_evals: int) -> list[int]:
-    """Iterations (0 = before any update, num_iterations = after the last) at which to evaluate."""
-    pts = np.linspace(0, num_iterations, max(num_evals, 1)) if num_evals > 1 else [num_iterations]
-    return sorted({int(round(p)) for p in pts})
+EVAL_SCHEDULES = ("linspace_inclusive", "reference")
+RESET_MODES = ("random", "fixed_initial")
+
+
+def eval_iterations(num_iterations: int, num_evals: int, schedule: str = "linspace_inclusive",
+                    staged: bool = False) -> list[int]:
+    """Iterations (0 = before any update, num_iterations = after the last) at which to evaluate.
+
+    An evaluation at iteration i runs before that iteration's update (it sees i updates).
+    ``schedule`` 'linspace_inclusive': round(linspace(0, n, num_evals)), both ends included.
+    'reference' (spec 1.4): never after the last update; ``staged`` (a GoRL stage):
+    int(linspace(0, n - 1, num_evals)) as train_encoder_ppo.py; otherwise (baselines) iteration
+    0 and every i with (i + 1) % (n // (num_evals - 1)) == 0, which is the reference's
+    {0, 5, 11, ..., 179} for n = 183, num_evals = 31.
+    """
+    n, k = num_iterations, num_evals
+    if schedule == "linspace_inclusive":
+        pts = np.linspace(0, n, max(k, 1)) if k > 1 else [n]
+        return sorted({int(round(p)) for p in pts})
+    if schedule != "reference":
+        raise ValueError(f"eval_schedule must be one of {EVAL_SCHEDULES}, got {schedule!r}")
+    if staged:
+        return sorted({int(p) for p in np.linspace(0, n - 1, max(k, 1))})
+    if k <= 1:
+        return [0]
+    every = max(n // (k - 1), 1)
+    return [0] + [i for i in range(1, n) if (i + 1) % every == 0]
 
 
 def grads_clip_(params: list[nn.Parameter], max_norm: float) -> torch.Tensor:
@@ -165,11 +201,13 @@ def grads_clip_(params: list[nn.Parameter], max_norm: float) -> torch.Tensor:
 
 class OnPolicyTrainer:
     def __init__(self, cfg: OnPolicyConfig, run: Run, agent: nn.Module, *, step_offset: int = 0,
-                 stage: int = 0, env_stream: int = TRAIN_STREAM):
+                 stage: int = 0, env_stream: int = TRAIN_STREAM, staged_evals: bool = False):
         self.cfg, self.run, self.agent = cfg, run, agent.to(run.device)
+        self.staged_evals = staged_evals  # a GoRL stage: the reference's per-stage evaluation rule
         self.device = run.device
         self.step_offset, self.stage = step_offset, stage
-        self.envs = run.make_envs(cfg.num_envs, env_stream, cfg.env_workers)
+        self.envs = run.make_envs(cfg.num_envs, env_stream, cfg.env_workers,
+                                  fixed_initial=cfg.reset_mode == "fixed_initial")
         self.obs_dim, self.act_dim = self.envs.obs_dim, self.envs.action_dim
         self._eval_envs = None
         self.normalizer = RunningNormalizer(self.obs_dim, cfg.obs_norm_mode).to(self.device)
@@ -383,7 +421,7 @@ class OnPolicyTrainer:
         """
         cfg = self.cfg
         n_iter = cfg.num_iterations
-        evals_at = eval_iterations(n_iter, cfg.num_evals)
+        evals_at = eval_iterations(n_iter, cfg.num_evals, cfg.eval_schedule, self.staged_evals)
         save = checkpoint or (lambda: self.run.save_checkpoint(self.state_dict()))
         while True:
             if self.iteration in evals_at and not self.run.has_eval(self.env_step, self.stage):

@@ -90,11 +90,19 @@ class Run:
     """Everything appended so far to evals.csv, metrics.csv and probes.npz."""
 
     # -- envs -----------------------------------------------------------------------
-    def make_envs(self, n: int, stream: int = TRAIN_STREAM, workers: int = 0):
+    def make_envs(self, n: int, stream: int = TRAIN_STREAM, workers: int = 0, *,
+                  fixed_initial: bool = False, time_limit: bool = True):
         """``n`` envs seeded from the run seed and ``stream``, speaking torch on the run's device
-        (host envs sharded over ``workers`` processes when > 0)."""
-        return make_envs(self.task, env_seeds(self.seed, stream, n), self.device, workers,
+        (host envs sharded over ``workers`` processes when > 0). ``fixed_initial``: every env
+        returns to its first (seeded) state when an episode ends (reset_mode fixed_initial,
+        spec 2.3); ``time_limit`` False: never truncated (GoRL's reference collector, spec 6.3)."""
+        envs = make_envs(self.task, env_seeds(self.seed, stream, n), self.device, workers,
                          self.config.get("imports") or ())
+        if fixed_initial:
+            envs.fix_initial_states()
+        if not time_limit:
+            envs.remove_time_limit()
+        return envs
 
     def env_dims(self) -> tuple[int, int]:
         """(observation dim, action dim) of the run's task."""

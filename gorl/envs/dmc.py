@@ -103,6 +103,11 @@ class DMCEnv(gym.Env):
                 truncated = True
         return self._flat(ts.observation), reward, terminated, truncated, {}
 
+    def remove_time_limit(self) -> None:
+        """Never truncate (GoRL's reference decoder-data collector, spec 6.3)."""
+        self._env._step_limit = float("inf")
+        self.max_episode_steps = None
+
     # -- exact save/restore for resume ------------------------------------------------
     def get_state(self) -> dict:
         m, d = self._physics.model.ptr, self._physics.data.ptr

@@ -115,20 +115,23 @@ def _compiled(name: str):
         states, keys = jax.vmap(reset_one)(keys)
         return strong(states), jnp.zeros(keys.shape[0], jnp.int32), keys, states.obs.astype(jnp.float32)
 
-    def step(state, t, keys, n_nan, action):
+    def step(state, t, keys, n_nan, action, first=None, *, fixed: bool = False, limit: bool = True):
         nxt = jax.vmap(env.step)(state, action)
         t = t + 1
         finite = jnp.isfinite(nxt.obs).all(-1) & jnp.isfinite(nxt.reward)
         term = (nxt.done > 0) | ~finite
-        trunc = (t >= episode_length) & ~term
+        trunc = ((t >= episode_length) if limit else jnp.zeros_like(term)) & ~term
         done = term | trunc
         reward = jnp.where(term & ~finite, 0.0, nxt.reward).astype(jnp.float32)
         final_obs = jnp.where(finite[:, None], nxt.obs, 0.0).astype(jnp.float32)
 
         def with_resets(args):
             nxt, keys = args
-            fresh, new_keys = jax.vmap(reset_one)(keys)
-            fresh = strong(fresh)
+            if fixed:  # reset_mode fixed_initial: each env's first state (spec 2.3)
+                fresh, new_keys = first, keys
+            else:
+                fresh, new_keys = jax.vmap(reset_one)(keys)
+                fresh = strong(fresh)
 
             def pick(a, b):
                 return jnp.where(done.reshape(done.shape + (1,) * (a.ndim - 1)), a, b)
@@ -142,8 +145,11 @@ def _compiled(name: str):
                                   term[:, None].astype(jnp.float32), trunc[:, None].astype(jnp.float32)], -1)
         return nxt, t, keys, packed, n_nan
 
-    # No buffer donation: torch holds DLPack views of the outputs (obs) across steps.
-    return env, episode_length, jax.jit(reset), jax.jit(step)
+    # No buffer donation: torch holds DLPack views of the outputs (obs) across steps. One jitted
+    # step per (fixed first states, time limit); each compiles only when first used.
+    steps = {(fixed, limit): jax.jit(functools.partial(step, fixed=fixed, limit=limit))
+             for fixed in (False, True) for limit in (False, True)}
+    return env, episode_length, jax.jit(reset), steps
 
 
 class PlaygroundEnvs:
@@ -157,7 +163,10 @@ class PlaygroundEnvs:
         self.jax, _ = _import()
         self.task = task
         self.name = task[len(PREFIX):]
-        self.env, self.episode_length, self._reset, self._step = _compiled(self.name)
+        self.env, self.episode_length, self._reset, self._steps = _compiled(self.name)
+        self._first = None  # reset_mode fixed_initial: the batched state right after the first reset
+        self._limit = True
+        self._step = self._steps[False, True]
         self.num_envs = len(seeds)
         self.obs_dim = int(self.env.observation_size)
         self.action_dim = int(self.env.action_size)
@@ -213,6 +222,19 @@ class PlaygroundEnvs:
     @property
     def physics_errors(self) -> int:
         return int(self._nan)
+
+    def fix_initial_states(self) -> None:
+        """Ended envs return to their current (first, seeded) state instead of a fresh reset
+        (spec 2.3); re-derived from the seeds when a run resumes."""
+        self._first = self._state
+        self._step = functools.partial(self._steps[True, self._limit], first=self._first)
+
+    def remove_time_limit(self) -> None:
+        """Never truncate (GoRL's reference decoder-data collector, spec 6.3)."""
+        self._limit = False
+        fixed = self._first is not None
+        step = self._steps[fixed, False]
+        self._step = functools.partial(step, first=self._first) if fixed else step
 
     def close(self) -> None:
         pass  # nothing outside this process; the compiled functions stay cached for the next env set

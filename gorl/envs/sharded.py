@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 
 _STEP, _RESET, _GET, _SET, _CLOSE = b"s", b"r", b"g", b"t", b"c"
+_FIX, _NO_LIMIT = b"f", b"n"  # VectorEnv.fix_initial_states / remove_time_limit (reset_mode, decoder_collection)
 
 
 def _views(buf, n: int, d_o: int, d_a: int) -> dict[str, np.ndarray]:
@@ -67,6 +68,12 @@ def _worker(conn, shm_name: str, task: str, seeds: list[int], lo: int, n: int, d
                 conn.send_bytes(b"k")
             elif msg == _GET:
                 conn.send(venv.get_state())
+            elif msg in (_FIX, _NO_LIMIT):
+                try:
+                    (venv.fix_initial_states if msg == _FIX else venv.remove_time_limit)()
+                    conn.send(None)
+                except ValueError as e:
+                    conn.send(str(e))
             elif msg == _SET:
                 venv.set_state(conn.recv())
                 v["obs"][:] = venv.obs
@@ -145,6 +152,19 @@ class ShardedVectorEnv:
         for c in self._conns:
             c.recv_bytes()
         self._errors = [int(st["physics_errors"])] + [0] * (len(self._conns) - 1)
+
+    def _each(self, msg: bytes) -> None:
+        for c in self._conns:
+            c.send_bytes(msg)
+        errors = [e for e in (c.recv() for c in self._conns) if e is not None]
+        if errors:
+            raise ValueError(errors[0])
+
+    def fix_initial_states(self) -> None:
+        self._each(_FIX)
+
+    def remove_time_limit(self) -> None:
+        self._each(_NO_LIMIT)
 
     def close(self) -> None:
         if self._shm is None:

@@ -27,6 +27,26 @@ class VectorEnv:
         self.action_dim = int(e0.action_space.shape[0])
         self._obs = np.zeros((self.num_envs, self.obs_dim), np.float32)
         self.physics_errors = 0
+        self._first: list[dict] | None = None  # reset_mode fixed_initial: each env's first state
+        self._first_obs: np.ndarray | None = None
+
+    def fix_initial_states(self) -> None:
+        """From now on an ended episode restores the env's current state instead of a fresh
+        reset (the reference's auto-reset, spec 2.3); called right after the seeded first reset,
+        so the states are the same in a resumed run."""
+        first = [e.get_state() for e in self.envs]
+        if any(st.get("pickle", True) is None for st in first):  # a gym env that cannot be pickled
+            raise ValueError("reset_mode fixed_initial needs envs whose state can be saved exactly "
+                             "(dm_control suite tasks, pure-Python gym envs)")
+        self._first, self._first_obs = first, self._obs.copy()
+
+    def remove_time_limit(self) -> None:
+        """No truncation at the env's time limit (dm_control suite tasks only)."""
+        for e in self.envs:
+            if not hasattr(e, "remove_time_limit"):
+                raise ValueError(f"{type(e).__name__} has no time limit that can be removed "
+                                 f"(decoder_collection reference needs dm_control suite tasks)")
+            e.remove_time_limit()
 
     def reset(self, seeds: Sequence[int] | None = None) -> np.ndarray:
         for i, env in enumerate(self.envs):
@@ -48,7 +68,11 @@ class VectorEnv:
             if te or tr:
                 if "physics_error" in info:
                     self.physics_errors += 1
-                o, _ = env.reset()
+                if self._first is None:
+                    o, _ = env.reset()
+                else:
+                    env.set_state(self._first[i])
+                    o = self._first_obs[i]
             self._obs[i] = o
         return self._obs.copy(), rewards, terminated, truncated, final_obs
 
@@ -105,6 +129,12 @@ class TorchVecEnv:
 
     def set_state(self, st: dict) -> None:
         self.host.set_state(st)
+
+    def fix_initial_states(self) -> None:
+        self.host.fix_initial_states()
+
+    def remove_time_limit(self) -> None:
+        self.host.remove_time_limit()
 
     def close(self) -> None:
         close = getattr(self.host, "close", None)
