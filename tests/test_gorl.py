@@ -148,7 +148,8 @@ def _sampler_gain_for_gaussian_target(kind: str, s: float, steps: int = 10) -> f
 def test_decoder_fitted_to_gaussian_actions_is_affine_and_contracts_as_its_sampler(kind):
     """Why GoRL v1 keeps a Gaussian policy unless its decoder data are filtered: fitted to
     Gaussian actions (the output of a Gaussian encoder through an affine decoder), the decoder
-    is again affine in z, so the next stage's policy is again Gaussian per state. Its spread
+    is again affine in z, so the next stage's policy is again Gaussian per state (up to the fit error, see
+    tests/test_bimodality.py for where that error makes two peaks). Its spread
     is s times the 10-step sampler's gain (~0.82 for s = 0.3, not 1), which the fit matches."""
     rng = np.random.default_rng(0)
     n, m, s = 6000, 0.4, 0.3
