@@ -39,8 +39,8 @@ SUITE_NAMES = {"CheetahRun": "cheetah-run", "FingerSpin": "finger-spin", "Finger
                "CartpoleBalance": "cartpole-balance"}
 PAPER_TASKS = tuple(f"{PREFIX}{n}" for n in SUITE_NAMES if n != "CartpoleBalance")
 # Tasks without contacts: MJX steps them fast on a CPU (CartpoleBalance 150-310k env steps/s at
-# 256 envs here). Contact tasks (the six paper tasks: 3-18k env steps/s at 32-256 envs on this
-# CPU, about a minute of compilation each) are for GPUs (docs/benchmarks.md).
+# 256 envs here). Contact tasks (the six paper tasks: 30 (HopperStand) to 18k env steps/s at
+# 32-256 envs on this CPU, up to a minute of compilation each) are for GPUs (docs/benchmarks.md).
 CPU_FRIENDLY = ("CartpoleBalance", "CartpoleBalanceSparse", "CartpoleSwingup", "CartpoleSwingupSparse",
                 "PendulumSwingup", "AcrobotSwingup", "AcrobotSwingupSparse")
 INSTALL_HINT = "playground: tasks need the JAX stack: pip install -e '.[playground]'"
@@ -101,7 +101,7 @@ def _compiled(name: str):
     env = registry.load(name, config_overrides={"impl": "jax"})
     if jax.default_backend() == "cpu" and name not in CPU_FRIENDLY:
         print(f"note: playground:{name} has contacts: on a CPU, MJX compiles it for about a minute per batch "
-              f"size and steps it at a few thousand env steps/s (CartpoleBalance: over 100k); contact tasks "
+              f"size and steps it at tens to a few thousand env steps/s (CartpoleBalance: over 100k); contact tasks "
               f"are meant for a GPU (README: Playground tasks)", file=sys.stderr, flush=True)
     episode_length = int(registry.get_default_config(name).episode_length)
 
