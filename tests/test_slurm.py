@@ -265,7 +265,10 @@ def test_sigint_cancels_the_submitted_jobs(cluster, tmp_path):
         proc = subprocess.Popen([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"),
                                  "--directory", str(tmp_path), *_profiles("slurm", "slurm-local"),
                                  "--configfile", "long.yaml"],
-                                stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+                                stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=tmp_path,
+                                # a shell's background job (`bash .ci/run &`) ignores SIGINT and
+                                # its children inherit that: give Snakemake the default back
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.time() + 180
         running = pd.DataFrame()
