@@ -85,11 +85,6 @@ def dims(task: str) -> tuple[int, int]:
     return int(env.observation_size), int(env.action_size)
 
 
-def jax_backend() -> str:
-    jax, _ = _import()
-    return jax.default_backend()
-
-
 @functools.lru_cache(maxsize=None)
 def _compiled(name: str):
     """One Playground env and its jitted batched functions per task and process, so that

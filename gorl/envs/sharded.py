@@ -24,22 +24,26 @@ _STEP, _RESET, _GET, _SET, _CLOSE = b"s", b"r", b"g", b"t", b"c"
 _FIX, _NO_LIMIT = b"f", b"n"  # VectorEnv.fix_initial_states / remove_time_limit (reset_mode, decoder_collection)
 
 
-def _views(buf, n: int, d_o: int, d_a: int) -> dict[str, np.ndarray]:
-    """Named arrays over one shared block: actions, obs, final_obs, reward, term, trunc."""
-    layout = [("actions", (n, d_a), np.float32), ("obs", (n, d_o), np.float32),
-              ("final_obs", (n, d_o), np.float32), ("reward", (n,), np.float32),
-              ("term", (n,), np.bool_), ("trunc", (n,), np.bool_)]
-    out, off = {}, 0
-    for name, shape, dtype in layout:
-        size = int(np.prod(shape)) * np.dtype(dtype).itemsize
-        out[name] = np.ndarray(shape, dtype, buffer=buf, offset=off)
-        off += (size + 63) // 64 * 64
+def _layout(n: int, d_o: int, d_a: int) -> list[tuple[str, tuple[int, ...], type, int]]:
+    """(name, shape, dtype, offset) of each array in the shared block, 64-byte aligned."""
+    out, off = [], 0
+    for name, shape, dtype in [("actions", (n, d_a), np.float32), ("obs", (n, d_o), np.float32),
+                               ("final_obs", (n, d_o), np.float32), ("reward", (n,), np.float32),
+                               ("term", (n,), np.bool_), ("trunc", (n,), np.bool_)]:
+        out.append((name, shape, dtype, off))
+        off += (int(np.prod(shape)) * np.dtype(dtype).itemsize + 63) // 64 * 64
+    out.append(("end", (), None, off))
     return out
 
 
+def _views(buf, n: int, d_o: int, d_a: int) -> dict[str, np.ndarray]:
+    """Named arrays over one shared block: actions, obs, final_obs, reward, term, trunc."""
+    return {name: np.ndarray(shape, dtype, buffer=buf, offset=off)
+            for name, shape, dtype, off in _layout(n, d_o, d_a)[:-1]}
+
+
 def _nbytes(n: int, d_o: int, d_a: int) -> int:
-    sizes = [n * d_a * 4, n * d_o * 4, n * d_o * 4, n * 4, n, n]
-    return sum((s + 63) // 64 * 64 for s in sizes)
+    return _layout(n, d_o, d_a)[-1][3]
 
 
 def _worker(conn, shm_name: str, task: str, seeds: list[int], lo: int, n: int, d_o: int, d_a: int,
