@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -46,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis.actions import BC_THRESHOLD, bimodality_coefficient, gmm2
-from common import gorl_bench
+from common import train_runs
 from gorl import registry, rundir
 from gorl.envs import toy
 
@@ -79,18 +78,11 @@ def is_toy(task: str) -> bool:
 
 
 def train_all(args, root: Path) -> None:
-    """Every (task, algo, seed) run not yet completed under ``root``, --jobs single-threaded runs at a time."""
-    todo = [(t, a, s) for t in args.tasks for a in args.algos for s in args.seeds
-            if not (run_dir(args, root, t, a, s) / rundir.STATUS).exists()]
-    running: list = []
-    while todo or running:
-        while todo and len(running) < args.jobs:
-            t, a, s = todo.pop(0)
-            running.append(gorl_bench("train", a, t, "--preset", args.preset, "--steps", str(args.steps),
-                                      "--seed", str(s), "--quiet", *overrides(a, args.extra, is_toy(t)),
-                                      "--out", str(run_dir(args, root, t, a, s)), stdout=subprocess.DEVNULL))
-        time.sleep(0.5)
-        running = [p for p in running if p.poll() is None]
+    """Every (task, algo, seed) run not yet completed under ``root``, --jobs at a time."""
+    train_runs([(run_dir(args, root, t, a, s),
+                 [a, t, "--preset", args.preset, "--steps", str(args.steps), "--seed", str(s),
+                  *overrides(a, args.extra, is_toy(t))])
+                for t in args.tasks for a in args.algos for s in args.seeds], args.jobs)
 
 
 def evals(run: Path) -> np.ndarray:

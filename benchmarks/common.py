@@ -78,3 +78,17 @@ def gorl_bench(*args: str, threads: int = 1, **kw) -> subprocess.Popen:
     """Start ``python -m gorl ...`` single-threaded (one run per core, as under Snakemake)."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), MUJOCO_GL="disable")
     return subprocess.Popen([sys.executable, "-m", "gorl", *args], env=env, cwd=ROOT, **kw)
+
+
+def train_runs(runs: list[tuple[Path, list[str]]], jobs: int = 2) -> None:
+    """Train every run whose directory has no status yet, ``jobs`` single-threaded runs at a
+    time; ``runs`` = (run directory, ``gorl-bench train`` arguments without ``--out``)."""
+    from gorl import rundir
+    todo = [(out, argv) for out, argv in runs if not (out / rundir.STATUS).exists()]
+    running: list = []
+    while todo or running:
+        while todo and len(running) < jobs:
+            out, argv = todo.pop(0)
+            running.append(gorl_bench("train", *argv, "--quiet", "--out", str(out), stdout=subprocess.DEVNULL))
+        time.sleep(0.5)
+        running = [p for p in running if p.poll() is None]
