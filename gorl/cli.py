@@ -108,7 +108,7 @@ def prepare_train(args):
     try:
         _claim(out, args.force, resolved)
     except BaseException:
-        lock.release()
+        lock.release(refused=True)
         raise
     return algo, cfg, resolved, lock
 

@@ -265,7 +265,13 @@ class Lock:
         import fcntl
 
         self.path = Path(run_dir) / LOCK
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+            self.created = True
+        except FileExistsError:
+            self._fd = os.open(self.path, os.O_RDWR)
+            self.created = False
+        """Whether this process made the lock file (a refused start removes it again)."""
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
@@ -282,8 +288,13 @@ class Lock:
         os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
         os.fsync(self._fd)
 
-    def release(self) -> None:
+    def release(self, refused: bool = False) -> None:
+        """Drop the lock. ``refused``: nothing was trained, so a lock file this process made goes
+        too and --out is left as it was found (a process that opened it meanwhile is refused
+        for the same reason, since the refusal depends only on what --out holds)."""
         if self._fd is not None:
+            if refused and self.created:
+                self.path.unlink(missing_ok=True)
             os.ftruncate(self._fd, 0)  # an ended holder leaves no PID: a PID found later is a dead one
             os.close(self._fd)  # closing drops the flock; the file stays (unlinking would race)
             self._fd = None

@@ -41,7 +41,7 @@ def test_force_refuses_a_directory_with_foreign_files(tmp_path):
     assert "thesis.tex" in err or "data" in err
     assert (d / "thesis.tex").read_text() == "three years of work"
     assert (d / "data" / "measurements.csv").exists()
-    assert not (d / "checkpoint.pt").exists()
+    assert sorted(os.listdir(d)) == ["data", "thesis.tex"]  # nothing added either (no .lock left behind)
 
 
 def test_force_starts_over_on_a_run_directory(tmp_path):
