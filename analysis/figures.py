@@ -180,17 +180,23 @@ def probability_of_improvement(poi: pd.DataFrame, styles: Mapping[str, Mapping],
     return save(fig, stem)
 
 
+def _lines_with_bands(ax, df: pd.DataFrame, x: str, y: str, algos: Sequence[str],
+                      styles: Mapping[str, Mapping]) -> None:
+    """One line per algorithm with its [lower, upper] interval as a band."""
+    for a in algos:
+        r = df[df["algorithm"] == a].sort_values(x)
+        c = styles[a]["color"]
+        ax.plot(r[x], r[y], color=c, lw=2, label=styles[a]["label"])
+        ax.fill_between(r[x], r["lower"], r["upper"], color=c, alpha=0.2, lw=0)
+
+
 def performance_profiles(prof: pd.DataFrame, styles: Mapping[str, Mapping], stem):
     setup()
     if prof.empty:
         return _empty(stem, "no usable final scores")
     algos = order(prof["algorithm"].unique(), styles)
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    for a in algos:
-        r = prof[prof["algorithm"] == a].sort_values("tau")
-        c = styles[a]["color"]
-        ax.plot(r["tau"], r["fraction"], color=c, lw=2, label=styles[a]["label"])
-        ax.fill_between(r["tau"], r["lower"], r["upper"], color=c, alpha=0.2, lw=0)
+    _lines_with_bands(ax, prof, "tau", "fraction", algos, styles)
     ax.set_xlabel(r"normalised score $\tau$ (return / 1000)")
     ax.set_ylabel(r"fraction of runs with score $> \tau$")
     ax.set_ylim(0, 1.02)
@@ -206,11 +212,7 @@ def sample_efficiency(se: pd.DataFrame, styles: Mapping[str, Mapping], stem):
         return _empty(stem, "no usable learning curves")
     algos = order(se["algorithm"].unique(), styles)
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    for a in algos:
-        r = se[se["algorithm"] == a].sort_values("env_step")
-        c = styles[a]["color"]
-        ax.plot(r["env_step"], r["iqm"], color=c, lw=2, label=styles[a]["label"])
-        ax.fill_between(r["env_step"], r["lower"], r["upper"], color=c, alpha=0.2, lw=0)
+    _lines_with_bands(ax, se, "env_step", "iqm", algos, styles)
     ax.set_xlabel(_steps_fmt(ax, float(se["env_step"].max())))
     ax.set_ylabel("IQM of normalised return")
     _axes_legend(ax, algos, styles)
