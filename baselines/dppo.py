@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from gorl.config import defaults_from
-from gorl.core.gaussian_policy import clipped_surrogate
+from gorl.core.gaussian_policy import clip_fraction, clipped_surrogate
 from gorl.core.onpolicy import OnPolicyConfig, OnPolicyTrainer
 from gorl.core.run import Run
 from gorl.errors import ConfigError
@@ -74,7 +74,7 @@ class DPPOAgent(FlowPolicy):
         surrogate = clipped_surrogate(ratio, advantages, self.clip_eps)
         return surrogate, {"surrogate": surrogate, "step_logp": logp.mean(),
                            "ratio_mean": ratio.mean().detach(),
-                           "clip_frac": ((ratio - 1).abs() > self.clip_eps).float().mean()}
+                           "clip_frac": clip_fraction(ratio, self.clip_eps)}
 
 
 def make_agent(cfg: DPPOConfig, obs_dim: int, act_dim: int) -> DPPOAgent:

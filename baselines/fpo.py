@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from gorl.config import defaults_from
-from gorl.core.gaussian_policy import clipped_surrogate
+from gorl.core.gaussian_policy import clip_fraction, clipped_surrogate
 from gorl.core.onpolicy import OnPolicyConfig, OnPolicyTrainer
 from gorl.core.run import Run
 from gorl.errors import ConfigError
@@ -108,7 +108,7 @@ class FPOAgent(FlowPolicy):
         # keeps the ratio finite even when the CFM loss itself has blown up.
         return surrogate, {"surrogate": surrogate, "cfm_loss": l_new.mean(),
                            "ratio_mean": ratio.mean().detach(),
-                           "clip_frac": ((ratio - 1).abs() > self.clip_eps).float().mean()}
+                           "clip_frac": clip_fraction(ratio, self.clip_eps)}
 
 
 def make_agent(cfg: FPOConfig, obs_dim: int, act_dim: int) -> FPOAgent:

@@ -24,6 +24,11 @@ def clipped_surrogate(ratio: torch.Tensor, adv: torch.Tensor, clip_eps: float) -
     return -torch.min(ratio * adv, ratio.clamp(1.0 - clip_eps, 1.0 + clip_eps) * adv).mean()
 
 
+def clip_fraction(ratio: torch.Tensor, clip_eps: float) -> torch.Tensor:
+    """Share of the ratios outside [1 - eps, 1 + eps] (logged as ``clip_frac``)."""
+    return ((ratio - 1).abs() > clip_eps).float().mean()
+
+
 class GaussianPolicy(nn.Module):
     def __init__(self, obs_dim: int, out_dim: int, hidden: Sequence[int], *, clip_eps: float,
                  entropy_coef: float, entropy_tanh_correction: bool, scale_cap: float | None = 10.0,
@@ -74,7 +79,7 @@ class GaussianPolicy(nn.Module):
                 # k3 estimator in log space: finite where the ratio underflows to 0 (which
                 # the clipped loss handles; log(0) here once ended runs as "diverged")
                 "approx_kl": (ratio - 1 - log_ratio).mean().detach(),
-                "clip_frac": ((ratio - 1).abs() > self.clip_eps).float().mean()}
+                "clip_frac": clip_fraction(ratio, self.clip_eps)}
         if self.latent_reg_coef:
             if self.latent_reg == "l2":  # the reference code's term (spec 6.2)
                 reg = mean.pow(2).mean() + scale.pow(2).mean()

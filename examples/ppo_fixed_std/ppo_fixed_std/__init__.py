@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from baselines.ppo import PPOConfig
-from gorl.core.gaussian_policy import clipped_surrogate
+from gorl.core.gaussian_policy import clip_fraction, clipped_surrogate
 from gorl.core.networks import gaussian_entropy, gaussian_log_prob, mlp, tanh_log_det_jacobian
 from gorl.registry import Algorithm
 
@@ -79,7 +79,7 @@ class FixedStdGaussianPolicy(nn.Module):
         entropy = entropy.mean()
         info = {"surrogate": surrogate, "entropy": entropy, "log_std": self.log_std.mean().detach(),
                 "approx_kl": ((ratio - 1) - torch.log(ratio)).mean().detach(),
-                "clip_frac": ((ratio - 1).abs() > self.cfg.clip_eps).float().mean()}
+                "clip_frac": clip_fraction(ratio, self.cfg.clip_eps)}
         return surrogate - self.cfg.entropy_coef * entropy, info
 
 
