@@ -52,6 +52,28 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"last": g.last(), "best": g.max(), "mean": g.mean()}).reset_index()
 
 
+def final_std(run: Path) -> np.ndarray:
+    """The normaliser's std per observation dimension at the end of the run (GoRL: the last
+    stage's encoder normaliser), from the final checkpoint."""
+    import torch
+
+    ck = torch.load(run / rundir.CHECKPOINT, map_location="cpu", weights_only=False)
+    return ck.get("trainer", ck)["normalizer"]["std"].double().numpy()  # GoRL nests its trainer
+
+
+def std_ratios(args) -> pd.DataFrame:
+    """Per (algorithm, task, seed): median over observation dimensions of the final normaliser
+    std, legacy / welford (the reference update shrinks it like 1 / sqrt(updates), spec 2.2)."""
+    rows = []
+    for a in args.algos:
+        for t in args.tasks:
+            for s in args.seeds:
+                legacy, welford = (final_std(run_dir(args.out, a, t, m, s)) for m in MODES)
+                keep = welford > 1e-6  # constant observation dimensions have no spread to compare
+                rows.append(dict(algorithm=a, task=t, seed=s, std_ratio=float(np.median(legacy[keep] / welford[keep]))))
+    return pd.DataFrame(rows)
+
+
 def report(per_seed: pd.DataFrame, args) -> None:
     def cell(x: pd.Series) -> str:
         return f"{x.mean():6.1f} +- {x.std(ddof=1) if len(x) > 1 else 0:5.1f} ({' '.join(f'{v:.0f}' for v in x)})"
@@ -72,6 +94,9 @@ def report(per_seed: pd.DataFrame, args) -> None:
             d = w[["last", "best", "mean"]] - lg[["last", "best", "mean"]]
             cells = [f"{d[c].mean():+6.1f} ({' '.join(f'{v:+.0f}' for v in d[c])})" for c in ("last", "best", "mean")]
             print(f"| {a} | {t} | " + " | ".join(cells) + " |")
+        print("\nfinal normaliser std, legacy / welford (median over observation dimensions), per seed")
+        for (a, t), g in std_ratios(args).groupby(["algorithm", "task"], sort=False):
+            print(f"  {a:15} {t:18} " + " ".join(f"{v:.3f}" for v in g["std_ratio"]))
 
 
 def figure(df: pd.DataFrame, path: Path, args) -> None:
