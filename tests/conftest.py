@@ -4,8 +4,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 os.environ.setdefault("MUJOCO_GL", "disable")
+# One torch thread in the test process, as every run under the CLI and Snakemake has: the tests'
+# batches are small, and on a busy 2-core machine a second thread spinning against other
+# processes made one decoder fit 20x slower (89 s vs 4 s, tests/test_gorl.py).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
 
