@@ -2,13 +2,13 @@
 
     MUJOCO_GL=disable python benchmarks/bench_obs_norm.py --out DIR \
         [--tasks cartpole-balance cheetah-run] [--algos ppo gorl_fm] [--seeds 0 1 2] \
-        [--preset small] [--steps 600000] [--figure docs/figures/obs_norm.png]
+        [--preset small] [--steps 600000 [300000]] [--figure docs/figures/obs_norm.png]
 
 The reference's normaliser drops the previous variance sum at every update (spec 2.2), so its
 std falls like 1 / sqrt(iterations) and the normalised inputs grow like sqrt(iterations);
 `welford` accumulates it correctly. Both modes are trained for every (algorithm, task, seed)
 with the same seed (same initial networks and env resets), --jobs single-threaded runs at a
-time; runs already completed under --out are read, not retrained. Prints, per algorithm, task
+time, at --steps env steps (one value, or one per task); runs already completed under --out are read, not retrained. Prints, per algorithm, task
 and mode, the last and the best evaluation return and the mean over all evaluations (area
 under the curve), each as mean +- sd over seeds with the per-seed values, and the paired
 difference welford - legacy per seed; writes the learning curves (mean over seeds, band = sd)
@@ -78,7 +78,8 @@ def report(per_seed: pd.DataFrame, args) -> None:
     def cell(x: pd.Series) -> str:
         return f"{x.mean():6.1f} +- {x.std(ddof=1) if len(x) > 1 else 0:5.1f} ({' '.join(f'{v:.0f}' for v in x)})"
 
-    print(f"preset {args.preset}, {args.steps} env steps per run, seeds {' '.join(map(str, args.seeds))}; "
+    budget = ", ".join(f"{t} {n:,}" for t, n in args.budget.items())
+    print(f"preset {args.preset}; env steps per run: {budget}; seeds {' '.join(map(str, args.seeds))}; "
           "evaluation return: mean +- sd over seeds (per seed)\n")
     print("| algorithm | task | normaliser | last | best | mean over evaluations |")
     print("|---|---|---|---|---|---|")
@@ -124,14 +125,17 @@ def main() -> None:
     ap.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--preset", default="small")
-    ap.add_argument("--steps", type=int, default=600_000)
+    ap.add_argument("--steps", type=int, nargs="+", default=[600_000], help="one budget, or one per task")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", type=Path, required=True, help="run directories (completed runs are reused)")
     ap.add_argument("--figure", type=Path, help="learning curves (default: DIR/obs_norm.png)")
     args = ap.parse_args()
+    if len(args.steps) not in (1, len(args.tasks)):
+        ap.error(f"--steps: give one budget or one per task ({len(args.tasks)}), got {len(args.steps)}")
+    args.budget = dict(zip(args.tasks, args.steps * len(args.tasks) if len(args.steps) == 1 else args.steps))
     # seed-major order: the first seed of every cell finishes first
     runs = [(run_dir(args.out, a, t, m, s),
-             [a, t, "--preset", args.preset, "--steps", str(args.steps), "--seed", str(s),
+             [a, t, "--preset", args.preset, "--steps", str(args.budget[t]), "--seed", str(s),
               "--set", f"obs_norm_mode={m}"])
             for s in args.seeds for t in args.tasks for a in args.algos for m in args.modes]
     t0 = time.perf_counter()
