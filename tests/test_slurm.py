@@ -262,13 +262,15 @@ def test_sigint_cancels_the_submitted_jobs(cluster, tmp_path):
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     log = tmp_path / "snakemake.out"
     with open(log, "w") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"),
+        # a shell's background job (`bash .ci/run &`) ignores SIGINT and its children inherit
+        # that: a small trampoline gives Snakemake the default back before exec (preexec_fn would
+        # fork this process, which JAX's threads make unsafe)
+        reset_sigint = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                        "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])")
+        proc = subprocess.Popen([sys.executable, "-c", reset_sigint, "-m", "snakemake", "-s", str(ROOT / "Snakefile"),
                                  "--directory", str(tmp_path), *_profiles("slurm", "slurm-local"),
                                  "--configfile", "long.yaml"],
-                                stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=tmp_path,
-                                # a shell's background job (`bash .ci/run &`) ignores SIGINT and
-                                # its children inherit that: give Snakemake the default back
-                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                                stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
     try:
         deadline = time.time() + 180
         running = pd.DataFrame()
