@@ -104,12 +104,15 @@ def figure(df: pd.DataFrame, path: Path, args) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.ticker
     import seaborn as sns
 
     g = sns.relplot(data=df, x="env_step", y="return_mean", hue="mode", hue_order=args.modes, row="algorithm",
                     col="task", kind="line", errorbar="sd", height=2.8, aspect=1.4,
-                    facet_kws={"sharey": "col", "sharex": True})
+                    facet_kws={"sharey": "col", "sharex": "col"})
     g.set_axis_labels("env steps", "evaluation return")
+    for ax in g.axes.flat:
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x / 1e3:.0f}k"))
     g.set_titles("{row_name} · {col_name}")
     g.figure.suptitle(f"observation normaliser, preset {args.preset}, {len(args.seeds)} seeds "
                       "(mean, band = sd)", y=1.02)
