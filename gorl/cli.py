@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "with ALGO, print its resolved preset and where each value comes from")
     ls.add_argument("algo", nargs="?", help="print this algorithm's resolved hyperparameters")
     ls.add_argument("--preset", default="small", help="preset to resolve (with ALGO)")
-    ls.add_argument("--task", default=None, help="apply this task's task_overrides (with ALGO)")
+    ls.add_argument("--task", default=None, help="apply this task's values (with ALGO)")
     ls.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="apply an override, as `train --set` (with ALGO)")
     ls.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE")
@@ -197,21 +197,49 @@ def cmd_list(args) -> int:
 
 
 def _show_config(args) -> int:
-    """``gorl-bench list ALGO --preset P [--task T] [--set k=v]``: every value and its source."""
+    """``gorl-bench list ALGO --preset P [--task T] [--set k=v]``: every value and its source; for a
+    staged algorithm (GoRL) the value of each stage where they differ."""
+    import dataclasses
+
     from gorl import registry
-    from gorl.config import resolve_config_sources
+    from gorl.config import STAGE_OVERRIDES, parse_set, resolve_config_sources, resolve_stage_sources
 
     try:
         algo = registry.get(args.algo)
     except KeyError as e:
         raise BadInput(str(e.args[0])) from None
-    from gorl.config import parse_set
-    values, origin = resolve_config_sources(algo.config_cls, algo.presets_file, args.preset, args.task,
-                                            parse_set(args.overrides))
-    width = max(map(len, values))
-    print(f"# {algo.name}, preset {args.preset}" + (f", task {args.task}" if args.task else ""))
-    for key, value in values.items():
-        print(f"{key:{width}s}  {value!r:28s}  # {origin[key]}")
+    overrides = parse_set(args.overrides)
+    title = f"# {algo.name}, preset {args.preset}" + (f", task {args.task}" if args.task else "")
+    if STAGE_OVERRIDES not in {f.name for f in dataclasses.fields(algo.config_cls)}:
+        values, origin = resolve_config_sources(algo.config_cls, algo.presets_file, args.preset, args.task,
+                                                overrides)
+        print(title)
+        width = max(map(len, values))
+        for key, value in values.items():
+            print(f"{key:{width}s}  {value!r:28s}  # {origin[key]}")
+        return 0
+    stages = resolve_stage_sources(algo.config_cls, algo.presets_file, args.preset, args.task, overrides)
+    n = len(stages)
+    print(title)
+    print(f"# {n} stages; a value that differs between stages is shown per stage: "
+          + " / ".join(f"stage {k}" for k in range(n)))
+    width = max(map(len, stages[0][0]))
+    for key in stages[0][0]:
+        vals = [s[key] for s, _ in stages]
+        srcs = [o[key] for _, o in stages]
+        if all(v == vals[0] for v in vals) and all(o == srcs[0] for o in srcs):
+            print(f"{key:{width}s}  {vals[0]!r:28s}  # {srcs[0]}")
+            continue
+        groups: list[tuple[list[int], str]] = []  # runs of stages with the same source
+        for k, o in enumerate(srcs):
+            if groups and groups[-1][1] == o:
+                groups[-1][0].append(k)
+            else:
+                groups.append(([k], o))
+        where = "; ".join((f"stage {ks[0]}" if len(ks) == 1 else f"stages {ks[0]}-{ks[-1]}") + f": {o}"
+                          for ks, o in groups)
+        shown = " / ".join(repr(v) for v in vals)
+        print(f"{key:{width}s}  {shown:28s}  # {where}")
     return 0
 
 

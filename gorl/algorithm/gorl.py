@@ -6,8 +6,8 @@ Stage k (k = 0 .. n_stages - 1), on one global env-step axis:
 
 1. encoder: a fresh Gaussian policy over z (dim = action dim), trained by latent PPO
    against the frozen decoder_k; the env receives tanh(g(s, z)), the ratio is over z
-   only, plus the latent regulariser toward N(0, I). Stage settings (clip, grad-norm
-   clip, regulariser coefficient) come from per-stage lists.
+   only, plus the latent regulariser toward N(0, I). Stage k's settings are
+   ``cfg.for_stage(k)`` (any encoder key may differ per stage).
 2. collect: the stage's best encoder (by deterministic evaluation, ties to the later one)
    with decoder_k, stochastic latent, gathers (state, pre-action) pairs.
 3. fit: a fresh decoder_{k+1} by supervised flow matching / diffusion regression from
@@ -26,7 +26,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -44,7 +44,8 @@ from gorl.core.run import TRAIN_STREAM, Run, save_torch
 from gorl.errors import ConfigError, Diverged
 from gorl.registry import Algorithm
 
-PRESETS = Path(__file__).parent.parent / "presets" / "gorl.yaml"
+PRESETS = Path(__file__).parent.parent / "presets" / "gorl_fm.yaml"
+DIFFUSION_PRESETS = PRESETS.with_name("gorl_diffusion.yaml")
 COLLECT_STREAM = 2_000_000  # + stage: env seeds of the decoder-data collectors
 
 
@@ -58,17 +59,25 @@ class GoRLConfig(OnPolicyConfig):
     """
 
     decoder_kind: ClassVar[str] = "fm"
+    RUN_LEVEL_KEYS: ClassVar[tuple[str, ...]] = (
+        "total_steps", "stage_steps", "num_envs", "unroll_length", "num_minibatches", "batch_size", "num_evals",
+        "eval_schedule", "eval_episodes", "num_probe_states", "probe_samples", "checkpoint_every", "device",
+        "env_workers", "reset_mode", "actor_hidden", "critic_hidden", "stage_overrides")
+    """Keys that hold for the whole run (geometry, budget, evaluation, networks); every other
+    key, the decoder's and the collector's included, may be set per stage."""
 
     stage_steps: list[int]
     """Encoder env-step budget of each stage; scaled proportionally when total_steps differs from their sum."""
     actor_hidden: list[int]
     """Encoder hidden layers; it outputs the latent's mean and pre-scale (2 x d_a)."""
-    stage_clip_eps: list[float]
-    """PPO clip per stage (the last value repeats for later stages)."""
-    stage_max_grad_norm: list[float]
-    """Joint actor+critic gradient-norm clip per stage (last value repeats)."""
-    stage_latent_reg_coef: list[float]
-    """Latent regulariser coefficient c_z per stage (last value repeats)."""
+    clip_eps: float
+    """PPO clip of the latent ratio (per stage: ``stage0`` / ``later_stages`` / ``stage<k>`` tables)."""
+    latent_reg_coef: float
+    """Latent regulariser coefficient c_z (per stage like every encoder key)."""
+    stage_overrides: dict[str, dict[str, Any]]
+    """Per-stage values: {'stage0' | 'later_stages' | 'stage<k>': {key: value}}; stage k's config
+    is :meth:`for_stage` (the plain value, then its family table, then its own table). Any key
+    but the run-level ones (:attr:`RUN_LEVEL_KEYS`) may vary per stage."""
     latent_reg: str
     """'l2' = c_z (mean mu^2 + mean sigma^2) (reference code) or 'kl' = exact KL to N(0, I)."""
     entropy_coef: float
@@ -138,15 +147,21 @@ class GoRLConfig(OnPolicyConfig):
         its = self.stage_iterations()
         return [sum(its[:k]) * self.steps_per_iteration for k in range(len(its))]
 
-    @staticmethod
-    def _per_stage(values: list, k: int):
-        return values[min(k, len(values) - 1)]
+    def for_stage(self, k: int) -> "GoRLConfig":
+        """The config of stage k: every per-stage value of stage k in the plain fields (the plain
+        value, then ``stage0`` or ``later_stages``, then ``stage<k>``); no stage tables left."""
+        if not 0 <= k < self.num_stages:
+            raise ConfigError(f"stage {k} does not exist: stage_steps has {self.num_stages} stages")
+        values: dict[str, Any] = {}
+        for table in (("stage0" if k == 0 else "later_stages"), f"stage{k}"):
+            values.update(self.stage_overrides.get(table, {}))
+        return dataclasses.replace(self, stage_overrides={}, **copy.deepcopy(values))
 
     def stage_config(self, k: int) -> OnPolicyConfig:
         """The shared machinery's config for stage k's encoder."""
-        base = {f.name: getattr(self, f.name) for f in dataclasses.fields(OnPolicyConfig)}
+        stage = self.for_stage(k)
+        base = {f.name: getattr(stage, f.name) for f in dataclasses.fields(OnPolicyConfig)}
         base["total_steps"] = self.stage_iterations()[k] * self.steps_per_iteration
-        base["max_grad_norm"] = self._per_stage(self.stage_max_grad_norm, k)
         return OnPolicyConfig(**base)
 
     def decoder_fit_config(self) -> DecoderFitConfig:
@@ -160,10 +175,25 @@ class GoRLConfig(OnPolicyConfig):
     def validate(self) -> None:
         if not self.stage_steps or any(s <= 0 for s in self.stage_steps):
             raise ConfigError(f"stage_steps must be a non-empty list of positive budgets, got {self.stage_steps}")
-        for key in ("stage_clip_eps", "stage_max_grad_norm", "stage_latent_reg_coef"):
-            vals = getattr(self, key)
-            if not vals or any(v < 0 for v in vals) or (key != "stage_latent_reg_coef" and 0 in vals):
-                raise ConfigError(f"{key} must be a non-empty list of positive values, got {vals}")
+        for table, entries in self.stage_overrides.items():
+            k = None if table == "later_stages" else int(table[len("stage"):])
+            if k is not None and k >= self.num_stages:
+                key = next(iter(entries), "")
+                raise ConfigError(f"{table}.{key}: stage {k} does not exist (stage_steps has {self.num_stages} "
+                                  f"stages, 0 to {self.num_stages - 1})")
+            for key in entries:
+                if key in self.RUN_LEVEL_KEYS:
+                    raise ConfigError(f"{table}.{key}: {key} holds for the whole run and cannot be set per stage")
+        if self.stage_overrides:
+            for k in range(self.num_stages):
+                try:
+                    self.for_stage(k).validate()
+                except ConfigError as e:
+                    raise ConfigError(f"stage {k}: {e}") from None
+        if self.clip_eps <= 0:
+            raise ConfigError(f"clip_eps must be positive, got {self.clip_eps}")
+        if self.latent_reg_coef < 0:
+            raise ConfigError(f"latent_reg_coef must be non-negative, got {self.latent_reg_coef}")
         if self.latent_reg not in ("l2", "kl"):
             raise ConfigError(f"latent_reg must be 'l2' or 'kl', got {self.latent_reg!r}")
         for key in ("collect_steps", "collect_envs", "decoder_steps", "decoder_batch_size", "decoder_max_epochs",
@@ -197,6 +227,7 @@ class GoRLConfig(OnPolicyConfig):
 
 
 @dataclass
+@defaults_from(DIFFUSION_PRESETS)
 class GoRLDiffusionConfig(GoRLConfig):
     decoder_kind: ClassVar[str] = "diffusion"
 
@@ -204,11 +235,11 @@ class GoRLDiffusionConfig(GoRLConfig):
 # -- the encoder -------------------------------------------------------------------------
 def make_encoder(cfg: GoRLConfig, stage: int, obs_dim: int, act_dim: int, decoder: Decoder) -> GaussianPolicy:
     """Gaussian policy over z (dim d_a) whose actions pass through the frozen decoder."""
-    return GaussianPolicy(obs_dim, act_dim, cfg.actor_hidden, clip_eps=cfg._per_stage(cfg.stage_clip_eps, stage),
+    cfg = cfg.for_stage(stage)
+    return GaussianPolicy(obs_dim, act_dim, cfg.actor_hidden, clip_eps=cfg.clip_eps,
                           entropy_coef=cfg.entropy_coef, entropy_tanh_correction=False,
                           scale_cap=cfg.scale_cap, latent_reg=cfg.latent_reg,
-                          latent_reg_coef=cfg._per_stage(cfg.stage_latent_reg_coef, stage),
-                          decode=decoder.forward)
+                          latent_reg_coef=cfg.latent_reg_coef, decode=decoder.forward)
 
 
 def stage_seed(seed: int, stage: int, purpose: int) -> int:
@@ -448,6 +479,7 @@ def train(cfg: GoRLConfig, run: Run) -> GoRL:
 GORL_FM = Algorithm(name="gorl_fm", config_cls=GoRLConfig, presets_file=PRESETS, train=train, label="GoRL (FM)",
                     color="#0173b2", family="gorl",
                     description="GoRL, latent PPO encoder + flow-matching decoder (spec 6)")
-GORL_DIFFUSION = Algorithm(name="gorl_diffusion", config_cls=GoRLDiffusionConfig, presets_file=PRESETS, train=train,
+GORL_DIFFUSION = Algorithm(name="gorl_diffusion", config_cls=GoRLDiffusionConfig, presets_file=DIFFUSION_PRESETS,
+                           train=train,
                            label="GoRL (Diffusion)", color="#d55e00", family="gorl",
                            description="GoRL, latent PPO encoder + diffusion decoder (spec 6)")
