@@ -7,6 +7,9 @@ this module only turns what they read into tables.
 Status of a run, as reported in every table (:data:`gorl.rundir.STATUSES`):
 
 ``completed`` / ``diverged``  status.json written by the CLI (the run has ended)
+``gated``                      status.json written by the CLI: a GoRL run refused its teacher's
+                               data set (reason = its mean return and the floor); no final
+                               score, listed among the problem runs
 ``failed``                     status.json written by the workflow's training wrapper when the
                                CLI crashed (reason = exit code + log tail)
 ``incomplete``                 evals.csv but no status.json (killed / still running)
@@ -101,7 +104,7 @@ def collect(root: Path, expected: Iterable[tuple[str, str, int]] | None = None,
             tidy_parts.append(part)
             finite = part[np.isfinite(part["return"])]
             row["n_evals"] = len(part)
-            if status in rundir.FINAL_STATUSES and len(finite):
+            if status in (rundir.COMPLETED, rundir.DIVERGED) and len(finite):  # gated: no final score
                 last = finite.iloc[-1]
                 row["final_env_step"] = int(last["env_step"])
                 row["final_return"] = float(last["return"])

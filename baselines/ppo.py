@@ -46,3 +46,18 @@ def train(cfg: PPOConfig, run: Run) -> OnPolicyTrainer:
 ALGORITHM = Algorithm(name="ppo", config_cls=PPOConfig, presets_file=PRESETS, train=train, label="Gaussian PPO",
                       color="#949494", family="baseline",
                       description="Gaussian PPO, Brax/Playground configuration (spec 3)")
+
+
+TEACHER_PRESETS = PRESETS.with_name("ppo_teacher.yaml")
+
+
+@dataclass
+@defaults_from(TEACHER_PRESETS)
+class PPOTeacherConfig(PPOConfig):
+    """PPO with the teacher's budget and evaluations (gorl/algorithm/teacher.py); its presets
+    extend PPO's (``base: ppo:PRESET``)."""
+
+
+TEACHER = Algorithm(name="ppo_teacher", config_cls=PPOTeacherConfig, presets_file=TEACHER_PRESETS, train=train,
+                    label="PPO teacher", color="#56b4e9", family="teacher",
+                    description="PPO as GoRL's teacher (humanoid profile, spec 14); GoRL runs read it (teacher_run)")

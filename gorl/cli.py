@@ -159,9 +159,11 @@ def _train(args, algo, cfg, resolved, lock) -> int:
 
     from gorl import rundir
     from gorl.core.run import Run, resolve_device
-    from gorl.errors import Diverged
+    from gorl.errors import Diverged, Gated
+    from gorl.provenance import set_matmul_precision
 
     torch.set_num_threads(max(1, threads))
+    set_matmul_precision(getattr(cfg, "matmul_precision", None))
     run = Run(algo=algo.name, task=args.task, seed=args.seed, preset=args.preset, dir=args.out,
               config=resolved, device=resolve_device(cfg.device), quiet=args.quiet)
     if lock.stale_pid:
@@ -173,6 +175,10 @@ def _train(args, algo, cfg, resolved, lock) -> int:
     except Diverged as e:
         run.log(f"diverged: {e}")
         run.finish(rundir.DIVERGED, run.env_steps_done, reason=str(e))
+        return 0
+    except Gated as e:  # data like diverged: the run ends with its reason, exit 0
+        run.log(f"gated: {e}")
+        run.finish(rundir.GATED, run.env_steps_done, reason=str(e))
         return 0
     run.finish(rundir.COMPLETED, run.env_steps_done)
     run.log(f"completed {run.env_steps_done} env steps in {run.wall_time():.1f}s -> {args.out}")

@@ -259,6 +259,9 @@ def _base_file(path: Path, base: str) -> tuple[Path, str]:
     algo_name, preset = (part.strip() for part in base.split(":", 1))
     if algo_name == COMMON:
         return COMMON_PRESETS, preset
+    sibling = Path(path).with_name(f"{algo_name}.yaml")  # an algorithm's file in the same folder: no
+    if re.fullmatch(r"[a-z_]+", algo_name) and sibling.is_file():  # registry needed (ppo_teacher -> ppo)
+        return sibling, preset
     from gorl import registry  # late: the registry imports the algorithms, which import this module
     try:
         algo = registry.get(algo_name)
@@ -440,6 +443,8 @@ def make_config(cls: type, values: dict[str, Any], source: str = "config"):
         if key not in fields and split_key(key)[2] not in fields:
             raise ConfigError(f"unknown {source} key {key!r}{_closest(split_key(key)[2], fields)}")
     values = config_values(values, cls)
+    if STAGE_OVERRIDES in fields:  # no stage table left (a task's plain values replaced them all): none,
+        values.setdefault(STAGE_OVERRIDES, {})  # not the dataclass default (paper's tables)
     kwargs = {k: _coerce(cls, k, v, hints[k]) for k, v in values.items() if k != STAGE_OVERRIDES}
     if STAGE_OVERRIDES in values:
         tables = values[STAGE_OVERRIDES]

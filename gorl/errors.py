@@ -25,3 +25,8 @@ class RunDirError(BadInput):
 
 class Diverged(RuntimeError):
     """Raised by an algorithm when losses or parameters become non-finite."""
+
+
+class Gated(RuntimeError):
+    """Raised by GoRL when its teacher's data set misses the floor (``teacher_min_return``): data,
+    not an error; the run ends with status ``gated`` and the reason."""

@@ -26,6 +26,7 @@ BUILTIN_ALGORITHMS = (
     ("ppo", "baselines.ppo:ALGORITHM"),
     ("fpo", "baselines.fpo:ALGORITHM"),
     ("dppo", "baselines.dppo:ALGORITHM"),
+    ("ppo_teacher", "baselines.ppo:TEACHER"),
     ("gorl_fm", "gorl.algorithm.gorl:GORL_FM"),
     ("gorl_diffusion", "gorl.algorithm.gorl:GORL_DIFFUSION"),
 )

@@ -8,8 +8,10 @@
         provenance.json    package versions, git commit, seed, device, command, wall time
         checkpoint.pt      latest checkpoint (resume point); not a pipeline output
         checkpoint.prev.pt the checkpoint before it, kept until the new one is complete
-        status.json        written last: {"status": "completed" | "diverged", "reason", ...}
+        status.json        written last: {"status": "completed" | "diverged" | "gated", "reason", ...}
         stages/stage<k>/   GoRL only: STAGE_FILES of stage k
+        stages/teacher/    GoRL with a teacher: the teacher's dataset summary (TEACHER_FILES)
+        teacher/           GoRL with a teacher it trained itself: the teacher's own run directory
         .lock              held by the process training into the directory (its PID inside)
 
 ``status.json`` exists only once a run has ended; it is the file the pipeline waits for.
@@ -57,10 +59,14 @@ STAGE_ENCODER_BEST = "encoder_best.pt"
 STAGE_DATASET_SUMMARY = "dataset_summary.json"
 STAGE_DECODER_FIT = "decoder_fit.csv"
 STAGE_FILES = (STAGE_DECODER, STAGE_ENCODER_BEST, STAGE_DATASET_SUMMARY, STAGE_DECODER_FIT)
+TEACHER = "teacher"
+"""A GoRL run's own teacher run directory (when its config names no ``teacher_run``)."""
+TEACHER_STAGE = "teacher"
+"""stages/teacher/: the teacher dataset's summary and the fit of the decoder on it."""
 
 REQUIRED_FILES = (CONFIG, EVALS, METRICS, PROBES, PROVENANCE, CHECKPOINT, STATUS)
 """What an ended run directory holds (``check-run`` checks each)."""
-OWNED = (*REQUIRED_FILES, CHECKPOINT_PREVIOUS, LOCK, PIPELINE_REQUEST, STAGES)
+OWNED = (*REQUIRED_FILES, CHECKPOINT_PREVIOUS, LOCK, PIPELINE_REQUEST, STAGES, TEACHER)
 """Everything a run (or the pipeline's job) may write; ``--force`` removes these and nothing else."""
 _TEMP = re.compile(r"^\.(?P<name>.+)\.[^.]+\.tmp$")  # atomic_write_bytes' temporary files
 
@@ -73,6 +79,10 @@ EVAL_COLUMNS: dict[str, type] = {
     "stage": int,           # 0 except for GoRL (its stage)
     "wall_time": float,     # seconds since the run started (over all attempts)
 }
+OPTIONAL_EVAL_COLUMNS: dict[str, type] = {
+    "return_mean_deterministic": float,  # stochastic evaluations (eval_deterministic false): the mean action's return
+}
+"""evals.csv columns written when a run's rows carry them."""
 METRICS_COLUMNS = ("env_step",)
 """Required metrics.csv columns; the trainer adds any scalars it logs after them."""
 CONFIG_KEYS = ("algorithm", "task", "seed", "preset", "hyperparameters")
@@ -83,13 +93,15 @@ PROBE_ARRAYS = ("states", "env_step", "actions")
 # -- statuses ------------------------------------------------------------------------------
 COMPLETED = "completed"    # status.json by the CLI: the run reached its budget
 DIVERGED = "diverged"      # status.json by the CLI: non-finite losses/parameters (reason given)
+GATED = "gated"            # status.json by the CLI: a GoRL run refused its teacher's data set (reason given)
 FAILED = "failed"          # status.json by the pipeline's job: the CLI crashed (exit code, log tail)
 INCOMPLETE = "incomplete"  # evaluations but no status.json: killed or still running
 MISSING = "missing"        # named by the experiment, nothing usable on disk
 IGNORED = "ignored"        # on disk, but not named by the experiment: in no table
-FINAL_STATUSES = (COMPLETED, DIVERGED)
-"""Statuses the CLI writes: the run has ended and has a final score."""
-STATUSES = (COMPLETED, DIVERGED, FAILED, INCOMPLETE, MISSING, IGNORED)
+FINAL_STATUSES = (COMPLETED, DIVERGED, GATED)
+"""Statuses the CLI writes: the run has ended (completed and diverged runs have a final score;
+a gated run has none and is listed among the problem runs)."""
+STATUSES = (COMPLETED, DIVERGED, GATED, FAILED, INCOMPLETE, MISSING, IGNORED)
 
 
 # -- layout --------------------------------------------------------------------------------
@@ -181,7 +193,8 @@ def write_evals(run_dir: Path, rows: list[dict]) -> None:
         absent = [c for c in EVAL_COLUMNS if c not in r]
         if absent:
             raise KeyError(f"evaluation row lacks the {EVALS} columns {absent} (rundir.EVAL_COLUMNS)")
-    write_csv(Path(run_dir) / EVALS, rows, EVAL_COLUMNS)
+    extra = [c for c in OPTIONAL_EVAL_COLUMNS if any(c in r for r in rows)]
+    write_csv(Path(run_dir) / EVALS, rows, [*EVAL_COLUMNS, *extra])
 
 
 def write_metrics(run_dir: Path, rows: list[dict]) -> None:

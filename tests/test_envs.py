@@ -19,7 +19,8 @@ def test_paper_tasks_shapes_bounds(task):
 def test_expected_dims():
     dims = {t: (make_env(t).observation_space.shape[0], make_env(t).action_space.shape[0]) for t in PAPER_TASKS}
     assert dims == {"cheetah-run": (17, 6), "finger-spin": (9, 2), "finger-turn_hard": (12, 2),
-                    "fish-swim": (24, 5), "hopper-stand": (15, 4), "walker-walk": (24, 6)}
+                    "fish-swim": (24, 5), "hopper-stand": (15, 4), "walker-walk": (24, 6),
+                    "humanoid-stand": (67, 21), "humanoid-run": (67, 21)}
 
 
 def test_seeding_is_reproducible():

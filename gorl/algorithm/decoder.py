@@ -95,7 +95,8 @@ class DecoderFitConfig:
 
 
 def fit_decoder(kind: str, obs: np.ndarray, actions: np.ndarray, cfg: DecoderFitConfig, seed: int,
-                device: torch.device) -> tuple[Decoder, list[dict]]:
+                device: torch.device, init: Decoder | None = None, obs_stats: str = "fit",
+                prior_rows: int = 0) -> tuple[Decoder, list[dict]]:
     """Train a fresh decoder on (obs, pre-action) rows (spec 6.4 / 6.5).
 
     Subsample to ``max_samples`` rows, 90/10 split by transition, frozen observation
@@ -103,6 +104,10 @@ def fit_decoder(kind: str, obs: np.ndarray, actions: np.ndarray, cfg: DecoderFit
     a fresh permutation, validation on one fixed (eps, t) draw per epoch, keep the
     parameters with the lowest validation loss, stop after ``patience`` epochs without
     improvement. Deterministic given ``seed``. Returns (decoder, per-epoch history).
+
+    ``init`` (a warm fit, spec 14): start from a copy of that decoder's network; its statistics
+    are kept (``obs_stats`` 'frozen'), pooled with the training split's as if over
+    ``prior_rows`` earlier rows plus these ('cumulative'), or replaced ('fit').
     """
     gen = torch.Generator(device="cpu").manual_seed(seed)
     n = obs.shape[0]
@@ -120,8 +125,19 @@ def fit_decoder(kind: str, obs: np.ndarray, actions: np.ndarray, cfg: DecoderFit
 
     torch.manual_seed(seed)  # network init
     dec = Decoder(kind, obs.shape[1], actions.shape[1], cfg.hidden, cfg.steps).to(device)
-    dec.obs_mean.copy_(o_tr.mean(0))
-    dec.obs_std.copy_(o_tr.var(0, unbiased=False).clamp_min(1e-12).sqrt())
+    mean, var = o_tr.mean(0), o_tr.var(0, unbiased=False)
+    if init is not None:
+        dec.net.load_state_dict(init.net.state_dict())
+        old_mean, old_var = init.obs_mean.to(device), init.obs_std.to(device).pow(2)
+        if obs_stats == "frozen":
+            mean, var = old_mean, old_var
+        elif obs_stats == "cumulative" and prior_rows > 0:  # pooled mean and variance
+            n0, n1 = float(prior_rows), float(o_tr.shape[0])
+            pooled = (n0 * old_mean + n1 * mean) / (n0 + n1)
+            var = (n0 * (old_var + (old_mean - pooled).pow(2)) + n1 * (var + (mean - pooled).pow(2))) / (n0 + n1)
+            mean = pooled
+    dec.obs_mean.copy_(mean)
+    dec.obs_std.copy_(var.clamp_min(1e-12).sqrt())
     on_tr, on_va = dec.normalize(o_tr), dec.normalize(o_va)
     params = list(dec.net.parameters())
     for p in params:

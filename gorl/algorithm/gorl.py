@@ -39,14 +39,15 @@ from gorl.config import defaults_from
 from gorl.core.gaussian_policy import GaussianPolicy
 from gorl.core.loop import progress_bar
 from gorl.core.normalizer import RunningNormalizer
-from gorl.core.onpolicy import OnPolicyConfig, OnPolicyTrainer
+from gorl.core.onpolicy import OnPolicyConfig, OnPolicyTrainer, env_action
 from gorl.core.run import TRAIN_STREAM, Run, save_torch
-from gorl.errors import ConfigError, Diverged
+from gorl.errors import ConfigError, Diverged, Gated
 from gorl.registry import Algorithm
 
 PRESETS = Path(__file__).parent.parent / "presets" / "gorl_fm.yaml"
 DIFFUSION_PRESETS = PRESETS.with_name("gorl_diffusion.yaml")
 COLLECT_STREAM = 2_000_000  # + stage: env seeds of the decoder-data collectors
+ACTION_SEMANTICS = ("pre_tanh", "bounded")
 
 
 @dataclass
@@ -62,7 +63,9 @@ class GoRLConfig(OnPolicyConfig):
     RUN_LEVEL_KEYS: ClassVar[tuple[str, ...]] = (
         "total_steps", "stage_steps", "num_envs", "unroll_length", "num_minibatches", "batch_size", "num_evals",
         "eval_schedule", "eval_episodes", "num_probe_states", "probe_samples", "checkpoint_every", "device",
-        "env_workers", "reset_mode", "actor_hidden", "critic_hidden", "stage_overrides")
+        "env_workers", "reset_mode", "actor_hidden", "critic_hidden", "stage_overrides", "matmul_precision",
+        "teacher", "teacher_run", "teacher_episodes", "teacher_min_return", "teacher_warm_start",
+        "action_semantics", "latent_bounded", "benchmark_start_steps")
     """Keys that hold for the whole run (geometry, budget, evaluation, networks); every other
     key, the decoder's and the collector's included, may be set per stage."""
 
@@ -131,6 +134,37 @@ class GoRLConfig(OnPolicyConfig):
     """'min_return': keep episodes with return >= this value."""
     decoder_filter_high_quality_ratio: float
     """'hybrid': share of the drawn episodes that come from the high-return set."""
+    # -- the teacher path and bounded actions (the release's humanoid profile, spec 14) -----
+    teacher: str
+    """'none' (stage 0 starts from the identity decoder) or the algorithm of a teacher run
+    (``ppo_teacher``) whose episodes decoder 0 is fitted on (gorl/algorithm/teacher.py)."""
+    teacher_run: str | None
+    """The teacher's run directory; null: the run trains its own into ``<run dir>/teacher/``."""
+    teacher_episodes: int
+    """Complete teacher episodes collected for decoder 0 (collect_envs at a time)."""
+    teacher_min_return: float | None
+    """The gate: a teacher data set with a lower mean episode return ends the run as ``gated``."""
+    teacher_warm_start: bool
+    """Stage 0's encoder starts from the teacher's actor, critic and observation statistics."""
+    action_semantics: str
+    """'pre_tanh': the decoder outputs a pre-action, the env receives its tanh, decoder targets
+    are pre-actions. 'bounded': the decoder outputs the action, the env receives it clipped to
+    [-1, 1], decoder targets are env actions clipped to [-1, 1]."""
+    latent_bounded: bool
+    """The latent is tanh of the encoder's Gaussian sample (in [-1, 1]; the ratio is over the
+    sample, the entropy gets the tanh term)."""
+    encoder_handoff: str
+    """Which encoder of stage k collects decoder k+1's data: 'best' (deterministic evaluation,
+    ties to the later one) or 'final'."""
+    benchmark_start_steps: int
+    """Where the curve starts on the x axis (the release's benchmark anchor: HumanoidRun's
+    GoRL curve starts at 60M, its teacher-warm-started encoder standing for the first 60M)."""
+    decoder_init: str
+    """'fresh' (a new network per fit) or 'warm' (continue from the current decoder; from the
+    identity decoder it is fresh)."""
+    decoder_obs_stats: str
+    """The fitted decoder's observation statistics: 'fit' (its training split), with a warm
+    decoder 'frozen' (the previous decoder's) or 'cumulative' (pooled over every fit so far)."""
 
     # -- derived ---------------------------------------------------------------------
     @property
@@ -143,9 +177,9 @@ class GoRLConfig(OnPolicyConfig):
         return [int(self.total_steps * s / total) // self.steps_per_iteration for s in self.stage_steps]
 
     def stage_offsets(self) -> list[int]:
-        """Global env step at which each stage's encoder starts."""
+        """Global env step (x axis) at which each stage's encoder starts."""
         its = self.stage_iterations()
-        return [sum(its[:k]) * self.steps_per_iteration for k in range(len(its))]
+        return [self.benchmark_start_steps + sum(its[:k]) * self.steps_per_iteration for k in range(len(its))]
 
     def for_stage(self, k: int) -> "GoRLConfig":
         """The config of stage k: every per-stage value of stage k in the plain fields (the plain
@@ -203,6 +237,26 @@ class GoRLConfig(OnPolicyConfig):
         if self.collect_steps < self.collect_envs:
             raise ConfigError(f"collect_steps ({self.collect_steps}) must be at least collect_envs "
                               f"({self.collect_envs})")
+        for key, options in (("teacher_warm_start", (True, False)), ("action_semantics", ACTION_SEMANTICS),
+                             ("encoder_handoff", ("best", "final")), ("decoder_init", ("fresh", "warm")),
+                             ("decoder_obs_stats", ("fit", "frozen", "cumulative"))):
+            if getattr(self, key) not in options:
+                raise ConfigError(f"{key} must be one of {options}, got {getattr(self, key)!r}")
+        if self.teacher != "none":
+            from gorl import registry
+            try:
+                registry.get(self.teacher)
+            except KeyError as e:
+                raise ConfigError(f"teacher: {e.args[0]}") from None
+            if self.teacher_episodes <= 0:
+                raise ConfigError(f"teacher_episodes must be positive, got {self.teacher_episodes}")
+        elif self.teacher_warm_start or self.teacher_run:
+            key = "teacher_warm_start" if self.teacher_warm_start else "teacher_run"
+            raise ConfigError(f"{key} needs a teacher (teacher: ppo_teacher), but teacher is 'none'")
+        if self.benchmark_start_steps < 0:
+            raise ConfigError(f"benchmark_start_steps must be non-negative, got {self.benchmark_start_steps}")
+        if self.decoder_obs_stats != "fit" and self.decoder_init != "warm":
+            raise ConfigError(f"decoder_obs_stats {self.decoder_obs_stats!r} needs decoder_init 'warm'")
         if self.decoder_collection not in ("episodes", "reference"):
             raise ConfigError(f"decoder_collection must be 'episodes' or 'reference', got {self.decoder_collection!r}")
         if self.decoder_data_filter not in FILTERS:
@@ -236,10 +290,19 @@ class GoRLDiffusionConfig(GoRLConfig):
 def make_encoder(cfg: GoRLConfig, stage: int, obs_dim: int, act_dim: int, decoder: Decoder) -> GaussianPolicy:
     """Gaussian policy over z (dim d_a) whose actions pass through the frozen decoder."""
     cfg = cfg.for_stage(stage)
-    return GaussianPolicy(obs_dim, act_dim, cfg.actor_hidden, clip_eps=cfg.clip_eps,
-                          entropy_coef=cfg.entropy_coef, entropy_tanh_correction=False,
-                          scale_cap=cfg.scale_cap, latent_reg=cfg.latent_reg,
-                          latent_reg_coef=cfg.latent_reg_coef, decode=decoder.forward)
+    decode = (lambda obs, x: decoder(obs, torch.tanh(x))) if cfg.latent_bounded else decoder.forward
+    encoder = GaussianPolicy(obs_dim, act_dim, cfg.actor_hidden, clip_eps=cfg.clip_eps,
+                             entropy_coef=cfg.entropy_coef, entropy_tanh_correction=cfg.latent_bounded,
+                             scale_cap=cfg.scale_cap, latent_reg=cfg.latent_reg,
+                             latent_reg_coef=cfg.latent_reg_coef, decode=decode)
+    if cfg.action_semantics == "bounded":  # the decoder's output is the action: a final [-1, 1] clip
+        encoder.env_action = bounded_action
+    return encoder
+
+
+def bounded_action(action: torch.Tensor) -> torch.Tensor:
+    """The env action of a bounded-semantics decoder output: clipped to [-1, 1]."""
+    return action.clamp(-1.0, 1.0)
 
 
 def stage_seed(seed: int, stage: int, purpose: int) -> int:
@@ -293,8 +356,10 @@ def collect_decoder_data(cfg: GoRLConfig, run: Run, stage: int, encoder: Gaussia
     obs = envs.obs
     for s in range(steps):  # on the device: no host round trip per step
         pre, _ = encoder.act(normalizer(obs), obs)
-        obs_rows[s], act_rows[s] = obs, pre
-        obs, reward, term, trunc, _ = envs.step(torch.tanh(pre))
+        action = env_action(encoder, pre)
+        # the decoder's target: the pre-action, or (bounded) the env action clipped to [-1, 1]
+        obs_rows[s], act_rows[s] = obs, (action if cfg.action_semantics == "bounded" else pre)
+        obs, reward, term, trunc, _ = envs.step(action)
         ep_ret += reward
         reward_rows[s] = reward
         done_rows[s] = term | trunc
@@ -356,14 +421,19 @@ class GoRL:
         self.best: dict | None = None
         self.timing = {"collect": 0.0, "decoder_fit": 0.0}
         self.collection_env_steps = 0
+        self.final: dict | None = None  # the stage's final encoder (encoder_handoff final)
+        self.decoder_identity = True   # decoder 0 without a teacher
+        self.decoder_rows = 0          # rows of every fit so far (decoder_obs_stats cumulative)
+        self.teacher: dict | None = None  # the teacher's facts once its data set is in (status.json)
 
     def stage_dir(self, k: int) -> Path:
         return rundir.stage_path(self.run.dir, k, create=True)
 
     def state_dict(self, trainer: OnPolicyTrainer | None) -> dict:
         return {"gorl": {"stage": self.stage, "decoder": self.decoder.state_dict(),
-                         "decoder_identity": self.stage == 0, "carry": self.carry, "best": self.best,
-                         "timing": self.timing, "collection_env_steps": self.collection_env_steps},
+                         "decoder_identity": self.decoder_identity, "carry": self.carry, "best": self.best,
+                         "timing": self.timing, "collection_env_steps": self.collection_env_steps,
+                         "decoder_rows": self.decoder_rows, "teacher": self.teacher},
                 "trainer": None if trainer is None else trainer.state_dict()}
 
     def load_state_dict(self, st: dict) -> dict | None:
@@ -372,6 +442,8 @@ class GoRL:
         self.decoder = Decoder(self.cfg.decoder_kind, self.obs_dim, self.act_dim, self.cfg.decoder_hidden,
                                self.cfg.decoder_steps, identity=g["decoder_identity"]).to(self.run.device)
         self.decoder.load_state_dict(g["decoder"])
+        self.decoder_identity = g["decoder_identity"]
+        self.decoder_rows, self.teacher = g.get("decoder_rows", 0), g.get("teacher")
         self.carry, self.best = g["carry"], g["best"]
         self.timing, self.collection_env_steps = g["timing"], g["collection_env_steps"]
         return st["trainer"]
@@ -387,6 +459,8 @@ class GoRL:
         trainer = OnPolicyTrainer(cfg.stage_config(k), self.run, encoder, step_offset=cfg.stage_offsets()[k],
                                   stage=k, env_stream=TRAIN_STREAM, staged_evals=True)
         trainer.probe_states = self.run.records.probe_states  # one set of probe states for the whole run
+        if k == 0 and cfg.teacher_warm_start:
+            self._warm_start_from_teacher(trainer)
         if self.carry is not None:
             trainer.agent.load_state_dict(self.carry["agent"])
             trainer.critic.load_state_dict(self.carry["critic"])
@@ -394,6 +468,64 @@ class GoRL:
         torch.manual_seed(stage_seed(self.run.seed, k, 0))  # the stage's rollout noise
         trainer.on_evaluate.append(lambda row, t=trainer: self._track_best(t, row))
         return trainer
+
+    def _warm_start_from_teacher(self, trainer: OnPolicyTrainer) -> None:
+        """Stage 0's encoder, critic and statistics from the teacher's (same architecture)."""
+        from gorl.algorithm.teacher import load_teacher, teacher_dir
+        teacher = load_teacher(teacher_dir(self.cfg, self.run), self.obs_dim, self.act_dim, self.run.device)
+        if teacher["actor_hidden"] != list(self.cfg.actor_hidden) or \
+                teacher["obs_norm_mode"] != self.cfg.for_stage(0).obs_norm_mode:
+            raise ConfigError(f"teacher_warm_start: the teacher's actor {teacher['actor_hidden']} and obs_norm_mode "
+                              f"{teacher['obs_norm_mode']!r} must match the encoder's ({self.cfg.actor_hidden}, "
+                              f"{self.cfg.for_stage(0).obs_norm_mode!r})")
+        trainer.agent.actor.load_state_dict(teacher["agent"].actor.state_dict())
+        trainer.critic.load_state_dict(teacher["critic"])
+        trainer.normalizer.load_state_dict(teacher["normalizer"].state_dict())
+        trainer.normalizer.to(self.run.device)
+
+    def prepare_teacher(self) -> None:
+        """Before stage 0 (``teacher`` set): the teacher run (trained now if it is the run's own),
+        its data set, the gate, decoder 0 fitted on it; recorded in stages/teacher/ and status.json."""
+        from gorl.algorithm import teacher as tp
+        cfg, run = self.cfg, self.run
+        t0 = time.perf_counter()
+        d = tp.ensure_teacher(cfg, run)
+        teacher = tp.load_teacher(d, self.obs_dim, self.act_dim, run.device)
+        obs, actions, summary = tp.collect_teacher_data(cfg, run, teacher)
+        t1 = time.perf_counter()
+        self.teacher = {"teacher_run": summary["teacher_run"], "teacher_env_steps": summary["teacher_env_steps"],
+                        "teacher_collection_env_steps": summary["env_steps"],
+                        "teacher_dataset_return_mean": summary["episode_return_mean"],
+                        "teacher_dataset_episodes": summary["episodes"]}
+        run.extra_status.update(self.teacher)
+        out = rundir.stage_path(run.dir, 0).parent / rundir.TEACHER_STAGE
+        rundir.write_json(out / rundir.STAGE_DATASET_SUMMARY, summary)
+        try:
+            tp.gate(cfg, summary)
+        except Gated:  # a recorded end: the contract's files, then status gated with the reason
+            run.write_records()
+            self.save(None)
+            raise
+        self.fit(0, obs, actions, seed=stage_seed(run.seed, 0, 5), history_dir=out)
+        self.timing["collect"] += t1 - t0
+        self.timing["decoder_fit"] += time.perf_counter() - t1
+        summary["collect_s"] = round(t1 - t0, 3)
+        rundir.write_json(out / rundir.STAGE_DATASET_SUMMARY, summary)
+
+    def fit(self, k: int, obs: np.ndarray, actions: np.ndarray, seed: int, history_dir: Path) -> list[dict]:
+        """Fit the decoder stage k's settings say (fresh or warm, its statistics) on the rows."""
+        cfg = self.cfg.for_stage(k)
+        warm = cfg.decoder_init == "warm" and not self.decoder_identity
+        decoder, history = fit_decoder(cfg.decoder_kind, obs, actions, cfg.decoder_fit_config(), seed,
+                                       self.run.device, init=self.decoder if warm else None,
+                                       obs_stats=cfg.decoder_obs_stats if warm else "fit",
+                                       prior_rows=self.decoder_rows)
+        rundir.write_csv(history_dir / rundir.STAGE_DECODER_FIT, history)
+        if not all(math.isfinite(h["val_loss"]) for h in history):
+            raise Diverged(f"stage {k}: non-finite decoder loss while fitting a decoder")
+        self.decoder, self.decoder_identity = decoder, False
+        self.decoder_rows += obs.shape[0]
+        return history
 
     def _track_best(self, trainer: OnPolicyTrainer, row: dict) -> None:
         """Keep the encoder with the best deterministic evaluation (ties: the later one)."""
@@ -408,32 +540,29 @@ class GoRL:
         cfg, run = self.cfg, self.run
         t0 = time.perf_counter()
         save_torch(self.stage_dir(k) / rundir.STAGE_ENCODER_BEST, self.best)
+        handed = self.best if cfg.for_stage(k).encoder_handoff == "best" else self.final
         encoder = make_encoder(cfg, k, self.obs_dim, self.act_dim, self.decoder).to(run.device)
-        encoder.load_state_dict(self.best["agent"])
-        normalizer = RunningNormalizer(self.obs_dim, cfg.obs_norm_mode).to(run.device)
-        normalizer.load_state_dict(self.best["normalizer"])
-        obs, actions, summary = collect_decoder_data(cfg, run, k, encoder, normalizer)
+        encoder.load_state_dict(handed["agent"])
+        normalizer = RunningNormalizer(self.obs_dim, cfg.for_stage(k).obs_norm_mode).to(run.device)
+        normalizer.load_state_dict(handed["normalizer"])
+        obs, actions, summary = collect_decoder_data(cfg.for_stage(k), run, k, encoder, normalizer)
         t1 = time.perf_counter()
-        decoder, history = fit_decoder(cfg.decoder_kind, obs, actions, cfg.decoder_fit_config(),
-                                       stage_seed(run.seed, k, 2), run.device)
+        history = self.fit(k + 1, obs, actions, stage_seed(run.seed, k, 2), self.stage_dir(k))
         t2 = time.perf_counter()
         self.timing["collect"] += t1 - t0
         self.timing["decoder_fit"] += t2 - t1
         self.collection_env_steps += summary["env_steps"]
-        summary.update(best_encoder_env_step=self.best["env_step"], best_encoder_return=self.best["return"],
+        summary.update(encoder_handoff=cfg.for_stage(k).encoder_handoff,
+                       best_encoder_env_step=self.best["env_step"], best_encoder_return=self.best["return"],
                        collect_s=round(t1 - t0, 3), decoder_fit_s=round(t2 - t1, 3),
                        decoder_epochs=len(history),
                        decoder_best_val_loss=min((h["val_loss"] for h in history), default=None))
-        d = self.stage_dir(k)
-        rundir.write_json(d / rundir.STAGE_DATASET_SUMMARY, summary)
-        rundir.write_csv(d / rundir.STAGE_DECODER_FIT, history)
-        if not all(math.isfinite(h["val_loss"]) for h in history):
-            raise Diverged(f"stage {k}: non-finite decoder loss while fitting decoder {k + 1}")
-        self.decoder = decoder
+        rundir.write_json(self.stage_dir(k) / rundir.STAGE_DATASET_SUMMARY, summary)
 
     def save_decoder_artifact(self, k: int) -> None:
         save_torch(self.stage_dir(k) / rundir.STAGE_DECODER,
-                   {"kind": self.cfg.decoder_kind, "identity": k == 0, "state": self.decoder.state_dict()})
+                   {"kind": self.cfg.decoder_kind, "identity": self.decoder_identity,
+                    "state": self.decoder.state_dict()})
 
     # -- the run -----------------------------------------------------------------------
     def train(self) -> None:
@@ -443,7 +572,11 @@ class GoRL:
         if state is not None:
             trainer_state = self.load_state_dict(state)
             run.log(f"resumed from {run.checkpoint_path} in stage {self.stage}")
-        total = sum(cfg.stage_iterations()) * cfg.steps_per_iteration
+        run.extra_status.update(start_env_step=cfg.benchmark_start_steps, **(self.teacher or {}))
+        if cfg.teacher != "none" and self.teacher is None:
+            self.prepare_teacher()
+            self.save(None)
+        total = cfg.benchmark_start_steps + sum(cfg.stage_iterations()) * cfg.steps_per_iteration
         with progress_bar(run, total, cfg.stage_offsets()[self.stage]) as bar:
             for k in range(self.stage, cfg.num_stages):
                 self.stage = k
@@ -459,6 +592,7 @@ class GoRL:
                 for key, v in {**trainer.timing, "decoder_sampling": self.decoder.sampling_time}.items():
                     self.timing[key] = self.timing.get(key, 0.0) + v
                 if k + 1 < cfg.num_stages:
+                    self.final = {"agent": trainer.agent.state_dict(), "normalizer": trainer.normalizer.state_dict()}
                     if not cfg.fresh_encoder_each_stage:
                         self.carry = {"agent": trainer.agent.state_dict(), "critic": trainer.critic.state_dict(),
                                       "normalizer": trainer.normalizer.state_dict()}

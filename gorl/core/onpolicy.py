@@ -78,6 +78,13 @@ class OnPolicyConfig:
     (round(linspace(0, n, num_evals)): the first before any update, the last after the final one)."""
     eval_episodes: int
     """Episodes (parallel envs) per evaluation."""
+    eval_deterministic: bool
+    """True: the evaluation acts on the policy's mean (return_mean). False (Brax's default, the
+    release's humanoid PPO): it samples, and a deterministic evaluation on the same resets is
+    kept beside it (evals.csv column return_mean_deterministic)."""
+    matmul_precision: str
+    """Float32 matmul precision of torch and JAX: 'default', 'high' or 'highest' (the release's
+    humanoid runs); applied before training, stated in provenance.json."""
     num_probe_states: int
     """Fixed probe states at which action samples are saved at every evaluation."""
     probe_samples: int
@@ -125,6 +132,9 @@ class OnPolicyConfig:
         if self.env_workers < 0:
             raise ConfigError(f"env_workers must be 0 (in-process) or a number of worker processes, "
                               f"got {self.env_workers}")
+        from gorl.provenance import MATMUL_PRECISIONS
+        if self.matmul_precision not in MATMUL_PRECISIONS:
+            raise ConfigError(f"matmul_precision must be one of {MATMUL_PRECISIONS}, got {self.matmul_precision!r}")
         if self.max_grad_norm is not None and self.max_grad_norm <= 0:
             raise ConfigError(f"max_grad_norm must be positive or null, got {self.max_grad_norm}")
         self.validate_budget()
@@ -188,6 +198,13 @@ def eval_iterations(num_iterations: int, num_evals: int, schedule: str = "linspa
         return [0]
     every = max(n // (k - 1), 1)
     return [0] + [i for i in range(1, n) if (i + 1) % every == 0]
+
+
+def env_action(agent, pre: torch.Tensor) -> torch.Tensor:
+    """The env action of an agent's output: tanh of a pre-action (every algorithm's default), or
+    the agent's own ``env_action`` (GoRL with bounded actions: the decoded action clipped to [-1, 1])."""
+    squash = getattr(agent, "env_action", None)
+    return torch.tanh(pre) if squash is None else squash(pre)
 
 
 def grads_clip_(params: list[nn.Parameter], max_norm: float) -> torch.Tensor:
@@ -274,7 +291,7 @@ class OnPolicyTrainer:
         for s in range(S):
             t0 = time.perf_counter()
             pre, stored = self.agent.act(self.normalizer(obs), obs)
-            action = torch.tanh(pre)
+            action = env_action(self.agent, pre)
             t1 = time.perf_counter()
             obs_next, reward, term, trunc, final_obs = self.envs.step(action)
             t2 = time.perf_counter()
@@ -378,38 +395,49 @@ class OnPolicyTrainer:
     def evaluate(self, index: int) -> dict:
         """``eval_episodes`` full episodes from fresh seeded resets; returns the evals.csv row."""
         t0 = time.perf_counter()
+        record = self.probe_states is None
+        seen: list[torch.Tensor] = []
+        returns = self._episodes(index, self.cfg.eval_deterministic, seen if record else None)
+        extra = {}
+        if not self.cfg.eval_deterministic:  # the deterministic return beside the reported one
+            extra["return_mean_deterministic"] = float(self._episodes(index, True).mean())
+        envs = self.eval_envs
+        P = self.cfg.num_probe_states
+        if record:
+            pick = np.linspace(0, len(seen) - 1, min(P, len(seen))).round().astype(int)
+            self.probe_states = torch.stack([seen[i] for i in pick]).float().cpu().numpy()
+        states = self._tensor(self.probe_states)
+        acts = env_action(self.agent, self.agent.sample_actions(self.normalizer(states), states,
+                                                               self.cfg.probe_samples))
+        self.run.append_probes(self.env_step, self.probe_states, acts.cpu().numpy())
+        self.timing["eval"] += time.perf_counter() - t0
+        row = {"env_step": self.env_step, "return_mean": float(returns.mean()),
+               "return_std": float(returns.std()), "episodes": int(envs.num_envs), "stage": self.stage,
+               "wall_time": round(self.run.wall_time(), 3), **extra}
+        for hook in self.on_evaluate:
+            hook(row)
+        return row
+
+    def _episodes(self, index: int, deterministic: bool, seen: list | None = None) -> np.ndarray:
+        """Returns of ``eval_episodes`` full episodes from evaluation ``index``'s seeded resets;
+        ``seen``: every 50th observation of env 0 is appended (the probe states' pool)."""
         envs = self.eval_envs
         obs = envs.reset(env_seeds(self.run.seed, EVAL_STREAM + 1 + index, envs.num_envs))
         returns = torch.zeros(envs.num_envs, dtype=torch.float64, device=self.device)
         active = torch.ones(envs.num_envs, dtype=torch.bool, device=self.device)
-        record = self.probe_states is None
-        seen: list[torch.Tensor] = []
-        P = self.cfg.num_probe_states
         step = 0
         while True:
-            action = torch.tanh(self.agent.act_eval(self.normalizer(obs), obs))
-            if record and step % 50 == 0:
+            obs_n = self.normalizer(obs)
+            pre = self.agent.act_eval(obs_n, obs) if deterministic else self.agent.act(obs_n, obs)[0]
+            if seen is not None and step % 50 == 0:
                 seen.append(obs[0].clone())
-            obs, reward, term, trunc, _ = envs.step(action)
+            obs, reward, term, trunc, _ = envs.step(env_action(self.agent, pre))
             returns += reward * active
             active &= ~(term | trunc)
             step += 1
             if not active.any():
                 break
-        if record:
-            pick = np.linspace(0, len(seen) - 1, min(P, len(seen))).round().astype(int)
-            self.probe_states = torch.stack([seen[i] for i in pick]).float().cpu().numpy()
-        states = self._tensor(self.probe_states)
-        acts = torch.tanh(self.agent.sample_actions(self.normalizer(states), states, self.cfg.probe_samples))
-        self.run.append_probes(self.env_step, self.probe_states, acts.cpu().numpy())
-        self.timing["eval"] += time.perf_counter() - t0
-        returns = returns.cpu().numpy()
-        row = {"env_step": self.env_step, "return_mean": float(returns.mean()),
-               "return_std": float(returns.std()), "episodes": int(envs.num_envs), "stage": self.stage,
-               "wall_time": round(self.run.wall_time(), 3)}
-        for hook in self.on_evaluate:
-            hook(row)
-        return row
+        return returns.cpu().numpy()
 
     # -- the loop ------------------------------------------------------------------------
     def train(self, checkpoint: Callable[[], None] | None = None, progress=None) -> None:

@@ -36,6 +36,7 @@ PREFIX = "playground:"
 # The paper's six tasks and the CPU test task, with their dm_control suite names.
 SUITE_NAMES = {"CheetahRun": "cheetah-run", "FingerSpin": "finger-spin", "FingerTurnHard": "finger-turn_hard",
                "FishSwim": "fish-swim", "HopperStand": "hopper-stand", "WalkerWalk": "walker-walk",
+               "HumanoidStand": "humanoid-stand", "HumanoidRun": "humanoid-run",
                "CartpoleBalance": "cartpole-balance"}
 PAPER_TASKS = tuple(f"{PREFIX}{n}" for n in SUITE_NAMES if n != "CartpoleBalance")
 # Tasks without contacts: MJX steps them fast on a CPU (CartpoleBalance 150-310k env steps/s at

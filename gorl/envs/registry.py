@@ -10,7 +10,8 @@ import torch
 
 from gorl.errors import TaskError
 
-PAPER_TASKS = ("cheetah-run", "finger-spin", "finger-turn_hard", "fish-swim", "hopper-stand", "walker-walk")
+PAPER_TASKS = ("cheetah-run", "finger-spin", "finger-turn_hard", "fish-swim", "hopper-stand", "walker-walk",
+               "humanoid-stand", "humanoid-run")
 GYM_PREFIX = "gym:"
 PLAYGROUND_PREFIX = "playground:"
 

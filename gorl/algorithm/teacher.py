@@ -1,0 +1,145 @@
+"""GoRL's teacher path (the release's humanoid recipe, spec 14).
+
+A teacher is an ordinary run directory of a Gaussian-policy algorithm (``ppo_teacher``: PPO
+with the teacher's settings): the run contract, resume and ``check-run`` hold for it as for any
+run. A GoRL run names it with ``teacher_run: PATH``; without one it trains its own teacher
+into ``<run dir>/teacher/`` with the same preset and seed (``gorl-bench train`` in a child
+process, so a resume of the GoRL run resumes the teacher too, and the child sets its own
+precision before any JAX import, as the release's separate teacher process does).
+
+From the teacher GoRL collects ``teacher_episodes`` complete episodes (the teacher samples, the
+env receives tanh of its pre-action), refuses to go on if their mean return is below
+``teacher_min_return`` (:class:`gorl.errors.Gated`: the run ends with status ``gated`` and the
+reason) and fits decoder 0 on them; ``teacher_warm_start`` also starts stage 0's encoder from
+the teacher's actor, critic and observation statistics.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gorl import rundir
+from gorl.core.gaussian_policy import GaussianPolicy
+from gorl.core.normalizer import RunningNormalizer
+from gorl.errors import Gated, RunDirError
+
+TEACHER_STREAM = 3_000_000
+"""Env seeds of the teacher-data collector."""
+
+
+def teacher_dir(cfg, run) -> Path:
+    """The teacher run directory a GoRL run uses: ``teacher_run`` or its own ``teacher/``."""
+    if cfg.teacher_run:
+        p = Path(cfg.teacher_run)
+        return p if p.is_absolute() else Path.cwd() / p
+    return Path(run.dir) / rundir.TEACHER
+
+
+def ensure_teacher(cfg, run) -> Path:
+    """A completed teacher run for this run's task: the named one (checked), or the run's own,
+    trained (or resumed) now. Raises RunDirError (one line, bad input) for an unusable named one."""
+    d = teacher_dir(cfg, run)
+    status = rundir.read_status(d)
+    if cfg.teacher_run:
+        if status is None or status.get("status") != rundir.COMPLETED:
+            got = "no status.json" if status is None else f"status {status.get('status')!r}"
+            raise RunDirError(f"teacher_run {d}: not a completed run ({got}); train it first "
+                              f"(gorl-bench train {cfg.teacher} {run.task} --out {d})")
+    elif status is None or status.get("status") != rundir.COMPLETED:
+        if status is not None:
+            raise RuntimeError(f"the run's own teacher {d} ended {status.get('status')!r}: {status.get('reason')}")
+        cmd = [sys.executable, "-m", "gorl", "train", cfg.teacher, run.task, "--preset", run.preset,
+               "--seed", str(run.seed), "--out", str(d), "--quiet"]
+        for module in run.config.get("imports") or ():
+            cmd += ["--import", module]
+        run.log(f"training the teacher: {' '.join(cmd[2:])}")
+        proc = subprocess.run(cmd, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True)
+        if proc.returncode != 0:
+            tail = "\n".join(proc.stdout.strip().splitlines()[-15:])
+            raise RuntimeError(f"the teacher run {d} failed (exit {proc.returncode}):\n{tail}")
+        status = rundir.read_status(d)
+        if status is None or status.get("status") != rundir.COMPLETED:
+            raise RuntimeError(f"the teacher run {d} did not complete: {status}")
+    config = rundir.read_config(d) or {}
+    if config.get("task") != run.task:
+        raise RunDirError(f"teacher_run {d} trained task {config.get('task')!r}, this run's task is {run.task!r}")
+    return d
+
+
+def load_teacher(d: Path, obs_dim: int, act_dim: int, device: torch.device) -> dict:
+    """The teacher's final actor, critic state and observation statistics (its checkpoint)."""
+    hp = (rundir.read_config(d) or {}).get("hyperparameters") or {}
+    st = torch.load(Path(d) / rundir.CHECKPOINT, map_location="cpu", weights_only=False)
+    agent = GaussianPolicy(obs_dim, act_dim, hp["actor_hidden"], clip_eps=hp["clip_eps"],
+                           entropy_coef=hp["entropy_coef"], entropy_tanh_correction=hp["entropy_tanh_correction"],
+                           scale_cap=hp.get("scale_cap")).to(device)
+    agent.load_state_dict(st["agent"])
+    normalizer = RunningNormalizer(obs_dim, hp["obs_norm_mode"]).to(device)
+    normalizer.load_state_dict(st["normalizer"])
+    normalizer.to(device)
+    status = rundir.read_status(d) or {}
+    return {"dir": str(Path(d).resolve()), "agent": agent, "normalizer": normalizer, "critic": st["critic"],
+            "actor_hidden": list(hp["actor_hidden"]), "obs_norm_mode": hp["obs_norm_mode"],
+            "env_steps": int(status.get("env_steps") or 0)}
+
+
+@torch.no_grad()
+def collect_teacher_data(cfg, run, teacher: dict) -> tuple[np.ndarray, np.ndarray, dict]:
+    """``teacher_episodes`` complete episodes of the teacher (sampling), ``collect_envs`` at a time
+    from seeded resets: (obs, target) rows of those episodes only and a summary. The target is
+    the env action (tanh of the pre-action) clipped to [-1, 1] with ``action_semantics``
+    'bounded', else the pre-action."""
+    from gorl.algorithm.gorl import episodes_of_rows, stage_seed
+
+    torch.manual_seed(stage_seed(run.seed, 0, 4))
+    envs = run.make_envs(cfg.collect_envs, TEACHER_STREAM, cfg.env_workers)
+    agent, normalizer = teacher["agent"], teacher["normalizer"]
+    N, want = envs.num_envs, cfg.teacher_episodes
+    obs_rows, act_rows, done_rows, ret_rows = [], [], [], []
+    ep_ret = torch.zeros(N, dtype=torch.float64, device=run.device)
+    finished = 0
+    obs = envs.obs
+    while finished < want:
+        pre, _ = agent.act(normalizer(obs), obs)
+        action = torch.tanh(pre)
+        target = action.clamp(-1.0, 1.0) if cfg.action_semantics == "bounded" else pre
+        obs_rows.append(obs.cpu().numpy())
+        act_rows.append(target.cpu().numpy())
+        obs, reward, term, trunc, _ = envs.step(action)
+        ep_ret += reward
+        done = term | trunc
+        done_rows.append(done.cpu().numpy())
+        ret_rows.append(ep_ret.cpu().numpy().copy())
+        ep_ret.masked_fill_(done, 0.0)
+        finished += int(done.sum())
+    envs.close()
+    S = len(obs_rows)
+    row_episode, episode_return = episodes_of_rows(np.stack(done_rows), np.stack(ret_rows))
+    # the first `want` episodes to finish, in (step, env) order: ids N.. are assigned in that order
+    ends = np.stack(done_rows)
+    first_ids = row_episode.reshape(S, N)[ends][:want]
+    keep = np.isin(row_episode, first_ids)
+    obs_all = np.stack(obs_rows).reshape(S * N, -1)[keep]
+    act_all = np.stack(act_rows).reshape(S * N, -1)[keep]
+    returns = episode_return[first_ids]
+    summary = {"teacher_run": teacher["dir"], "teacher_env_steps": teacher["env_steps"],
+               "episodes": int(want), "rows": int(keep.sum()), "env_steps": int(S * N), "envs": N,
+               "episode_return_mean": float(returns.mean()), "episode_return_std": float(returns.std()),
+               "episode_return_min": float(returns.min()), "episode_return_max": float(returns.max()),
+               "action_semantics": cfg.action_semantics, "min_return": cfg.teacher_min_return}
+    return obs_all.astype(np.float32), act_all.astype(np.float32), summary
+
+
+def gate(cfg, summary: dict) -> None:
+    """Refuse a teacher data set whose mean episode return is below ``teacher_min_return``."""
+    floor = cfg.teacher_min_return
+    if floor is not None and not summary["episode_return_mean"] >= floor:
+        raise Gated(f"teacher data set mean return {summary['episode_return_mean']:.3f} over "
+                    f"{summary['episodes']} episodes is below teacher_min_return {floor:g} "
+                    f"(teacher {summary['teacher_run']})")
