@@ -4,7 +4,6 @@ preset that says where each value came from."""
 from pathlib import Path
 
 import pytest
-import yaml
 
 from conftest import cli
 from gorl import registry
