@@ -58,3 +58,11 @@ def physics(task: str) -> str:
     whose = "the paper's" if r.in_paper else "the"
     return (f"{DM_CONTROL} (sim {r.dmc_sim_dt:g} s, {r.dmc_integrator}, {r.dmc_iterations} solver iterations); "
             f"{whose} {PLAYGROUND} port {r.paper_task}, Playground vs dm_control: {r.differences}")
+
+
+def physics_tag(task: str) -> str:
+    """A short name of the physics a task ran on, for a table row: "MJX" (a ``playground:``
+    task, the paper's physics), "dm_control" (a suite name) or "gymnasium"."""
+    if task.startswith(PLAYGROUND_PREFIX):
+        return "MJX"
+    return "gymnasium" if task.startswith(GYM_PREFIX) else DM_CONTROL

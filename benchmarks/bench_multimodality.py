@@ -32,7 +32,7 @@ run directories are kept there, and runs already completed in it are read, not r
 
 GoRL ablation from the README (reward-filtered decoder data, encoder pinned to N(0, I)):
     ... --algos gorl_fm gorl_diffusion --set latent_reg=kl --set decoder_data_filter=percentile \
-        --set "stage_latent_reg_coef=[1.0]"
+        --set latent_reg_coef=1.0
 """
 from __future__ import annotations
 

@@ -55,7 +55,7 @@ class Algorithm:
     config_cls: type
     """Dataclass holding every hyperparameter (fields documented in its docstrings)."""
     presets_file: Path
-    """YAML file with presets (``paper``, ``small``, ``smoke``, ...) and ``task_overrides``."""
+    """YAML file with presets (``paper``, ``paper-v1``, ``small``, ``smoke``, ...); see :mod:`gorl.config`."""
     train: Callable[..., Any]
     """``train(cfg, run)``: trains one run (see :class:`gorl.core.run.Run`)."""
     label: str = ""

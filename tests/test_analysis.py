@@ -206,8 +206,32 @@ def test_paper_table_names_the_physics_per_task(tmp_path):
     assert np.isnan(table.loc["reacher-easy", "paper_return"])
     md = paper.markdown(table.reset_index())
     assert "| task | physics | algorithm |" in md
-    assert "| playground:CheetahRun | Playground (MJX), as in the paper | ppo |" in md
-    assert "| finger-spin | dm_control (sim 0.01 s" in md
+    assert "| playground:CheetahRun | MJX | ppo |" in md  # a short tag per row ...
+    assert "| finger-spin | dm_control | ppo |" in md
+    legend = md[md.index("**Physics.**"):]  # ... the physics said once per task, below the table
+    assert md.count("0.005 s implicitfast") == 1 and legend.count("- finger-spin: dm_control (sim 0.01 s") == 1
+    assert "- playground:CheetahRun: Playground (MJX), as in the paper" in legend
+
+
+def test_paper_table_reports_the_release_target(tmp_path):
+    """target_return of the release per task, and how many runs' LAST evaluation met it (the
+    release's performance_target_met); a best evaluation above the target does not count."""
+    expected = [("gorl_fm", "cheetah-run", s) for s in range(3)] + [("ppo", "reacher-easy", 0)]
+    make_run(tmp_path, "gorl_fm", "cheetah-run", 0, [100.0, 950.0, 880.0])  # best met it, last did not
+    make_run(tmp_path, "gorl_fm", "cheetah-run", 1, [100.0, 500.0, 900.0])  # last == target: met
+    make_run(tmp_path, "gorl_fm", "cheetah-run", 2, [100.0, 500.0, 905.0])
+    make_run(tmp_path, "ppo", "reacher-easy", 0, [1.0, 2.0])
+    _, finals = collect.collect(tmp_path, expected)
+    table = paper.comparison(finals).set_index("task")
+    assert table.loc["cheetah-run", "target_return"] == 900  # configs/tasks/CheetahRun.toml
+    assert table.loc["cheetah-run", "target_met_runs"] == 2
+    assert table.loc["cheetah-run", "repro_mean"] == pytest.approx((880 + 900 + 905) / 3)
+    assert np.isnan(table.loc["reacher-easy", "target_return"])
+    md = paper.markdown(table.reset_index())
+    assert "| 881 ± 15 | 900 | 2/3 |" in md and "**last** evaluation" in md
+    targets = paper.read_targets().set_index("task")["target_return"].to_dict()
+    assert targets == {"cheetah-run": 900, "finger-spin": 950, "finger-turn_hard": 870, "fish-swim": 646,
+                       "hopper-stand": 833, "walker-walk": 958}
 
 
 def test_physics_names():

@@ -4,11 +4,11 @@ preset that says where each value came from."""
 from pathlib import Path
 
 import pytest
-import yaml
 
 from conftest import cli
 from gorl import registry
-from gorl.config import COMMON_PRESETS, RESERVED_KEYS, build_config, config_to_dict, resolve_preset
+from gorl.config import (COMMON_PRESETS, RESERVED_KEYS, ConfigError, build_config, config_to_dict,
+                         read_presets, resolve_preset)
 
 ALGOS = list(registry.algorithms())
 
@@ -20,24 +20,52 @@ def test_dataclass_defaults_are_the_paper_preset(name):
     assert config_to_dict(algo.config_cls()) == config_to_dict(paper)
 
 
+PRESETS = ("paper", "paper-v1", "small", "smoke")
+
+
+def _chain(path: Path, preset: str) -> list[tuple[Path, str, dict]]:
+    """(file, preset, its own keys) from ``preset`` of ``path`` down its base chain."""
+    from gorl.config import _base_file
+    out = []
+    while True:
+        body = dict(read_presets(path)[preset] or {})
+        out.append((Path(path), preset, body))
+        base = body.get("base")
+        if base is None:
+            return out
+        path, preset = _base_file(path, base)
+
+
 @pytest.mark.parametrize("name", ALGOS)
 def test_every_preset_extends_the_common_one_and_repeats_none_of_it(name):
+    """Each preset reaches common.yaml's preset of the same name, and no value a file states
+    is one its preset would have anyway (a repeat would be a second home for the number)."""
+    from gorl.config import _apply, _base_file, _flatten
     algo = registry.get(name)
-    raw = yaml.safe_load(Path(algo.presets_file).read_text())
-    for preset in ("paper", "small", "smoke"):
-        common = resolve_preset(COMMON_PRESETS, preset)
-        body = dict(raw[preset] or {})
-        assert body.pop("base") == f"common:{preset}"
-        values = resolve_preset(algo.presets_file, preset)
-        for key in [*body, *(raw.get("all_presets") or {})]:
-            if key in common:
-                assert values[key] != common[key], f"{algo.presets_file.name}:{preset} repeats {key} of common.yaml"
-    assert set(raw) - set(RESERVED_KEYS) == {"paper", "small", "smoke"}
+    raw = read_presets(algo.presets_file)
+    assert set(raw) - set(RESERVED_KEYS) == set(PRESETS)
+    for preset in PRESETS:
+        chain = _chain(algo.presets_file, preset)
+        assert (COMMON_PRESETS, preset) in [(p, n) for p, n, _ in chain], f"{name} {preset} does not reach common"
+        for path, n, body in chain:
+            if path == COMMON_PRESETS:
+                break
+            body = dict(body)
+            base_at = _base_file(path, body.pop("base"))
+            values = resolve_preset(*base_at)
+            shared = _flatten(read_presets(path).get("all_presets") or {}, "all_presets")
+            for key, value in shared.items():
+                assert values.get(key, object()) != value or n != "paper", \
+                    f"{path.name}:all_presets repeats {key} of {base_at[0].name}:{base_at[1]}"
+            if body.pop("all_presets", True) and base_at[0] != path:
+                _apply(values, {}, shared, "all_presets")
+            for key, value in _flatten(body, n).items():
+                assert values.get(key, object()) != value, f"{path.name}:{n} repeats {key}, already {value!r}"
 
 
-def test_small_and_smoke_use_the_spec_normaliser():
-    for preset in ("paper", "small", "smoke"):
-        assert resolve_preset(COMMON_PRESETS, preset)["obs_norm_mode"] == "legacy"  # spec 2.2
+def test_the_baselines_keep_the_reference_normaliser():
+    for preset in PRESETS:  # the FPO authors' code, in v1 and the release (spec 2.2)
+        assert resolve_preset(COMMON_PRESETS, preset)["obs_norm_mode"] == "legacy"
 
 
 def test_list_prints_a_resolved_preset_with_sources():
@@ -46,7 +74,7 @@ def test_list_prints_a_resolved_preset_with_sources():
     assert rows["num_envs"].split("#")[1].strip() == "common.yaml:smoke"
     assert rows["unroll_length"].split("#")[1].strip() == "common.yaml:paper"
     assert rows["actor_hidden"].split("#")[1].strip() == "ppo.yaml:all_presets"
-    assert rows["gamma"].split()[1] == "0.95" and "task_overrides[finger-spin]" in rows["gamma"]
+    assert rows["gamma"].split()[1] == "0.95" and rows["gamma"].endswith("common.yaml:paper tasks[finger-spin]")
     assert rows["clip_eps"].split()[1] == "0.2" and rows["clip_eps"].endswith("# --set")
     bad = cli("list", "ppo", "--preset", "huge", check=False)
     assert bad.returncode == 2 and "huge" in bad.stderr and bad.stderr.count("\n") == 1
@@ -57,3 +85,59 @@ def test_common_is_not_an_algorithm_name():
     with pytest.raises(ValueError, match="reserved"):
         registry.register(registry.Algorithm(name="common", config_cls=algo.config_cls,
                                              presets_file=algo.presets_file, train=algo.train))
+
+
+def _gorl(preset="paper", task="walker-walk", **overrides):
+    algo = registry.get("gorl_diffusion")
+    return build_config(algo.config_cls, algo.presets_file, preset, task, overrides)
+
+
+def test_per_stage_values_resolve_as_the_release_does():
+    """The plain value, then stage0 / later_stages, then stage<k> (the release's rule)."""
+    cfg = _gorl()
+    assert [cfg.for_stage(k).learning_rate for k in range(4)] == [1e-3, 3e-4, 1e-4, 1e-4]
+    assert [cfg.for_stage(k).clip_eps for k in range(4)] == [0.15] * 4
+    assert cfg.for_stage(2).stage_overrides == {} and cfg.for_stage(2).learning_rate == 1e-4
+    v1 = _gorl("paper-v1")
+    assert [v1.for_stage(k).clip_eps for k in range(4)] == [0.15, 0.3, 0.3, 0.3]
+    assert [v1.for_stage(k).max_grad_norm for k in range(4)] == [0.5, 1.0, 1.0, 1.0]
+    assert [v1.for_stage(k).learning_rate for k in range(4)] == [1e-3] * 4
+
+
+def test_no_override_is_shadowed_by_a_per_stage_value():
+    """--set KEY replaces every stage's value (it used to be accepted and ignored for
+    max_grad_norm); --set stage<k>.KEY one stage's; a later_stages value the stage<k> ones."""
+    cfg = _gorl(max_grad_norm=2.0, learning_rate=5e-4)
+    assert {cfg.for_stage(k).max_grad_norm for k in range(4)} == {2.0}
+    assert {cfg.for_stage(k).learning_rate for k in range(4)} == {5e-4}
+    cfg = _gorl(**{"stage2.learning_rate": 2e-4})
+    assert [cfg.for_stage(k).learning_rate for k in range(4)] == [1e-3, 3e-4, 2e-4, 1e-4]
+    cfg = _gorl(**{"later_stages.learning_rate": 7e-4})
+    assert [cfg.for_stage(k).learning_rate for k in range(4)] == [1e-3, 7e-4, 7e-4, 7e-4]
+
+
+@pytest.mark.parametrize("key, message", [
+    ("stage4.clip_eps", "stage4.clip_eps: stage 4 does not exist"),
+    ("stage1.num_envs", "stage1.num_envs: num_envs holds for the whole run"),
+    ("stage1.clip", "unknown override key 'stage1.clip' (did you mean 'clip_eps'?)"),
+    ("stages.clip_eps", "not a key"),
+])
+def test_bad_per_stage_keys_are_one_line_errors(key, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("?", r"\?")) as e:
+        _gorl("smoke", **{key: 2})
+    assert "\n" not in str(e.value)
+    with pytest.raises(ConfigError, match="PPOConfig has no stages"):
+        build_config(registry.get("ppo").config_cls, registry.get("ppo").presets_file, "smoke", "cheetah-run",
+                     {"stage1.clip_eps": 0.2})
+
+
+def test_list_shows_each_stage_and_where_it_comes_from():
+    out = cli("list", "gorl_diffusion", "--preset", "paper", "--task", "walker-walk").stdout
+    rows = {ln.split()[0]: ln for ln in out.splitlines() if ln and not ln.startswith("#")}
+    assert rows["learning_rate"].split("#")[0].split()[1:] == ["0.001", "/", "0.0003", "/", "0.0001", "/", "0.0001"]
+    assert "stage 1: gorl_diffusion.yaml:all_presets stage1" in rows["learning_rate"]
+    assert "stages 2-3: gorl_diffusion.yaml:all_presets later_stages" in rows["learning_rate"]
+    assert rows["clip_eps"].split()[1] == "0.15" and "/" not in rows["clip_eps"].split("#")[0]
+    v1 = cli("list", "gorl_diffusion", "--preset", "paper-v1", "--task", "walker-walk").stdout
+    rows = {ln.split()[0]: ln for ln in v1.splitlines() if ln and not ln.startswith("#")}
+    assert rows["clip_eps"].split("#")[0].split()[1:] == ["0.15", "/", "0.3", "/", "0.3", "/", "0.3"]

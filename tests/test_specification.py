@@ -101,7 +101,7 @@ def test_nothing_points_outside_the_repository():
 
 
 # ------------------------------------------------------------------ section 11 vs the presets
-PRESETS = ("paper", "small", "smoke")
+PRESETS = ("paper", "paper-v1", "small", "smoke")
 
 
 def _section(n: str) -> str:
@@ -153,11 +153,11 @@ def _resolved() -> dict[tuple[str, str], dict]:
 
 
 def _key_rows(section: str):
-    """Rows of the section's 4-column tables whose first cell names config keys:
-    (keys, separator, [paper, small, smoke] cells)."""
+    """Rows of the section's 5-column tables whose first cell names config keys:
+    (keys, separator, [paper, paper-v1, small, smoke] cells)."""
     for line in section.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) != 4 or not cells[0].startswith("`"):
+        if len(cells) != 5 or not cells[0].startswith("`"):
             continue
         keys = re.findall(r"`(\w+)`", cells[0])
         sep = re.search(r"`\s*(,|x|/)\s*`", cells[0])
@@ -204,7 +204,7 @@ def test_per_algorithm_keys_match_the_presets():
             m = re.fullmatch(r"`(\w+)` (.+?)(?: \((.*)\))?", item.strip())
             assert m, item
             key, value, note = m.groups()
-            per_preset = dict(re.findall(r"`(paper|small|smoke)` (\S+)", note or ""))
+            per_preset = dict(re.findall(r"`(paper-v1|paper|small|smoke)` (\S+(?: x \d+)?)", note or ""))
             for algo in algos:
                 for preset in PRESETS:
                     want = _parse(per_preset.get(preset, value))
@@ -237,7 +237,7 @@ def test_switch_table_names_real_keys_and_marks_planned_ones():
         named.update(set(re.findall(r"`(\w+)`(?=:)", cell)) - set(now))
         named.update(re.findall(r"^`(\w+)` \(", cell))
         named.update(re.findall(r"[,;] `(\w+)` \(", cell))
-    assert {"obs_norm_mode", "latent_reg", "eval_mode", "fresh_encoder_each_stage", "stage_max_grad_norm"} <= named
+    assert {"obs_norm_mode", "latent_reg", "eval_mode", "encoder_init", "max_grad_norm", "eval_schedule"} <= named
     assert named <= known, f"section 8 names keys no config has: {sorted(named - known)}"
     assert not planned & known, (f"section 8 calls {sorted(planned & known)} planned, but the code has them now: "
                                  "describe them in docs/specification.md (sections 8 and the one they belong to)")

@@ -253,12 +253,11 @@ def train_gpus(wildcards):
     device = ov.get("set", {}).get("device")
     if device is None:
         try:
-            from gorl.config import resolve_preset, task_overrides
+            from gorl.config import resolve_values
 
             algo = REGISTRY.get(wildcards.algo)
-            values = resolve_preset(algo.presets_file, ov.get("preset", config["preset"]))
-            values.update(task_overrides(algo.presets_file, wildcards.task))
-            device = values.get("device")
+            preset = ov.get("preset", config["preset"])
+            device = resolve_values(algo.presets_file, preset, wildcards.task).get("device")
         except Exception:
             device = None
     return 1 if str(device or "").startswith("cuda") else 0
