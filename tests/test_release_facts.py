@@ -30,6 +30,11 @@ TASKS = {"CheetahRun": "cheetah-run", "FingerSpin": "finger-spin", "FingerTurnHa
 # Keys that did not exist when the v1 snapshot was taken, with the value that keeps the v1 behaviour.
 NEW_KEYS_V1 = {
     "stage_overrides": None,  # holds the per-stage values; compared through for_stage(k)
+    # issue 19 (humanoid): off everywhere but the humanoid tasks
+    "matmul_precision": "default", "eval_deterministic": True,
+    "teacher": "none", "teacher_run": None, "teacher_episodes": 1024, "teacher_min_return": None,
+    "teacher_warm_start": False, "action_semantics": "pre_tanh", "latent_bounded": False,
+    "encoder_handoff": "best", "benchmark_start_steps": 0, "decoder_init": "fresh", "decoder_obs_stats": "fit",
 }
 
 
