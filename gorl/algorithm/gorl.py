@@ -488,8 +488,10 @@ class GoRL:
         its data set, the gate, decoder 0 fitted on it; recorded in stages/teacher/ and status.json."""
         from gorl.algorithm import teacher as tp
         cfg, run = self.cfg, self.run
-        t0 = time.perf_counter()
+        t_teacher = time.perf_counter()
         d = tp.ensure_teacher(cfg, run)
+        t0 = time.perf_counter()
+        self.timing["teacher"] = t0 - t_teacher  # training the run's own teacher (0 for a named one)
         teacher = tp.load_teacher(d, self.obs_dim, self.act_dim, run.device)
         obs, actions, summary = tp.collect_teacher_data(cfg, run, teacher)
         t1 = time.perf_counter()

@@ -1,0 +1,299 @@
+"""Humanoid (spec 14): the tasks, the humanoid profile of every algorithm, GoRL's teacher path
+(teacher run, data set, gate), bounded latent and actions, decoder targets, warm decoder fits,
+encoder hand-off, the benchmark anchor, resume after kill -9.
+
+The GoRL runs here use cartpole-balance (seconds) with the humanoid switches set; the humanoid
+runs themselves are marked slow."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import ROOT, TESTS, cli
+from gorl import rundir
+from gorl.algorithm.decoder import Decoder, DecoderFitConfig, fit_decoder
+from gorl.algorithm.gorl import bounded_action, make_encoder
+from gorl.config import build_config
+from gorl.core.gaussian_policy import GaussianPolicy
+from gorl.core.normalizer import RunningNormalizer
+from gorl.core.run import Run
+from gorl.registry import get
+
+HUMANOID_SWITCHES = ["--set", "action_semantics=bounded", "--set", "latent_bounded=true",
+                     "--set", "obs_norm_mode=welford", "--set", "obs_stats_timing=pre_update",
+                     # for speed: 2 teacher episodes, 1000 collected steps per stage, 2 collector envs
+                     "--set", "teacher_episodes=2", "--set", "collect_envs=2", "--set", "collect_steps=1000"]
+
+
+def _evals(d: Path) -> list[dict]:
+    with open(d / "evals.csv") as f:
+        return [{k: v for k, v in r.items() if k != "wall_time"} for r in csv.DictReader(f)]
+
+
+def _cfg(algo: str = "gorl_fm", preset: str = "smoke", task: str = "cartpole-balance", **kw):
+    a = get(algo)
+    return build_config(a.config_cls, a.presets_file, preset, task, kw)
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory) -> Path:
+    """One small ppo_teacher run on cartpole-balance (welford statistics, as the encoder's)."""
+    out = tmp_path_factory.mktemp("teacher") / "run"
+    cli("train", "ppo_teacher", "cartpole-balance", "--preset", "smoke", "--steps", "3840", "--seed", "0",
+        "--quiet", "--out", out, "--set", "obs_norm_mode=welford")
+    return out
+
+
+# -- tasks and presets ------------------------------------------------------------------------
+def test_humanoid_tasks_are_paper_tasks_with_their_dims():
+    from gorl.envs import PAPER_TASKS, env_dims
+    from gorl.envs.playground import PAPER_TASKS as PLAYGROUND_TASKS
+    from gorl.envs.playground import suite_name
+    assert {"humanoid-stand", "humanoid-run"} <= set(PAPER_TASKS)
+    assert {"playground:HumanoidStand", "playground:HumanoidRun"} <= set(PLAYGROUND_TASKS)
+    assert suite_name("playground:HumanoidRun") == "humanoid-run"
+    assert env_dims("humanoid-stand") == env_dims("humanoid-run") == (67, 21)
+
+
+@pytest.mark.slow
+def test_playground_humanoids_resolve_with_the_suite_dims():
+    """MJX humanoids on a CPU: only the names and dims (the model compiles in ~10 s each)."""
+    pytest.importorskip("mujoco_playground")
+    from gorl.envs import check_task, env_dims
+    for task in ("playground:HumanoidStand", "playground:HumanoidRun"):
+        check_task(task)
+        assert env_dims(task) == (67, 21)
+
+
+def test_humanoid_profile_resolves_to_the_release():
+    for task in ("humanoid-stand", "humanoid-run", "playground:HumanoidRun"):
+        ppo = _cfg("ppo", "paper", task)
+        assert (ppo.learning_rate, ppo.clip_eps, ppo.max_grad_norm, ppo.value_loss_coef) == (1e-3, 0.3, None, 0.5)
+        assert not ppo.eval_deterministic and ppo.total_steps == 206438400 == 210 * ppo.steps_per_iteration
+        assert ppo.matmul_precision == "highest"
+        assert _cfg("ppo_teacher", "paper", task).total_steps == 185794560 == 189 * ppo.steps_per_iteration
+        for algo in ("fpo", "dppo"):  # pre-tanh actions, the one baseline budget
+            cfg = _cfg(algo, "paper", task)
+            assert cfg.matmul_precision == "highest" and cfg.total_steps == 179896320
+    assert _cfg("ppo", "paper", "cheetah-run").matmul_precision == "default"
+    for algo in ("gorl_fm", "gorl_diffusion"):
+        stand, run = _cfg(algo, "paper", "humanoid-stand"), _cfg(algo, "paper", "humanoid-run")
+        for cfg in (stand, run):
+            assert (cfg.teacher, cfg.action_semantics, cfg.latent_bounded) == ("ppo_teacher", "bounded", True)
+            assert all(cfg.for_stage(k).clip_eps == 0.3 for k in range(cfg.num_stages))
+            assert cfg.decoder_hidden == [128, 128, 128, 128] and not cfg.eval_deterministic
+        assert stand.stage_steps == [60000000, 60000000, 30000000, 30000000] and stand.benchmark_start_steps == 0
+        assert (stand.teacher_min_return, stand.teacher_warm_start) == (60.0, False)
+        assert run.stage_steps == [60000000, 60000000] and run.total_steps == 120000000
+        assert (run.benchmark_start_steps, run.teacher_min_return, run.teacher_warm_start) == (60000000, 15.0, True)
+        assert run.stage_offsets() == [60000000, 60000000 + 61 * run.steps_per_iteration]
+    fm = _cfg("gorl_fm", "paper", "humanoid-stand")
+    assert [fm.for_stage(k).decoder_obs_stats for k in range(4)] == ["fit", "cumulative", "frozen", "frozen"]
+    assert [fm.for_stage(k).decoder_max_epochs for k in range(4)] == [100, 20, 20, 20]
+    assert [fm.for_stage(k).learning_rate for k in range(4)] == [1e-3, 3e-4, 3e-4, 3e-4]
+    assert _cfg("gorl_diffusion", "paper", "humanoid-run").encoder_handoff == "final"
+    assert _cfg("gorl_fm", "paper", "humanoid-run").encoder_handoff == "best"
+    smoke = _cfg("gorl_fm", "smoke", "humanoid-stand")  # no floor at smoke scale
+    assert smoke.teacher_min_return is None and smoke.teacher == "ppo_teacher"
+
+
+def test_list_shows_the_humanoid_values_and_their_origin():
+    out = cli("list", "gorl_fm", "--preset", "paper", "--task", "humanoid-run").stdout
+    line = next(x for x in out.splitlines() if x.startswith("benchmark_start_steps"))
+    assert "60000000" in line and "tasks[humanoid-run]" in line
+
+
+# -- bounded latent, bounded actions, targets ---------------------------------------------------
+def test_bounded_latent_reaches_the_decoder_in_minus_one_one_and_the_env_action_is_clipped():
+    cfg = _cfg(latent_bounded=True, action_semantics="bounded")
+    seen = []
+
+    class Recording(Decoder):
+        def forward(self, obs_raw, z):
+            seen.append(z)
+            return 3.0 * z  # beyond [-1, 1]: the env action clips it
+
+    dec = Recording("fm", 5, 1, [8], identity=True)
+    enc = make_encoder(cfg, 0, 5, 1, dec)
+    assert enc.entropy_tanh_correction  # Brax's tanh-normal entropy
+    with torch.no_grad():
+        enc.actor.net[-1].bias.fill_(5.0)  # a latent mean far outside [-1, 1]
+        pre, stored = enc.act(torch.zeros(64, 5), torch.zeros(64, 5))
+    assert torch.equal(seen[-1], torch.tanh(stored["x"])) and seen[-1].abs().max() <= 1
+    assert torch.equal(enc.env_action(pre), pre.clamp(-1, 1)) and pre.abs().max() > 1
+    assert torch.equal(bounded_action(torch.tensor([2.0, -3.0, 0.5])), torch.tensor([1.0, -1.0, 0.5]))
+    plain = make_encoder(_cfg(), 0, 5, 1, dec)
+    assert not hasattr(plain, "env_action") and not plain.entropy_tanh_correction
+
+
+def _teacher_dict(obs_dim, act_dim, bias):
+    agent = GaussianPolicy(obs_dim, act_dim, [8], clip_eps=0.3, entropy_coef=0.0, entropy_tanh_correction=True)
+    with torch.no_grad():
+        agent.actor.net[-1].bias[:act_dim].fill_(bias)
+    return {"agent": agent, "normalizer": RunningNormalizer(obs_dim, "welford"), "dir": "t", "env_steps": 7}
+
+
+@pytest.mark.parametrize("semantics", ["bounded", "pre_tanh"])
+def test_teacher_data_are_whole_episodes_and_bounded_targets_are_clipped(tmp_path, semantics):
+    from gorl.algorithm.teacher import collect_teacher_data
+    cfg = _cfg(action_semantics=semantics, teacher="ppo_teacher", teacher_episodes=3, collect_envs=2)
+    run = Run(algo="gorl_fm", task="cartpole-balance", seed=0, preset="smoke", dir=tmp_path, config={})
+    obs, actions, summary = collect_teacher_data(cfg, run, _teacher_dict(5, 1, 3.0))
+    assert summary["episodes"] == 3 and obs.shape == (summary["rows"], 5) and actions.shape == (summary["rows"], 1)
+    assert summary["rows"] == 3 * 1000  # whole episodes only (cartpole: 1000 steps, no termination)
+    assert np.isfinite(summary["episode_return_mean"])
+    if semantics == "bounded":
+        assert np.abs(actions).max() <= 1.0
+    else:
+        assert np.abs(actions).max() > 1.0  # pre-actions (mean 3)
+
+
+def test_gorl_collection_targets_are_the_clipped_env_actions(tmp_path):
+    from gorl.algorithm.gorl import collect_decoder_data
+    cfg = _cfg(action_semantics="bounded", latent_bounded=True, collect_steps=200, collect_envs=2)
+    run = Run(algo="gorl_fm", task="cartpole-balance", seed=0, preset="smoke", dir=tmp_path, config={})
+
+    class Wide(Decoder):
+        def forward(self, obs_raw, z):
+            return 4.0 * z
+
+    enc = make_encoder(cfg, 0, 5, 1, Wide("fm", 5, 1, [8], identity=True))
+    with torch.no_grad():
+        enc.actor.net[-1].bias.fill_(2.0)
+    _, actions, _ = collect_decoder_data(cfg, run, 0, enc, RunningNormalizer(5, "welford"))
+    assert np.abs(actions).max() <= 1.0 and (np.abs(actions) == 1.0).any()
+
+
+# -- warm decoder fits ----------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", ["frozen", "cumulative", "fit"])
+def test_warm_decoder_fit_statistics(mode):
+    rng = np.random.default_rng(0)
+    old_obs = rng.normal(0.0, 1.0, (400, 3)).astype(np.float32)
+    new_obs = rng.normal(5.0, 2.0, (400, 3)).astype(np.float32)
+    acts = rng.uniform(-1, 1, (400, 2)).astype(np.float32)
+    fit = DecoderFitConfig(hidden=[16], steps=4, learning_rate=1e-3, batch_size=64, max_epochs=1, patience=1,
+                           mc_samples=2, max_samples=10**6, val_fraction=0.1, max_val_batches=2)
+    cpu = torch.device("cpu")
+    first, _ = fit_decoder("fm", old_obs, acts, fit, 0, cpu)
+    warm, _ = fit_decoder("fm", new_obs, acts, fit, 1, cpu, init=first, obs_stats=mode, prior_rows=360)
+    if mode == "frozen":
+        assert torch.equal(warm.obs_mean, first.obs_mean) and torch.equal(warm.obs_std, first.obs_std)
+    elif mode == "cumulative":  # between the two data sets, weighted by their rows (360 each)
+        assert torch.allclose(warm.obs_mean, (first.obs_mean + torch.as_tensor(new_obs).mean(0)) / 2, atol=0.3)
+    else:
+        assert warm.obs_mean.mean() > 4.0
+    # a warm fit continues from the previous network: one epoch moves it little
+    a, b = first.net.state_dict(), warm.net.state_dict()
+    assert all((a[k] - b[k]).abs().max() < 0.1 for k in a)
+
+
+# -- the teacher path in runs ----------------------------------------------------------------------
+def test_gated_teacher_ends_the_run_with_a_recorded_reason(tmp_path, teacher):
+    from analysis.collect import collect, problems
+    out = tmp_path / "gorl_fm" / "cartpole-balance" / "seed0"
+    r = cli("train", "gorl_fm", "cartpole-balance", "--preset", "smoke", "--steps", "3840", "--seed", "0",
+            "--quiet", "--out", out, *HUMANOID_SWITCHES, "--set", "teacher=ppo_teacher",
+            "--set", f"teacher_run={teacher}", "--set", "teacher_min_return=1e9", "--set", "stage_steps=[1, 1]")
+    assert r.returncode == 0
+    st = json.loads((out / "status.json").read_text())
+    assert st["status"] == "gated" and "below teacher_min_return" in st["reason"]
+    assert st["teacher_run"] == str(teacher.resolve()) and np.isfinite(st["teacher_dataset_return_mean"])
+    assert (out / "stages/teacher/dataset_summary.json").exists() and not (out / "stages/stage0/decoder.pt").exists()
+    assert cli("check-run", out).stdout.strip().endswith(": ok")
+    _, finals = collect(tmp_path, [("gorl_fm", "cartpole-balance", 0)])
+    bad = problems(finals)
+    assert list(bad["status"]) == ["gated"] and "teacher_min_return" in bad["reason"].iloc[0]
+    again = cli("train", "gorl_fm", "cartpole-balance", "--preset", "smoke", "--out", out, check=False)
+    assert again.returncode == 2 and "gated" in again.stderr  # an ended run, not retried
+
+
+def test_teacher_run_feeds_gorl_with_warm_start_handoff_and_anchor(tmp_path, teacher):
+    out = tmp_path / "run"
+    cli("train", "gorl_fm", "cartpole-balance", "--preset", "smoke", "--steps", "3840", "--seed", "0", "--quiet",
+        "--out", out, *HUMANOID_SWITCHES, "--set", "teacher=ppo_teacher", "--set", f"teacher_run={teacher}",
+        "--set", "teacher_warm_start=true", "--set", "encoder_handoff=final", "--set", "benchmark_start_steps=5000",
+        "--set", "teacher_min_return=0", "--set", "decoder_init=warm", "--set", "later_stages.decoder_obs_stats=frozen",
+        "--set", "stage_steps=[1, 1]")
+    st = json.loads((out / "status.json").read_text())
+    assert st["status"] == "completed" and st["teacher_run"] == str(teacher.resolve())
+    assert st["teacher_env_steps"] == 3840 and st["start_env_step"] == 5000
+    summary = json.loads((out / "stages/teacher/dataset_summary.json").read_text())
+    assert summary["episode_return_mean"] == st["teacher_dataset_return_mean"] and summary["episodes"] == 2
+    assert st["teacher_collection_env_steps"] == summary["env_steps"] == 2 * 1000
+    rows = _evals(out)
+    assert int(rows[0]["env_step"]) == 5000 and int(rows[-1]["env_step"]) == st["env_steps"] == 5000 + 3840
+    assert json.loads((out / "stages/stage0/dataset_summary.json").read_text())["encoder_handoff"] == "final"
+    assert not torch.load(out / "stages/stage0/decoder.pt", weights_only=False)["identity"]  # fitted on the teacher
+    assert cli("check-run", out).stdout.strip().endswith(": ok")
+
+
+def test_resume_after_kill_with_a_teacher_gives_identical_evaluations(tmp_path, teacher):
+    args = ["train", "gorl_diffusion", "cartpole-balance", "--preset", "smoke", "--steps", "7680", "--seed", "2",
+            "--quiet", *HUMANOID_SWITCHES, "--set", "teacher=ppo_teacher", "--set", f"teacher_run={teacher}",
+            "--set", "teacher_warm_start=true", "--set", "eval_deterministic=false", "--set", "stage_steps=[1, 1]"]
+    ref, killed = tmp_path / "ref", tmp_path / "killed"
+    cli(*args, "--out", ref)
+    env = dict(os.environ, OMP_NUM_THREADS="1", MUJOCO_GL="disable",
+               PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen([sys.executable, "-m", "gorl", *args, "--out", str(killed)], env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (killed / "stages/stage1/decoder.pt").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "status.json").exists(), "run finished before it could be killed"
+    cli(*args, "--out", killed)
+    assert _evals(killed) == _evals(ref) and "return_mean_deterministic" in _evals(ref)[0]
+    assert json.loads((killed / "status.json").read_text())["teacher_dataset_return_mean"] == \
+        json.loads((ref / "status.json").read_text())["teacher_dataset_return_mean"]
+
+
+def test_a_named_teacher_must_be_a_completed_run_of_the_task(tmp_path, teacher):
+    r = cli("train", "gorl_fm", "cartpole-balance", "--preset", "smoke", "--quiet", "--out", tmp_path / "a",
+            "--set", "teacher=ppo_teacher", "--set", f"teacher_run={tmp_path / 'nothing'}", check=False)
+    assert r.returncode == 2 and "teacher_run" in r.stderr and "not a completed run" in r.stderr
+    r = cli("train", "gorl_fm", "pendulum-swingup", "--preset", "smoke", "--quiet", "--out", tmp_path / "b",
+            "--set", "teacher=ppo_teacher", "--set", f"teacher_run={teacher}", check=False)
+    assert r.returncode == 2 and "cartpole-balance" in r.stderr
+    r = cli("train", "gorl_fm", "cartpole-balance", "--preset", "smoke", "--quiet", "--out", tmp_path / "c",
+            "--set", "teacher_warm_start=true", check=False)
+    assert r.returncode == 2 and "teacher_warm_start needs a teacher" in r.stderr
+
+
+# -- the humanoid runs themselves (minutes on a CPU) ----------------------------------------------
+@pytest.mark.slow
+def test_humanoid_smoke_runs_train_their_teacher_and_resume_after_kill(tmp_path):
+    """`train ppo humanoid-stand` and `train gorl_fm humanoid-stand` (own teacher) at smoke scale
+    pass check-run; a GoRL run killed after its teacher resumes to identical evaluations."""
+    cli("train", "ppo", "humanoid-stand", "--preset", "smoke", "--quiet", "--out", tmp_path / "ppo")
+    assert cli("check-run", tmp_path / "ppo").stdout.strip().endswith(": ok")
+    args = ["train", "gorl_fm", "humanoid-stand", "--preset", "smoke", "--quiet", "--set", "stage_steps=[1, 1]",
+            "--steps", "7680"]
+    ref, killed = tmp_path / "ref", tmp_path / "killed"
+    cli(*args, "--out", ref)
+    for d in (ref, ref / "teacher"):
+        assert cli("check-run", d).stdout.strip().endswith(": ok")
+    env = dict(os.environ, OMP_NUM_THREADS="1", MUJOCO_GL="disable",
+               PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen([sys.executable, "-m", "gorl", *args, "--out", str(killed)], env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 1200
+    while not (killed / "metrics.csv").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    cli(*args, "--out", killed)
+    assert _evals(killed) == _evals(ref)
+    st = json.loads((killed / "status.json").read_text())
+    assert st["teacher_run"] == str((killed / rundir.TEACHER).resolve())
