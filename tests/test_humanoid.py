@@ -297,3 +297,55 @@ def test_humanoid_smoke_runs_train_their_teacher_and_resume_after_kill(tmp_path)
     assert _evals(killed) == _evals(ref)
     st = json.loads((killed / "status.json").read_text())
     assert st["teacher_run"] == str((killed / rundir.TEACHER).resolve())
+
+
+# -- the pipeline: one teacher per (task, seed) for both GoRL variants ------------------------------
+def _snakemake(work: Path, cfg: dict, *args: str) -> subprocess.CompletedProcess:
+    import yaml
+    (work / "c.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    env = dict(os.environ, MUJOCO_GL="disable", OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory",
+                          str(work), "--configfile", str(work / "c.yaml"), *args],
+                         capture_output=True, text=True, timeout=900, env=env, cwd=work)
+    assert out.returncode == 0, out.stderr[-4000:]
+    return out
+
+
+def _jobs(out: subprocess.CompletedProcess) -> dict[str, int]:
+    """Job counts of a dry run's 'Job stats' table."""
+    text = out.stdout + out.stderr
+    table = text.split("Job stats:")[1].split("\n\n")[0]
+    return {p[0]: int(p[1]) for p in (line.split() for line in table.splitlines()[3:]) if len(p) == 2}
+
+
+def test_pipeline_trains_one_teacher_for_both_gorl_variants(tmp_path):
+    cfg = {"name": "h", "algorithms": ["ppo", "gorl_fm", "gorl_diffusion"], "tasks": ["humanoid-stand", "humanoid-run"],
+           "seeds": [0, 1], "steps": None, "preset": "smoke"}
+    jobs = _jobs(_snakemake(tmp_path, cfg, "-n"))
+    assert jobs["teacher"] == 4 and jobs["train"] == 12  # (task, seed) pairs; 3 algorithms x 4
+    cfg["tasks"] = ["cheetah-run"]  # no teacher in the dm_control profile
+    assert "teacher" not in _jobs(_snakemake(tmp_path, cfg, "-n"))
+
+
+@pytest.mark.slow
+def test_pipeline_teacher_is_trained_once_and_a_rerun_retrains_nothing(tmp_path):
+    """A real tiny pipeline (the runs only): the teacher rule runs once, both GoRL runs read it,
+    and a second invocation has nothing to do."""
+    switches = {"teacher": "ppo_teacher", "action_semantics": "bounded", "latent_bounded": True,
+                "obs_norm_mode": "welford", "teacher_episodes": 2, "collect_envs": 2, "collect_steps": 1000}
+    cfg = {"name": "h", "algorithms": ["gorl_fm", "gorl_diffusion"], "tasks": ["cartpole-balance"], "seeds": [0],
+           "steps": 7680, "preset": "smoke",
+           "algorithm_overrides": {a: {"set": switches} for a in ("gorl_fm", "gorl_diffusion")}}
+    runs = tmp_path / "results/h/runs"
+    targets = [f"results/h/runs/{a}/cartpole-balance/seed0/status.json" for a in ("gorl_fm", "gorl_diffusion")]
+    _snakemake(tmp_path, cfg, "--cores", "2", *targets)
+    teacher = tmp_path / "results/h/teachers/ppo_teacher/cartpole-balance/seed0"
+    assert cli("check-run", teacher).stdout.strip().endswith(": ok")
+    log = (tmp_path / "results/h/logs/teacher/cartpole-balance/seed0.log").read_text()
+    assert log.count("gorl-bench train ppo_teacher") == 1
+    for a in ("gorl_fm", "gorl_diffusion"):
+        st = json.loads((runs / a / "cartpole-balance/seed0/status.json").read_text())
+        assert st["status"] == "completed" and st["teacher_run"] == str(teacher.resolve())
+        assert not (runs / a / "cartpole-balance/seed0" / rundir.TEACHER).exists()
+    again = _snakemake(tmp_path, cfg, "-n", *targets)
+    assert "Nothing to be done" in again.stdout + again.stderr

@@ -229,18 +229,15 @@ def _fmt(v):
 def train_args(wildcards):
     """CLI arguments of one run: only this algorithm's slice of the config (params trigger)."""
     ov = config["algorithm_overrides"].get(wildcards.algo, {})
-    args = [
-        "--steps",
-        str(ov.get("steps", config["steps"])),
-        "--preset",
-        ov.get("preset", config["preset"]),
-    ]
+    steps = ov.get("steps", config["steps"])
+    args = [] if steps is None else ["--steps", str(steps)]  # null: each preset's own budget
+    args += ["--preset", ov.get("preset", config["preset"])]
     for k, v in sorted(ov.get("set", {}).items()):
         args += ["--set", f"{k}={_fmt(v)}"]
     origin_module = ALGO_ORIGIN.get(wildcards.algo)
     if origin_module:
         args += ["--import", origin_module]
-    return args
+    return args + teacher_args(wildcards)  # rules/teacher.smk
 
 
 def train_gpus(wildcards):

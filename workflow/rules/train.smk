@@ -19,6 +19,8 @@ PYTHON = sys.executable
 
 
 rule train:
+    input:
+        teacher=teacher_input,  # GoRL runs that read the pipeline's teacher (rules/teacher.smk)
     output:
         status=run_status("{algo}", "{task}", "{seed}"),
     log:
