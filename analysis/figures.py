@@ -75,6 +75,12 @@ def _axes_legend(ax, algos: Sequence[str], styles: Mapping[str, Mapping]) -> Non
 
 
 # ------------------------------------------------------------------------- learning curves
+def grid_columns(n_tasks: int) -> int:
+    """Panels per row of the learning-curve grid: the paper's 2 x 3 for six tasks, 2 x 4 for its
+    eight (the six dm_control tasks and the two humanoids)."""
+    return 4 if n_tasks in (4, 7, 8) else 3
+
+
 def learning_curves(tidy: pd.DataFrame, styles: Mapping[str, Mapping], stem, tasks: Sequence[str] | None = None):
     """Per-task return vs env steps: mean over seeds, shaded band = +-1 std over seeds."""
     setup()
@@ -83,7 +89,7 @@ def learning_curves(tidy: pd.DataFrame, styles: Mapping[str, Mapping], stem, tas
         return _empty(stem, "no evaluations yet")
     tasks = list(tasks or dict.fromkeys(tidy["task"]))
     algos = order(tidy["algorithm"].unique(), styles)
-    ncol = min(3, len(tasks))
+    ncol = min(grid_columns(len(tasks)), len(tasks))
     nrow = math.ceil(len(tasks) / ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(5.2 * ncol, 3.9 * nrow), squeeze=False)
     for ax, task in zip(axes.flat, tasks):

@@ -231,7 +231,7 @@ def test_paper_table_reports_the_release_target(tmp_path):
     assert "| 881 ± 15 | 900 | 2/3 |" in md and "**last** evaluation" in md
     targets = paper.read_targets().set_index("task")["target_return"].to_dict()
     assert targets == {"cheetah-run": 900, "finger-spin": 950, "finger-turn_hard": 870, "fish-swim": 646,
-                       "hopper-stand": 833, "walker-walk": 958}
+                       "hopper-stand": 833, "walker-walk": 958, "humanoid-stand": 900, "humanoid-run": 300}
 
 
 def test_physics_names():

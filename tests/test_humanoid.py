@@ -349,3 +349,23 @@ def test_pipeline_teacher_is_trained_once_and_a_rerun_retrains_nothing(tmp_path)
         assert not (runs / a / "cartpole-balance/seed0" / rundir.TEACHER).exists()
     again = _snakemake(tmp_path, cfg, "-n", *targets)
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+# -- figures and tables -----------------------------------------------------------------------------
+def test_learning_curve_grid_has_the_papers_eight_panels(tmp_path):
+    import pandas as pd
+
+    from analysis import figures
+    from gorl.envs import PAPER_TASKS
+    assert figures.grid_columns(6) == 3 and figures.grid_columns(8) == 4
+    rows = [{"algorithm": "ppo", "task": t, "seed": s, "env_step": x, "return": float(x + s), "stage": "0"}
+            for t in PAPER_TASKS for s in (0, 1) for x in (0, 10, 20)]
+    figures.learning_curves(pd.DataFrame(rows), {"ppo": {"color": "#000000", "label": "PPO", "family": "baseline"}},
+                            tmp_path / "curves", tasks=list(PAPER_TASKS))
+    assert (tmp_path / "curves.png").exists() and len(PAPER_TASKS) == 8
+
+
+def test_paper_table_lists_the_humanoid_targets():
+    from analysis import paper
+    targets = paper.read_targets().set_index("task")["target_return"].to_dict()
+    assert targets["humanoid-run"] == 300 and targets["humanoid-stand"] == 900  # configs/tasks/Humanoid*.toml
