@@ -46,6 +46,7 @@ from gorl.registry import Algorithm
 
 PRESETS = Path(__file__).parent.parent / "presets" / "gorl.yaml"
 COLLECT_STREAM = 2_000_000  # + stage: env seeds of the decoder-data collectors
+ENCODER_INITS = ("fresh", "warm_start", "gaussian_warm_value")
 
 
 @dataclass
@@ -77,7 +78,23 @@ class GoRLConfig(OnPolicyConfig):
     """Upper clip of the latent scale."""
     fresh_encoder_each_stage: bool
     """True (v1): every stage starts a new encoder, critic, optimiser and statistics from
-    the same seed. False: carry the previous stage's encoder, critic and statistics."""
+    the same seed. False: carry the previous stage's last encoder, critic and statistics
+    (requires ``stage_encoder_init`` 'fresh')."""
+    stage_encoder_init: list[str]
+    """How each stage's encoder starts (last value repeats; stage 0 is always fresh): 'fresh'
+    (v1: new actor, critic, optimiser and statistics, the same initial weights every stage),
+    'warm_start' (the previous stage's best encoder: its actor, critic and observation
+    statistics, a new optimiser) or 'gaussian_warm_value' (a new actor whose output layer is
+    zeroed so that it starts as N(0, I), with the previous best's critic and statistics)."""
+    best_ties: str
+    """Which of equal evaluations a stage keeps as its best encoder: 'later' (v1, within 1e-6)
+    or 'earlier' (the release: a strictly higher return replaces the best)."""
+    clip_eps: float | None = None
+    """Stage value (set by :meth:`for_stage` from ``stage_clip_eps``; not a preset key)."""
+    latent_reg_coef: float | None = None
+    """Stage value (set by :meth:`for_stage` from ``stage_latent_reg_coef``; not a preset key)."""
+    encoder_init: str | None = None
+    """Stage value (set by :meth:`for_stage` from ``stage_encoder_init``; not a preset key)."""
     collect_steps: int
     """Transitions collected per stage for the decoder fit (whole env steps of collect_envs envs)."""
     collect_envs: int
@@ -142,11 +159,25 @@ class GoRLConfig(OnPolicyConfig):
     def _per_stage(values: list, k: int):
         return values[min(k, len(values) - 1)]
 
+    STAGE_KEYS: ClassVar[tuple[str, ...]] = ("clip_eps", "latent_reg_coef", "encoder_init")
+
+    def for_stage(self, k: int) -> "GoRLConfig":
+        """Stage k's settings in plain fields (``clip_eps``, ``max_grad_norm``,
+        ``latent_reg_coef``, ``learning_rate``, ``entropy_coef``, ``obs_norm_mode``,
+        ``obs_stats_timing``, ``encoder_init``, ...): the one way the algorithm reads a value
+        that may differ by stage. Provisional: maps the ``stage_*`` lists (the last value
+        repeats); every other field is the run's value."""
+        return dataclasses.replace(
+            self, clip_eps=self._per_stage(self.stage_clip_eps, k),
+            max_grad_norm=self._per_stage(self.stage_max_grad_norm, k),
+            latent_reg_coef=self._per_stage(self.stage_latent_reg_coef, k),
+            encoder_init="fresh" if k == 0 else self._per_stage(self.stage_encoder_init, k))
+
     def stage_config(self, k: int) -> OnPolicyConfig:
-        """The shared machinery's config for stage k's encoder."""
-        base = {f.name: getattr(self, f.name) for f in dataclasses.fields(OnPolicyConfig)}
+        """The shared machinery's config for stage k's encoder (from :meth:`for_stage`)."""
+        scfg = self.for_stage(k)
+        base = {f.name: getattr(scfg, f.name) for f in dataclasses.fields(OnPolicyConfig)}
         base["total_steps"] = self.stage_iterations()[k] * self.steps_per_iteration
-        base["max_grad_norm"] = self._per_stage(self.stage_max_grad_norm, k)
         return OnPolicyConfig(**base)
 
     def decoder_fit_config(self) -> DecoderFitConfig:
@@ -164,6 +195,18 @@ class GoRLConfig(OnPolicyConfig):
             vals = getattr(self, key)
             if not vals or any(v < 0 for v in vals) or (key != "stage_latent_reg_coef" and 0 in vals):
                 raise ConfigError(f"{key} must be a non-empty list of positive values, got {vals}")
+        for key in self.STAGE_KEYS:
+            if getattr(self, key) is not None:
+                raise ConfigError(f"{key} is a per-stage value: set stage_{key} (a list, one value per stage)")
+        bad = [v for v in self.stage_encoder_init if v not in ENCODER_INITS]
+        if not self.stage_encoder_init or bad:
+            raise ConfigError(f"stage_encoder_init must be a non-empty list of {ENCODER_INITS}, got "
+                              f"{self.stage_encoder_init}")
+        if not self.fresh_encoder_each_stage and set(self.stage_encoder_init[1:]) - {"fresh"}:
+            raise ConfigError("stage_encoder_init: fresh_encoder_each_stage=false already carries the last "
+                              "encoder; use one of the two")
+        if self.best_ties not in ("later", "earlier"):
+            raise ConfigError(f"best_ties must be 'later' or 'earlier', got {self.best_ties!r}")
         if self.latent_reg not in ("l2", "kl"):
             raise ConfigError(f"latent_reg must be 'l2' or 'kl', got {self.latent_reg!r}")
         for key in ("collect_steps", "collect_envs", "decoder_steps", "decoder_batch_size", "decoder_max_epochs",
@@ -203,12 +246,25 @@ class GoRLDiffusionConfig(GoRLConfig):
 
 # -- the encoder -------------------------------------------------------------------------
 def make_encoder(cfg: GoRLConfig, stage: int, obs_dim: int, act_dim: int, decoder: Decoder) -> GaussianPolicy:
-    """Gaussian policy over z (dim d_a) whose actions pass through the frozen decoder."""
-    return GaussianPolicy(obs_dim, act_dim, cfg.actor_hidden, clip_eps=cfg._per_stage(cfg.stage_clip_eps, stage),
-                          entropy_coef=cfg.entropy_coef, entropy_tanh_correction=False,
-                          scale_cap=cfg.scale_cap, latent_reg=cfg.latent_reg,
-                          latent_reg_coef=cfg._per_stage(cfg.stage_latent_reg_coef, stage),
-                          decode=decoder.forward)
+    """Stage ``stage``'s Gaussian policy over z (dim d_a) whose actions pass through the
+    frozen decoder (settings from :meth:`GoRLConfig.for_stage`)."""
+    scfg = cfg.for_stage(stage)
+    return GaussianPolicy(obs_dim, act_dim, scfg.actor_hidden, clip_eps=scfg.clip_eps,
+                          entropy_coef=scfg.entropy_coef, entropy_tanh_correction=False,
+                          scale_cap=scfg.scale_cap, latent_reg=scfg.latent_reg,
+                          latent_reg_coef=scfg.latent_reg_coef, decode=decoder.forward)
+
+
+@torch.no_grad()
+def gaussian_output_(encoder: GaussianPolicy) -> None:
+    """Zero the actor's output layer so that it outputs mean 0 and scale 1 for every state
+    (the release's ``gaussian_warm_value`` start): weights 0, mean bias 0, pre-scale bias
+    softplus^-1(1 - min_scale)."""
+    head = encoder.actor
+    last = [m for m in head.net if isinstance(m, torch.nn.Linear)][-1]
+    last.weight.zero_()
+    last.bias.zero_()
+    last.bias[head.out_dim:] = math.log(math.expm1(1.0 - head.min_scale))
 
 
 def stage_seed(seed: int, stage: int, purpose: int) -> int:
@@ -322,7 +378,8 @@ class GoRL:
         self.decoder = Decoder.identity(cfg.decoder_kind, self.obs_dim, self.act_dim, cfg.decoder_hidden,
                                         cfg.decoder_steps).to(run.device)
         self.carry: dict | None = None  # previous stage's encoder/critic/statistics (fresh_encoder_each_stage False)
-        self.best: dict | None = None
+        self.best: dict | None = None  # this stage's best encoder so far
+        self.previous_best: dict | None = None  # the last stage's best (stage_encoder_init warm starts)
         self.timing = {"collect": 0.0, "decoder_fit": 0.0}
         self.collection_env_steps = 0
 
@@ -332,6 +389,7 @@ class GoRL:
     def state_dict(self, trainer: OnPolicyTrainer | None) -> dict:
         return {"gorl": {"stage": self.stage, "decoder": self.decoder.state_dict(),
                          "decoder_identity": self.stage == 0, "carry": self.carry, "best": self.best,
+                         "previous_best": self.previous_best,
                          "timing": self.timing, "collection_env_steps": self.collection_env_steps},
                 "trainer": None if trainer is None else trainer.state_dict()}
 
@@ -341,7 +399,7 @@ class GoRL:
         self.decoder = Decoder(self.cfg.decoder_kind, self.obs_dim, self.act_dim, self.cfg.decoder_hidden,
                                self.cfg.decoder_steps, identity=g["decoder_identity"]).to(self.run.device)
         self.decoder.load_state_dict(g["decoder"])
-        self.carry, self.best = g["carry"], g["best"]
+        self.carry, self.best, self.previous_best = g["carry"], g["best"], g.get("previous_best")
         self.timing, self.collection_env_steps = g["timing"], g["collection_env_steps"]
         return st["trainer"]
 
@@ -350,7 +408,7 @@ class GoRL:
 
     # -- one stage ---------------------------------------------------------------------
     def make_trainer(self, k: int) -> OnPolicyTrainer:
-        cfg = self.cfg
+        cfg, scfg = self.cfg, self.cfg.for_stage(k)
         torch.manual_seed(self.run.seed)  # v1: every stage's encoder starts from the same initial weights
         encoder = make_encoder(cfg, k, self.obs_dim, self.act_dim, self.decoder)
         trainer = OnPolicyTrainer(cfg.stage_config(k), self.run, encoder, step_offset=cfg.stage_offsets()[k],
@@ -360,16 +418,28 @@ class GoRL:
             trainer.agent.load_state_dict(self.carry["agent"])
             trainer.critic.load_state_dict(self.carry["critic"])
             trainer.normalizer.load_state_dict(self.carry["normalizer"])
+        if scfg.encoder_init != "fresh":  # from the previous stage's best encoder; a new optimiser
+            prev = self.previous_best
+            if scfg.encoder_init == "warm_start":
+                trainer.agent.load_state_dict(prev["agent"])
+            else:  # gaussian_warm_value: new actor, starting as N(0, I)
+                gaussian_output_(trainer.agent)
+            trainer.critic.load_state_dict(prev["critic"])
+            trainer.normalizer.load_state_dict(copy.deepcopy(prev["normalizer"]))
+            trainer.normalizer.to(trainer.device)
         torch.manual_seed(stage_seed(self.run.seed, k, 0))  # the stage's rollout noise
         trainer.on_evaluate.append(lambda row, t=trainer: self._track_best(t, row))
         return trainer
 
     def _track_best(self, trainer: OnPolicyTrainer, row: dict) -> None:
-        """Keep the encoder with the best deterministic evaluation (ties: the later one)."""
-        if self.best is None or self.best["stage"] != trainer.stage or \
-                row["return_mean"] >= self.best["return"] - 1e-6:
+        """Keep the encoder with the best deterministic evaluation (``best_ties``: the later
+        or the earlier of equal ones); its critic travels with it for warm starts."""
+        new = self.best is None or self.best["stage"] != trainer.stage
+        if new or (row["return_mean"] > self.best["return"] if self.cfg.best_ties == "earlier"
+                   else row["return_mean"] >= self.best["return"] - 1e-6):
             self.best = {"stage": trainer.stage, "return": row["return_mean"], "env_step": row["env_step"],
                          "agent": copy.deepcopy(trainer.agent.state_dict()),
+                         "critic": copy.deepcopy(trainer.critic.state_dict()),
                          "normalizer": copy.deepcopy(trainer.normalizer.state_dict())}
 
     def refit_decoder(self, k: int) -> None:
@@ -377,9 +447,10 @@ class GoRL:
         cfg, run = self.cfg, self.run
         t0 = time.perf_counter()
         save_torch(self.stage_dir(k) / rundir.STAGE_ENCODER_BEST, self.best)
+        scfg = cfg.for_stage(k)
         encoder = make_encoder(cfg, k, self.obs_dim, self.act_dim, self.decoder).to(run.device)
         encoder.load_state_dict(self.best["agent"])
-        normalizer = RunningNormalizer(self.obs_dim, cfg.obs_norm_mode).to(run.device)
+        normalizer = RunningNormalizer(self.obs_dim, scfg.obs_norm_mode).to(run.device)
         normalizer.load_state_dict(self.best["normalizer"])
         obs, actions, summary = collect_decoder_data(cfg, run, k, encoder, normalizer)
         t1 = time.perf_counter()
@@ -433,7 +504,7 @@ class GoRL:
                                       "normalizer": trainer.normalizer.state_dict()}
                     self.refit_decoder(k)
                     self.stage = k + 1
-                    self.best = None
+                    self.previous_best, self.best = self.best, None
                     self.save(None)
         run.extra_status.update(collection_env_steps=self.collection_env_steps,
                                 timing_s={key: round(v, 3) for key, v in self.timing.items()})
