@@ -566,6 +566,7 @@ class GoRL:
             trainer.critic.load_state_dict(prev["critic"])
             trainer.normalizer.load_state_dict(copy.deepcopy(prev["normalizer"]))
             trainer.normalizer.to(trainer.device)
+        trainer.normalizer.mode = trainer.cfg.obs_norm_mode  # carried statistics update as this stage says
         torch.manual_seed(stage_seed(self.run.seed, k, 0))  # the stage's rollout noise
         trainer.on_evaluate.append(lambda row, t=trainer: self._track_best(t, row))
         return trainer
