@@ -217,6 +217,11 @@ def test_steps_schedule_by_endpoint_metric_and_by_episode():
     _, hist = _fit(dict(train_steps=120, eval_interval=50, checkpoint_metric="val_endpoint_mse", split="episode"),
                    episode=episode)
     assert [h["step"] for h in hist] == [0, 1, 50, 100, 120]
+    _, fixed = _fit(dict(train_steps=1, eval_interval=50))
+    _, redrawn = _fit(dict(train_steps=1, eval_interval=50, val_redraw=True))
+    assert fixed[0]["val_loss"] == redrawn[0]["val_loss"]  # the same first draw
+    assert fixed[0]["val_endpoint_mse"] != redrawn[0]["val_endpoint_mse"]  # random rows per interval
+    assert fixed[1]["val_loss"] != redrawn[1]["val_loss"]  # drawn anew at step 1
 
 
 def test_pairwise_loss_trains_through_the_sampler():

@@ -150,6 +150,10 @@ class DecoderFitConfig:
     diffusion_form: str = "v1"
     pairwise_weight: float = 0.0
     """Weight of mean (g(s, z_stored) - a)^2, the decoder run from the collector's latent (release diffusion: 1e-3)."""
+    val_redraw: bool = False
+    """'steps': draw the validation batches and their noise anew at every validation, and the
+    endpoint rows one at random per equal interval (the release's FishSwim FM,
+    ``rng_schedule = legacy_interleaved``), instead of fixed batches and evenly spaced rows."""
 
 
 def split_rows(n: int, val_fraction: float, gen: torch.Generator, episode: np.ndarray | None = None,
@@ -287,16 +291,27 @@ def _fit_steps(dec, opt, batch_loss, train, val, cfg: DecoderFitConfig, gen, gen
     n_tr, n_val = on_tr.shape[0], on_va.shape[0]
     n_steps = cfg.train_steps or cfg.max_epochs * max(1, n_tr // min(cfg.batch_size, n_tr))
     pick = (lambda z, idx: None if z is None else z[idx])  # noqa: E731
-    val_sets = []
-    for _ in range(cfg.max_val_batches):
-        idx = torch.randint(n_val, (cfg.batch_size,), generator=gen).to(device)
-        val_sets.append((idx, *dec.draw_noise(idx.shape[0], cfg.mc_samples, gen_dev)))
-    end_idx = torch.as_tensor(np.linspace(0, n_val - 1, min(ENDPOINT_EVAL_SIZE, n_val)).astype(np.int64),
-                              device=device)
+    def draw_val_sets() -> list[tuple]:
+        sets = []
+        for _ in range(cfg.max_val_batches):
+            idx = torch.randint(n_val, (cfg.batch_size,), generator=gen).to(device)
+            sets.append((idx, *dec.draw_noise(idx.shape[0], cfg.mc_samples, gen_dev)))
+        return sets
+
+    val_sets = draw_val_sets()
+    size = min(ENDPOINT_EVAL_SIZE, n_val)
+    if cfg.val_redraw:  # one random row in each of `size` equal intervals
+        edges = torch.arange(size + 1) * n_val // size
+        end_idx = (edges[:-1] + (torch.rand(size, generator=gen) * (edges[1:] - edges[:-1])).long()).to(device)
+    else:
+        end_idx = torch.as_tensor(np.linspace(0, n_val - 1, size).astype(np.int64), device=device)
     end_z = torch.randn(end_idx.shape[0], a_va.shape[1], generator=gen).to(device)
 
     @torch.no_grad()
     def evaluate(step: int, train_loss: float | None) -> dict:
+        nonlocal val_sets
+        if cfg.val_redraw and step > 0:
+            val_sets = draw_val_sets()
         val = sum(float(batch_loss(on_va[i], a_va[i], pick(z_va, i), eps, t)) for i, eps, t in val_sets)
         end = float((dec.decode_normalized(on_va[end_idx], end_z) - a_va[end_idx]).pow(2).mean())
         return {"step": step, "train_loss": train_loss, "val_loss": val / len(val_sets), "val_endpoint_mse": end}

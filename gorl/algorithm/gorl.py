@@ -174,6 +174,9 @@ class GoRLConfig(OnPolicyConfig):
     """Diffusion decoder: 'epsilon' (v1) or 'epsilon_delta' (release: identity-centred)."""
     decoder_pairwise_weight: float
     """Weight of the loss mean (g(s, z) - a)^2 on each row's stored latent z (decoder_collection 'release')."""
+    decoder_val_redraw: bool
+    """'steps': new validation batches at every validation and random endpoint rows (release
+    FishSwim FM) instead of fixed ones."""
     seed_scheme: str
     """Collection and decoder seeds: 'v1' (hashed from seed, stage and role) or 'release'
     (seed + 992 + 1001 k for stage k's collection, seed + 12 + 10 k for the decoder fitted on it)."""
@@ -233,7 +236,7 @@ class GoRLConfig(OnPolicyConfig):
                                 checkpoint_metric=self.decoder_checkpoint_metric, split=self.decoder_split,
                                 target_clip=self.decoder_target_clip, zero_init_last=self.decoder_zero_init_last,
                                 output_scale=self.decoder_output_scale, diffusion_form=self.diffusion_form,
-                                pairwise_weight=self.decoder_pairwise_weight)
+                                pairwise_weight=self.decoder_pairwise_weight, val_redraw=self.decoder_val_redraw)
 
     def collection_seed(self, seed: int, k: int) -> int:
         """Seed of stage k's decoder-data collection (``seed_scheme``)."""
@@ -296,8 +299,10 @@ class GoRLConfig(OnPolicyConfig):
         if self.decoder_collection != "release" and (self.decoder_split == "episode" or self.decoder_pairwise_weight):
             raise ConfigError("decoder_split episode and decoder_pairwise_weight > 0 need decoder_collection release "
                               f"(episode ids and latents), got {self.decoder_collection!r}")
-        if self.decoder_checkpoint_metric != "val_loss" and self.decoder_fit_schedule != "steps":
-            raise ConfigError("decoder_checkpoint_metric val_endpoint_mse needs decoder_fit_schedule steps")
+        if (self.decoder_checkpoint_metric != "val_loss" or self.decoder_val_redraw) and \
+                self.decoder_fit_schedule != "steps":
+            raise ConfigError("decoder_checkpoint_metric val_endpoint_mse and decoder_val_redraw need "
+                              "decoder_fit_schedule steps")
         if self.decoder_collection == "release" and self.decoder_data_filter != "none":
             raise ConfigError("decoder_data_filter: decoder_collection release uses every row (set none)")
         if self.decoder_data_filter not in FILTERS:
