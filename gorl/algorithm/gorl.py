@@ -662,7 +662,8 @@ class GoRL:
                                       "normalizer": trainer.normalizer.state_dict()}
                     self.refit_decoder(k)
                     self.stage = k + 1
-                    self.previous_best, self.best = self.best, None
+                    warm = cfg.for_stage(k + 1).encoder_init != "fresh"  # then stage k + 1 starts from it
+                    self.previous_best, self.best = (self.best if warm else None), None
                     self.save(None)
         run.extra_status.update(collection_env_steps=self.collection_env_steps,
                                 timing_s={key: round(v, 3) for key, v in self.timing.items()})
