@@ -259,6 +259,9 @@ def _base_file(path: Path, base: str) -> tuple[Path, str]:
     algo_name, preset = (part.strip() for part in base.split(":", 1))
     if algo_name == COMMON:
         return COMMON_PRESETS, preset
+    shared = PRESETS_DIR / f"{algo_name}.yaml"  # a file of gorl/presets (gorl:, gorl_fm:): no registry needed
+    if re.fullmatch(r"[a-z_]+", algo_name) and shared.is_file():
+        return shared, preset
     sibling = Path(path).with_name(f"{algo_name}.yaml")  # an algorithm's file in the same folder: no
     if re.fullmatch(r"[a-z_]+", algo_name) and sibling.is_file():  # registry needed (ppo_teacher -> ppo)
         return sibling, preset
@@ -266,9 +269,6 @@ def _base_file(path: Path, base: str) -> tuple[Path, str]:
     try:
         algo = registry.get(algo_name)
     except KeyError as e:
-        shared = PRESETS_DIR / f"{algo_name}.yaml"
-        if re.fullmatch(r"[a-z_]+", algo_name) and shared.is_file():
-            return shared, preset
         raise ConfigError(f"{path}: base {base!r}: {e.args[0]}") from None
     return Path(algo.presets_file), preset
 

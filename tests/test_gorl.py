@@ -70,14 +70,43 @@ def test_ddim_sampler_matches_the_plain_loop_and_its_cache_follows_the_parameter
         torch.testing.assert_close(ddim_sample(dec.net, obs, z, dec.alpha_bar), want, rtol=1e-4, atol=1e-5)
 
 
+# The v1 code's switches at the smoke geometry (the smoke preset follows the release): the tests
+# below that exercise v1's machinery (its collectors, filters, epoch fit, schedules) use them.
+V1 = {"stage_steps": [1, 1], "decoder_collection": "episodes", "collect_steps": 2000, "collect_envs": 8,
+      "collect_episodes": None, "stage0_decoder": "zero_network", "decoder_fit_schedule": "epochs",
+      "decoder_train_steps": None, "decoder_max_epochs": 3, "decoder_patience": 2, "decoder_eval_interval": None,
+      "decoder_max_val_batches": 50, "decoder_split": "transition", "decoder_target_clip": None,
+      "decoder_zero_init_last": False, "decoder_hidden": [64, 64, 64, 64], "decoder_output_scale": 1.0,
+      "decoder_pairwise_weight": 0.0, "diffusion_schedule": "cosine", "diffusion_parameterization": "epsilon",
+      "seed_scheme": "v1", "best_ties": "later", "obs_norm_mode": "legacy", "obs_stats_timing": "pre_update",
+      "encoder_init": "fresh", "max_grad_norm": 0.5, "later_stages.max_grad_norm": 1.0,
+      "later_stages.clip_eps": 0.3}
+
+
+def _set(values: dict) -> list[str]:
+    """``--set`` arguments for ``values``."""
+    import json
+    out = []
+    for k, v in values.items():
+        v = json.dumps(v) if isinstance(v, (list, bool)) or v is None else v
+        out += ["--set", f"{k}={v}"]
+    return out
+
+
 def _cfg(**kw) -> GoRLConfig:
-    return build_config(GoRLConfig, get("gorl_fm").presets_file, "smoke", "cartpole-balance", kw)
+    """gorl_fm at the smoke geometry with v1's switches."""
+    return build_config(GoRLConfig, get("gorl_fm").presets_file, "smoke", "cartpole-balance", {**V1, **kw})
+
+
+def _smoke(algo="gorl_fm", **kw) -> GoRLConfig:
+    """The smoke preset as it is (the release's switches)."""
+    return build_config(get(algo).config_cls, get(algo).presets_file, "smoke", "cartpole-balance", kw)
 
 
 def test_encoder_through_identity_is_gaussian_ppo():
     """With the identity FM decoder, acting and every loss term equal a plain Gaussian
     policy's (same weights, same batch): the ratio is over z and a = z."""
-    cfg = _cfg(stage_latent_reg_coef=[0.0])
+    cfg = _cfg(latent_reg_coef=0.0)
     dec = Decoder.identity("fm", 5, 2, cfg.decoder_hidden)
     torch.manual_seed(1)
     enc = make_encoder(cfg, 0, 5, 2, dec)
@@ -179,7 +208,10 @@ def test_stage_bookkeeping():
     for k in range(1, 4):  # contiguous: no gaps, no overlaps
         assert offsets[k] == offsets[k - 1] + cfg.stage_iterations()[k - 1] * spi
     assert offsets[-1] + 30 * spi == 178_913_280
-    assert [cfg.stage_config(k).max_grad_norm for k in range(4)] == [0.5, 1.0, 1.0, 1.0]
+    assert [cfg.stage_config(k).max_grad_norm for k in range(4)] == [0.5] * 4  # the release
+    v1 = build_config(GoRLConfig, get("gorl_fm").presets_file, "paper-v1", "cheetah-run", {})
+    assert [v1.stage_config(k).max_grad_norm for k in range(4)] == [0.5, 1.0, 1.0, 1.0]  # spec 6.2
+    assert [v1.stage_config(k).learning_rate for k in range(4)] == [1e-3] * 4
     assert cfg.stage_config(3).total_steps == 30 * spi
     with pytest.raises(ConfigError, match="stage 1"):
         _cfg(total_steps=3000, stage_steps=[10, 1])
@@ -195,10 +227,10 @@ def test_smoke_run_one_axis_and_artifacts(tmp_path, algo):
     out = tmp_path / algo
     cli("train", algo, "cartpole-balance", "--preset", "smoke", "--steps", "8000", "--seed", "0",
         "--quiet", "--out", out)
-    cfg = _cfg(total_steps=8000)
+    cfg = _smoke(algo, total_steps=8000)
     rows = _evals(out)
     stages = [int(r["stage"]) for r in rows]
-    assert stages == sorted(stages) and set(stages) == {0, 1}
+    assert stages == sorted(stages) and set(stages) == {0, 1, 2, 3}
     for k, off in enumerate(cfg.stage_offsets()):
         steps = [int(r["env_step"]) for r in rows if int(r["stage"]) == k]
         assert steps[0] == off and steps[-1] == off + cfg.stage_iterations()[k] * cfg.steps_per_iteration
@@ -215,7 +247,7 @@ def test_reference_eval_schedule_per_stage(tmp_path):
     before the update, never at the stage's end, and the best encoder is one of those."""
     out = tmp_path / "run"
     cli("train", "gorl_fm", "cartpole-balance", "--preset", "smoke", "--steps", "11520", "--seed", "0",
-        "--quiet", "--out", out, "--set", "eval_schedule=reference", "--set", "num_evals=3")
+        "--quiet", "--out", out, "--set", "eval_schedule=reference", "--set", "num_evals=3", *_set(V1))
     cfg = _cfg(total_steps=11520, eval_schedule="reference", num_evals=3)
     spi = cfg.steps_per_iteration
     assert cfg.stage_iterations() == [3, 3]
@@ -235,7 +267,7 @@ def test_all_reference_switches_together(tmp_path):
     import json
     out = tmp_path / "run"
     cli("train", "gorl_fm", "cartpole-balance", "--preset", "smoke", "--steps", "8000", "--seed", "0", "--quiet",
-        "--out", out, "--set", "reset_mode=fixed_initial", "--set", "decoder_collection=reference",
+        "--out", out, *_set(V1), "--set", "reset_mode=fixed_initial", "--set", "decoder_collection=reference",
         "--set", "eval_schedule=reference", "--set", "decoder_data_filter=percentile",
         "--set", "decoder_filter_unit=reference_blocks")
     summary = json.loads((out / "stages/stage0/dataset_summary.json").read_text())
@@ -293,7 +325,7 @@ def test_collection_filter_keeps_the_high_return_episodes(tmp_path):
     out = {}
     for mode in ("none", "percentile"):
         cfg = build_config(GoRLConfig, get("gorl_fm").presets_file, "smoke", task,
-                           {"decoder_data_filter": mode, "decoder_filter_quantile": 0.5})
+                           {**V1, "decoder_data_filter": mode, "decoder_filter_quantile": 0.5})
         run = Run(algo="gorl_fm", task=task, seed=0, preset="smoke", dir=tmp_path, config={})
         torch.manual_seed(0)
         enc = make_encoder(cfg, 0, 1, 1, Decoder.identity("fm", 1, 1, cfg.decoder_hidden))
@@ -342,7 +374,7 @@ def test_collection_reference_blocks_keep_the_better_block(tmp_path):
     out = {}
     for mode in ("none", "percentile"):
         cfg = build_config(GoRLConfig, get("gorl_fm").presets_file, "smoke", task,
-                           {"decoder_data_filter": mode, "decoder_filter_unit": "reference_blocks"})
+                           {**V1, "decoder_data_filter": mode, "decoder_filter_unit": "reference_blocks"})
         run = Run(algo="gorl_fm", task=task, seed=0, preset="smoke", dir=tmp_path, config={})
         torch.manual_seed(0)
         enc = make_encoder(cfg, 0, 1, 1, Decoder.identity("fm", 1, 1, cfg.decoder_hidden))
@@ -355,7 +387,7 @@ def test_collection_reference_blocks_keep_the_better_block(tmp_path):
             for b in range(2)]
     best = int(np.argmax(sums))
     np.testing.assert_array_equal(out["percentile"], out["none"][best * 1000:(best + 1) * 1000])
-    for preset in ("paper", "small", "smoke"):
+    for preset in ("paper", "paper-v1", "small", "smoke"):
         assert _cfg_preset(preset).decoder_filter_unit == "episodes"
 
 
@@ -388,10 +420,12 @@ def test_decoder_collection_reference_is_one_trajectory_from_the_training_states
     fixed = OnPolicyTrainer(_cfg(reset_mode="fixed_initial").stage_config(0), run, trainer.agent)
     assert fixed.envs.host._first is not None and fixed.eval_envs.host._first is None
     assert trainer.envs.host._first is None  # the default: random resets
-    # paper follows the reference; small and smoke keep random resets and full episodes
-    assert (_cfg_preset("paper").reset_mode, _cfg_preset("paper").decoder_collection) == ("fixed_initial", "reference")
+    # paper-v1 follows the reference, paper the release's episodes; small and smoke train with random resets
+    assert (_cfg_preset("paper-v1").reset_mode, _cfg_preset("paper-v1").decoder_collection) == \
+        ("fixed_initial", "reference")
+    assert (_cfg_preset("paper").reset_mode, _cfg_preset("paper").decoder_collection) == ("fixed_initial", "release")
     for preset in ("small", "smoke"):
-        assert (_cfg_preset(preset).reset_mode, _cfg_preset(preset).decoder_collection) == ("random", "episodes")
+        assert (_cfg_preset(preset).reset_mode, _cfg_preset(preset).decoder_collection) == ("random", "release")
     with pytest.raises(ConfigError, match="decoder_collection"):
         _cfg(decoder_collection="continuous")
 

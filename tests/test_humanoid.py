@@ -32,7 +32,7 @@ from gorl.registry import get
 HUMANOID_SWITCHES = ["--set", "action_semantics=bounded", "--set", "latent_bounded=true",
                      "--set", "obs_norm_mode=welford", "--set", "obs_stats_timing=pre_update",
                      # for speed: 2 teacher episodes, 1000 collected steps per stage, 2 collector envs
-                     "--set", "teacher_episodes=2", "--set", "collect_envs=2", "--set", "collect_steps=1000"]
+                     "--set", "teacher_episodes=2", "--set", "collect_envs=2", "--set", "collect_episodes=1"]
 
 
 def _evals(d: Path) -> list[dict]:
@@ -148,7 +148,8 @@ def test_teacher_data_are_whole_episodes_and_bounded_targets_are_clipped(tmp_pat
     from gorl.algorithm.teacher import collect_teacher_data
     cfg = _cfg(action_semantics=semantics, teacher="ppo_teacher", teacher_episodes=3, collect_envs=2)
     run = Run(algo="gorl_fm", task="cartpole-balance", seed=0, preset="smoke", dir=tmp_path, config={})
-    obs, actions, summary = collect_teacher_data(cfg, run, _teacher_dict(5, 1, 3.0))
+    obs, actions, episode, summary = collect_teacher_data(cfg, run, _teacher_dict(5, 1, 3.0))
+    assert sorted(set(episode.tolist())) == sorted(episode[::1000].tolist())  # episode-major, 1000 rows each
     assert summary["episodes"] == 3 and obs.shape == (summary["rows"], 5) and actions.shape == (summary["rows"], 1)
     assert summary["rows"] == 3 * 1000  # whole episodes only (cartpole: 1000 steps, no termination)
     assert np.isfinite(summary["episode_return_mean"])
@@ -332,7 +333,7 @@ def test_pipeline_teacher_is_trained_once_and_a_rerun_retrains_nothing(tmp_path)
     """A real tiny pipeline (the runs only): the teacher rule runs once, both GoRL runs read it,
     and a second invocation has nothing to do."""
     switches = {"teacher": "ppo_teacher", "action_semantics": "bounded", "latent_bounded": True,
-                "obs_norm_mode": "welford", "teacher_episodes": 2, "collect_envs": 2, "collect_steps": 1000}
+                "obs_norm_mode": "welford", "teacher_episodes": 2, "collect_envs": 2, "collect_episodes": 1}
     cfg = {"name": "h", "algorithms": ["gorl_fm", "gorl_diffusion"], "tasks": ["cartpole-balance"], "seeds": [0],
            "steps": 7680, "preset": "smoke",
            "algorithm_overrides": {a: {"set": switches} for a in ("gorl_fm", "gorl_diffusion")}}

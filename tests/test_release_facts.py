@@ -30,6 +30,12 @@ TASKS = {"CheetahRun": "cheetah-run", "FingerSpin": "finger-spin", "FingerTurnHa
 # Keys that did not exist when the v1 snapshot was taken, with the value that keeps the v1 behaviour.
 NEW_KEYS_V1 = {
     "stage_overrides": None,  # holds the per-stage values; compared through for_stage(k)
+    "encoder_init": "fresh", "best_ties": "later", "collect_episodes": None, "stage0_decoder": "zero_network",
+    "decoder_fit_schedule": "epochs", "decoder_train_steps": None, "decoder_eval_interval": None,
+    "decoder_checkpoint_metric": "val_loss", "decoder_split": "transition", "decoder_target_clip": None,
+    "decoder_zero_init_last": False, "decoder_output_scale": 1.0, "diffusion_schedule": "cosine",
+    "diffusion_parameterization": "epsilon", "decoder_pairwise_weight": 0.0, "decoder_val_redraw": False,
+    "seed_scheme": "v1",
     # issue 19 (humanoid): off everywhere but the humanoid tasks
     "matmul_precision": "default", "eval_deterministic": True,
     "teacher": "none", "teacher_run": None, "teacher_episodes": 1024, "teacher_min_return": None,

@@ -200,11 +200,11 @@ def test_per_algorithm_keys_match_the_presets():
         if len(cells) != 2 or not cells[0].startswith("`"):
             continue
         algos = re.findall(r"`(\w+)`", cells[0])
-        for item in re.split(r",\s*(?=`)", cells[1]):
+        for item in re.split(r",\s*(?=`)(?![^(]*\))", cells[1]):  # commas outside parentheses
             m = re.fullmatch(r"`(\w+)` (.+?)(?: \((.*)\))?", item.strip())
             assert m, item
             key, value, note = m.groups()
-            per_preset = dict(re.findall(r"`(paper-v1|paper|small|smoke)` (\S+(?: x \d+)?)", note or ""))
+            per_preset = dict(re.findall(r"`(paper-v1|paper|small|smoke)` ([^,\s]+(?: x \d+)?)", note or ""))
             for algo in algos:
                 for preset in PRESETS:
                     want = _parse(per_preset.get(preset, value))

@@ -18,21 +18,38 @@ import torch
 from torch import nn
 
 from gorl.generative import (ConditionalMLP, cfm_loss, cosine_alpha_bar, ddim_sample, ddim_sample_zero_network,
-                             eps_prediction_loss, euler_sample, linear_alpha_bar)
+                             delta_ddim_sample, eps_delta_loss, eps_prediction_loss, euler_sample, linear_alpha_bar)
 
 DECODER_KINDS = ("fm", "diffusion")
+DIFFUSION_FORMS = ("v1", "release")
+"""'v1': cosine abar over indices, epsilon prediction, T - 1 DDIM steps (spec 6.5); 'release':
+linear abar(t) = 1e-3 + (1 - 1e-3)(1 - t) and the identity-centred epsilon-delta
+parameterisation, T steps (gorl.generative.diffusion)."""
+IDENTITY_KINDS = ("zero_network", "exact")
+"""Stage 0's decoder: 'zero_network' (v1: the sampler run on an all-zero network, which is z
+for FM and 1.052 z for v1's diffusion) or 'exact' (the release's IdentityDecoder: z)."""
 
 
 class Decoder(nn.Module):
-    """g(s, z): ``kind`` 'fm' (Euler ODE from t = 1 to 0) or 'diffusion' (DDIM from index T-1)."""
+    """g(s, z): ``kind`` 'fm' (Euler ODE from t = 1 to 0) or 'diffusion' (DDIM, ``diffusion_form``).
+
+    ``identity`` (stage 0): False, or one of :data:`IDENTITY_KINDS`."""
 
     def __init__(self, kind: str, obs_dim: int, act_dim: int, hidden: list[int], steps: int = 10,
-                 identity: bool = False):
+                 identity: bool | str = False, output_scale: float = 1.0, zero_init_last: bool = False,
+                 diffusion_form: str = "v1"):
         super().__init__()
         if kind not in DECODER_KINDS:
             raise ValueError(f"decoder kind must be one of {DECODER_KINDS}, got {kind!r}")
-        self.kind, self.steps, self.identity_init = kind, steps, identity
-        self.net = ConditionalMLP(obs_dim, act_dim, hidden, zero_init=identity)
+        if diffusion_form not in DIFFUSION_FORMS:
+            raise ValueError(f"diffusion_form must be one of {DIFFUSION_FORMS}, got {diffusion_form!r}")
+        identity = "zero_network" if identity is True else identity
+        if identity and identity not in IDENTITY_KINDS:
+            raise ValueError(f"identity must be one of {IDENTITY_KINDS}, got {identity!r}")
+        self.kind, self.steps, self.identity_init, self.diffusion_form = kind, steps, identity, diffusion_form
+        self.net = ConditionalMLP(obs_dim, act_dim, hidden, output_scale=output_scale, zero_init=bool(identity))
+        if zero_init_last:
+            self.net.zero_last_()
         self.register_buffer("obs_mean", torch.zeros(obs_dim))
         self.register_buffer("obs_std", torch.ones(obs_dim))
         # stage 0's "identity" diffusion decoder uses the linear schedule (spec 6.5): with a
@@ -45,9 +62,11 @@ class Decoder(nn.Module):
         """Seconds spent decoding (read by the throughput benchmark)."""
 
     @classmethod
-    def identity(cls, kind: str, obs_dim: int, act_dim: int, hidden: list[int], steps: int = 10) -> "Decoder":
-        """All weights and biases zero (spec 6.6): FM returns z, diffusion 1.052 z."""
-        return cls(kind, obs_dim, act_dim, hidden, steps, identity=True)
+    def identity(cls, kind: str, obs_dim: int, act_dim: int, hidden: list[int], steps: int = 10,
+                 how: str = "zero_network") -> "Decoder":
+        """Stage 0's decoder: all weights and biases zero (spec 6.6), and with ``how`` 'exact'
+        the map z -> z itself (FM returns z either way; v1's diffusion chain 1.052 z)."""
+        return cls(kind, obs_dim, act_dim, hidden, steps, identity=how)
 
     def normalize(self, obs_raw: torch.Tensor) -> torch.Tensor:
         return (obs_raw - self.obs_mean) / (self.obs_std + 1e-8)
@@ -55,29 +74,49 @@ class Decoder(nn.Module):
     @torch.no_grad()
     def forward(self, obs_raw: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         t0 = time.perf_counter()
-        obs_norm = self.normalize(obs_raw)
-        if self.kind == "fm":  # x + dt * 0 at every step: the identity decoder returns z
-            out = z.clone() if self.identity_init else euler_sample(self.net, obs_norm, z, self.steps)
+        if self.identity_init:  # FM: x + dt * 0 at every step returns z; v1 diffusion: 1.052 z
+            exact = self.kind == "fm" or self.identity_init == "exact"
+            out = z.clone() if exact else ddim_sample_zero_network(z, self.alpha_bar)
         else:
-            out = ddim_sample_zero_network(z, self.alpha_bar) if self.identity_init else \
-                ddim_sample(self.net, obs_norm, z, self.alpha_bar)
+            out = self.decode_normalized(self.normalize(obs_raw), z)
         self.sampling_time += time.perf_counter() - t0
         return out
 
+    def decode_normalized(self, obs_norm: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """The fitted decoder's sampler on normalised observations (differentiable under
+        autograd: the release's pairwise loss trains through it)."""
+        if self.kind == "fm":
+            return euler_sample(self.net, obs_norm, z, self.steps)
+        if self.diffusion_form == "release":
+            return delta_ddim_sample(self.net, obs_norm, z, self.steps)
+        return ddim_sample(self.net, obs_norm, z, self.alpha_bar)
+
     def loss(self, obs_norm: torch.Tensor, actions: torch.Tensor, eps: torch.Tensor,
              t_or_i: torch.Tensor) -> torch.Tensor:
-        """Mean regression loss: CFM velocity (fm) or epsilon prediction (diffusion)."""
+        """Mean regression loss: CFM velocity (fm), epsilon prediction (v1 diffusion) or
+        epsilon delta (release diffusion)."""
         if self.kind == "fm":
             return cfm_loss(self.net, obs_norm, actions, eps, t_or_i, "velocity").mean()
+        if self.diffusion_form == "release":
+            return eps_delta_loss(self.net, obs_norm, actions, eps, t_or_i, self.steps).mean()
         return eps_prediction_loss(self.net, obs_norm, actions, eps, t_or_i, self.alpha_bar).mean()
 
     def draw_noise(self, n: int, k: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """k (eps, t) pairs per action: t ~ U(0, 1) (fm) or i ~ U{0..T-1} (diffusion)."""
+        """k (eps, t) pairs per action: t ~ U(0, 1) (fm), i ~ U{0..T-1} (v1 diffusion) or
+        i ~ U{1..T} (release diffusion)."""
         dev = self.obs_mean.device
         eps = torch.randn(n, k, self.net.act_dim, generator=gen, device=dev)
         if self.kind == "fm":
             return eps, torch.rand(n, k, generator=gen, device=dev)
+        if self.diffusion_form == "release":
+            return eps, torch.randint(1, self.steps + 1, (n, k), generator=gen, device=dev)
         return eps, torch.randint(self.alpha_bar.shape[0], (n, k), generator=gen, device=dev)
+
+
+FIT_SCHEDULES = ("epochs", "steps")
+SPLITS = ("transition", "episode")
+CHECKPOINT_METRICS = ("val_loss", "val_endpoint_mse")
+ENDPOINT_EVAL_SIZE = 4096  # the release's endpoint_eval_size (validation rows decoded from z ~ N(0, I))
 
 
 @dataclass
@@ -92,18 +131,60 @@ class DecoderFitConfig:
     max_samples: int
     val_fraction: float
     max_val_batches: int
+    schedule: str = "epochs"
+    """'epochs' (v1): permutation epochs, validation once per epoch, early stopping after
+    ``patience``; 'steps' (release): ``train_steps`` batches drawn with replacement, validation
+    at steps 0, 1, every ``eval_interval`` and the last, no early stopping."""
+    train_steps: int | None = None
+    """'steps': optimiser steps; None = max_epochs x floor(n_train / batch) (the release's epochs)."""
+    eval_interval: int = 100
+    checkpoint_metric: str = "val_loss"
+    """The validation number whose lowest value is kept: 'val_loss' or 'val_endpoint_mse'
+    (MSE of validation actions decoded from z ~ N(0, I); computed by the 'steps' schedule)."""
+    split: str = "transition"
+    """Validation split by 'transition' (v1) or by whole 'episode' (release)."""
+    target_clip: float | None = None
+    """Clip the pre-tanh targets to [-c, c] before the split (release: 3)."""
+    zero_init_last: bool = False
+    output_scale: float = 1.0
+    diffusion_form: str = "v1"
+    pairwise_weight: float = 0.0
+    """Weight of mean (g(s, z_stored) - a)^2, the decoder run from the collector's latent (release diffusion: 1e-3)."""
+    val_redraw: bool = False
+    """'steps': draw the validation batches and their noise anew at every validation, and the
+    endpoint rows one at random per equal interval (the release's FishSwim FM,
+    ``rng_schedule = legacy_interleaved``), instead of fixed batches and evenly spaced rows."""
+
+
+def split_rows(n: int, val_fraction: float, gen: torch.Generator, episode: np.ndarray | None = None,
+               by: str = "transition") -> tuple[np.ndarray, np.ndarray]:
+    """(train rows, validation rows). 'transition': a random ``val_fraction`` of the rows (at
+    least one); 'episode': a random max(1, int(E val_fraction)) of the E episodes (at most E - 1),
+    all their rows, so no episode is on both sides."""
+    if by == "episode":
+        ids = np.unique(episode)
+        if ids.size < 2:
+            raise ValueError(f"a split by episode needs at least two episodes, got {ids.size}")
+        n_val = min(max(1, int(ids.size * val_fraction)), ids.size - 1)
+        val_ids = ids[torch.randperm(ids.size, generator=gen).numpy()[:n_val]]
+        val = np.isin(episode, val_ids)
+        return np.flatnonzero(~val), np.flatnonzero(val)
+    perm = torch.randperm(n, generator=gen).numpy()
+    n_val = max(1, int(round(n * val_fraction)))
+    return perm[n_val:], perm[:n_val]
 
 
 def fit_decoder(kind: str, obs: np.ndarray, actions: np.ndarray, cfg: DecoderFitConfig, seed: int,
-                device: torch.device, init: Decoder | None = None, obs_stats: str = "fit",
+                device: torch.device, episode: np.ndarray | None = None,
+                latent: np.ndarray | None = None, init: Decoder | None = None, obs_stats: str = "fit",
                 prior_rows: int = 0) -> tuple[Decoder, list[dict]]:
     """Train a fresh decoder on (obs, pre-action) rows (spec 6.4 / 6.5).
 
-    Subsample to ``max_samples`` rows, 90/10 split by transition, frozen observation
-    statistics from the training split, Adam, epochs of floor(n_train / batch) steps over
-    a fresh permutation, validation on one fixed (eps, t) draw per epoch, keep the
-    parameters with the lowest validation loss, stop after ``patience`` epochs without
-    improvement. Deterministic given ``seed``. Returns (decoder, per-epoch history).
+    Subsample to ``max_samples`` rows, clip the targets (``target_clip``), split (``split``;
+    ``episode``: each row's episode id), frozen observation statistics from the training split,
+    Adam, then ``cfg.schedule`` (see :class:`DecoderFitConfig`); keep the parameters with the
+    lowest ``checkpoint_metric``. ``latent``: each row's stored z (``pairwise_weight``).
+    Deterministic given ``seed``. Returns (decoder, history: one row per validation).
 
     ``init`` (a warm fit, spec 14): start from a copy of that decoder's network; its statistics
     are kept (``obs_stats`` 'frozen'), pooled with the training split's as if over
@@ -114,17 +195,25 @@ def fit_decoder(kind: str, obs: np.ndarray, actions: np.ndarray, cfg: DecoderFit
     if n > cfg.max_samples:
         keep = torch.randperm(n, generator=gen)[:cfg.max_samples].numpy()
         obs, actions = obs[keep], actions[keep]
+        episode = None if episode is None else episode[keep]
+        latent = None if latent is None else latent[keep]
         n = cfg.max_samples
-    perm = torch.randperm(n, generator=gen).numpy()
-    n_val = max(1, int(round(n * cfg.val_fraction)))
-    val_idx, train_idx = perm[:n_val], perm[n_val:]
+    if cfg.target_clip is not None:
+        actions = np.clip(actions, -cfg.target_clip, cfg.target_clip)
+    if cfg.pairwise_weight > 0 and latent is None:
+        raise ValueError("pairwise_weight > 0 needs each row's latent")
+    train_idx, val_idx = split_rows(n, cfg.val_fraction, gen, episode, cfg.split)
     o_tr = torch.as_tensor(obs[train_idx], device=device)
     a_tr = torch.as_tensor(actions[train_idx], device=device)
     o_va = torch.as_tensor(obs[val_idx], device=device)
     a_va = torch.as_tensor(actions[val_idx], device=device)
+    z_tr = z_va = None
+    if cfg.pairwise_weight > 0:
+        z_tr, z_va = (torch.as_tensor(latent[i], device=device) for i in (train_idx, val_idx))
 
     torch.manual_seed(seed)  # network init
-    dec = Decoder(kind, obs.shape[1], actions.shape[1], cfg.hidden, cfg.steps).to(device)
+    dec = Decoder(kind, obs.shape[1], actions.shape[1], cfg.hidden, cfg.steps, output_scale=cfg.output_scale,
+                  zero_init_last=cfg.zero_init_last, diffusion_form=cfg.diffusion_form).to(device)
     mean, var = o_tr.mean(0), o_tr.var(0, unbiased=False)
     if init is not None:
         dec.net.load_state_dict(init.net.state_dict())
@@ -143,13 +232,32 @@ def fit_decoder(kind: str, obs: np.ndarray, actions: np.ndarray, cfg: DecoderFit
     for p in params:
         p.requires_grad_(True)
     opt = torch.optim.Adam(params, lr=cfg.learning_rate)
+    gen_dev = gen if device.type == "cpu" else torch.Generator(device=device).manual_seed(seed)
 
-    n_tr = o_tr.shape[0]
+    def batch_loss(o_n: torch.Tensor, a: torch.Tensor, z: torch.Tensor | None, eps, t) -> torch.Tensor:
+        loss = dec.loss(o_n, a, eps, t)
+        if cfg.pairwise_weight > 0:
+            loss = loss + cfg.pairwise_weight * (dec.decode_normalized(o_n, z) - a).pow(2).mean()
+        return loss
+
+    fit = _fit_steps if cfg.schedule == "steps" else _fit_epochs
+    history = fit(dec, opt, batch_loss, (on_tr, a_tr, z_tr), (on_va, a_va, z_va), cfg, gen, gen_dev, device)
+    for p in params:
+        p.requires_grad_(False)
+    return dec, history
+
+
+def _fit_epochs(dec, opt, batch_loss, train, val, cfg: DecoderFitConfig, gen, gen_dev, device) -> list[dict]:
+    """v1: epochs of floor(n_train / batch) steps over a fresh permutation, validation on one
+    fixed (eps, t) draw per epoch, early stopping after ``patience`` epochs without a better loss."""
+    on_tr, a_tr, z_tr = train
+    on_va, a_va, z_va = val
+    n_tr, n_val = on_tr.shape[0], on_va.shape[0]
     batch = min(cfg.batch_size, n_tr)
     steps_per_epoch = max(1, n_tr // batch)
     val_batch = min(cfg.batch_size, n_val)
     val_batches = max(1, min(cfg.max_val_batches, n_val // val_batch))
-    gen_dev = gen if device.type == "cpu" else torch.Generator(device=device).manual_seed(seed)
+    pick = (lambda z, idx: None if z is None else z[idx])  # noqa: E731
 
     best, best_state, since_best, history = math.inf, None, 0, []
     for epoch in range(cfg.max_epochs):
@@ -158,7 +266,7 @@ def fit_decoder(kind: str, obs: np.ndarray, actions: np.ndarray, cfg: DecoderFit
         for s in range(steps_per_epoch):
             idx = order[s * batch:(s + 1) * batch]
             eps, t = dec.draw_noise(idx.shape[0], cfg.mc_samples, gen_dev)
-            loss = dec.loss(on_tr[idx], a_tr[idx], eps, t)
+            loss = batch_loss(on_tr[idx], a_tr[idx], pick(z_tr, idx), eps, t)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -169,7 +277,8 @@ def fit_decoder(kind: str, obs: np.ndarray, actions: np.ndarray, cfg: DecoderFit
             eps, t = dec.draw_noise(val_batch, cfg.mc_samples, gen_dev)  # one fixed draw per epoch
             for b in range(val_batches):
                 sl = slice(b * val_batch, (b + 1) * val_batch)
-                val += dec.loss(on_va[sl], a_va[sl], eps[:on_va[sl].shape[0]], t[:on_va[sl].shape[0]]).double()
+                m = on_va[sl].shape[0]
+                val += batch_loss(on_va[sl], a_va[sl], pick(z_va, sl), eps[:m], t[:m]).double()
             val = float(val) / val_batches
         history.append({"epoch": epoch, "train_loss": total / steps_per_epoch, "val_loss": val})
         if not (math.isfinite(val) and math.isfinite(total)):
@@ -183,6 +292,63 @@ def fit_decoder(kind: str, obs: np.ndarray, actions: np.ndarray, cfg: DecoderFit
                 break
     if best_state is not None:
         dec.load_state_dict(best_state)
-    for p in params:
-        p.requires_grad_(False)
-    return dec, history
+    return history
+
+
+def _fit_steps(dec, opt, batch_loss, train, val, cfg: DecoderFitConfig, gen, gen_dev, device) -> list[dict]:
+    """The release: ``train_steps`` batches of ``batch_size`` rows drawn with replacement;
+    validation on ``max_val_batches`` fixed batches (rows drawn with replacement once, one fixed
+    (eps, t) draw each) and on the endpoint MSE of :data:`ENDPOINT_EVAL_SIZE` evenly spaced
+    validation rows decoded from a fixed z ~ N(0, I); at step 0 (the initial decoder), 1, every
+    ``eval_interval`` and the last; the lowest ``checkpoint_metric`` is kept (an earlier one on
+    ties), no early stopping."""
+    on_tr, a_tr, z_tr = train
+    on_va, a_va, z_va = val
+    n_tr, n_val = on_tr.shape[0], on_va.shape[0]
+    n_steps = cfg.train_steps or cfg.max_epochs * max(1, n_tr // min(cfg.batch_size, n_tr))
+    pick = (lambda z, idx: None if z is None else z[idx])  # noqa: E731
+    def draw_val_sets() -> list[tuple]:
+        sets = []
+        for _ in range(cfg.max_val_batches):
+            idx = torch.randint(n_val, (cfg.batch_size,), generator=gen).to(device)
+            sets.append((idx, *dec.draw_noise(idx.shape[0], cfg.mc_samples, gen_dev)))
+        return sets
+
+    val_sets = draw_val_sets()
+    size = min(ENDPOINT_EVAL_SIZE, n_val)
+    if cfg.val_redraw:  # one random row in each of `size` equal intervals
+        edges = torch.arange(size + 1) * n_val // size
+        end_idx = (edges[:-1] + (torch.rand(size, generator=gen) * (edges[1:] - edges[:-1])).long()).to(device)
+    else:
+        end_idx = torch.as_tensor(np.linspace(0, n_val - 1, size).astype(np.int64), device=device)
+    end_z = torch.randn(end_idx.shape[0], a_va.shape[1], generator=gen).to(device)
+
+    @torch.no_grad()
+    def evaluate(step: int, train_loss: float | None) -> dict:
+        nonlocal val_sets
+        if cfg.val_redraw and step > 0:
+            val_sets = draw_val_sets()
+        val = sum(float(batch_loss(on_va[i], a_va[i], pick(z_va, i), eps, t)) for i, eps, t in val_sets)
+        end = float((dec.decode_normalized(on_va[end_idx], end_z) - a_va[end_idx]).pow(2).mean())
+        return {"step": step, "train_loss": train_loss, "val_loss": val / len(val_sets), "val_endpoint_mse": end}
+
+    history = [evaluate(0, None)]
+    best = history[0][cfg.checkpoint_metric]
+    best_state = {k: v.detach().clone() for k, v in dec.state_dict().items()}
+    for step in range(1, n_steps + 1):
+        idx = torch.randint(n_tr, (cfg.batch_size,), generator=gen).to(device)
+        eps, t = dec.draw_noise(idx.shape[0], cfg.mc_samples, gen_dev)
+        loss = batch_loss(on_tr[idx], a_tr[idx], pick(z_tr, idx), eps, t)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step == 1 or step % cfg.eval_interval == 0 or step == n_steps:
+            row = evaluate(step, float(loss.detach()))
+            history.append(row)
+            if not all(math.isfinite(row[k]) for k in ("train_loss", "val_loss", "val_endpoint_mse")):
+                break
+            if row[cfg.checkpoint_metric] < best:
+                best = row[cfg.checkpoint_metric]
+                best_state = {k: v.detach().clone() for k, v in dec.state_dict().items()}
+    dec.load_state_dict(best_state)
+    return history

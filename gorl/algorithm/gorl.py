@@ -32,7 +32,8 @@ import numpy as np
 import torch
 
 from gorl import rundir
-from gorl.algorithm.decoder import Decoder, DecoderFitConfig, fit_decoder
+from gorl.algorithm.decoder import (CHECKPOINT_METRICS, FIT_SCHEDULES, IDENTITY_KINDS, SPLITS, Decoder,
+                                   DecoderFitConfig, fit_decoder)
 from gorl.algorithm.episode_filter import (FILTER_UNITS, FILTERS, reference_blocks, rows_of_episodes,
                                            select_episodes)
 from gorl.config import defaults_from
@@ -40,13 +41,15 @@ from gorl.core.gaussian_policy import GaussianPolicy
 from gorl.core.loop import progress_bar
 from gorl.core.normalizer import RunningNormalizer
 from gorl.core.onpolicy import OnPolicyConfig, OnPolicyTrainer, env_action
-from gorl.core.run import TRAIN_STREAM, Run, save_torch
+from gorl.core.run import TRAIN_STREAM, Run, env_seeds, save_torch
 from gorl.errors import ConfigError, Diverged, Gated
 from gorl.registry import Algorithm
 
 PRESETS = Path(__file__).parent.parent / "presets" / "gorl_fm.yaml"
 DIFFUSION_PRESETS = PRESETS.with_name("gorl_diffusion.yaml")
 COLLECT_STREAM = 2_000_000  # + stage: env seeds of the decoder-data collectors
+ENCODER_INITS = ("fresh", "warm_start", "gaussian_warm_value")
+COLLECTIONS = ("episodes", "reference", "release")
 ACTION_SEMANTICS = ("pre_tanh", "bounded")
 
 
@@ -89,9 +92,20 @@ class GoRLConfig(OnPolicyConfig):
     """Upper clip of the latent scale."""
     fresh_encoder_each_stage: bool
     """True (v1): every stage starts a new encoder, critic, optimiser and statistics from
-    the same seed. False: carry the previous stage's encoder, critic and statistics."""
-    collect_steps: int
-    """Transitions collected per stage for the decoder fit (whole env steps of collect_envs envs)."""
+    the same seed. False: carry the previous stage's last encoder, critic and statistics
+    (then ``encoder_init`` must be 'fresh' in every stage)."""
+    encoder_init: str
+    """How the stage's encoder starts (per stage; stage 0 is always 'fresh'): 'fresh' (v1: new
+    actor, critic, optimiser and statistics, the same initial weights every stage),
+    'warm_start' (the previous stage's best encoder: its actor, critic and observation
+    statistics, a new optimiser) or 'gaussian_warm_value' (a new actor whose output layer is
+    zeroed so that it starts as N(0, I), with the previous best's critic and statistics)."""
+    best_ties: str
+    """Which of equal evaluations a stage keeps as its best encoder: 'later' (v1, within 1e-6)
+    or 'earlier' (the release: a strictly higher return replaces the best)."""
+    collect_steps: int | None
+    """Transitions collected per stage for the decoder fit (whole env steps of collect_envs envs);
+    'episodes' and 'reference' collections only (null with 'release', which counts episodes)."""
     collect_envs: int
     """Parallel envs of the collector."""
     decoder_collection: str
@@ -108,10 +122,12 @@ class GoRLConfig(OnPolicyConfig):
     """Adam learning rate of the decoder fit."""
     decoder_batch_size: int
     """Rows per decoder minibatch."""
-    decoder_max_epochs: int
-    """Maximum decoder epochs (an epoch = floor(n_train / batch) steps)."""
-    decoder_patience: int
-    """Stop after this many epochs without a better validation loss."""
+    decoder_max_epochs: int | None
+    """Maximum decoder epochs (an epoch = floor(n_train / batch) steps); with 'steps' and
+    decoder_train_steps set it is not used and must be null."""
+    decoder_patience: int | None
+    """'epochs': stop after this many epochs without a better validation loss; 'steps' never
+    stops early (null)."""
     decoder_mc_samples: int
     """(noise, time) samples per action in the regression loss."""
     decoder_max_samples: int
@@ -119,7 +135,8 @@ class GoRLConfig(OnPolicyConfig):
     decoder_val_fraction: float
     """Validation split, by transition."""
     decoder_max_val_batches: int
-    """Validation batches per epoch (at most)."""
+    """Validation batches: per epoch, at most ('epochs'); the fixed batches drawn once with
+    replacement ('steps', release: 8)."""
     decoder_data_filter: str
     """Episode filter before the fit (spec 6.7, off in the paper's pipeline): 'none', 'percentile',
     'min_return' or 'hybrid' (gorl/algorithm/episode_filter.py). Any filter drops the rows of
@@ -134,6 +151,45 @@ class GoRLConfig(OnPolicyConfig):
     """'min_return': keep episodes with return >= this value."""
     decoder_filter_high_quality_ratio: float
     """'hybrid': share of the drawn episodes that come from the high-return set."""
+    collect_episodes: int | None
+    """``decoder_collection`` 'release': complete episodes collected per stage, ``collect_envs``
+    at a time, each from a fresh seeded reset (null with the other collections)."""
+    stage0_decoder: str
+    """Stage 0's decoder: 'zero_network' (v1: the sampler on an all-zero network: z for FM,
+    1.052 z for diffusion) or 'exact' (the release's identity decoder: z)."""
+    decoder_fit_schedule: str
+    """'epochs' (v1: permutation epochs, validation once per epoch, early stopping after
+    decoder_patience) or 'steps' (release: decoder_train_steps batches drawn with replacement,
+    validation at steps 0, 1, every decoder_eval_interval and the last, no early stopping)."""
+    decoder_train_steps: int | None
+    """'steps': optimiser steps; null = decoder_max_epochs x floor(n_train / decoder_batch_size)."""
+    decoder_eval_interval: int | None
+    """'steps': validate every this many steps (on decoder_max_val_batches fixed batches);
+    null with 'epochs' (once per epoch)."""
+    decoder_checkpoint_metric: str
+    """Keep the decoder with the lowest 'val_loss' or 'val_endpoint_mse' (validation actions
+    decoded from z ~ N(0, I); 'steps' only)."""
+    decoder_split: str
+    """Validation split by 'transition' (v1) or by whole 'episode' (decoder_collection 'release')."""
+    decoder_target_clip: float | None
+    """Clip the pre-tanh decoder targets to [-c, c] before the fit (null: no clip)."""
+    decoder_zero_init_last: bool
+    """Zero the fitted decoder's output layer at initialisation (it starts as the identity map)."""
+    decoder_output_scale: float
+    """The decoder network's output is multiplied by this."""
+    diffusion_schedule: str
+    """Diffusion decoder: 'cosine' (v1, with 'epsilon') or 'linear_alpha_bar' (release, with
+    'epsilon_delta': abar(t) = 1e-3 + (1 - 1e-3)(1 - t))."""
+    diffusion_parameterization: str
+    """Diffusion decoder: 'epsilon' (v1) or 'epsilon_delta' (release: identity-centred)."""
+    decoder_pairwise_weight: float
+    """Weight of the loss mean (g(s, z) - a)^2 on each row's stored latent z (decoder_collection 'release')."""
+    decoder_val_redraw: bool
+    """'steps': new validation batches at every validation and random endpoint rows (release
+    FishSwim FM) instead of fixed ones."""
+    seed_scheme: str
+    """Collection and decoder seeds: 'v1' (hashed from seed, stage and role) or 'release'
+    (seed + 992 + 1001 k for stage k's collection, seed + 12 + 10 k for the decoder fitted on it)."""
     # -- the teacher path and bounded actions (the release's humanoid profile, spec 14) -----
     teacher: str
     """'none' (stage 0 starts from the identity decoder) or the algorithm of a teacher run
@@ -154,8 +210,8 @@ class GoRLConfig(OnPolicyConfig):
     """The latent is tanh of the encoder's Gaussian sample (in [-1, 1]; the ratio is over the
     sample, the entropy gets the tanh term)."""
     encoder_handoff: str
-    """Which encoder of stage k collects decoder k+1's data: 'best' (deterministic evaluation,
-    ties to the later one) or 'final'."""
+    """Which encoder of stage k is handed on: it collects decoder k+1's data and is the one a warm
+    start of stage k+1 (``encoder_init``) starts from: 'best' (by evaluation, ``best_ties``) or 'final'."""
     benchmark_start_steps: int
     """Where the curve starts on the x axis (the release's benchmark anchor: HumanoidRun's
     GoRL curve starts at 60M, its teacher-warm-started encoder standing for the first 60M)."""
@@ -189,14 +245,20 @@ class GoRLConfig(OnPolicyConfig):
         values: dict[str, Any] = {}
         for table in (("stage0" if k == 0 else "later_stages"), f"stage{k}"):
             values.update(self.stage_overrides.get(table, {}))
-        return dataclasses.replace(self, stage_overrides={}, **copy.deepcopy(values))
+        stage = dataclasses.replace(self, stage_overrides={}, **copy.deepcopy(values))
+        stage.stage_index = k  # not a field: marks one stage's config (validated as one stage)
+        return stage
 
     def stage_config(self, k: int) -> OnPolicyConfig:
-        """The shared machinery's config for stage k's encoder."""
-        stage = self.for_stage(k)
-        base = {f.name: getattr(stage, f.name) for f in dataclasses.fields(OnPolicyConfig)}
+        """The shared machinery's config for stage k's encoder (from :meth:`for_stage`)."""
+        scfg = self.for_stage(k)
+        base = {f.name: getattr(scfg, f.name) for f in dataclasses.fields(OnPolicyConfig)}
         base["total_steps"] = self.stage_iterations()[k] * self.steps_per_iteration
         return OnPolicyConfig(**base)
+
+    @property
+    def diffusion_form(self) -> str:
+        return "release" if self.diffusion_schedule == "linear_alpha_bar" else "v1"
 
     def decoder_fit_config(self) -> DecoderFitConfig:
         return DecoderFitConfig(hidden=self.decoder_hidden, steps=self.decoder_steps,
@@ -204,7 +266,20 @@ class GoRLConfig(OnPolicyConfig):
                                 max_epochs=self.decoder_max_epochs, patience=self.decoder_patience,
                                 mc_samples=self.decoder_mc_samples, max_samples=self.decoder_max_samples,
                                 val_fraction=self.decoder_val_fraction,
-                                max_val_batches=self.decoder_max_val_batches)
+                                max_val_batches=self.decoder_max_val_batches, schedule=self.decoder_fit_schedule,
+                                train_steps=self.decoder_train_steps, eval_interval=self.decoder_eval_interval,
+                                checkpoint_metric=self.decoder_checkpoint_metric, split=self.decoder_split,
+                                target_clip=self.decoder_target_clip, zero_init_last=self.decoder_zero_init_last,
+                                output_scale=self.decoder_output_scale, diffusion_form=self.diffusion_form,
+                                pairwise_weight=self.decoder_pairwise_weight, val_redraw=self.decoder_val_redraw)
+
+    def collection_seed(self, seed: int, k: int) -> int:
+        """Seed of stage k's decoder-data collection (``seed_scheme``)."""
+        return seed + 992 + 1001 * k if self.seed_scheme == "release" else stage_seed(seed, k, 1)
+
+    def decoder_seed(self, seed: int, k: int) -> int:
+        """Seed of the decoder fitted on stage k's data (``seed_scheme``)."""
+        return seed + 12 + 10 * k if self.seed_scheme == "release" else stage_seed(seed, k, 2)
 
     def validate(self) -> None:
         if not self.stage_steps or any(s <= 0 for s in self.stage_steps):
@@ -228,15 +303,80 @@ class GoRLConfig(OnPolicyConfig):
             raise ConfigError(f"clip_eps must be positive, got {self.clip_eps}")
         if self.latent_reg_coef < 0:
             raise ConfigError(f"latent_reg_coef must be non-negative, got {self.latent_reg_coef}")
+        if self.encoder_init not in ENCODER_INITS:
+            raise ConfigError(f"encoder_init must be one of {ENCODER_INITS}, got {self.encoder_init!r}")
+        if self.best_ties not in ("later", "earlier"):
+            raise ConfigError(f"best_ties must be 'later' or 'earlier', got {self.best_ties!r}")
+        if getattr(self, "stage_index", None) is None:  # the run's config, not one stage's
+            inits = [self.for_stage(k).encoder_init for k in range(self.num_stages)]
+            if inits[0] != "fresh":
+                raise ConfigError(f"encoder_init: stage 0 has no previous stage to start from, so it must be "
+                                  f"'fresh' (set later_stages.encoder_init), got {inits[0]!r}")
+            if not self.fresh_encoder_each_stage and set(inits) - {"fresh"}:
+                raise ConfigError("encoder_init: fresh_encoder_each_stage=false already carries the last encoder; "
+                                  "use one of the two")
         if self.latent_reg not in ("l2", "kl"):
             raise ConfigError(f"latent_reg must be 'l2' or 'kl', got {self.latent_reg!r}")
+        # a key the chosen collection or fit schedule does not read must be null, so that no value
+        # is accepted and ignored (one-line errors naming it)
+        release, steps = self.decoder_collection == "release", self.decoder_fit_schedule == "steps"
+        for key, used, why in (
+                ("collect_steps", not release, "decoder_collection release counts collect_episodes"),
+                ("collect_episodes", release, "only decoder_collection release counts episodes"),
+                ("decoder_patience", not steps, "decoder_fit_schedule steps never stops early"),
+                ("decoder_eval_interval", steps, "decoder_fit_schedule epochs validates once per epoch"),
+                ("decoder_train_steps", steps, "decoder_fit_schedule epochs runs decoder_max_epochs"),
+                ("decoder_max_epochs", not (steps and self.decoder_train_steps is not None),
+                 "decoder_train_steps sets the fit's length")):
+            if used and getattr(self, key) is None and key != "decoder_train_steps":
+                raise ConfigError(f"{key} must be set: {self.decoder_collection} collection, "
+                                  f"{self.decoder_fit_schedule} fit")
+            if not used and getattr(self, key) is not None:
+                raise ConfigError(f"{key}={getattr(self, key)!r} would not be used ({why}); set it to null")
         for key in ("collect_steps", "collect_envs", "decoder_steps", "decoder_batch_size", "decoder_max_epochs",
-                    "decoder_patience", "decoder_mc_samples", "decoder_max_samples", "decoder_max_val_batches"):
-            if getattr(self, key) <= 0:
+                    "decoder_patience", "decoder_mc_samples", "decoder_max_samples", "decoder_max_val_batches",
+                    "collect_episodes", "decoder_eval_interval"):
+            if getattr(self, key) is not None and getattr(self, key) <= 0:
                 raise ConfigError(f"{key} must be positive, got {getattr(self, key)}")
-        if self.collect_steps < self.collect_envs:
+        if self.collect_steps is not None and self.collect_steps < self.collect_envs:
             raise ConfigError(f"collect_steps ({self.collect_steps}) must be at least collect_envs "
                               f"({self.collect_envs})")
+        if self.decoder_collection not in COLLECTIONS:
+            raise ConfigError(f"decoder_collection must be one of {COLLECTIONS}, got {self.decoder_collection!r}")
+        for key, options in (("stage0_decoder", IDENTITY_KINDS), ("decoder_fit_schedule", FIT_SCHEDULES),
+                             ("decoder_checkpoint_metric", CHECKPOINT_METRICS), ("decoder_split", SPLITS),
+                             ("diffusion_schedule", ("cosine", "linear_alpha_bar")),
+                             ("diffusion_parameterization", ("epsilon", "epsilon_delta")),
+                             ("seed_scheme", ("v1", "release"))):
+            if getattr(self, key) not in options:
+                raise ConfigError(f"{key} must be one of {options}, got {getattr(self, key)!r}")
+        if self.decoder_kind != "diffusion" and (self.diffusion_schedule, self.diffusion_parameterization) != \
+                ("cosine", "epsilon"):
+            raise ConfigError(f"diffusion_schedule / diffusion_parameterization: gorl_{self.decoder_kind} has no "
+                              "diffusion decoder; leave them cosine / epsilon")
+        if (self.diffusion_schedule == "linear_alpha_bar") != (self.diffusion_parameterization == "epsilon_delta"):
+            raise ConfigError("diffusion_schedule and diffusion_parameterization: implemented are cosine + epsilon "
+                              f"(v1) and linear_alpha_bar + epsilon_delta (release), got {self.diffusion_schedule} + "
+                              f"{self.diffusion_parameterization}")
+        for key in ("decoder_train_steps", "decoder_target_clip"):
+            if getattr(self, key) is not None and getattr(self, key) <= 0:
+                raise ConfigError(f"{key} must be positive or null, got {getattr(self, key)}")
+        if self.decoder_output_scale <= 0 or self.decoder_pairwise_weight < 0:
+            raise ConfigError(f"decoder_output_scale must be positive and decoder_pairwise_weight non-negative, "
+                              f"got {self.decoder_output_scale}, {self.decoder_pairwise_weight}")
+        if self.teacher != "none" and getattr(self, "stage_index", None) is None and \
+                self.for_stage(0).decoder_pairwise_weight:
+            raise ConfigError("decoder_pairwise_weight: decoder 0 is fitted on the teacher's data, which has no "
+                              "latents; set stage0.decoder_pairwise_weight to 0")
+        if self.decoder_collection != "release" and (self.decoder_split == "episode" or self.decoder_pairwise_weight):
+            raise ConfigError("decoder_split episode and decoder_pairwise_weight > 0 need decoder_collection release "
+                              f"(episode ids and latents), got {self.decoder_collection!r}")
+        if (self.decoder_checkpoint_metric != "val_loss" or self.decoder_val_redraw) and \
+                self.decoder_fit_schedule != "steps":
+            raise ConfigError("decoder_checkpoint_metric val_endpoint_mse and decoder_val_redraw need "
+                              "decoder_fit_schedule steps")
+        if self.decoder_collection == "release" and self.decoder_data_filter != "none":
+            raise ConfigError("decoder_data_filter: decoder_collection release uses every row (set none)")
         for key, options in (("teacher_warm_start", (True, False)), ("action_semantics", ACTION_SEMANTICS),
                              ("encoder_handoff", ("best", "final")), ("decoder_init", ("fresh", "warm")),
                              ("decoder_obs_stats", ("fit", "frozen", "cumulative"))):
@@ -257,8 +397,6 @@ class GoRLConfig(OnPolicyConfig):
             raise ConfigError(f"benchmark_start_steps must be non-negative, got {self.benchmark_start_steps}")
         if self.decoder_obs_stats != "fit" and self.decoder_init != "warm":
             raise ConfigError(f"decoder_obs_stats {self.decoder_obs_stats!r} needs decoder_init 'warm'")
-        if self.decoder_collection not in ("episodes", "reference"):
-            raise ConfigError(f"decoder_collection must be 'episodes' or 'reference', got {self.decoder_collection!r}")
         if self.decoder_data_filter not in FILTERS:
             raise ConfigError(f"decoder_data_filter must be one of {FILTERS}, got {self.decoder_data_filter!r}")
         if self.decoder_filter_unit not in FILTER_UNITS:
@@ -288,14 +426,17 @@ class GoRLDiffusionConfig(GoRLConfig):
 
 # -- the encoder -------------------------------------------------------------------------
 def make_encoder(cfg: GoRLConfig, stage: int, obs_dim: int, act_dim: int, decoder: Decoder) -> GaussianPolicy:
-    """Gaussian policy over z (dim d_a) whose actions pass through the frozen decoder."""
-    cfg = cfg.for_stage(stage)
-    decode = (lambda obs, x: decoder(obs, torch.tanh(x))) if cfg.latent_bounded else decoder.forward
-    encoder = GaussianPolicy(obs_dim, act_dim, cfg.actor_hidden, clip_eps=cfg.clip_eps,
-                             entropy_coef=cfg.entropy_coef, entropy_tanh_correction=cfg.latent_bounded,
-                             scale_cap=cfg.scale_cap, latent_reg=cfg.latent_reg,
-                             latent_reg_coef=cfg.latent_reg_coef, decode=decode)
-    if cfg.action_semantics == "bounded":  # the decoder's output is the action: a final [-1, 1] clip
+    """Stage ``stage``'s Gaussian policy over z (dim d_a) whose actions pass through the
+    frozen decoder (settings from :meth:`GoRLConfig.for_stage`); ``latent_bounded``: z = tanh
+    of the Gaussian sample; ``action_semantics`` bounded: the env action is the decoder's output
+    clipped to [-1, 1] (spec 14)."""
+    scfg = cfg.for_stage(stage)
+    decode = (lambda obs, x: decoder(obs, torch.tanh(x))) if scfg.latent_bounded else decoder.forward
+    encoder = GaussianPolicy(obs_dim, act_dim, scfg.actor_hidden, clip_eps=scfg.clip_eps,
+                             entropy_coef=scfg.entropy_coef, entropy_tanh_correction=scfg.latent_bounded,
+                             scale_cap=scfg.scale_cap, latent_reg=scfg.latent_reg,
+                             latent_reg_coef=scfg.latent_reg_coef, decode=decode)
+    if scfg.action_semantics == "bounded":  # the decoder's output is the action: a final [-1, 1] clip
         encoder.env_action = bounded_action
     return encoder
 
@@ -303,6 +444,18 @@ def make_encoder(cfg: GoRLConfig, stage: int, obs_dim: int, act_dim: int, decode
 def bounded_action(action: torch.Tensor) -> torch.Tensor:
     """The env action of a bounded-semantics decoder output: clipped to [-1, 1]."""
     return action.clamp(-1.0, 1.0)
+
+
+@torch.no_grad()
+def gaussian_output_(encoder: GaussianPolicy) -> None:
+    """Zero the actor's output layer so that it outputs mean 0 and scale 1 for every state
+    (the release's ``gaussian_warm_value`` start): weights 0, mean bias 0, pre-scale bias
+    softplus^-1(1 - min_scale)."""
+    head = encoder.actor
+    last = [m for m in head.net if isinstance(m, torch.nn.Linear)][-1]
+    last.weight.zero_()
+    last.bias.zero_()
+    last.bias[head.out_dim:] = math.log(math.expm1(1.0 - head.min_scale))
 
 
 def stage_seed(seed: int, stage: int, purpose: int) -> int:
@@ -339,7 +492,7 @@ def collect_decoder_data(cfg: GoRLConfig, run: Run, stage: int, encoder: Gaussia
     The collector's envs: ``decoder_collection`` 'reference' and ``reset_mode`` 'fixed_initial'
     start from the training envs' first states (the same seeds; env i of the collector is
     training env i) and return to them; 'reference' also removes the time limit."""
-    torch.manual_seed(stage_seed(run.seed, stage, 1))
+    torch.manual_seed(cfg.collection_seed(run.seed, stage))
     reference = cfg.decoder_collection == "reference"
     if reference or cfg.reset_mode == "fixed_initial":  # the training envs' first states (spec 2.3, 6.3)
         envs = run.make_envs(cfg.collect_envs, TRAIN_STREAM, cfg.env_workers, fixed_initial=True,
@@ -407,6 +560,61 @@ def collect_decoder_data(cfg: GoRLConfig, run: Run, stage: int, encoder: Gaussia
     return obs_rows, act_rows, summary
 
 
+@torch.no_grad()
+def collect_release_data(cfg: GoRLConfig, run: Run, stage: int, encoder: GaussianPolicy,
+                         normalizer: RunningNormalizer) -> dict:
+    """The release's decoder data: ``collect_episodes`` complete episodes, ``collect_envs`` at a
+    time, each from a fresh reset (episode i seeded by the i-th seed of the stage's collection
+    stream), acting z ~ N(mu, sigma), a = g(s, z); every row until the episode ends, no filter.
+    Returns obs, pre-action, latent z and episode id per row, and the summary."""
+    seed = cfg.collection_seed(run.seed, stage)
+    torch.manual_seed(seed)
+    E, n_eps = cfg.collect_envs, cfg.collect_episodes
+    seeds = env_seeds(seed, COLLECT_STREAM, -(-n_eps // E) * E)
+    envs = run.make_envs(E, COLLECT_STREAM + stage, cfg.env_workers)
+    pieces: dict[str, list] = {"obs": [], "action": [], "latent": [], "episode": []}
+    returns, lengths, env_steps = [], [], 0
+    for first in range(0, n_eps, E):
+        m = min(E, n_eps - first)  # the last batch's extra envs run but are not recorded
+        obs = envs.reset(seeds[first:first + E])
+        active = torch.arange(E, device=run.device) < m
+        ret = torch.zeros(E, dtype=torch.float64, device=run.device)
+        length = torch.zeros(E, dtype=torch.int64, device=run.device)
+        ids = torch.arange(first, first + E, device=run.device)
+        while bool(active.any()):
+            pre, stored = encoder.act(normalizer(obs), obs)
+            action = env_action(encoder, pre)
+            target = action if cfg.action_semantics == "bounded" else pre  # bounded: the clipped action
+            rows = active.nonzero().squeeze(1)
+            z = torch.tanh(stored["x"]) if cfg.latent_bounded else stored["x"]  # what the decoder received
+            for key, v in (("obs", obs), ("action", target), ("latent", z), ("episode", ids)):
+                pieces[key].append(v[rows].cpu())
+            obs, reward, term, trunc, _ = envs.step(action)
+            env_steps += E
+            ret += reward * active
+            length += active.long()
+            active &= ~(term | trunc)
+        returns.append(ret[:m].cpu().numpy())
+        lengths.append(length[:m].cpu().numpy())
+    envs.close()
+    data = {k: torch.cat(v).numpy() for k, v in pieces.items()}
+    order = np.argsort(data["episode"], kind="stable")  # episode-major rows
+    data = {k: v[order] for k, v in data.items()}
+    returns, lengths = np.concatenate(returns), np.concatenate(lengths)
+    finite = np.isfinite(data["action"]).all(1) & np.isfinite(data["obs"]).all(1)
+    dropped = int((~finite).sum())
+    data = {k: v[finite] for k, v in data.items()}
+    act = data["action"]
+    data["summary"] = {"stage": stage, "rows": int(act.shape[0]), "dropped_non_finite": dropped,
+                       "env_steps": int(env_steps), "envs": E, "episodes_finished": int(n_eps),
+                       "episode_return_mean": float(returns.mean()), "episode_length_mean": float(lengths.mean()),
+                       "collection": cfg.decoder_collection, "collection_seed": seed, "reset_mode": "random",
+                       "filter": "none", "filter_unit": cfg.decoder_filter_unit,
+                       "action_mean": act.mean(0).tolist(), "action_std": act.std(0).tolist(),
+                       "action_min": act.min(0).tolist(), "action_max": act.max(0).tolist()}
+    return data
+
+
 # -- the stage loop ----------------------------------------------------------------------
 class GoRL:
     """Holds the run-level state across stages and writes one checkpoint for all of it."""
@@ -415,10 +623,10 @@ class GoRL:
         self.cfg, self.run = cfg, run
         self.obs_dim, self.act_dim = run.env_dims()
         self.stage = 0
-        self.decoder = Decoder.identity(cfg.decoder_kind, self.obs_dim, self.act_dim, cfg.decoder_hidden,
-                                        cfg.decoder_steps).to(run.device)
+        self.decoder = self._decoder(identity=True).to(run.device)
         self.carry: dict | None = None  # previous stage's encoder/critic/statistics (fresh_encoder_each_stage False)
-        self.best: dict | None = None
+        self.best: dict | None = None  # this stage's best encoder so far
+        self.previous_best: dict | None = None  # the last stage's best (encoder_init warm starts)
         self.timing = {"collect": 0.0, "decoder_fit": 0.0}
         self.collection_env_steps = 0
         self.final: dict | None = None  # the stage's final encoder (encoder_handoff final)
@@ -426,12 +634,20 @@ class GoRL:
         self.decoder_rows = 0          # rows of every fit so far (decoder_obs_stats cumulative)
         self.teacher: dict | None = None  # the teacher's facts once its data set is in (status.json)
 
+    def _decoder(self, identity: bool) -> Decoder:
+        """Stage 0's identity decoder (``stage0_decoder``) or the shell of a fitted one."""
+        cfg = self.cfg
+        return Decoder(cfg.decoder_kind, self.obs_dim, self.act_dim, cfg.decoder_hidden, cfg.decoder_steps,
+                       identity=cfg.stage0_decoder if identity else False, output_scale=cfg.decoder_output_scale,
+                       diffusion_form=cfg.diffusion_form)
+
     def stage_dir(self, k: int) -> Path:
         return rundir.stage_path(self.run.dir, k, create=True)
 
     def state_dict(self, trainer: OnPolicyTrainer | None) -> dict:
         return {"gorl": {"stage": self.stage, "decoder": self.decoder.state_dict(),
                          "decoder_identity": self.decoder_identity, "carry": self.carry, "best": self.best,
+                         "previous_best": self.previous_best,
                          "timing": self.timing, "collection_env_steps": self.collection_env_steps,
                          "decoder_rows": self.decoder_rows, "teacher": self.teacher},
                 "trainer": None if trainer is None else trainer.state_dict()}
@@ -439,12 +655,11 @@ class GoRL:
     def load_state_dict(self, st: dict) -> dict | None:
         g = st["gorl"]
         self.stage = g["stage"]
-        self.decoder = Decoder(self.cfg.decoder_kind, self.obs_dim, self.act_dim, self.cfg.decoder_hidden,
-                               self.cfg.decoder_steps, identity=g["decoder_identity"]).to(self.run.device)
+        self.decoder = self._decoder(identity=g["decoder_identity"]).to(self.run.device)
         self.decoder.load_state_dict(g["decoder"])
         self.decoder_identity = g["decoder_identity"]
         self.decoder_rows, self.teacher = g.get("decoder_rows", 0), g.get("teacher")
-        self.carry, self.best = g["carry"], g["best"]
+        self.carry, self.best, self.previous_best = g["carry"], g["best"], g.get("previous_best")
         self.timing, self.collection_env_steps = g["timing"], g["collection_env_steps"]
         return st["trainer"]
 
@@ -453,7 +668,7 @@ class GoRL:
 
     # -- one stage ---------------------------------------------------------------------
     def make_trainer(self, k: int) -> OnPolicyTrainer:
-        cfg = self.cfg
+        cfg, scfg = self.cfg, self.cfg.for_stage(k)
         torch.manual_seed(self.run.seed)  # v1: every stage's encoder starts from the same initial weights
         encoder = make_encoder(cfg, k, self.obs_dim, self.act_dim, self.decoder)
         trainer = OnPolicyTrainer(cfg.stage_config(k), self.run, encoder, step_offset=cfg.stage_offsets()[k],
@@ -465,6 +680,16 @@ class GoRL:
             trainer.agent.load_state_dict(self.carry["agent"])
             trainer.critic.load_state_dict(self.carry["critic"])
             trainer.normalizer.load_state_dict(self.carry["normalizer"])
+        if scfg.encoder_init != "fresh":  # from the previous stage's best encoder; a new optimiser
+            prev = self.previous_best
+            if scfg.encoder_init == "warm_start":
+                trainer.agent.load_state_dict(prev["agent"])
+            else:  # gaussian_warm_value: new actor, starting as N(0, I)
+                gaussian_output_(trainer.agent)
+            trainer.critic.load_state_dict(prev["critic"])
+            trainer.normalizer.load_state_dict(copy.deepcopy(prev["normalizer"]))
+            trainer.normalizer.to(trainer.device)
+        trainer.normalizer.mode = trainer.cfg.obs_norm_mode  # carried statistics update as this stage says
         torch.manual_seed(stage_seed(self.run.seed, k, 0))  # the stage's rollout noise
         trainer.on_evaluate.append(lambda row, t=trainer: self._track_best(t, row))
         return trainer
@@ -493,7 +718,7 @@ class GoRL:
         t0 = time.perf_counter()
         self.timing["teacher"] = t0 - t_teacher  # training the run's own teacher (0 for a named one)
         teacher = tp.load_teacher(d, self.obs_dim, self.act_dim, run.device)
-        obs, actions, summary = tp.collect_teacher_data(cfg, run, teacher)
+        obs, actions, episode, summary = tp.collect_teacher_data(cfg, run, teacher)
         t1 = time.perf_counter()
         self.teacher = {"teacher_run": summary["teacher_run"], "teacher_env_steps": summary["teacher_env_steps"],
                         "teacher_collection_env_steps": summary["env_steps"],
@@ -508,18 +733,21 @@ class GoRL:
             run.write_records()
             self.save(None)
             raise
-        self.fit(0, obs, actions, seed=stage_seed(run.seed, 0, 5), history_dir=out)
+        self.fit(0, obs, actions, seed=stage_seed(run.seed, 0, 5), history_dir=out, episode=episode)
         self.timing["collect"] += t1 - t0
         self.timing["decoder_fit"] += time.perf_counter() - t1
         summary["collect_s"] = round(t1 - t0, 3)
         rundir.write_json(out / rundir.STAGE_DATASET_SUMMARY, summary)
 
-    def fit(self, k: int, obs: np.ndarray, actions: np.ndarray, seed: int, history_dir: Path) -> list[dict]:
-        """Fit the decoder stage k's settings say (fresh or warm, its statistics) on the rows."""
+    def fit(self, k: int, obs: np.ndarray, actions: np.ndarray, seed: int, history_dir: Path,
+            episode: np.ndarray | None = None, latent: np.ndarray | None = None) -> list[dict]:
+        """Fit decoder k (the one stage k runs on) as stage k's settings say (fresh or warm, its
+        statistics) on the rows; ``episode`` / ``latent``: the release collection's per-row ids and z."""
         cfg = self.cfg.for_stage(k)
         warm = cfg.decoder_init == "warm" and not self.decoder_identity
         decoder, history = fit_decoder(cfg.decoder_kind, obs, actions, cfg.decoder_fit_config(), seed,
-                                       self.run.device, init=self.decoder if warm else None,
+                                       self.run.device, episode=episode, latent=latent,
+                                       init=self.decoder if warm else None,
                                        obs_stats=cfg.decoder_obs_stats if warm else "fit",
                                        prior_rows=self.decoder_rows)
         rundir.write_csv(history_dir / rundir.STAGE_DECODER_FIT, history)
@@ -530,11 +758,14 @@ class GoRL:
         return history
 
     def _track_best(self, trainer: OnPolicyTrainer, row: dict) -> None:
-        """Keep the encoder with the best deterministic evaluation (ties: the later one)."""
-        if self.best is None or self.best["stage"] != trainer.stage or \
-                row["return_mean"] >= self.best["return"] - 1e-6:
+        """Keep the encoder with the best deterministic evaluation (``best_ties``: the later
+        or the earlier of equal ones); its critic travels with it for warm starts."""
+        new = self.best is None or self.best["stage"] != trainer.stage
+        if new or (row["return_mean"] > self.best["return"] if self.cfg.best_ties == "earlier"
+                   else row["return_mean"] >= self.best["return"] - 1e-6):
             self.best = {"stage": trainer.stage, "return": row["return_mean"], "env_step": row["env_step"],
                          "agent": copy.deepcopy(trainer.agent.state_dict()),
+                         "critic": copy.deepcopy(trainer.critic.state_dict()),
                          "normalizer": copy.deepcopy(trainer.normalizer.state_dict())}
 
     def refit_decoder(self, k: int) -> None:
@@ -542,14 +773,22 @@ class GoRL:
         cfg, run = self.cfg, self.run
         t0 = time.perf_counter()
         save_torch(self.stage_dir(k) / rundir.STAGE_ENCODER_BEST, self.best)
-        handed = self.best if cfg.for_stage(k).encoder_handoff == "best" else self.final
+        scfg = cfg.for_stage(k)
+        handed = self.best if scfg.encoder_handoff == "best" else self.final
         encoder = make_encoder(cfg, k, self.obs_dim, self.act_dim, self.decoder).to(run.device)
         encoder.load_state_dict(handed["agent"])
-        normalizer = RunningNormalizer(self.obs_dim, cfg.for_stage(k).obs_norm_mode).to(run.device)
+        normalizer = RunningNormalizer(self.obs_dim, scfg.obs_norm_mode).to(run.device)
         normalizer.load_state_dict(handed["normalizer"])
-        obs, actions, summary = collect_decoder_data(cfg.for_stage(k), run, k, encoder, normalizer)
+        episode = latent = None
+        if cfg.decoder_collection == "release":
+            data = collect_release_data(scfg, run, k, encoder, normalizer)
+            obs, actions, episode, latent, summary = (data[key] for key in
+                                                      ("obs", "action", "episode", "latent", "summary"))
+        else:
+            obs, actions, summary = collect_decoder_data(scfg, run, k, encoder, normalizer)
         t1 = time.perf_counter()
-        history = self.fit(k + 1, obs, actions, stage_seed(run.seed, k, 2), self.stage_dir(k))
+        history = self.fit(k + 1, obs, actions, cfg.decoder_seed(run.seed, k), self.stage_dir(k),
+                           episode=episode, latent=latent)
         t2 = time.perf_counter()
         self.timing["collect"] += t1 - t0
         self.timing["decoder_fit"] += t2 - t1
@@ -557,14 +796,21 @@ class GoRL:
         summary.update(encoder_handoff=cfg.for_stage(k).encoder_handoff,
                        best_encoder_env_step=self.best["env_step"], best_encoder_return=self.best["return"],
                        collect_s=round(t1 - t0, 3), decoder_fit_s=round(t2 - t1, 3),
-                       decoder_epochs=len(history),
+                       decoder_epochs=len(history),  # validations ('steps': at 0, 1, every interval, last)
                        decoder_best_val_loss=min((h["val_loss"] for h in history), default=None))
+        if cfg.decoder_fit_schedule == "steps":
+            metric = cfg.decoder_checkpoint_metric
+            best = min(history, key=lambda h: h[metric])  # the earliest of equal ones, as the fit keeps
+            summary.update(decoder_checkpoint_metric=metric, decoder_best_step=best["step"],
+                           decoder_best_value=best[metric], decoder_train_steps=history[-1]["step"])
         rundir.write_json(self.stage_dir(k) / rundir.STAGE_DATASET_SUMMARY, summary)
 
     def save_decoder_artifact(self, k: int) -> None:
         save_torch(self.stage_dir(k) / rundir.STAGE_DECODER,
                    {"kind": self.cfg.decoder_kind, "identity": self.decoder_identity,
-                    "state": self.decoder.state_dict()})
+                    "state": self.decoder.state_dict(),
+                    "identity_how": self.cfg.stage0_decoder, "output_scale": self.cfg.decoder_output_scale,
+                    "diffusion_form": self.cfg.diffusion_form})
 
     # -- the run -----------------------------------------------------------------------
     def train(self) -> None:
@@ -594,13 +840,17 @@ class GoRL:
                 for key, v in {**trainer.timing, "decoder_sampling": self.decoder.sampling_time}.items():
                     self.timing[key] = self.timing.get(key, 0.0) + v
                 if k + 1 < cfg.num_stages:
-                    self.final = {"agent": trainer.agent.state_dict(), "normalizer": trainer.normalizer.state_dict()}
+                    self.final = {"agent": copy.deepcopy(trainer.agent.state_dict()),
+                                  "critic": copy.deepcopy(trainer.critic.state_dict()),
+                                  "normalizer": copy.deepcopy(trainer.normalizer.state_dict())}
                     if not cfg.fresh_encoder_each_stage:
                         self.carry = {"agent": trainer.agent.state_dict(), "critic": trainer.critic.state_dict(),
                                       "normalizer": trainer.normalizer.state_dict()}
                     self.refit_decoder(k)
                     self.stage = k + 1
-                    self.best = None
+                    warm = cfg.for_stage(k + 1).encoder_init != "fresh"  # then stage k + 1 starts from it
+                    handed = self.best if cfg.for_stage(k).encoder_handoff == "best" else self.final
+                    self.previous_best, self.best = (handed if warm else None), None
                     self.save(None)
         run.extra_status.update(collection_env_steps=self.collection_env_steps,
                                 timing_s={key: round(v, 3) for key, v in self.timing.items()})

@@ -90,9 +90,10 @@ def load_teacher(d: Path, obs_dim: int, act_dim: int, device: torch.device) -> d
 
 
 @torch.no_grad()
-def collect_teacher_data(cfg, run, teacher: dict) -> tuple[np.ndarray, np.ndarray, dict]:
+def collect_teacher_data(cfg, run, teacher: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """``teacher_episodes`` complete episodes of the teacher (sampling), ``collect_envs`` at a time
-    from seeded resets: (obs, target) rows of those episodes only and a summary. The target is
+    from seeded resets: (obs, target, episode id) rows of those episodes only (episode-major) and a
+    summary. The target is
     the env action (tanh of the pre-action) clipped to [-1, 1] with ``action_semantics``
     'bounded', else the pre-action."""
     from gorl.algorithm.gorl import episodes_of_rows, stage_seed
@@ -124,16 +125,17 @@ def collect_teacher_data(cfg, run, teacher: dict) -> tuple[np.ndarray, np.ndarra
     # the first `want` episodes to finish, in (step, env) order: ids N.. are assigned in that order
     ends = np.stack(done_rows)
     first_ids = row_episode.reshape(S, N)[ends][:want]
-    keep = np.isin(row_episode, first_ids)
+    keep = np.flatnonzero(np.isin(row_episode, first_ids))
+    keep = keep[np.argsort(row_episode[keep], kind="stable")]  # episode-major rows
     obs_all = np.stack(obs_rows).reshape(S * N, -1)[keep]
     act_all = np.stack(act_rows).reshape(S * N, -1)[keep]
     returns = episode_return[first_ids]
     summary = {"teacher_run": teacher["dir"], "teacher_env_steps": teacher["env_steps"],
-               "episodes": int(want), "rows": int(keep.sum()), "env_steps": int(S * N), "envs": N,
+               "episodes": int(want), "rows": int(keep.shape[0]), "env_steps": int(S * N), "envs": N,
                "episode_return_mean": float(returns.mean()), "episode_return_std": float(returns.std()),
                "episode_return_min": float(returns.min()), "episode_return_max": float(returns.max()),
                "action_semantics": cfg.action_semantics, "min_return": cfg.teacher_min_return}
-    return obs_all.astype(np.float32), act_all.astype(np.float32), summary
+    return obs_all.astype(np.float32), act_all.astype(np.float32), row_episode[keep], summary
 
 
 def gate(cfg, summary: dict) -> None:

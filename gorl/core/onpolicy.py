@@ -74,8 +74,12 @@ class OnPolicyConfig:
     eval_schedule: str
     """'reference' (spec 1.4: baselines at iteration 0 and every (n // (num_evals - 1))-th from
     there, {0, 5, 11, ..., 179} in paper; GoRL at int(linspace(0, n - 1, num_evals)) per stage;
-    always before that iteration's update, never after the last) or 'linspace_inclusive'
-    (round(linspace(0, n, num_evals)): the first before any update, the last after the final one)."""
+    always before that iteration's update, never after the last), 'linspace_inclusive'
+    (round(linspace(0, n, num_evals)): the first before any update, the last after the final one)
+    or 'release' (the 2026 release: before any update, after the last, and in between
+    round(j n / (num_evals - 1)) for j = 1 .. num_evals - 2 with Python's half-even rounding,
+    {6, 12, 18, 24, 30, 37, ...} for n = 183, num_evals = 31; GoRL per stage:
+    int(linspace(1, n, num_evals - 1)) after update 0)."""
     eval_episodes: int
     """Episodes (parallel envs) per evaluation."""
     eval_deterministic: bool
@@ -171,7 +175,7 @@ class Agent(Protocol):
     # computed in one batch after the rollout instead of once per env step (FPO's l_old).
 
 
-EVAL_SCHEDULES = ("linspace_inclusive", "reference")
+EVAL_SCHEDULES = ("linspace_inclusive", "reference", "release")
 RESET_MODES = ("random", "fixed_initial")
 
 
@@ -181,12 +185,21 @@ def eval_iterations(num_iterations: int, num_evals: int, schedule: str = "linspa
 
     An evaluation at iteration i runs before that iteration's update (it sees i updates).
     ``schedule`` 'linspace_inclusive': round(linspace(0, n, num_evals)), both ends included.
+    'release' (the 2026 release): 0, n and, for baselines, round(j n / (num_evals - 1)) for
+    j = 1 .. num_evals - 2 (half-even, clamped to 1 .. n - 1); for a GoRL stage
+    int(linspace(1, n, num_evals - 1)).
     'reference' (spec 1.4): never after the last update; ``staged`` (a GoRL stage):
     int(linspace(0, n - 1, num_evals)) as train_encoder_ppo.py; otherwise (baselines) iteration
     0 and every i with (i + 1) % (n // (num_evals - 1)) == 0, which is the reference's
     {0, 5, 11, ..., 179} for n = 183, num_evals = 31.
     """
     n, k = num_iterations, num_evals
+    if schedule == "release":  # an evaluation at iteration i has seen i updates
+        if staged:  # dm_control_training.train_stage: update 0, linspace(1, n, k - 1, int), the last
+            return sorted({0, n, *(int(p) for p in np.linspace(1, n, max(k - 1, 1), dtype=int))})
+        # upstream_fpo.intermediate_eval_iterations: round() is Python's half-even rounding
+        inner = {max(1, min(n - 1, round(j * n / (k - 1)))) for j in range(1, k - 1)} if n > 1 else set()
+        return sorted({0, n, *inner})
     if schedule == "linspace_inclusive":
         pts = np.linspace(0, n, max(k, 1)) if k > 1 else [n]
         return sorted({int(round(p)) for p in pts})

@@ -1,4 +1,9 @@
-"""Diffusion (epsilon prediction, deterministic DDIM) for GoRL's diffusion decoder (spec 6.5)."""
+"""Diffusion (epsilon prediction, deterministic DDIM) for GoRL's diffusion decoder (spec 6.5).
+
+Two forms: v1's (a cosine abar over indices 0..T-1, epsilon prediction, T-1 DDIM steps) and
+the 2026 release's (``linear_alpha_bar`` over t in [0, 1] and the identity-centred
+``epsilon_delta`` parameterisation: T steps x <- x + c_k net(obs, x, t_k), so an all-zero
+network is the identity map exactly)."""
 from __future__ import annotations
 
 import math
@@ -110,3 +115,50 @@ def ddim_sample_zero_network(xT: torch.Tensor, alpha_bar: torch.Tensor) -> torch
     for _, a, _ in ddim_coefficients(alpha_bar):
         x = x * a
     return x
+
+
+# -- the release's form: linear abar(t), identity-centred epsilon-delta -------------------
+ALPHA_MIN, ALPHA_MAX = 1e-3, 1.0  # the release's DecoderTrainingConfig defaults (diffusion_alpha_min/max)
+
+
+def linear_alpha_bar_t(t: torch.Tensor, alpha_min: float = ALPHA_MIN, alpha_max: float = ALPHA_MAX) -> torch.Tensor:
+    """abar(t) = alpha_min + (alpha_max - alpha_min) (1 - t), t in [0, 1] (t = 1 is noise)."""
+    return alpha_min + (alpha_max - alpha_min) * (1.0 - t)
+
+
+def delta_coefficients(t: torch.Tensor, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(r, c) of the DDIM step from t to max(t - 1/steps, 0): r = sqrt(abar_next / abar_t),
+    c = sqrt(1 - abar_next) - r sqrt(1 - abar_t). A DDIM step r x + c eps equals
+    x + c (eps - ((1 - r) / c) x): the network predicts that epsilon delta."""
+    t = t.double()
+    ab_t, ab_n = linear_alpha_bar_t(t), linear_alpha_bar_t((t - 1.0 / steps).clamp_min(0.0))
+    r = (ab_n / ab_t).sqrt()
+    return r, (1.0 - ab_n).sqrt() - r * (1.0 - ab_t).sqrt()
+
+
+def delta_ddim_sample(net: ConditionalMLP, obs_norm: torch.Tensor, z: torch.Tensor, steps: int) -> torch.Tensor:
+    """The release's deterministic sampler: from z at t = 1, for t_k = 1, 1 - 1/T, ..., 1/T,
+    x <- x + c_k net(obs, x, t_k) (:func:`delta_coefficients`). obs_norm broadcasts against z."""
+    t = torch.arange(steps, 0, -1, dtype=torch.float64) / steps
+    _, c = delta_coefficients(t, steps)
+    cond = net.condition(obs_norm)
+    x = z
+    for k in range(steps):
+        x = x + float(c[k]) * net.from_condition(cond, x, float(t[k]))
+    return x
+
+
+def eps_delta_loss(net: ConditionalMLP, obs_norm: torch.Tensor, a: torch.Tensor, eps: torch.Tensor,
+                   i: torch.Tensor, steps: int) -> torch.Tensor:
+    """Per-sample loss of the epsilon-delta parameterisation, mean over action dims.
+
+    i: integer indices in 1..T (shape of t in :func:`gorl.generative.flow.cfm_loss`), t = i / T;
+    x_t = sqrt(abar_t) a + sqrt(1 - abar_t) eps; target eps - ((1 - r) / c) x_t."""
+    obs_norm, a = _mc_align(obs_norm, a, eps)
+    t = i.to(torch.float64) / steps
+    r, c = delta_coefficients(t, steps)
+    ab = linear_alpha_bar_t(t)
+    ab, r, c = (v.to(a.dtype).unsqueeze(-1) for v in (ab, r, c))
+    x_t = ab.sqrt() * a + (1.0 - ab).sqrt() * eps
+    target = eps - (1.0 - r) / c * x_t
+    return (net(obs_norm, x_t, t.to(a.dtype)) - target).pow(2).mean(-1)

@@ -58,6 +58,14 @@ class ConditionalMLP(nn.Module):
             p.zero_()
         return self
 
+    @torch.no_grad()
+    def zero_last_(self) -> "ConditionalMLP":
+        """Zero the output layer only (the release's ``zero_final_layer``): the network outputs
+        exactly 0 at initialisation, the hidden layers keep their random initial weights."""
+        for p in self._trunk_layers[-1].parameters():
+            p.zero_()
+        return self
+
     def sampler_constants(self, tag: str, key: tuple, build: Callable[[], tuple]) -> tuple:
         """``build()``: a sampler's parameter-derived constants (transposed and pre-scaled
         weights, per-step shares of the first layer).
