@@ -31,6 +31,8 @@ from gorl.registry import get
 
 HUMANOID_SWITCHES = ["--set", "action_semantics=bounded", "--set", "latent_bounded=true",
                      "--set", "obs_norm_mode=welford", "--set", "obs_stats_timing=pre_update",
+                     "--set", "decoder_split=transition", "--set", "decoder_target_clip=1.0",
+                     "--set", "stage0.decoder_pairwise_weight=0",
                      # for speed: 2 teacher episodes, 1000 collected steps per stage, 2 collector envs
                      "--set", "teacher_episodes=2", "--set", "collect_envs=2", "--set", "collect_episodes=1"]
 
@@ -159,9 +161,13 @@ def test_teacher_data_are_whole_episodes_and_bounded_targets_are_clipped(tmp_pat
         assert np.abs(actions).max() > 1.0  # pre-actions (mean 3)
 
 
-def test_gorl_collection_targets_are_the_clipped_env_actions(tmp_path):
-    from gorl.algorithm.gorl import collect_decoder_data
-    cfg = _cfg(action_semantics="bounded", latent_bounded=True, collect_steps=200, collect_envs=2)
+@pytest.mark.parametrize("collection", ["release", "episodes"])
+def test_gorl_collection_targets_are_the_clipped_env_actions(tmp_path, collection):
+    from gorl.algorithm.gorl import collect_decoder_data, collect_release_data
+    counts = {"collect_episodes": 1} if collection == "release" else \
+        {"collect_episodes": None, "collect_steps": 200, "decoder_split": "transition", "decoder_pairwise_weight": 0.0}
+    cfg = _cfg(action_semantics="bounded", latent_bounded=True, collect_envs=2, decoder_collection=collection,
+               **counts)
     run = Run(algo="gorl_fm", task="cartpole-balance", seed=0, preset="smoke", dir=tmp_path, config={})
 
     class Wide(Decoder):
@@ -171,7 +177,12 @@ def test_gorl_collection_targets_are_the_clipped_env_actions(tmp_path):
     enc = make_encoder(cfg, 0, 5, 1, Wide("fm", 5, 1, [8], identity=True))
     with torch.no_grad():
         enc.actor.net[-1].bias.fill_(2.0)
-    _, actions, _ = collect_decoder_data(cfg, run, 0, enc, RunningNormalizer(5, "welford"))
+    if collection == "release":
+        data = collect_release_data(cfg, run, 0, enc, RunningNormalizer(5, "welford"))
+        actions = data["action"]
+        assert np.abs(data["latent"]).max() <= 1.0  # the latent as the decoder received it: tanh(x)
+    else:
+        _, actions, _ = collect_decoder_data(cfg, run, 0, enc, RunningNormalizer(5, "welford"))
     assert np.abs(actions).max() <= 1.0 and (np.abs(actions) == 1.0).any()
 
 
@@ -333,7 +344,8 @@ def test_pipeline_teacher_is_trained_once_and_a_rerun_retrains_nothing(tmp_path)
     """A real tiny pipeline (the runs only): the teacher rule runs once, both GoRL runs read it,
     and a second invocation has nothing to do."""
     switches = {"teacher": "ppo_teacher", "action_semantics": "bounded", "latent_bounded": True,
-                "obs_norm_mode": "welford", "teacher_episodes": 2, "collect_envs": 2, "collect_episodes": 1}
+                "obs_norm_mode": "welford", "teacher_episodes": 2, "collect_envs": 2, "collect_episodes": 2,
+                "decoder_split": "transition", "decoder_pairwise_weight": 0.0}
     cfg = {"name": "h", "algorithms": ["gorl_fm", "gorl_diffusion"], "tasks": ["cartpole-balance"], "seeds": [0],
            "steps": 7680, "preset": "smoke",
            "algorithm_overrides": {a: {"set": switches} for a in ("gorl_fm", "gorl_diffusion")}}
