@@ -28,7 +28,8 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def _algorithms() -> list[str]:
     from gorl import registry
-    return list(registry.algorithms())
+    # every algorithm an experiment compares (ppo_teacher is GoRL's input, trained by its own rule)
+    return [n for n, a in registry.algorithms().items() if a.family != "teacher"]
 
 
 def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
