@@ -45,4 +45,4 @@ def train(cfg: PPOConfig, run: Run) -> OnPolicyTrainer:
 
 ALGORITHM = Algorithm(name="ppo", config_cls=PPOConfig, presets_file=PRESETS, train=train, label="Gaussian PPO",
                       color="#949494", family="baseline",
-                      description="Gaussian PPO, Brax/Playground configuration (spec 3)")
+                      description="Gaussian PPO, Brax/Playground configuration (spec 3)", make_agent=make_agent)

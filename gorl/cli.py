@@ -1,4 +1,4 @@
-"""Command line: ``gorl-bench train|check-run|list`` (also ``python -m gorl``)."""
+"""Command line: ``gorl-bench train|show|evaluate|check-run|list`` (also ``python -m gorl``)."""
 from __future__ import annotations
 
 import argparse
@@ -12,6 +12,12 @@ os.environ.setdefault("MUJOCO_GL", "disable")
 from gorl.errors import BadInput  # noqa: E402
 
 EXIT_BAD_INPUT = 2
+EXIT_NO_SPACE = 75
+"""A full disk (or quota) stopped the run (EX_TEMPFAIL): nothing is lost, rerun once space is freed."""
+EXIT_FAILED = 1
+"""The run raised (e.g. a user's env): the line names the task and the env step; files are kept."""
+# SIGTERM/SIGINT: the run stops at its next checkpoint and exits 128 + signal (143, 130), which
+# the pipeline's job reads as "interrupted, resume next time" (workflow/scripts/train.py).
 
 
 def _train_parser(sub) -> argparse.ArgumentParser:
@@ -37,7 +43,12 @@ def _train_parser(sub) -> argparse.ArgumentParser:
                         "repeatable")
     p.add_argument("--threads", type=int, default=None,
                    help="torch intra-op threads (default: $OMP_NUM_THREADS, else 1)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar; plain log lines")
+    p.add_argument("--quiet", action="store_true", help="no progress bar; plain log lines (one per evaluation "
+                                                        "and per GoRL stage event)")
+    p.add_argument("--no-tensorboard", dest="tensorboard", action="store_false",
+                   help="do not write TensorBoard event files to OUT/tensorboard/")
+    p.add_argument("--wandb", choices=("offline", "online"), default=None,
+                   help="also log to Weights & Biases (pip install wandb); offline keeps it in OUT/wandb/")
     p.add_argument("--force", action="store_true",
                    help="start over: delete what a run wrote in --out (the contract's files and stages/); "
                         "refused if --out holds anything else")
@@ -82,6 +93,9 @@ def prepare_train(args):
     except KeyError as e:
         raise BadInput(str(e.args[0])) from None
     check_task(args.task)  # TaskError (BadInput) names the task
+    if getattr(args, "wandb", None):
+        from gorl.sinks import require_wandb
+        require_wandb(args.wandb)
     if args.steps is not None and args.steps <= 0:
         raise BadInput(f"--steps must be positive, got {args.steps}")
     if args.seed < 0:
@@ -128,6 +142,7 @@ def _claim(out: Path, force: bool, resolved: dict) -> None:
     elif ((out / rundir.CHECKPOINT).exists() or (out / rundir.CHECKPOINT_PREVIOUS).exists()) \
             and (old := rundir.read_config(out)) is not None:
         old.pop("device", None)  # where it ran may change between attempts
+        old.pop("effective_total_steps", None)  # derived from the hyperparameters (older runs lack it)
         diff = _diff_keys(old, resolved)
         if diff:
             raise BadInput(f"--out {out} holds an interrupted run with a different configuration "
@@ -159,7 +174,7 @@ def _train(args, algo, cfg, resolved, lock) -> int:
 
     from gorl import rundir
     from gorl.core.run import Run, resolve_device
-    from gorl.errors import Diverged
+    from gorl.errors import Diverged, Interrupted
 
     torch.set_num_threads(max(1, threads))
     run = Run(algo=algo.name, task=args.task, seed=args.seed, preset=args.preset, dir=args.out,
@@ -167,16 +182,73 @@ def _train(args, algo, cfg, resolved, lock) -> int:
     if lock.stale_pid:
         run.log(f"took over the lock of process {lock.stale_pid}, which ended without releasing it")
     resolved["device"] = str(run.device)
-    rundir.write_yaml(args.out / rundir.CONFIG, resolved)
+    budget = getattr(cfg, "effective_steps", None)
+    if budget is not None:
+        resolved["effective_total_steps"] = run.total_steps = int(budget)
+        if budget != cfg.total_steps:
+            run.log(f"total_steps {cfg.total_steps:,} rounded down to {budget:,} env steps (whole iterations of "
+                    f"{cfg.steps_per_iteration:,}); config.yaml records effective_total_steps: {budget}")
+    previous = _install_stop_handlers(run)
     try:
-        algo.train(cfg, run)
-    except Diverged as e:
-        run.log(f"diverged: {e}")
-        run.finish(rundir.DIVERGED, run.env_steps_done, reason=str(e))
+        rundir.write_yaml(args.out / rundir.CONFIG, resolved)
+        run.open_sinks(tensorboard=args.tensorboard, wandb=args.wandb)
+        try:
+            algo.train(cfg, run)
+        except Diverged as e:
+            run.log(f"diverged: {e}")
+            run.finish(rundir.DIVERGED, run.env_steps_done, reason=str(e))
+            return 0
+        run.finish(rundir.COMPLETED, run.env_steps_done)
+        run.log(f"completed {run.env_steps_done} env steps in {run.wall_time():.1f}s -> {args.out}")
         return 0
-    run.finish(rundir.COMPLETED, run.env_steps_done)
-    run.log(f"completed {run.env_steps_done} env steps in {run.wall_time():.1f}s -> {args.out}")
-    return 0
+    except Interrupted as e:
+        run.log(f"{e}; the checkpoint is written and no status.json: rerun the same command to resume")
+        return 128 + e.signum
+    except OSError as e:
+        if not rundir.no_space(e):
+            raise
+        print(f"gorl-bench train: error: {e.strerror} (at env step {run.env_steps_done}; the last checkpoint "
+              f"is intact: free space and rerun the same command to resume)", file=sys.stderr)
+        return EXIT_NO_SPACE
+    except Exception as e:
+        import traceback
+        traceback.print_exc()  # the user's code (an env, a plug-in) gets its traceback
+        print(f"gorl-bench train: error: {algo.name} on {args.task} (seed {args.seed}) failed at env step "
+              f"{run.env_steps_done}: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+              f" (files kept; the run resumes from its last checkpoint when rerun)", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        run.close_sinks()
+        _restore_handlers(previous)
+
+
+def _install_stop_handlers(run) -> dict:
+    """SIGTERM (SLURM's time limit and preemption) and SIGINT (Ctrl-C) ask the run to stop at its
+    next checkpoint; a second one stops at once."""
+    import signal
+
+    def stop(signum, frame):
+        if run.stop_requested is not None:
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
+            return
+        run.stop_requested = signum
+        run.log(f"received {signal.Signals(signum).name}: stopping at the next checkpoint "
+                f"(send it again to stop at once)")
+
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            previous[sig] = signal.signal(sig, stop)
+        except ValueError:  # not the main thread (e.g. main() called from a worker thread)
+            pass
+    return previous
+
+
+def _restore_handlers(previous: dict) -> None:
+    import signal
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
 
 
 def cmd_list(args) -> int:

@@ -155,7 +155,8 @@ def fit_decoder(kind: str, obs: np.ndarray, actions: np.ndarray, cfg: DecoderFit
                 sl = slice(b * val_batch, (b + 1) * val_batch)
                 val += dec.loss(on_va[sl], a_va[sl], eps[:on_va[sl].shape[0]], t[:on_va[sl].shape[0]]).double()
             val = float(val) / val_batches
-        history.append({"epoch": epoch, "train_loss": total / steps_per_epoch, "val_loss": val})
+        history.append({"epoch": epoch, "steps": (epoch + 1) * steps_per_epoch, "train_loss": total / steps_per_epoch,
+                        "val_loss": val})
         if not (math.isfinite(val) and math.isfinite(total)):
             break
         if val < best:

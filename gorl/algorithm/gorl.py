@@ -42,6 +42,7 @@ from gorl.core.normalizer import RunningNormalizer
 from gorl.core.onpolicy import OnPolicyConfig, OnPolicyTrainer
 from gorl.core.run import TRAIN_STREAM, Run, save_torch
 from gorl.errors import ConfigError, Diverged
+from gorl.policy import policy_state
 from gorl.registry import Algorithm
 
 PRESETS = Path(__file__).parent.parent / "presets" / "gorl.yaml"
@@ -132,6 +133,11 @@ class GoRLConfig(OnPolicyConfig):
         """Whole encoder iterations per stage after scaling stage_steps to total_steps."""
         total = sum(self.stage_steps)
         return [int(self.total_steps * s / total) // self.steps_per_iteration for s in self.stage_steps]
+
+    @property
+    def effective_steps(self) -> int:
+        """The encoder budget trained: every stage's share rounded down to whole iterations."""
+        return sum(self.stage_iterations()) * self.steps_per_iteration
 
     def stage_offsets(self) -> list[int]:
         """Global env step at which each stage's encoder starts."""
@@ -362,6 +368,8 @@ class GoRL:
             trainer.normalizer.load_state_dict(self.carry["normalizer"])
         torch.manual_seed(stage_seed(self.run.seed, k, 0))  # the stage's rollout noise
         trainer.on_evaluate.append(lambda row, t=trainer: self._track_best(t, row))
+        trainer.on_evaluate.append(lambda row, t=trainer: self.run.offer_best_policy(row, lambda: policy_state(
+            t.agent, t.normalizer, stage=t.stage, env_step=row["env_step"], decoder=self.decoder)))
         return trainer
 
     def _track_best(self, trainer: OnPolicyTrainer, row: dict) -> None:
@@ -383,6 +391,10 @@ class GoRL:
         normalizer.load_state_dict(self.best["normalizer"])
         obs, actions, summary = collect_decoder_data(cfg, run, k, encoder, normalizer)
         t1 = time.perf_counter()
+        run.log(f"stage {k}: collected {summary['rows']:,} rows ({summary['env_steps']:,} env steps, "
+                f"{summary['episodes_finished']} episodes) with the best encoder (return "
+                f"{self.best['return']:.1f} at env step {self.best['env_step']:,}) in {t1 - t0:.1f}s")
+        run.stop_if_requested()
         decoder, history = fit_decoder(cfg.decoder_kind, obs, actions, cfg.decoder_fit_config(),
                                        stage_seed(run.seed, k, 2), run.device)
         t2 = time.perf_counter()
@@ -391,11 +403,13 @@ class GoRL:
         self.collection_env_steps += summary["env_steps"]
         summary.update(best_encoder_env_step=self.best["env_step"], best_encoder_return=self.best["return"],
                        collect_s=round(t1 - t0, 3), decoder_fit_s=round(t2 - t1, 3),
-                       decoder_epochs=len(history),
+                       decoder_epochs=len(history), decoder_steps=history[-1]["steps"] if history else 0,
                        decoder_best_val_loss=min((h["val_loss"] for h in history), default=None))
         d = self.stage_dir(k)
         rundir.write_json(d / rundir.STAGE_DATASET_SUMMARY, summary)
         rundir.write_csv(d / rundir.STAGE_DECODER_FIT, history)
+        run.log(f"stage {k}: decoder {k + 1} fitted: {len(history)} epochs, {summary['decoder_steps']:,} steps, "
+                f"best validation loss {summary['decoder_best_val_loss']:.4g} in {t2 - t1:.1f}s")
         if not all(math.isfinite(h["val_loss"]) for h in history):
             raise Diverged(f"stage {k}: non-finite decoder loss while fitting decoder {k + 1}")
         self.decoder = decoder
@@ -427,6 +441,9 @@ class GoRL:
                 trainer.train(checkpoint=lambda t=trainer: self.save(t), progress=bar)
                 for key, v in {**trainer.timing, "decoder_sampling": self.decoder.sampling_time}.items():
                     self.timing[key] = self.timing.get(key, 0.0) + v
+                if k + 1 == cfg.num_stages:
+                    run.save_policy("final", policy_state(trainer.agent, trainer.normalizer, stage=k,
+                                                          env_step=trainer.env_step, decoder=self.decoder))
                 if k + 1 < cfg.num_stages:
                     if not cfg.fresh_encoder_each_stage:
                         self.carry = {"agent": trainer.agent.state_dict(), "critic": trainer.critic.state_dict(),
