@@ -31,7 +31,6 @@ class Interrupted(Exception):
     """SIGTERM/SIGINT reached a run: it stopped at a safe point with its checkpoint written
     (no status.json); rerunning the same command resumes it. ``signum`` is the signal."""
 
-    def __init__(self, signum: int, env_step: int):
-        import signal
+    def __init__(self, signum: int, signame: str, env_step: int):
         self.signum, self.env_step = signum, env_step
-        super().__init__(f"stopped by {signal.Signals(signum).name} at env step {env_step}")
+        super().__init__(f"stopped by {signame} at env step {env_step}")

@@ -165,3 +165,96 @@ def load_policy(run_dir: Path | str, which: str = "final", *, stage: int | None 
                   which=which if stage is None else f"stage {stage} best", stage=int(st.get("stage", 0)),
                   env_step=int(st.get("env_step", 0)), eval_return=None if ret is None else float(ret),
                   config=meta, device=device, decoder=decoder)
+
+
+# -- running a policy: `gorl-bench evaluate` ----------------------------------------------------
+EVALUATE_STREAM = 5_000_000
+"""Env seeds of ``evaluate`` (+ its --seed): a stream that no training or evaluation uses."""
+
+
+@torch.no_grad()
+def evaluate_policy(policy: Policy, episodes: int, *, seeds: list[int] | None = None, seed: int = 0,
+                    deterministic: bool = True) -> np.ndarray:
+    """Returns of ``episodes`` full episodes of the policy's task, one env per episode, reset
+    with ``seeds`` (default: fresh seeds of :data:`EVALUATE_STREAM` + ``seed``). With the
+    seeds of one of the run's evaluations and ``deterministic`` this repeats that evaluation."""
+    from gorl.core.run import env_seeds
+    from gorl.envs import make_envs
+    if seeds is None:
+        seeds = env_seeds(policy.seed, EVALUATE_STREAM + seed, episodes)
+    envs = make_envs(policy.task, seeds, policy.device, 0, policy.config.get("imports") or ())
+    obs = envs.reset(seeds)
+    returns = torch.zeros(envs.num_envs, dtype=torch.float64, device=policy.device)
+    active = torch.ones(envs.num_envs, dtype=torch.bool, device=policy.device)
+    while active.any():
+        obs, reward, term, trunc, _ = envs.step(torch.tanh(policy.pre_action(obs, deterministic)))
+        returns += reward * active
+        active &= ~(term | trunc)
+    envs.close()
+    return returns.cpu().numpy()
+
+
+VIDEO_FORMATS = (".gif", ".mp4")
+
+
+def check_video_path(path: Path) -> None:
+    """A writable video path of a known format (.gif always; .mp4 with imageio-ffmpeg)."""
+    from gorl.errors import BadInput
+    path = Path(path)
+    if path.suffix.lower() not in VIDEO_FORMATS:
+        raise BadInput(f"--video {path}: the name must end in {' or '.join(VIDEO_FORMATS)}")
+    if path.suffix.lower() == ".mp4":
+        try:
+            import imageio_ffmpeg  # noqa: F401
+        except ImportError:
+            raise BadInput(f"--video {path}: an .mp4 needs imageio-ffmpeg (pip install 'gorl-bench[video]'); "
+                           f"a .gif needs nothing extra") from None
+    if not path.parent.is_dir():
+        raise BadInput(f"--video {path}: the folder {path.parent} does not exist")
+
+
+@torch.no_grad()
+def record_video(policy: Policy, path: Path, *, seed: int = 0, deterministic: bool = True, width: int = 320,
+                 height: int = 240, camera_id: int = 0, max_fps: float = 30.0) -> dict:
+    """One episode of a dm_control task, rendered by MuJoCo offscreen, to ``path`` (.gif or
+    .mp4); the episode starts from the first seed ``evaluate_policy`` uses with this ``seed``.
+    Returns {"frames", "fps", "return"}. MUJOCO_GL must be egl or osmesa before dm_control loads."""
+    from gorl.core.run import env_seeds
+    from gorl.envs import make_env
+    from gorl.errors import BadInput
+    env = make_env(policy.task, None)
+    if not hasattr(env, "render_frame"):
+        raise BadInput(f"--video: rendering is for dm_control suite tasks; {policy.task} is not one")
+    s = env_seeds(policy.seed, EVALUATE_STREAM + seed, 1)[0]
+    obs, _ = env.reset(seed=s)
+    stride = max(1, int(np.ceil(1.0 / env.control_timestep / max_fps)))
+    fps = 1.0 / (env.control_timestep * stride)
+    frames, total, t = [env.render_frame(width, height, camera_id)], 0.0, 0
+    while True:
+        obs, reward, term, trunc, _ = env.step(policy(obs, deterministic))
+        total += reward
+        t += 1
+        if t % stride == 0:
+            frames.append(env.render_frame(width, height, camera_id))
+        if term or trunc:
+            break
+    env.free_rendering()
+    write_video(Path(path), frames, fps)
+    return {"frames": len(frames), "fps": fps, "return": total}
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: float) -> None:
+    """Frames (H, W, 3) uint8 -> a .gif (Pillow) or an .mp4 (imageio-ffmpeg, H.264)."""
+    if path.suffix.lower() == ".gif":
+        from PIL import Image
+        images = [Image.fromarray(f) for f in frames]
+        images[0].save(path, save_all=True, append_images=images[1:], duration=int(round(1000 / fps)), loop=0)
+        return
+    import imageio_ffmpeg
+    h, w = frames[0].shape[:2]
+    writer = imageio_ffmpeg.write_frames(str(path), (w, h), fps=fps, codec="libx264", pix_fmt_out="yuv420p",
+                                         macro_block_size=2, quality=7)
+    writer.send(None)
+    for f in frames:
+        writer.send(np.ascontiguousarray(f))
+    writer.close()

@@ -174,7 +174,8 @@ class Run:
         """At a safe point (the checkpoint just written): raise :class:`Interrupted` if a
         SIGTERM/SIGINT asked the run to stop."""
         if self.stop_requested is not None:
-            raise Interrupted(self.stop_requested, self.env_steps_done)
+            import signal
+            raise Interrupted(self.stop_requested, signal.Signals(self.stop_requested).name, self.env_steps_done)
 
     # -- envs -----------------------------------------------------------------------
     def make_envs(self, n: int, stream: int = TRAIN_STREAM, workers: int = 0, *,
