@@ -415,13 +415,13 @@ def cmd_evaluate(args) -> int:
     if args.episodes <= 0:
         raise BadInput(f"--episodes must be positive, got {args.episodes}")
     if args.video is not None:
+        from gorl.policy import check_video_path
+        check_video_path(args.video)
         if _USER_MUJOCO_GL is None:  # MuJoCo's offscreen renderer: EGL with a GPU, OSMesa (software) without
             import torch
             os.environ["MUJOCO_GL"] = "egl" if torch.cuda.is_available() else "osmesa"
         elif _USER_MUJOCO_GL == "disable":
             raise BadInput("--video needs MUJOCO_GL=egl (GPU machines) or osmesa (CPU machines), not disable")
-        from gorl.policy import check_video_path
-        check_video_path(args.video)
     _import_modules(args.imports)
     import numpy as np
 

@@ -49,8 +49,10 @@ def decoder_state(decoder) -> dict:
 class Policy:
     """Observations -> actions in [-1, 1] (the env's action space; dm_control's own bounds
     are applied by the env). ``obs``: (d_o,) or (B, d_o), numpy or torch; returns the same
-    kind. Deterministic: the algorithm's evaluation action (what evals.csv scored);
-    sampled: its rollout action."""
+    kind. ``deterministic`` True: the algorithm's evaluation action, the one evals.csv scored
+    (the mean for PPO and GoRL; FPO and DPPO's reference evaluation draws a fresh flow sample,
+    ``eval_mode: stochastic``, unless the run set ``eval_mode: zero_noise``); False: its
+    rollout (exploration) action. Randomness comes from torch's global generator."""
 
     def __init__(self, agent, normalizer, *, algorithm: str, task: str, seed: int, which: str, stage: int,
                  env_step: int, eval_return: float | None, config: dict, device: torch.device,
