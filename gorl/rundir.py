@@ -163,13 +163,18 @@ def _write_synced(fd: int, path: Path, tmp: str, data: bytes) -> None:
     os.fchmod(fd, file_mode())
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            _write_all(path, f, data)
     except OSError as e:
         if e.errno in _NO_SPACE:
             raise OSError(e.errno, f"no space left on device writing {path}", str(path)) from e
         raise
+
+
+def _write_all(path: Path, f, data: bytes) -> None:
+    """``data`` into the open temporary file ``f`` of ``path``, synced to disk."""
+    f.write(data)
+    f.flush()
+    os.fsync(f.fileno())
 
 
 def no_space(e: BaseException) -> bool:
