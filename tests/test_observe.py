@@ -67,7 +67,7 @@ def test_effective_budget_is_recorded_and_said_once(ppo_run):
 def test_run_files_follow_the_umask(ppo_run):
     d, _ = ppo_run
     files = [p for p in d.rglob("*") if p.is_file()]
-    assert len(files) >= 10
+    assert len(files) >= 7
     for p in files:  # umask 027: rw-r----- (mkstemp alone would give rw-------)
         assert stat.S_IMODE(p.stat().st_mode) == 0o640, (p, oct(p.stat().st_mode))
 
