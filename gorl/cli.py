@@ -237,6 +237,8 @@ def _train(args, algo, cfg, resolved, lock) -> int:
         print(f"gorl-bench train: error: {e.strerror} (at env step {run.env_steps_done}; the last checkpoint "
               f"is intact: free space and rerun the same command to resume)", file=sys.stderr)
         return EXIT_NO_SPACE
+    except BadInput:
+        raise  # one line, exit 2 (e.g. no usable checkpoint)
     except Exception as e:
         import traceback
         traceback.print_exc()  # the user's code (an env, a plug-in) gets its traceback
