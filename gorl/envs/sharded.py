@@ -53,10 +53,10 @@ def _worker(conn, shm_name: str, task: str, seeds: list[int], lo: int, n: int, d
 
     from gorl.envs.registry import make_env
     from gorl.envs.vector import VectorEnv
-    # SIGTERM/SIGINT go to the whole job or process group: the training process stops at its
-    # next checkpoint and ends its workers itself (a worker dying first would break that step)
+    # Ctrl-C reaches the whole process group: the training process stops at its next checkpoint
+    # and closes its workers itself (a worker dying first would break that step). SIGTERM is
+    # left as it is: multiprocessing ends leftover workers with it at exit.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     for mod in imports:
         importlib.import_module(mod)
     shm = shared_memory.SharedMemory(name=shm_name)
