@@ -47,7 +47,7 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar; plain log lines (one per evaluation "
                                                         "and per GoRL stage event)")
     p.add_argument("--no-tensorboard", dest="tensorboard", action="store_false",
-                   help="do not write TensorBoard event files to OUT/tensorboard/")
+                   help="turn off the TensorBoard event files in OUT/tensorboard/ (written: %(default)s)")
     p.add_argument("--wandb", choices=("offline", "online"), default=None,
                    help="also log to Weights & Biases (pip install wandb); offline keeps it in OUT/wandb/")
     p.add_argument("--force", action="store_true",
