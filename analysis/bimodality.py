@@ -9,8 +9,8 @@ can have two peaks (a fit to N(1.5 tanh(s/w), 0.3^2) shows them near s = 0 for w
 
 For every stage pair (k, k+1) of a finished run this module
 
-1. rolls out stage k's policy (``stages/stage<k>/encoder_best.pt`` through
-   ``stages/stage<k>/decoder.pt``, stochastic latent, as the decoder-data collector does) from
+1. rolls out stage k's policy (``gorl.load_policy(run, stage=k)``: ``stages/stage<k>/encoder_best.pt``
+   through ``stages/stage<k>/decoder.pt``, stochastic latent, as the decoder-data collector does) from
    seeded resets and keeps the visited states (trajectories, no resets inside);
 2. at every ``stride``-th visited state computes the policy's mean pre-action
    m_k(s) = decoder_k(s, mu_k(s)) and its local steepness along the trajectory, the central
@@ -97,46 +97,33 @@ class Stage:
 
 
 def read_config(run: Path) -> dict:
-    import yaml
-    return yaml.safe_load((run / "config.yaml").read_text())
-
-
-def _decoder(path: Path, obs_dim: int, act_dim: int, cfg) -> object:
-    import torch
-    from gorl.algorithm.decoder import Decoder
-    st = torch.load(path, map_location="cpu", weights_only=False)
-    dec = Decoder(st["kind"], obs_dim, act_dim, cfg.decoder_hidden, cfg.decoder_steps, identity=st["identity"])
-    dec.load_state_dict(st["state"])
-    return dec
+    from gorl import rundir
+    from gorl.errors import RunDirError
+    cfg = rundir.read_config(run)
+    if cfg is None:
+        raise RunDirError(f"{run} has no readable {rundir.CONFIG}")
+    return cfg
 
 
 def stage_pairs(run: Path) -> list[int]:
     """Stages k with both stages/stage<k>/encoder_best.pt and stages/stage<k+1>/decoder.pt."""
+    from gorl import rundir
     ks = []
-    for d in sorted((run / "stages").glob("stage*"), key=lambda p: int(p.name[5:])):
+    for d in sorted((run / rundir.STAGES).glob("stage*"), key=lambda p: int(p.name[5:])):
         k = int(d.name[5:])
-        if (d / "encoder_best.pt").exists() and (run / "stages" / f"stage{k + 1}" / "decoder.pt").exists():
+        if (d / rundir.STAGE_ENCODER_BEST).exists() and \
+                (rundir.stage_path(run, k + 1) / rundir.STAGE_DECODER).exists():
             ks.append(k)
     return ks
 
 
-def load_stage(run: Path, k: int, obs_dim: int, act_dim: int) -> Stage:
-    import torch
-    from gorl import registry
-    from gorl.algorithm.gorl import make_encoder
-    from gorl.config import make_config
-    from gorl.core.normalizer import RunningNormalizer
-    meta = read_config(run)
-    cfg = make_config(registry.get(meta["algorithm"]).config_cls, meta["hyperparameters"])
-    sd = run / "stages"
-    dec = _decoder(sd / f"stage{k}" / "decoder.pt", obs_dim, act_dim, cfg)
-    nxt = _decoder(sd / f"stage{k + 1}" / "decoder.pt", obs_dim, act_dim, cfg)
-    best = torch.load(sd / f"stage{k}" / "encoder_best.pt", map_location="cpu", weights_only=False)
-    enc = make_encoder(cfg, k, obs_dim, act_dim, dec)
-    enc.load_state_dict(best["agent"])
-    norm = RunningNormalizer(obs_dim, cfg.obs_norm_mode)
-    norm.load_state_dict(best["normalizer"])
-    return Stage(k, enc, norm, dec, nxt, int(best["env_step"]), float(best["return"]))
+def load_stage(run: Path, k: int) -> Stage:
+    """Stage k's best encoder through decoder_k, and decoder_{k+1}, by :func:`gorl.load_policy`
+    (tensor-only files: a shared run directory runs none of its code here)."""
+    from gorl.policy import load_decoder, load_policy
+    policy = load_policy(run, "best", stage=k)
+    return Stage(k, policy.agent, policy.normalizer, policy.decoder, load_decoder(run, k + 1),
+                 policy.env_step, float(policy.eval_return))
 
 
 def visited_states(task: str, seed: int, stage: Stage, n_envs: int, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
@@ -222,15 +209,10 @@ def measure_stage(stage: Stage, obs: np.ndarray, valid: np.ndarray, samples: int
 def measure_run(run: Path, n_envs: int = 4, n_steps: int = 500, samples: int = 256, stride: int = 5,
                 seed: int = 0) -> pd.DataFrame:
     """The per-state table for every stage pair of a GoRL run directory."""
-    from gorl.envs import make_env
     meta = read_config(run)
-    for mod in meta.get("imports") or []:
-        __import__(mod)
-    env = make_env(meta["task"], 0)
-    obs_dim, act_dim = int(np.prod(env.observation_space.shape)), int(np.prod(env.action_space.shape))
     tabs = []
     for k in stage_pairs(run):
-        st = load_stage(run, k, obs_dim, act_dim)
+        st = load_stage(run, k)
         obs, valid = visited_states(meta["task"], int(meta["seed"]), st, n_envs, n_steps)
         tab = measure_stage(st, obs, valid, samples=samples, stride=stride, seed=seed + k)
         tab.insert(0, "encoder_return", st.best_return)
@@ -333,8 +315,12 @@ def main(argv: list[str] | None = None) -> None:
     import torch
     torch.set_num_threads(1)
     summaries = []
+    from gorl.errors import RunDirError
     for run in args.runs:
-        tab = measure_run(run, args.envs, args.steps, args.samples, args.stride)
+        try:
+            tab = measure_run(run, args.envs, args.steps, args.samples, args.stride)
+        except RunDirError as e:  # e.g. a stage file holding more than tensors: refused, nothing run
+            raise SystemExit(f"analysis.bimodality: error: {e}") from None
         if tab.empty:
             print(f"{run}: no stage pair (stages/stage<k>/encoder_best.pt + stages/stage<k+1>/decoder.pt)")
             continue

@@ -88,4 +88,4 @@ def train(cfg: DPPOConfig, run: Run) -> OnPolicyTrainer:
 
 ALGORITHM = Algorithm(name="dppo", config_cls=DPPOConfig, presets_file=PRESETS, train=train, label="DPPO",
                       color="#029e73", family="baseline",
-                      description="DPPO as in the GoRL code: per-denoising-step PPO ratio (spec 5)")
+                      description="DPPO as in the GoRL code: per-denoising-step PPO ratio (spec 5)", make_agent=make_agent)

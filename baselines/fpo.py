@@ -122,4 +122,4 @@ def train(cfg: FPOConfig, run: Run) -> OnPolicyTrainer:
 
 ALGORITHM = Algorithm(name="fpo", config_cls=FPOConfig, presets_file=PRESETS, train=train, label="FPO",
                       color="#de8f05", family="baseline",
-                      description="Flow Policy Optimization, CFM-loss ratio (spec 4)")
+                      description="Flow Policy Optimization, CFM-loss ratio (spec 4)", make_agent=make_agent)

@@ -45,7 +45,7 @@ def train(cfg: PPOConfig, run: Run) -> OnPolicyTrainer:
 
 ALGORITHM = Algorithm(name="ppo", config_cls=PPOConfig, presets_file=PRESETS, train=train, label="Gaussian PPO",
                       color="#949494", family="baseline",
-                      description="Gaussian PPO, Brax/Playground configuration (spec 3)")
+                      description="Gaussian PPO, Brax/Playground configuration (spec 3)", make_agent=make_agent)
 
 
 TEACHER_PRESETS = PRESETS.with_name("ppo_teacher.yaml")
@@ -60,4 +60,5 @@ class PPOTeacherConfig(PPOConfig):
 
 TEACHER = Algorithm(name="ppo_teacher", config_cls=PPOTeacherConfig, presets_file=TEACHER_PRESETS, train=train,
                     label="PPO teacher", color="#56b4e9", family="teacher",
-                    description="PPO as GoRL's teacher (humanoid profile, spec 14); GoRL runs read it (teacher_run)")
+                    description="PPO as GoRL's teacher (humanoid profile, spec 14); GoRL runs read it (teacher_run)",
+                    make_agent=make_agent)

@@ -15,34 +15,22 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 
-from gorl import registry, rundir
-from gorl.algorithm.decoder import Decoder
-from gorl.algorithm.gorl import make_encoder
-from gorl.core.normalizer import RunningNormalizer
+from gorl import rundir
+from gorl.policy import load_decoder, load_policy
 
 SAMPLES = 4000
 FRESH_SCALE = float(F.softplus(torch.zeros(())) + 1e-3)  # a fresh actor's latent scale
 
 
-def load_decoder(run: Path, k: int, cfg, obs_dim: int, act_dim: int) -> Decoder:
-    d = torch.load(rundir.stage_path(run, k) / rundir.STAGE_DECODER, weights_only=False)
-    dec = Decoder(d["kind"], obs_dim, act_dim, cfg.decoder_hidden, cfg.decoder_steps, identity=d["identity"])
-    dec.load_state_dict(d["state"])
-    return dec
-
-
 @torch.no_grad()
 def report(run: Path) -> None:
-    meta = yaml.safe_load((run / rundir.CONFIG).read_text())
-    cfg = registry.get(meta["algorithm"]).config_cls(**meta["hyperparameters"])
-    probes = np.load(run / rundir.PROBES)
+    meta = rundir.read_config(run)
+    probes = rundir.read_probes(run)
     states = torch.as_tensor(probes["states"])
-    (P, obs_dim), act_dim = states.shape, probes["actions"].shape[-1]
+    P, act_dim = states.shape[0], probes["actions"].shape[-1]
     raw = states.repeat_interleave(SAMPLES, 0)
     torch.manual_seed(0)
     print(f"{run}: {meta['algorithm']} on {meta['task']}, preset {meta['preset']}, seed {meta['seed']}; "
@@ -51,13 +39,9 @@ def report(run: Path) -> None:
     k = 0
     while (rundir.stage_path(run, k) / rundir.STAGE_ENCODER_BEST).exists() and \
             (rundir.stage_path(run, k + 1) / rundir.STAGE_DECODER).exists():
-        best = torch.load(rundir.stage_path(run, k) / rundir.STAGE_ENCODER_BEST, weights_only=False)
-        encoder = make_encoder(cfg, k, obs_dim, act_dim, load_decoder(run, k, cfg, obs_dim, act_dim))
-        encoder.load_state_dict(best["agent"])
-        normalizer = RunningNormalizer(obs_dim, cfg.obs_norm_mode)
-        normalizer.load_state_dict(best["normalizer"])
-        data = encoder.sample_actions(normalizer(states), states, SAMPLES)  # (P, K, d_a), pre-tanh
-        decoder = load_decoder(run, k + 1, cfg, obs_dim, act_dim)
+        stage = load_policy(run, "best", stage=k)  # stage k's best encoder through decoder_k
+        data = stage.agent.sample_actions(stage.normalizer(states), states, SAMPLES)  # (P, K, d_a), pre-tanh
+        decoder = load_decoder(run, k + 1)
         z = torch.randn(P * SAMPLES, act_dim)
         prior = decoder(raw, z).reshape(P, SAMPLES, act_dim)
         fresh = decoder(raw, FRESH_SCALE * z).reshape(P, SAMPLES, act_dim)

@@ -1,4 +1,4 @@
-"""Command line: ``gorl-bench train|check-run|list`` (also ``python -m gorl``)."""
+"""Command line: ``gorl-bench train|show|evaluate|check-run|list`` (also ``python -m gorl``)."""
 from __future__ import annotations
 
 import argparse
@@ -7,11 +7,18 @@ import os
 import sys
 from pathlib import Path
 
+_USER_MUJOCO_GL = os.environ.get("MUJOCO_GL")  # `evaluate --video` picks a renderer if the user set none
 os.environ.setdefault("MUJOCO_GL", "disable")
 
 from gorl.errors import BadInput  # noqa: E402
 
 EXIT_BAD_INPUT = 2
+EXIT_NO_SPACE = 75
+"""A full disk (or quota) stopped the run (EX_TEMPFAIL): nothing is lost, rerun once space is freed."""
+EXIT_FAILED = 1
+"""The run raised (e.g. a user's env): the line names the task and the env step; files are kept."""
+# SIGTERM/SIGINT: the run stops at its next checkpoint and exits 128 + signal (143, 130), which
+# the pipeline's job reads as "interrupted, resume next time" (workflow/scripts/train.py).
 
 
 def _train_parser(sub) -> argparse.ArgumentParser:
@@ -37,7 +44,12 @@ def _train_parser(sub) -> argparse.ArgumentParser:
                         "repeatable")
     p.add_argument("--threads", type=int, default=None,
                    help="torch intra-op threads (default: $OMP_NUM_THREADS, else 1)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar; plain log lines")
+    p.add_argument("--quiet", action="store_true", help="no progress bar; plain log lines (one per evaluation "
+                                                        "and per GoRL stage event)")
+    p.add_argument("--no-tensorboard", dest="tensorboard", action="store_false",
+                   help="turn off the TensorBoard event files in OUT/tensorboard/ (written: %(default)s)")
+    p.add_argument("--wandb", choices=("offline", "online"), default=None,
+                   help="also log to Weights & Biases (pip install wandb); offline keeps it in OUT/wandb/")
     p.add_argument("--force", action="store_true",
                    help="start over: delete what a run wrote in --out (the contract's files and stages/); "
                         "refused if --out holds anything else")
@@ -48,6 +60,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gorl-bench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
+    sh = sub.add_parser("show", help="one line per run: algorithm, task, seed, preset, status, env steps, "
+                                     "final/best return, wall time, steps/s",
+                        description="Summarise run directories (a folder of runs, e.g. results/NAME/runs, "
+                                    "counts as all the runs under it). Reads only config.yaml, status.json, "
+                                    "evals.csv, metrics.csv and provenance.json.")
+    sh.add_argument("runs", nargs="+", type=Path, help="run directories, or folders holding ALGO/TASK/seedN runs")
+    sh.add_argument("--plot", type=Path, default=None, metavar="OUT.png",
+                    help="also draw the runs' learning curves (evaluation return vs env steps) to this file")
+    ev = sub.add_parser("evaluate", help="run a trained policy on its task (returns; optionally a video)",
+                        description="Load a run's policy (gorl.load_policy) and run it for --episodes full "
+                                    "episodes from fresh seeded resets; --video renders one episode with MuJoCo "
+                                    "offscreen (MUJOCO_GL: egl on GPU machines, osmesa on CPU machines; "
+                                    "chosen so when unset).",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ev.add_argument("run", type=Path, help="run directory")
+    ev.add_argument("--episodes", type=int, default=10)
+    ev.add_argument("--which", choices=("final", "best"), default="final",
+                    help="the policy at the end of training or at its best evaluation")
+    ev.add_argument("--sampled", action="store_true", help="sample actions instead of the deterministic "
+                                                           "evaluation action")
+    ev.add_argument("--seed", type=int, default=0, help="picks the episodes' env seeds (fresh: never used "
+                                                        "by training or its evaluations)")
+    ev.add_argument("--device", default="cpu")
+    ev.add_argument("--video", type=Path, default=None, metavar="OUT.gif|OUT.mp4",
+                    help="render the first episode (dm_control tasks) to a .gif, or an .mp4 with imageio-ffmpeg")
+    ev.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE")
     c = sub.add_parser("check-run", help="validate a run directory against the contract")
     c.add_argument("run_dir", type=Path)
     c.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE")
@@ -82,6 +120,9 @@ def prepare_train(args):
     except KeyError as e:
         raise BadInput(str(e.args[0])) from None
     check_task(args.task)  # TaskError (BadInput) names the task
+    if getattr(args, "wandb", None):
+        from gorl.sinks import require_wandb
+        require_wandb(args.wandb)
     if args.steps is not None and args.steps <= 0:
         raise BadInput(f"--steps must be positive, got {args.steps}")
     if args.seed < 0:
@@ -128,6 +169,7 @@ def _claim(out: Path, force: bool, resolved: dict) -> None:
     elif ((out / rundir.CHECKPOINT).exists() or (out / rundir.CHECKPOINT_PREVIOUS).exists()) \
             and (old := rundir.read_config(out)) is not None:
         old.pop("device", None)  # where it ran may change between attempts
+        old.pop("effective_total_steps", None)  # derived from the hyperparameters (older runs lack it)
         diff = _diff_keys(old, resolved)
         if diff:
             raise BadInput(f"--out {out} holds an interrupted run with a different configuration "
@@ -159,7 +201,7 @@ def _train(args, algo, cfg, resolved, lock) -> int:
 
     from gorl import rundir
     from gorl.core.run import Run, resolve_device
-    from gorl.errors import Diverged, Gated
+    from gorl.errors import Diverged, Gated, Interrupted
     from gorl.provenance import set_matmul_precision
 
     torch.set_num_threads(max(1, threads))
@@ -169,20 +211,79 @@ def _train(args, algo, cfg, resolved, lock) -> int:
     if lock.stale_pid:
         run.log(f"took over the lock of process {lock.stale_pid}, which ended without releasing it")
     resolved["device"] = str(run.device)
-    rundir.write_yaml(args.out / rundir.CONFIG, resolved)
+    budget = getattr(cfg, "effective_steps", None)
+    if budget is not None:
+        resolved["effective_total_steps"] = run.total_steps = int(budget)
+        if budget != cfg.total_steps:
+            run.log(f"total_steps {cfg.total_steps:,} rounded down to {budget:,} env steps (whole iterations of "
+                    f"{cfg.steps_per_iteration:,}); config.yaml records effective_total_steps: {budget}")
+    previous = _install_stop_handlers(run)
     try:
-        algo.train(cfg, run)
-    except Diverged as e:
-        run.log(f"diverged: {e}")
-        run.finish(rundir.DIVERGED, run.env_steps_done, reason=str(e))
+        rundir.write_yaml(args.out / rundir.CONFIG, resolved)
+        run.open_sinks(tensorboard=args.tensorboard, wandb=args.wandb)
+        try:
+            algo.train(cfg, run)
+        except Diverged as e:
+            run.log(f"diverged: {e}")
+            run.finish(rundir.DIVERGED, run.env_steps_done, reason=str(e))
+            return 0
+        except Gated as e:  # data like diverged: the run ends with its reason, exit 0
+            run.log(f"gated: {e}")
+            run.finish(rundir.GATED, run.env_steps_done, reason=str(e))
+            return 0
+        run.finish(rundir.COMPLETED, run.env_steps_done)
+        run.log(f"completed {run.env_steps_done} env steps in {run.wall_time():.1f}s -> {args.out}")
         return 0
-    except Gated as e:  # data like diverged: the run ends with its reason, exit 0
-        run.log(f"gated: {e}")
-        run.finish(rundir.GATED, run.env_steps_done, reason=str(e))
-        return 0
-    run.finish(rundir.COMPLETED, run.env_steps_done)
-    run.log(f"completed {run.env_steps_done} env steps in {run.wall_time():.1f}s -> {args.out}")
-    return 0
+    except Interrupted as e:
+        run.log(f"{e}; the checkpoint is written and no status.json: rerun the same command to resume")
+        return 128 + e.signum
+    except OSError as e:
+        if not rundir.no_space(e):
+            raise
+        print(f"gorl-bench train: error: {e.strerror} (at env step {run.env_steps_done}; the last checkpoint "
+              f"is intact: free space and rerun the same command to resume)", file=sys.stderr)
+        return EXIT_NO_SPACE
+    except BadInput:
+        raise  # one line, exit 2 (e.g. no usable checkpoint)
+    except Exception as e:
+        import traceback
+        traceback.print_exc()  # the user's code (an env, a plug-in) gets its traceback
+        print(f"gorl-bench train: error: {algo.name} on {args.task} (seed {args.seed}) failed at env step "
+              f"{run.env_steps_done}: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+              f" (files kept; the run resumes from its last checkpoint when rerun)", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        run.close_sinks()
+        _restore_handlers(previous)
+
+
+def _install_stop_handlers(run) -> dict:
+    """SIGTERM (SLURM's time limit and preemption) and SIGINT (Ctrl-C) ask the run to stop at its
+    next checkpoint; a second one stops at once."""
+    import signal
+
+    def stop(signum, frame):
+        if run.stop_requested is not None:
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
+            return
+        run.stop_requested = signum
+        run.log(f"received {signal.Signals(signum).name}: stopping at the next checkpoint "
+                f"(send it again to stop at once)")
+
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            previous[sig] = signal.signal(sig, stop)
+        except ValueError:  # not the main thread (e.g. main() called from a worker thread)
+            pass
+    return previous
+
+
+def _restore_handlers(previous: dict) -> None:
+    import signal
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
 
 
 def cmd_list(args) -> int:
@@ -249,6 +350,137 @@ def _show_config(args) -> int:
     return 0
 
 
+def _run_dirs(paths: list[Path]) -> list[Path]:
+    from gorl import rundir
+    out = []
+    for p in paths:
+        if not p.is_dir():
+            raise BadInput(f"{p} is not a directory")
+        if (p / rundir.CONFIG).exists() or (p / rundir.EVALS).exists():
+            out.append(p)
+            continue
+        found = [rundir.run_path(p, *key) for key in rundir.discover(p)]
+        if not found:
+            raise BadInput(f"{p} is neither a run directory (no {rundir.CONFIG}) nor a folder of ALGO/TASK/seedN runs")
+        out.extend(found)
+    return out
+
+
+def run_summary(run_dir: Path) -> dict:
+    """What `show` prints for one run, from its text files only."""
+    import json
+
+    from gorl import rundir
+    cfg = rundir.read_config(run_dir) or {}
+    status = rundir.read_status(run_dir)
+    evals = rundir.read_evals(run_dir)
+    prov = {}
+    try:
+        prov = json.loads((run_dir / rundir.PROVENANCE).read_text())
+    except (OSError, ValueError):
+        pass
+    steps = status.get("env_steps") if status else None
+    wall = prov.get("wall_time_s") if status else None
+    if evals is not None and len(evals):
+        steps = steps if steps is not None else int(evals["env_step"].iloc[-1])
+        wall = wall if wall is not None else float(evals["wall_time"].iloc[-1])
+    return {"run": str(run_dir), "algorithm": cfg.get("algorithm", "?"), "task": cfg.get("task", "?"),
+            "seed": cfg.get("seed", "?"), "preset": cfg.get("preset", "?"),
+            "status": status.get("status", "?") if status else (rundir.INCOMPLETE if evals is not None else "empty"),
+            "env_steps": steps,
+            "final_return": float(evals["return_mean"].iloc[-1]) if evals is not None and len(evals) else None,
+            "best_return": float(evals["return_mean"].max()) if evals is not None and len(evals) else None,
+            "wall_time_s": wall,
+            "steps_per_s": steps / wall if steps and wall else None}
+
+
+def cmd_show(args) -> int:
+    runs = _run_dirs(args.runs)
+    rows = [run_summary(r) for r in runs]
+
+    def fmt(v, spec=""):
+        return "-" if v is None else format(v, spec)
+
+    def hms(s):
+        return "-" if s is None else f"{int(s) // 3600}:{int(s) // 60 % 60:02d}:{int(s) % 60:02d}"
+
+    table = [("run", "algorithm", "task", "seed", "preset", "status", "env steps", "final", "best", "wall",
+              "steps/s")]
+    for r in rows:
+        table.append((r["run"], r["algorithm"], r["task"], str(r["seed"]), r["preset"], r["status"],
+                      fmt(r["env_steps"], ","), fmt(r["final_return"], ".1f"), fmt(r["best_return"], ".1f"),
+                      hms(r["wall_time_s"]), fmt(r["steps_per_s"], ",.0f")))
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        print("  ".join(c.ljust(w) if i < 6 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip())
+    if args.plot is not None:
+        _plot_curves(runs, rows, args.plot)
+        print(f"learning curves -> {args.plot}")
+    return 0
+
+
+def _plot_curves(runs: list[Path], rows: list[dict], out: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gorl import rundir
+    tasks = sorted({r["task"] for r in rows})
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False)
+    for run, r in zip(runs, rows):
+        ev = rundir.read_evals(run)
+        if ev is None:
+            continue
+        ax = axes[0][tasks.index(r["task"])]
+        x, y, sd = ev["env_step"].to_numpy(), ev["return_mean"].to_numpy(), ev["return_std"].to_numpy()
+        line, = ax.plot(x, y, marker="o", ms=3, label=f"{r['algorithm']} seed {r['seed']}")
+        ax.fill_between(x, y - sd, y + sd, color=line.get_color(), alpha=0.15, lw=0)
+    for ax, task in zip(axes[0], tasks):
+        ax.set_title(task)
+        ax.set_xlabel("env steps")
+        ax.set_ylabel("evaluation return (mean +- std over episodes)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def cmd_evaluate(args) -> int:
+    if args.episodes <= 0:
+        raise BadInput(f"--episodes must be positive, got {args.episodes}")
+    if args.video is not None:
+        from gorl.policy import check_video_path
+        check_video_path(args.video)
+        if _USER_MUJOCO_GL is None:  # MuJoCo's offscreen renderer: EGL with a GPU, OSMesa (software) without
+            import torch
+            os.environ["MUJOCO_GL"] = "egl" if torch.cuda.is_available() else "osmesa"
+        elif _USER_MUJOCO_GL == "disable":
+            raise BadInput("--video needs MUJOCO_GL=egl (GPU machines) or osmesa (CPU machines), not disable")
+    _import_modules(args.imports)
+    import numpy as np
+
+    from gorl.policy import evaluate_policy, load_policy, record_video
+    policy = load_policy(args.run, args.which, device=args.device)
+    print(policy)
+    returns = evaluate_policy(policy, args.episodes, seed=args.seed, deterministic=not args.sampled)
+    print(f"return {np.mean(returns):.1f} +- {np.std(returns):.1f} over {args.episodes} episodes "
+          f"({'sampled' if args.sampled else 'deterministic'} actions; {', '.join(f'{r:.1f}' for r in returns)})")
+    if args.video is not None:
+        try:
+            info = record_video(policy, args.video, seed=args.seed, deterministic=not args.sampled)
+        except BadInput:
+            raise
+        except Exception as e:  # noqa: BLE001 - no GL library, no display: one line naming MUJOCO_GL
+            raise BadInput(f"--video: MuJoCo could not render with MUJOCO_GL={os.environ['MUJOCO_GL']} "
+                           f"({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}); "
+                           f"install libosmesa6 (osmesa) or libegl1 (egl), or set MUJOCO_GL") from None
+        print(f"video of episode 1 (return {info['return']:.1f}): {info['frames']} frames at {info['fps']:.0f} fps "
+              f"-> {args.video}")
+    return 0
+
+
 def cmd_check_run(args) -> int:
     from gorl.check_run import check_run
     _import_modules(args.imports)
@@ -263,7 +495,8 @@ def cmd_check_run(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"train": cmd_train, "list": cmd_list, "check-run": cmd_check_run}[args.command]
+    handler = {"train": cmd_train, "list": cmd_list, "check-run": cmd_check_run, "show": cmd_show,
+               "evaluate": cmd_evaluate}[args.command]
     from gorl.registry import RegistryError
     try:
         return handler(args)

@@ -30,3 +30,12 @@ class Diverged(RuntimeError):
 class Gated(RuntimeError):
     """Raised by GoRL when its teacher's data set misses the floor (``teacher_min_return``): data,
     not an error; the run ends with status ``gated`` and the reason."""
+
+
+class Interrupted(Exception):
+    """SIGTERM/SIGINT reached a run: it stopped at a safe point with its checkpoint written
+    (no status.json); rerunning the same command resumes it. ``signum`` is the signal."""
+
+    def __init__(self, signum: int, signame: str, env_step: int):
+        self.signum, self.env_step = signum, env_step
+        super().__init__(f"stopped by {signame} at env step {env_step}")

@@ -65,6 +65,10 @@ class Algorithm:
     description: str = ""
     family: str = "baseline"
     """``baseline`` or ``gorl``: the probability-of-improvement plot compares gorl vs baseline."""
+    make_agent: Callable[..., Any] | None = None
+    """``make_agent(cfg, obs_dim, act_dim)``: the policy module the trainer trains (the function
+    given to :func:`gorl.core.loop.run_single_trainer`); :func:`gorl.load_policy` rebuilds a saved
+    policy with it. GoRL's policies (encoder + decoder) are rebuilt by GoRL's own code."""
 
     @property
     def display(self) -> str:

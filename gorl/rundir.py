@@ -8,6 +8,10 @@
         provenance.json    package versions, git commit, seed, device, command, wall time
         checkpoint.pt      latest checkpoint (resume point); not a pipeline output
         checkpoint.prev.pt the checkpoint before it, kept until the new one is complete
+        policy_final.pt    the policy at the end of training (tensors and plain data; gorl.load_policy)
+        policy_best.pt     the policy of the best evaluation so far (ties as `best_ties` says)
+        tensorboard/       TensorBoard event files (the sinks of gorl.sinks; evals.csv stays the record)
+        wandb/             W&B's files, with --wandb offline|online only
         status.json        written last: {"status": "completed" | "diverged" | "gated", "reason", ...}
         stages/stage<k>/   GoRL only: STAGE_FILES of stage k
         stages/teacher/    GoRL with a teacher: the teacher's dataset summary (TEACHER_FILES)
@@ -15,7 +19,15 @@
         .lock              held by the process training into the directory (its PID inside)
 
 ``status.json`` exists only once a run has ended; it is the file the pipeline waits for.
-Every file is written to a temporary file in the directory and renamed into place.
+Every file is written to a temporary file in the directory and renamed into place, with the
+permissions the user's umask gives a new file (0644 under the usual 022).
+
+Safe to read what others share: every file here but the checkpoints holds only tensors and
+plain data (numbers, strings, lists, dicts), and every reader outside training loads it with
+:func:`load_tensors` (``torch.load(weights_only=True)``), which refuses anything else without
+running it. ``checkpoint.pt``/``checkpoint.prev.pt`` hold pickled env state (the exact
+simulator and task objects a resume continues from); they are read only by ``train``
+resuming its own ``--out``, never by the analysis, ``show``, ``evaluate`` or ``load_policy``.
 
 Everything else (the trainer, the CLI, ``check-run``, ``analysis/``, ``workflow/``) uses the
 names, columns, statuses and readers defined here. To add a column to ``evals.csv``: add it
@@ -48,6 +60,12 @@ PROVENANCE = "provenance.json"
 CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_PREVIOUS = "checkpoint.prev.pt"
 STATUS = "status.json"
+POLICY_FINAL = "policy_final.pt"
+POLICY_BEST = "policy_best.pt"
+POLICIES = {"final": POLICY_FINAL, "best": POLICY_BEST}
+"""``gorl.load_policy(run, which)``: the file of each ``which``."""
+TENSORBOARD = "tensorboard"
+WANDB = "wandb"
 LOCK = ".lock"
 PIPELINE_REQUEST = ".pipeline_request.json"
 """Written by the pipeline's training job (workflow/scripts/train.py): the arguments of the run."""
@@ -66,7 +84,8 @@ TEACHER_STAGE = "teacher"
 
 REQUIRED_FILES = (CONFIG, EVALS, METRICS, PROBES, PROVENANCE, CHECKPOINT, STATUS)
 """What an ended run directory holds (``check-run`` checks each)."""
-OWNED = (*REQUIRED_FILES, CHECKPOINT_PREVIOUS, LOCK, PIPELINE_REQUEST, STAGES, TEACHER)
+OWNED = (*REQUIRED_FILES, CHECKPOINT_PREVIOUS, POLICY_FINAL, POLICY_BEST, TENSORBOARD, WANDB, LOCK,
+         PIPELINE_REQUEST, STAGES, TEACHER)
 """Everything a run (or the pipeline's job) may write; ``--force`` removes these and nothing else."""
 _TEMP = re.compile(r"^\.(?P<name>.+)\.[^.]+\.tmp$")  # atomic_write_bytes' temporary files
 
@@ -134,15 +153,53 @@ def stage_path(run_dir: Path, stage: int, create: bool = False) -> Path:
 
 
 # -- writers -------------------------------------------------------------------------------
+_UMASK: int | None = None
+
+
+def file_mode() -> int:
+    """The mode ``open()`` gives a new file under this process's umask (0644 under 022);
+    ``mkstemp`` would give 0600, which hides a run's files from the user's group."""
+    global _UMASK
+    if _UMASK is None:
+        _UMASK = os.umask(0o022)
+        os.umask(_UMASK)
+    return 0o666 & ~_UMASK
+
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _write_synced(fd: int, path: Path, tmp: str, data: bytes) -> None:
+    """Write ``data`` to the temporary file ``tmp`` (for ``path``) and sync it. A full disk
+    (or quota) raises an OSError that names ``path`` and says "no space left"."""
+    os.fchmod(fd, file_mode())
+    try:
+        with os.fdopen(fd, "wb") as f:
+            _write_all(path, f, data)
+    except OSError as e:
+        if e.errno in _NO_SPACE:
+            raise OSError(e.errno, f"no space left on device writing {path}", str(path)) from e
+        raise
+
+
+def _write_all(path: Path, f, data: bytes) -> None:
+    """``data`` into the open temporary file ``f`` of ``path``, synced to disk."""
+    f.write(data)
+    f.flush()
+    os.fsync(f.fileno())
+
+
+def no_space(e: BaseException) -> bool:
+    """Whether ``e`` is a full disk or an exceeded quota."""
+    return isinstance(e, OSError) and e.errno in _NO_SPACE
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        _write_synced(fd, path, tmp, data)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -261,8 +318,31 @@ def read_probes(run_dir: Path) -> dict[str, np.ndarray] | None:
     p = Path(run_dir) / PROBES
     if not p.exists():
         return None
-    with np.load(p) as z:
+    with np.load(p, allow_pickle=False) as z:  # arrays only: a shared file runs no code
         return {k: z[k] for k in z.files}
+
+
+def load_tensors(path: Path, map_location: Any = "cpu") -> Any:
+    """A ``.pt`` file that holds only tensors and plain data (policy files, stages/ files),
+    loaded without unpickling code (``torch.load(weights_only=True)``). Anything else (a
+    pickled object, e.g. planted in a directory someone shared) is refused with a
+    :class:`RunDirError` naming the file; nothing in it runs."""
+    import pickle
+
+    import torch
+
+    path = Path(path)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise RunDirError(f"{path} does not exist") from None
+    except pickle.UnpicklingError as e:
+        why = str(e).strip().splitlines()
+        why = next((ln for ln in why if "Unsupported global" in ln or "GLOBAL" in ln), why[0] if why else "")
+        raise RunDirError(f"{path} holds more than tensors and plain data; refusing to load it "
+                          f"(it could run code): {why.strip()[:200]}") from None
+    except (RuntimeError, EOFError, ValueError) as e:
+        raise RunDirError(f"{path} is not a readable tensor file: {_first_line(e)}") from None
 
 
 # -- owning a directory ----------------------------------------------------------------------
@@ -352,10 +432,7 @@ def save_checkpoint(run_dir: Path, data: bytes) -> None:
     cur, prev = run_dir / CHECKPOINT, run_dir / CHECKPOINT_PREVIOUS
     fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=f".{CHECKPOINT}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        _write_synced(fd, cur, tmp, data)
         if cur.exists():
             os.replace(cur, prev)
         os.replace(tmp, cur)

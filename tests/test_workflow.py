@@ -153,6 +153,18 @@ def test_training_jobs_pass_threads(pipeline):
     assert "--threads 1" in log
 
 
+def test_job_logs_show_each_evaluation_and_gorl_stage_event(pipeline):
+    """Jobs run the CLI with --quiet; their logs still get one line per evaluation (issue 21)."""
+    _, res, cfg, _ = pipeline
+    t, s = cfg["tasks"][0], cfg["seeds"][0]
+    for a in cfg["algorithms"]:
+        log = (res / "logs" / "train" / a / t / f"seed{s}.log").read_text()
+        evals = (res / "runs" / a / t / f"seed{s}" / "evals.csv").read_text().count("\n") - 1
+        assert sum(ln.startswith("eval  env step") for ln in log.splitlines()) == evals, log
+        if a.startswith("gorl"):
+            assert "stage 0: collected" in log and "stage 0: decoder 1 fitted" in log, log
+
+
 def test_report_builds(pipeline):
     work, _, cfg, _ = pipeline
     out = snakemake(work, "--configfile", str(work / "e2e.yaml"), "--report", "report.html")

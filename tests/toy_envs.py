@@ -59,3 +59,15 @@ gym.register("Test/NaNAfter-v0", entry_point=NaNAfter)
 gym.register("Test/TerminatesAt-v0", entry_point=TerminatesAt)
 gym.register("Test/Unbounded-v0", entry_point=Unbounded)
 gym.register("Test/DictActions-v0", entry_point=DictActions)
+
+
+class RaisesAfter(NaNAfter):
+    """A user's env with a bug: raises after ``n`` steps (per env)."""
+
+    def step(self, action):
+        if self.t >= self.n:
+            raise RuntimeError("sensor cable unplugged")
+        return super().step(action)
+
+
+gym.register("Test/RaisesAfter-v0", entry_point=RaisesAfter, kwargs={"n": 500})

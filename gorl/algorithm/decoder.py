@@ -280,7 +280,8 @@ def _fit_epochs(dec, opt, batch_loss, train, val, cfg: DecoderFitConfig, gen, ge
                 m = on_va[sl].shape[0]
                 val += batch_loss(on_va[sl], a_va[sl], pick(z_va, sl), eps[:m], t[:m]).double()
             val = float(val) / val_batches
-        history.append({"epoch": epoch, "train_loss": total / steps_per_epoch, "val_loss": val})
+        history.append({"epoch": epoch, "steps": (epoch + 1) * steps_per_epoch, "train_loss": total / steps_per_epoch,
+                        "val_loss": val})
         if not (math.isfinite(val) and math.isfinite(total)):
             break
         if val < best:

@@ -43,6 +43,7 @@ from gorl.core.normalizer import RunningNormalizer
 from gorl.core.onpolicy import OnPolicyConfig, OnPolicyTrainer, env_action
 from gorl.core.run import TRAIN_STREAM, Run, env_seeds, save_torch
 from gorl.errors import ConfigError, Diverged, Gated
+from gorl.policy import policy_state
 from gorl.registry import Algorithm
 
 PRESETS = Path(__file__).parent.parent / "presets" / "gorl_fm.yaml"
@@ -231,6 +232,11 @@ class GoRLConfig(OnPolicyConfig):
         """Whole encoder iterations per stage after scaling stage_steps to total_steps."""
         total = sum(self.stage_steps)
         return [int(self.total_steps * s / total) // self.steps_per_iteration for s in self.stage_steps]
+
+    @property
+    def effective_steps(self) -> int:
+        """The encoder budget trained: every stage's share rounded down to whole iterations."""
+        return sum(self.stage_iterations()) * self.steps_per_iteration
 
     def stage_offsets(self) -> list[int]:
         """Global env step (x axis) at which each stage's encoder starts."""
@@ -692,6 +698,8 @@ class GoRL:
         trainer.normalizer.mode = trainer.cfg.obs_norm_mode  # carried statistics update as this stage says
         torch.manual_seed(stage_seed(self.run.seed, k, 0))  # the stage's rollout noise
         trainer.on_evaluate.append(lambda row, t=trainer: self._track_best(t, row))
+        trainer.on_evaluate.append(lambda row, t=trainer: self.run.offer_best_policy(row, lambda: policy_state(
+            t.agent, t.normalizer, stage=t.stage, env_step=row["env_step"], decoder=self.decoder)))
         return trainer
 
     def _warm_start_from_teacher(self, trainer: OnPolicyTrainer) -> None:
@@ -787,6 +795,10 @@ class GoRL:
         else:
             obs, actions, summary = collect_decoder_data(scfg, run, k, encoder, normalizer)
         t1 = time.perf_counter()
+        run.log(f"stage {k}: collected {summary['rows']:,} rows ({summary['env_steps']:,} env steps, "
+                f"{summary['episodes_finished']} episodes) with the {scfg.encoder_handoff} encoder of the stage "
+                f"(best return {self.best['return']:.1f} at env step {self.best['env_step']:,}) in {t1 - t0:.1f}s")
+        run.stop_if_requested()
         history = self.fit(k + 1, obs, actions, cfg.decoder_seed(run.seed, k), self.stage_dir(k),
                            episode=episode, latent=latent)
         t2 = time.perf_counter()
@@ -797,6 +809,8 @@ class GoRL:
                        best_encoder_env_step=self.best["env_step"], best_encoder_return=self.best["return"],
                        collect_s=round(t1 - t0, 3), decoder_fit_s=round(t2 - t1, 3),
                        decoder_epochs=len(history),  # validations ('steps': at 0, 1, every interval, last)
+                       decoder_steps=(history[-1]["steps"] if "steps" in history[-1] else history[-1]["step"])
+                       if history else 0,
                        decoder_best_val_loss=min((h["val_loss"] for h in history), default=None))
         if cfg.decoder_fit_schedule == "steps":
             metric = cfg.decoder_checkpoint_metric
@@ -804,6 +818,8 @@ class GoRL:
             summary.update(decoder_checkpoint_metric=metric, decoder_best_step=best["step"],
                            decoder_best_value=best[metric], decoder_train_steps=history[-1]["step"])
         rundir.write_json(self.stage_dir(k) / rundir.STAGE_DATASET_SUMMARY, summary)
+        run.log(f"stage {k}: decoder {k + 1} fitted: {len(history)} validations, {summary['decoder_steps']:,} steps, "
+                f"best validation loss {summary['decoder_best_val_loss']:.4g} in {t2 - t1:.1f}s")
 
     def save_decoder_artifact(self, k: int) -> None:
         save_torch(self.stage_dir(k) / rundir.STAGE_DECODER,
@@ -839,6 +855,9 @@ class GoRL:
                 trainer.train(checkpoint=lambda t=trainer: self.save(t), progress=bar)
                 for key, v in {**trainer.timing, "decoder_sampling": self.decoder.sampling_time}.items():
                     self.timing[key] = self.timing.get(key, 0.0) + v
+                if k + 1 == cfg.num_stages:
+                    run.save_policy("final", policy_state(trainer.agent, trainer.normalizer, stage=k,
+                                                          env_step=trainer.env_step, decoder=self.decoder))
                 if k + 1 < cfg.num_stages:
                     self.final = {"agent": copy.deepcopy(trainer.agent.state_dict()),
                                   "critic": copy.deepcopy(trainer.critic.state_dict()),

@@ -29,6 +29,10 @@ def run_single_trainer(cfg: OnPolicyConfig, run: Run,
     if state is not None:
         trainer.load_state_dict(state)
         run.log(f"resumed from {run.checkpoint_path} at env step {trainer.env_step}")
+    from gorl.policy import policy_state
+    trainer.on_evaluate.append(lambda row: run.offer_best_policy(
+        row, lambda: policy_state(trainer.agent, trainer.normalizer, env_step=row["env_step"])))
     with progress_bar(run, cfg.num_iterations * cfg.steps_per_iteration, trainer.env_step) as bar:
         trainer.train(progress=bar)
+    run.save_policy("final", policy_state(trainer.agent, trainer.normalizer, env_step=trainer.env_step))
     return trainer

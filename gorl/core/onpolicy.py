@@ -113,6 +113,11 @@ class OnPolicyConfig:
     def num_iterations(self) -> int:
         return self.total_steps // self.steps_per_iteration
 
+    @property
+    def effective_steps(self) -> int:
+        """The budget trained: total_steps rounded down to whole iterations (in config.yaml)."""
+        return self.num_iterations * self.steps_per_iteration
+
     def validate(self) -> None:
         for key in ("total_steps", "num_envs", "unroll_length", "num_minibatches", "batch_size",
                     "num_epochs", "num_evals", "eval_episodes", "checkpoint_every", "probe_samples"):
@@ -488,5 +493,6 @@ class OnPolicyTrainer:
                 "physics_errors": self.envs.physics_errors, **info})
             if progress is not None:
                 progress.update(cfg.steps_per_iteration)
-            if self.iteration % cfg.checkpoint_every == 0 or self.iteration == n_iter:
+            if self.iteration % cfg.checkpoint_every == 0 or self.iteration == n_iter or self.run.stop_requested:
                 save()
+            self.run.stop_if_requested()  # SIGTERM/SIGINT: stop here, at a checkpoint

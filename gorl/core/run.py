@@ -1,7 +1,11 @@
-"""One training run: its directory, seeding, envs, checkpoint, logs and final status.
+"""One training run: its directory, seeding, envs, checkpoint, logs, sinks, policies and status.
 
 Algorithms receive a :class:`Run` and never touch file names themselves, so every
-algorithm honours the same run-directory contract (:mod:`gorl.rundir`).
+algorithm honours the same run-directory contract (:mod:`gorl.rundir`). The run owns the
+one logger (:meth:`Run.log`: a line per evaluation and per algorithm event, also under
+``--quiet``), the sinks (:mod:`gorl.sinks`), the saved policies (:meth:`Run.save_policy`,
+read back by :func:`gorl.load_policy`) and the stop request of SIGTERM/SIGINT
+(:meth:`Run.stop_if_requested`, checked by the trainers at their safe points).
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import torch
 from gorl import rundir
 from gorl.envs import env_dims, make_envs
 from gorl.errors import Diverged  # noqa: F401  (re-exported: algorithms raise gorl.core.run.Diverged)
+from gorl.errors import Interrupted
 
 
 def resolve_device(name: str) -> torch.device:
@@ -88,6 +93,89 @@ class Run:
     """Algorithm-specific facts added to status.json (e.g. GoRL's data-collection env steps)."""
     records: Records = field(default_factory=Records)
     """Everything appended so far to evals.csv, metrics.csv and probes.npz."""
+    total_steps: int | None = None
+    """The effective env-step budget (whole iterations), for the evaluation lines' ETA."""
+    sinks: list = field(default_factory=list)
+    """:class:`gorl.sinks.Sink` objects that receive every evaluation and metrics row."""
+    stop_requested: int | None = None
+    """The signal (SIGTERM/SIGINT) asking the run to stop at its next safe point."""
+    _rate_mark: tuple[int, float] | None = None
+
+    # -- the one logger and the sinks ---------------------------------------------------------
+    def log(self, msg: str) -> None:
+        """One line to the console (above the progress bar; plain under --quiet, where the
+        pipeline's job logs collect it)."""
+        if not self.quiet:
+            from tqdm import tqdm
+            tqdm.write(msg)
+        else:
+            print(msg, flush=True)
+
+    def open_sinks(self, tensorboard: bool = True, wandb: str | None = None) -> None:
+        """TensorBoard event files in the run directory (default) and W&B (``--wandb MODE``).
+        A sink that cannot start is reported in one line and left out; training goes on."""
+        from gorl import sinks
+        makers = []
+        if tensorboard:
+            makers.append(("tensorboard", lambda: sinks.TensorBoardSink(self.dir, purge_step=self.env_steps_done)))
+        if wandb:
+            makers.append(("wandb", lambda: sinks.WandbSink(self.dir, wandb, self.config,
+                                                             f"{self.algo}-{self.task}-s{self.seed}")))
+        for name, make in makers:
+            try:
+                self.sinks.append(make())
+            except Exception as e:  # noqa: BLE001 - a sink never stops training
+                self.log(f"{name} sink off: it failed to start ({rundir._first_line(e)})")
+
+    def emit(self, step: int, values: dict[str, float]) -> None:
+        """Send scalars to every sink; a sink that raises is dropped with one log line."""
+        for sink in list(self.sinks):
+            try:
+                sink.scalars(step, values)
+            except Exception as e:  # noqa: BLE001 - a sink never stops training or changes results
+                self.sinks.remove(sink)
+                self.log(f"{getattr(sink, 'name', type(sink).__name__)} sink off for the rest of the run: "
+                         f"{rundir._first_line(e)}")
+
+    def close_sinks(self) -> None:
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except Exception as e:  # noqa: BLE001
+                self.log(f"{getattr(sink, 'name', type(sink).__name__)} sink failed to close: "
+                         f"{rundir._first_line(e)}")
+        self.sinks = []
+
+    def _rate(self, env_step: int) -> float | None:
+        """Env steps per wall second in this process since its first logged iteration."""
+        if self._rate_mark is None:
+            return None
+        s0, t0 = self._rate_mark
+        dt = time.time() - t0
+        return (env_step - s0) / dt if dt > 0 and env_step > s0 else None
+
+    def eval_line(self, row: dict) -> str:
+        """The evaluation's log line: env steps, return, stage, steps/s, ETA."""
+        step, total = int(row["env_step"]), self.total_steps
+        if self._rate_mark is None:  # steps/s of this process from its first evaluation or iteration on
+            self._rate_mark = (step, time.time())
+        where = f"{step:,}" + (f"/{total:,} ({100 * step / total:.0f}%)" if total else "")
+        sps = self._rate(step)
+        eta = ""
+        if sps and total and total > step:
+            left = int((total - step) / sps)
+            eta = f"  ETA {left // 3600}:{left // 60 % 60:02d}:{left % 60:02d}"
+        return (f"eval  env step {where}  return {row['return_mean']:.1f} +- {row['return_std']:.1f} "
+                f"({row['episodes']} episodes)  stage {row['stage']}  "
+                f"{f'{sps:,.0f}' if sps else '-'} steps/s{eta}")
+
+    # -- stopping -------------------------------------------------------------------------------
+    def stop_if_requested(self) -> None:
+        """At a safe point (the checkpoint just written): raise :class:`Interrupted` if a
+        SIGTERM/SIGINT asked the run to stop."""
+        if self.stop_requested is not None:
+            import signal
+            raise Interrupted(self.stop_requested, signal.Signals(self.stop_requested).name, self.env_steps_done)
 
     # -- envs -----------------------------------------------------------------------
     def make_envs(self, n: int, stream: int = TRAIN_STREAM, workers: int = 0, *,
@@ -110,9 +198,12 @@ class Run:
 
     # -- records ------------------------------------------------------------------------
     def append_eval(self, row: dict) -> None:
-        """One evaluation (the columns of :data:`gorl.rundir.EVAL_COLUMNS`) -> evals.csv."""
+        """One evaluation (the columns of :data:`gorl.rundir.EVAL_COLUMNS`) -> evals.csv,
+        a log line and the sinks."""
         self.records.evals.append(row)
         rundir.write_evals(self.dir, self.records.evals)
+        self.log(self.eval_line(row))
+        self.emit(int(row["env_step"]), sinks_scalars(row, "eval"))
 
     def has_eval(self, env_step: int, stage: int) -> bool:
         return any(r["env_step"] == env_step and r["stage"] == stage for r in self.records.evals)
@@ -121,6 +212,9 @@ class Run:
         """One training iteration's scalars (``env_step`` first) -> metrics.csv."""
         self.records.metrics.append(row)
         rundir.write_metrics(self.dir, self.records.metrics)
+        if self._rate_mark is None:
+            self._rate_mark = (int(row["env_step"]), time.time())
+        self.emit(int(row["env_step"]), sinks_scalars(row, "metrics"))
 
     def append_probes(self, env_step: int, states: np.ndarray, actions: np.ndarray) -> None:
         """Action samples (P, K, d_a) at the run's probe states (P, d_o) -> probes.npz.
@@ -178,6 +272,26 @@ class Run:
         self.started = time.time()
         return state
 
+    # -- policies (gorl.load_policy) ------------------------------------------------------------
+    def save_policy(self, which: str, state: dict) -> None:
+        """policy_final.pt / policy_best.pt: ``state`` (:func:`gorl.policy.policy_state`: state
+        dicts, numbers, strings) plus who made it; tensors and plain data only."""
+        if "eval_return" not in state:  # the evaluation of this very policy, if there was one
+            rows = [r for r in self.records.evals
+                    if r["env_step"] == state["env_step"] and r["stage"] == state.get("stage", 0)]
+            if rows:
+                state = dict(state, eval_return=float(rows[-1]["return_mean"]))
+        state = dict(state, format=1, which=which, algorithm=self.algo, task=self.task, seed=self.seed)
+        save_torch(self.dir / rundir.POLICIES[which], state)
+
+    def offer_best_policy(self, row: dict, state) -> None:
+        """Called with an evaluation row before it is appended: if its return is the best of
+        the run so far (ties: the later one), ``state()`` becomes policy_best.pt."""
+        best = max((r["return_mean"] for r in self.records.evals), default=-np.inf)
+        if row["return_mean"] >= best - 1e-6:
+            self.save_policy("best", dict(state(), eval_return=float(row["return_mean"]),
+                                          env_step=int(row["env_step"])))
+
     def finish(self, status: str, env_steps: int, reason: str | None = None, **extra) -> None:
         from gorl.provenance import provenance
         rundir.write_json(self.dir / rundir.PROVENANCE,
@@ -185,9 +299,7 @@ class Run:
         rundir.write_status(self.dir, status, reason, int(env_steps), algorithm=self.algo, task=self.task,
                             seed=self.seed, **self.extra_status, **extra)
 
-    def log(self, msg: str) -> None:
-        if not self.quiet:
-            from tqdm import tqdm
-            tqdm.write(msg)
-        else:
-            print(msg, flush=True)
+
+def sinks_scalars(row: dict, kind: str) -> dict[str, float]:
+    from gorl.sinks import scalar_names
+    return scalar_names(row, kind)

@@ -103,6 +103,20 @@ class DMCEnv(gym.Env):
                 truncated = True
         return self._flat(ts.observation), reward, terminated, truncated, {}
 
+    def render_frame(self, width: int = 320, height: int = 240, camera_id: int = 0) -> np.ndarray:
+        """(height, width, 3) uint8 image of the current state, rendered by MuJoCo offscreen
+        (needs MUJOCO_GL=egl or osmesa set before dm_control is imported; see `gorl-bench evaluate`)."""
+        return self._physics.render(height=height, width=width, camera_id=camera_id)
+
+    @property
+    def control_timestep(self) -> float:
+        """Seconds of simulated time per env step."""
+        return float(self._env.control_timestep())
+
+    def free_rendering(self) -> None:
+        """Release the offscreen GL context now (at interpreter exit dm_control's executor is gone)."""
+        self._physics.free()
+
     def remove_time_limit(self) -> None:
         """Never truncate (GoRL's reference decoder-data collector, spec 6.3)."""
         self._env._step_limit = float("inf")

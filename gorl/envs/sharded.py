@@ -49,9 +49,14 @@ def _nbytes(n: int, d_o: int, d_a: int) -> int:
 def _worker(conn, shm_name: str, task: str, seeds: list[int], lo: int, n: int, d_o: int, d_a: int,
             imports: tuple[str, ...]) -> None:
     import importlib
+    import signal
 
     from gorl.envs.registry import make_env
     from gorl.envs.vector import VectorEnv
+    # Ctrl-C reaches the whole process group: the training process stops at its next checkpoint
+    # and closes its workers itself (a worker dying first would break that step). SIGTERM is
+    # left as it is: multiprocessing ends leftover workers with it at exit.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     for mod in imports:
         importlib.import_module(mod)
     shm = shared_memory.SharedMemory(name=shm_name)

@@ -10,7 +10,8 @@ Called by the `train` rule (workflow/rules/train.smk) as
   blocks the aggregation of the others; the aggregation lists it in problem_runs.csv.
   Retry it with `rm <its status.json>` and rerun the workflow (it resumes from checkpoint.pt).
 * exit 2 (bad input, e.g. a wrong --set value) fails the job loudly: that is a config error.
-* killed by a signal (Ctrl-C, SLURM time limit): fail, so the next invocation resumes it.
+* stopped by a signal (Ctrl-C, SLURM time limit: the CLI checkpoints and exits 130/143) or
+  by a full disk (exit 75, the last checkpoint intact): fail, so the next invocation resumes it.
 * if the run directory was started with different arguments (config changed), it is moved
   aside to seedN.stale-<time> so that the new run does not resume an incompatible checkpoint.
 """
@@ -72,8 +73,8 @@ if rc == 0 and status.exists():
     sys.exit(0)
 if rc == 2:
     sys.exit(f"gorl-bench rejected its input (exit 2); see {log}")
-if rc < 0 or rc in (130, 137, 143):
-    sys.exit(f"gorl-bench was killed (exit {rc}); rerun to resume from the checkpoint; see {log}")
+if rc < 0 or rc in (75, 130, 137, 143):  # 75: no space left (gorl.cli.EXIT_NO_SPACE)
+    sys.exit(f"gorl-bench was stopped (exit {rc}); rerun to resume from the checkpoint; see {log}")
 tail = log.read_text(errors="replace").strip().splitlines()[-15:]
 reason = f"exit code {rc}" + ("" if rc else f" but no {rundir.STATUS}") + f"; log: {log}"
 rundir.write_status(run_dir, rundir.FAILED, reason, None, exit_code=rc, log_tail=tail)

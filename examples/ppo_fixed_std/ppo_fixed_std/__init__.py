@@ -96,5 +96,5 @@ def train(cfg: FixedStdPPOConfig, run):
 # 4. The registration: named by the entry point in pyproject.toml.
 def algorithm() -> Algorithm:
     return Algorithm(name="ppo_fixed_std", config_cls=FixedStdPPOConfig, presets_file=PRESETS, train=train,
-                     label="PPO (state-indep. std)", color=None, family="baseline",
+                     make_agent=make_agent, label="PPO (state-indep. std)", color=None, family="baseline",
                      description="Gaussian PPO with a state-independent learned log-std (CleanRL-style)")

@@ -1,0 +1,235 @@
+"""Nothing lost on a full disk, a SIGTERM or a broken env; nothing run from a shared directory
+(issue 21, points 6 and 7).
+
+Real parts: the CLI in subprocesses, real signals, a real full filesystem (a tiny tmpfs, where
+this process may mount one) and, everywhere, a writer that fails as a full disk does.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import ROOT, TESTS, cli, strip_wall
+
+SMOKE = ["--preset", "smoke", "--quiet"]
+
+
+def _env():
+    return dict(os.environ, OMP_NUM_THREADS="1", MUJOCO_GL="disable",
+                PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+
+
+def _metrics_rows(d: Path) -> int:
+    m = d / "metrics.csv"
+    return len(m.read_text().splitlines()) - 1 if m.exists() else 0
+
+
+# -- a full disk ---------------------------------------------------------------------------
+def test_full_disk_is_one_line_and_the_previous_checkpoint_survives(tmp_path, monkeypatch, capsys):
+    """The third checkpoint write meets a full disk: one line naming the file and "no space
+    left", a non-zero exit, the checkpoint before it intact; once space is back the same
+    command resumes and ends exactly as an undisturbed run."""
+    from gorl import rundir
+    from gorl.cli import EXIT_NO_SPACE, main
+
+    real, writes = rundir._write_all, {"n": 0}
+
+    def full_disk(path, f, data):
+        if path.name == rundir.CHECKPOINT:
+            writes["n"] += 1
+            if writes["n"] == 3:
+                f.write(data[: len(data) // 3])
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(path, f, data)
+
+    args = ["train", "ppo", "cartpole-balance", "--steps", "5760", "--preset", "smoke", "--quiet", "--threads", "1"]
+    d, ref = tmp_path / "r", tmp_path / "ref"
+    monkeypatch.setattr(rundir, "_write_all", full_disk)
+    assert main([*args, "--out", str(d)]) == EXIT_NO_SPACE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert "no space left" in err and str(d / rundir.CHECKPOINT) in err, err
+    assert not (d / rundir.STATUS).exists()
+    assert not [p for p in os.listdir(d) if p.endswith(".tmp")]  # the partial file is gone
+    state = torch.load(d / rundir.CHECKPOINT, weights_only=False)  # the previous checkpoint, whole
+    assert state["iteration"] == 1
+    monkeypatch.setattr(rundir, "_write_all", real)  # space freed
+    assert main([*args, "--out", str(d)]) == 0
+    assert main([*args, "--out", str(ref)]) == 0
+    assert strip_wall(d / rundir.EVALS) == strip_wall(ref / rundir.EVALS)
+    assert json.loads((d / rundir.STATUS).read_text())["status"] == "completed"
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path):
+    """An 8 MB tmpfs (root only): room for two PPO smoke checkpoints (3.3 MB each), not three."""
+    mnt = tmp_path / "tmpfs"
+    mnt.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root")
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    yield mnt
+    subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
+def test_a_real_full_disk(tiny_tmpfs, tmp_path):
+    d = tiny_tmpfs / "r"
+    args = ["train", "ppo", "cartpole-balance", "--steps", 5760, *SMOKE]
+    out = cli(*args, "--out", d, check=False)
+    assert out.returncode == 75, out.stdout + out.stderr
+    assert "Traceback" not in out.stderr and out.stderr.count("\n") == 1, out.stderr
+    assert "no space left" in out.stderr and str(d) in out.stderr, out.stderr
+    torch.load(d / "checkpoint.pt", weights_only=False)  # whole
+    moved = tmp_path / "r"  # space freed: the directory on a roomier disk resumes and completes
+    shutil.copytree(d, moved)
+    cli(*args, "--out", moved)
+    cli(*args, "--out", tmp_path / "ref")
+    assert strip_wall(moved / "evals.csv") == strip_wall(tmp_path / "ref" / "evals.csv")
+
+
+# -- SIGTERM / SIGINT ----------------------------------------------------------------------
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_stops_the_run_at_a_checkpoint_within_seconds(tmp_path, sig, code):
+    """checkpoint_every is large: the stop writes its own checkpoint; the rerun resumes from it
+    and ends exactly as an undisturbed run."""
+    d = tmp_path / "r"
+    args = ["train", "ppo", "cartpole-balance", "--steps", "23040", "--set", "checkpoint_every=1000", *SMOKE]
+    proc = subprocess.Popen([sys.executable, "-m", "gorl", *args, "--out", str(d)], env=_env(), cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and _metrics_rows(d) < 2 and proc.poll() is None:
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run ended before it could be signalled"
+        t0 = time.time()
+        proc.send_signal(sig)
+        stdout, stderr = proc.communicate(timeout=60)
+        took = time.time() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == code, (proc.returncode, stdout, stderr)
+    assert took < 10, took
+    assert not (d / "status.json").exists()
+    said = [ln for ln in stdout.splitlines() if ln.startswith("stopped by")]
+    assert len(said) == 1 and signal.Signals(sig).name in said[0] and "resume" in said[0], stdout
+    rows = _metrics_rows(d)
+    state = torch.load(d / "checkpoint.pt", weights_only=False)
+    assert state["iteration"] == rows and f"env step {rows * 1920}" in said[0]  # written at the stop
+    if sig == signal.SIGTERM:
+        cli(*args, "--out", d)
+        cli(*args, "--out", tmp_path / "ref")
+        assert strip_wall(d / "evals.csv") == strip_wall(tmp_path / "ref" / "evals.csv")
+        assert (d / "metrics.csv").read_text().count("\n") == (tmp_path / "ref" / "metrics.csv").read_text().count("\n")
+
+
+def test_the_pipeline_job_reads_a_stopped_run_as_resume_next_time():
+    text = (ROOT / "workflow" / "scripts" / "train.py").read_text()
+    assert "rc in (75, 130, 137, 143)" in text
+
+
+# -- a user's env that raises ----------------------------------------------------------------
+def test_an_env_error_names_the_env_and_the_step_and_keeps_the_files(tmp_path):
+    d = tmp_path / "r"
+    out = cli("train", "ppo", "gym:Test/RaisesAfter-v0", "--import", "toy_envs", "--steps", 19200, "--out", d,
+              *SMOKE, check=False)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "sensor cable unplugged" in out.stderr and "Traceback" in out.stderr  # the user's traceback
+    last = out.stderr.strip().splitlines()[-1]
+    # 8 envs x 240 steps per iteration; each env raises at its 501st step, in iteration 3
+    assert "gym:Test/RaisesAfter-v0" in last and "env step 3840" in last and "sensor cable unplugged" in last, last
+    assert not (d / "status.json").exists()
+    assert (d / "checkpoint.pt").exists() and len((d / "evals.csv").read_text().splitlines()) >= 2
+    assert _metrics_rows(d) == 2
+
+
+# -- nothing runs from a shared directory --------------------------------------------------------
+class Payload:
+    """Unpickling this creates a file: the proof that a loader ran code from a shared file."""
+
+    marker = ""
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.fixture(scope="module")
+def gorl_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("shared") / "gorl"
+    cli("train", "gorl_fm", "cartpole-balance", "--steps", 3840, "--out", d, *SMOKE)
+    return d
+
+
+def _plant(path: Path, marker: Path) -> None:
+    Payload.marker = str(marker)
+    st = torch.load(path, weights_only=True)
+    st["agent"] = dict(st["agent"], gift=Payload())
+    torch.save(st, path)
+
+
+@pytest.mark.parametrize("target", ["policy_final.pt", "stages/stage0/encoder_best.pt", "stages/stage1/decoder.pt"])
+def test_a_planted_pickle_is_refused_in_one_line_and_never_runs(gorl_run, tmp_path, target):
+    d = tmp_path / "shared"
+    shutil.copytree(gorl_run, d)
+    marker = tmp_path / "pwned"
+    if target.endswith("decoder.pt"):
+        Payload.marker = str(marker)
+        st = torch.load(d / target, weights_only=True)
+        st["state"] = dict(st["state"], gift=Payload())
+        torch.save(st, d / target)
+    else:
+        _plant(d / target, marker)
+    from gorl import load_policy
+    from gorl.errors import RunDirError
+    from gorl.policy import load_decoder
+    load = {"policy_final.pt": lambda: load_policy(d), "stages/stage0/encoder_best.pt": lambda: load_policy(d, stage=0),
+            "stages/stage1/decoder.pt": lambda: load_decoder(d, 1)}[target]
+    with pytest.raises(RunDirError) as e:
+        load()
+    msg = str(e.value)
+    assert target.split("/")[-1] in msg and "refusing" in msg and "\n" not in msg, msg
+    assert not marker.exists()
+    if target.startswith("stages"):  # the analysis reads GoRL's stage files
+        out = subprocess.run([sys.executable, "-m", "analysis.bimodality", str(d), "--out", str(tmp_path / "a"),
+                              "--envs", "1", "--steps", "20"], capture_output=True, text=True, env=_env(), cwd=ROOT,
+                             timeout=300)
+        assert out.returncode != 0 and "Traceback" not in out.stderr and out.stderr.count("\n") == 1, out.stderr
+        assert "refusing" in out.stderr
+    else:
+        out = cli("evaluate", d, "--episodes", 1, check=False)
+        assert out.returncode == 2 and out.stderr.count("\n") == 1 and "refusing" in out.stderr, out.stderr
+    assert not marker.exists()
+
+
+def test_a_planted_checkpoint_is_never_read_by_show_evaluate_load_policy_or_the_analysis(gorl_run, tmp_path):
+    d = tmp_path / "shared"
+    shutil.copytree(gorl_run, d)
+    marker = tmp_path / "pwned"
+    Payload.marker = str(marker)
+    for name in ("checkpoint.pt", "checkpoint.prev.pt"):
+        st = torch.load(d / name, weights_only=False)  # our own run's checkpoint
+        torch.save(dict(st, gift=Payload()), d / name)
+    from gorl import load_policy
+    load_policy(d)
+    load_policy(d, "best")
+    cli("show", d)
+    cli("evaluate", d, "--episodes", 1)
+    cli("check-run", d)
+    out = subprocess.run([sys.executable, "-m", "analysis.bimodality", str(d), "--out", str(tmp_path / "a"),
+                          "--envs", "1", "--steps", "20", "--samples", "16"], capture_output=True, text=True,
+                         env=_env(), cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert not marker.exists()
