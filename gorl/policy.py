@@ -42,8 +42,7 @@ def policy_state(agent: torch.nn.Module, normalizer, *, stage: int = 0, env_step
 
 def decoder_state(decoder) -> dict:
     """A GoRL decoder as plain data (the format of stages/stage<k>/decoder.pt)."""
-    return {"kind": decoder.kind, "identity": bool(decoder.identity_init),
-            "state": {k: v.detach().cpu().clone() for k, v in decoder.state_dict().items()}}
+    return decoder.to_plain()
 
 
 class Policy:
@@ -115,9 +114,7 @@ def _decoder(st: dict, cfg, task: str, device):
     from gorl.algorithm.decoder import Decoder
     from gorl.envs import env_dims
     obs_dim, act_dim = env_dims(task)
-    dec = Decoder(st["kind"], obs_dim, act_dim, cfg.decoder_hidden, cfg.decoder_steps, identity=st["identity"])
-    dec.load_state_dict(st["state"])
-    return dec.to(device).eval()
+    return Decoder.from_plain(st, obs_dim, act_dim, cfg).to(device).eval()
 
 
 def load_policy(run_dir: Path | str, which: str = "final", *, stage: int | None = None,

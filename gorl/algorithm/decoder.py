@@ -47,6 +47,7 @@ class Decoder(nn.Module):
         if identity and identity not in IDENTITY_KINDS:
             raise ValueError(f"identity must be one of {IDENTITY_KINDS}, got {identity!r}")
         self.kind, self.steps, self.identity_init, self.diffusion_form = kind, steps, identity, diffusion_form
+        self.hidden = [int(h) for h in hidden]
         self.net = ConditionalMLP(obs_dim, act_dim, hidden, output_scale=output_scale, zero_init=bool(identity))
         if zero_init_last:
             self.net.zero_last_()
@@ -67,6 +68,27 @@ class Decoder(nn.Module):
         """Stage 0's decoder: all weights and biases zero (spec 6.6), and with ``how`` 'exact'
         the map z -> z itself (FM returns z either way; v1's diffusion chain 1.052 z)."""
         return cls(kind, obs_dim, act_dim, hidden, steps, identity=how)
+
+    def to_plain(self) -> dict:
+        """The decoder as tensors and plain data, everything needed to rebuild it (the format of
+        ``stages/stage<k>/decoder.pt`` and of GoRL's policy files; read with ``weights_only=True``)."""
+        return {"kind": self.kind, "identity": self.identity_init or False, "hidden": list(self.hidden),
+                "steps": self.steps, "output_scale": self.net.output_scale, "diffusion_form": self.diffusion_form,
+                "state": {k: v.detach().cpu().clone() for k, v in self.state_dict().items()}}
+
+    @classmethod
+    def from_plain(cls, st: dict, obs_dim: int, act_dim: int, cfg=None) -> "Decoder":
+        """The decoder :meth:`to_plain` wrote; a file from before those keys were written takes
+        them from the run's config ``cfg`` (``decoder_hidden``, ``decoder_steps``)."""
+        def get(key, cfg_key, default):
+            return st[key] if key in st else getattr(cfg, cfg_key, default)
+        identity = st.get("identity", False)
+        dec = cls(st["kind"], obs_dim, act_dim, get("hidden", "decoder_hidden", None), get("steps", "decoder_steps", 10),
+                  identity=st.get("identity_how", "zero_network") if identity is True else identity,
+                  output_scale=get("output_scale", "decoder_output_scale", 1.0),
+                  diffusion_form=st.get("diffusion_form", "v1"))
+        dec.load_state_dict(st["state"])
+        return dec
 
     def normalize(self, obs_raw: torch.Tensor) -> torch.Tensor:
         return (obs_raw - self.obs_mean) / (self.obs_std + 1e-8)

@@ -822,11 +822,7 @@ class GoRL:
                 f"best validation loss {summary['decoder_best_val_loss']:.4g} in {t2 - t1:.1f}s")
 
     def save_decoder_artifact(self, k: int) -> None:
-        save_torch(self.stage_dir(k) / rundir.STAGE_DECODER,
-                   {"kind": self.cfg.decoder_kind, "identity": self.decoder_identity,
-                    "state": self.decoder.state_dict(),
-                    "identity_how": self.cfg.stage0_decoder, "output_scale": self.cfg.decoder_output_scale,
-                    "diffusion_form": self.cfg.diffusion_form})
+        save_torch(self.stage_dir(k) / rundir.STAGE_DECODER, self.decoder.to_plain())
 
     # -- the run -----------------------------------------------------------------------
     def train(self) -> None:
