@@ -25,3 +25,15 @@ class RunDirError(BadInput):
 
 class Diverged(RuntimeError):
     """Raised by an algorithm when losses or parameters become non-finite."""
+
+
+class ExperimentError(BadInput):
+    """A pipeline experiment config (config/*.yaml) the suite cannot run; names the key."""
+
+
+def did_you_mean(name: str, options) -> str:
+    """``" (did you mean 'x'?)"`` for the closest of ``options`` to ``name``, else ``""``."""
+    import difflib
+
+    hint = difflib.get_close_matches(str(name), [str(o) for o in options], n=1)
+    return f" (did you mean {hint[0]!r}?)" if hint else ""
