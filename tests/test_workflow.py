@@ -231,3 +231,28 @@ def test_malformed_config_rejected(tmp_path, change, culprit):
     first = next(ln for ln in err.splitlines() if culprit in ln)
     assert "Traceback" not in first
     assert not (tmp_path / "results").exists(), "a job started despite the bad config"
+
+
+def test_unknown_task_is_named_first(tmp_path):
+    """The root cause leads: not "analysis.action_figure.task ... is not one of tasks"."""
+    cfg_path = _config(tmp_path, tasks=["nosuch-task"])
+    out = snakemake(tmp_path, "-n", "--configfile", str(cfg_path), timeout=120)
+    assert out.returncode != 0
+    first = next(ln for ln in out.stderr.splitlines() if ln.startswith("config: "))
+    assert first.startswith("config: tasks[0]: unknown task 'nosuch-task'"), out.stderr[-3000:]
+
+
+def test_shipped_configs_list_the_recorded_jobs():
+    """`snakemake -n` on every shipped config lists the jobs recorded in tests/data/workflow_jobs.json
+    (rule, inputs, outputs, logs, wildcards, resources, training command): a refactoring of the
+    workflow changes none of them. Re-record (python tests/workflow_jobs.py) only for a meant change."""
+    from workflow_jobs import CONFIGS, RECORD, dry_run
+
+    recorded = json.loads(RECORD.read_text())
+    assert sorted(recorded) == sorted(CONFIGS)
+    for config in CONFIGS:
+        now = dry_run(config)
+        old = recorded[config]
+        gone = [j for j in old if j not in now]
+        new = [j for j in now if j not in old]
+        assert not gone and not new, (config, gone[:2], new[:2])

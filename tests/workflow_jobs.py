@@ -54,5 +54,7 @@ def dry_run(config: str) -> list[dict]:
 
 if __name__ == "__main__":
     RECORD.parent.mkdir(exist_ok=True)
-    RECORD.write_text(json.dumps({c: dry_run(c) for c in CONFIGS}, indent=0, sort_keys=True) + "\n")
+    blocks = [f"{json.dumps(c)}: [\n" + ",\n".join(json.dumps(j, sort_keys=True) for j in dry_run(c)) + "\n]"
+              for c in CONFIGS]
+    RECORD.write_text("{\n" + ",\n".join(blocks) + "\n}\n")  # one job per line
     print(f"wrote {RECORD}")
