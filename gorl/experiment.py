@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -465,13 +464,19 @@ def estimate(exp: Experiment, results: Path | str = "results") -> None:
         kind = "cuda" if r.device.startswith("cuda") else "cpu"
         same = rates.get((r.algorithm, r.task, r.preset, kind))
         if same:
-            rate, r.rate_source = statistics.median(same), f"{len(same)} run(s) of this task"
+            rate, r.rate_source = _median(same), f"{len(same)} run(s) of this task"
         else:
             other = [v for (a, _, p, k), vs in rates.items() if (a, p, k) == (r.algorithm, r.preset, kind) for v in vs]
             if not other:
                 continue
-            rate, r.rate_source = statistics.median(other), f"{len(other)} run(s) on other tasks"
+            rate, r.rate_source = _median(other), f"{len(other)} run(s) on other tasks"
         r.seconds = r.steps / rate
+
+
+def _median(values: list[float]) -> float:
+    # not the statistics module: workflow/scripts/statistics.py shadows it in the training job
+    v = sorted(values)
+    return (v[(len(v) - 1) // 2] + v[len(v) // 2]) / 2
 
 
 def _hms(seconds: float | None) -> str:
