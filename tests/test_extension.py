@@ -350,8 +350,8 @@ def test_walkthrough_a2c_runs_as_written(tmp_path):
     assert ran == 4
 
 
-@pytest.mark.slow
-def test_throwaway_baseline_through_the_smoke_workflow(tmp_path):
+@pytest.mark.slow  # kept in the default suite by test_throwaway_baseline_installed_trains_and_is_accepted
+def test_throwaway_baseline_through_the_smoke_workflow(tmp_path):  # and test_workflow.py's e2e workflow
     src = _make_package(tmp_path / "pkg")
     site = tmp_path / "site"
     how = _install(src, site)
