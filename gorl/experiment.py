@@ -1,7 +1,7 @@
 """An experiment: the pipeline's config file (``config/*.yaml``) as a list of runs.
 
     exp = load("config/small.yaml")        # or load(dict): validated, defaults filled in
-    exp.runs                               # one Run per (algorithm, task, seed)
+    exp.runs                               # one RunSpec per (algorithm, task, seed)
     exp.train_args("ppo")                  # the `gorl-bench train` arguments of ppo's runs
     exp.styles                             # {algorithm: {color, label, family}} (the registry's)
 
@@ -109,7 +109,9 @@ registry.add_validator(check_presets)
 
 # -- the experiment ----------------------------------------------------------------------------
 @dataclass
-class Run:
+class RunSpec:
+    """One (algorithm, task, seed) of an experiment, resolved as its training job will run it."""
+
     algorithm: str
     task: str
     seed: int
@@ -132,7 +134,7 @@ class Run:
 @dataclass
 class Experiment:
     config: dict[str, Any]
-    runs: list[Run]
+    runs: list[RunSpec]
     origin: dict[str, str | None]
     """algorithm -> the ``imports`` module that registered it (None: built-in or entry point)."""
     styles: dict[str, dict[str, str]]
@@ -153,10 +155,6 @@ class Experiment:
     def seeds(self) -> list[int]:
         return [int(s) for s in self.config["seeds"]]
 
-    def run(self, algorithm: str, task: str, seed: int | None = None) -> Run:
-        seed = self.seeds[0] if seed is None else int(seed)
-        return next(r for r in self.runs if (r.algorithm, r.task, r.seed) == (algorithm, task, seed))
-
     def train_args(self, algorithm: str) -> list[str]:
         """``gorl-bench train ALGO TASK --seed S`` + these: this algorithm's slice of the config
         only (the pipeline's rerun trigger: editing one algorithm's override retrains that one)."""
@@ -173,7 +171,7 @@ class Experiment:
         """GPUs of the runs of (algorithm, task): 1 if the resolved ``device`` is cuda, else 0."""
         return next((r.gpu for r in self.runs if (r.algorithm, r.task) == (algorithm, task)), 0)
 
-    def failed_runs(self, runs_root: Path | str) -> list[tuple[Run, dict]]:
+    def failed_runs(self, runs_root: Path | str) -> list[tuple[RunSpec, dict]]:
         """The runs whose ``status.json`` says ``failed`` (the training job recorded a crash)."""
         from gorl import rundir
 
@@ -381,7 +379,7 @@ def _playground_installed() -> bool:
 
 
 # 4. each algorithm's preset, `set` keys and values, resolved per task as the CLI will
-def _resolve_runs(cfg: dict) -> list[Run]:
+def _resolve_runs(cfg: dict) -> list[RunSpec]:
     from gorl.config import build_config, config_to_dict, parse_set
     from gorl.errors import ConfigError
 
@@ -416,8 +414,9 @@ def _resolve_runs(cfg: dict) -> list[Run]:
                 raise ExperimentError(f"config: {where}: {name} on {task}: {e}") from None
             device = str(hp.get("device", "cpu"))
             for seed in cfg["seeds"]:
-                runs.append(Run(name, task, int(seed), preset, int(hp.get("total_steps", steps)), dict(ov.get("set", {})),
-                                device, 1 if device.startswith("cuda") else 0, styles[name], hp))
+                runs.append(RunSpec(name, task, int(seed), preset, int(hp.get("total_steps", steps)),
+                                    dict(ov.get("set", {})), device, 1 if device.startswith("cuda") else 0,
+                                    styles[name], hp))
     return runs
 
 
@@ -482,8 +481,12 @@ def _median(values: list[float]) -> float:
 def _hms(seconds: float | None) -> str:
     if seconds is None:
         return "?"
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f}m"
     m = int(round(seconds / 60))
-    return f"{m // 60}h{m % 60:02d}" if m >= 60 else f"{max(seconds, 0) / 60:.1f}m" if seconds < 600 else f"{m}m"
+    return f"{m // 60}h{m % 60:02d}"
 
 
 def plan_rows(exp: Experiment) -> list[dict[str, Any]]:
@@ -506,7 +509,7 @@ def plan_text(exp: Experiment) -> str:
              " ".join(f"{k}={_fmt(v)}" for k, v in sorted(r.overrides.items())) or "-") for r in exp.runs]
     widths = [max(len(x) for x in col) for col in zip(head, *rows)]
     fmt = "  ".join(f"{{:{'>' if i in (2, 4, 6, 7) else '<'}{w}}}" for i, w in enumerate(widths))
-    out = [fmt.format(*head), fmt.format(*("-" * w for w in widths))] + [fmt.format(*r) for r in rows]
+    out = [fmt.format(*row).rstrip() for row in [head, ["-" * w for w in widths], *rows]]
     summary = plan_json(exp)
     out.append("")
     out.append(f"{exp.name}: {len(exp.runs)} runs ({len(exp.algorithms)} algorithms x {len(exp.tasks)} tasks x "
