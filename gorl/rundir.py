@@ -47,7 +47,7 @@ CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_PREVIOUS = "checkpoint.prev.pt"
 STATUS = "status.json"
 LOCK = ".lock"
-PIPELINE_REQUEST = ".pipeline_request.json"
+PIPELINE_REQUEST = ".pipeline_request.json"  # written by earlier pipelines (run identity is now config.yaml)
 """Written by the pipeline's training job (workflow/scripts/train.py): the arguments of the run."""
 STAGES = "stages"
 
