@@ -84,13 +84,21 @@ def test_an_unknown_task_is_named_before_the_settings_that_refer_to_it():
     ({"algorithm_overrides": {"ppo": {"preset": "nosuch"}}}, "algorithm_overrides.ppo.preset"),
     ({"algorithm_overrides": {"ppo": {"set": {"num_envs": "many"}}}}, "algorithm_overrides.ppo.set"),
 ])
-def test_plan_refuses_what_the_pipeline_refuses(tmp_path, change, culprit):
+def test_plan_refuses_what_the_pipeline_refuses(change, culprit):
+    with pytest.raises(ExperimentError) as e:
+        experiment.load(_smoke(**change))
+    msg = str(e.value)
+    assert msg.startswith("config: ") and culprit in msg, msg
+
+
+def test_plan_names_a_bad_config_in_one_line(tmp_path):
     path = tmp_path / "bad.yaml"
-    path.write_text(yaml.safe_dump(_smoke(**change)))
+    path.write_text(yaml.safe_dump(_smoke(algorithm_overrides={"ppo": {"set": {"clip_epz": 0.1}}})))
     out = cli("plan", path, check=False)
-    assert out.returncode == 2
-    assert culprit in out.stderr and "Traceback" not in out.stderr, out.stderr
-    assert out.stderr.startswith("gorl-bench plan: error: config: ")
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    (line,) = out.stderr.strip().splitlines()
+    assert line == ("gorl-bench plan: error: config: algorithm_overrides.ppo.set: unknown hyperparameter "
+                    "'clip_epz' (did you mean 'clip_eps'?) for ppo"), line
 
 
 # ------------------------------------------------------------------------ run identity
