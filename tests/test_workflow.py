@@ -325,3 +325,24 @@ def test_shipped_configs_list_the_recorded_jobs():
         gone = [j for j in old if j not in now]
         new = [j for j in now if j not in old]
         assert not gone and not new, (config, gone[:2], new[:2])
+
+
+def test_training_job_moves_a_different_run_aside(tmp_path):
+    """The training job decides run identity with the CLI's rule (gorl.experiment.run_differences):
+    a run directory whose config.yaml differs from the request is moved aside, nothing is lost."""
+    from gorl import experiment
+
+    run = tmp_path / "runs" / "ppo" / "cartpole-balance" / "seed0"
+    run.mkdir(parents=True)
+    old = experiment.requested_identity("ppo", "cartpole-balance", 0, "smoke", 3840, [], [])
+    (run / "config.yaml").write_text(yaml.safe_dump(old))
+    (run / "checkpoint.pt").write_bytes(b"an older run's checkpoint")
+    out = subprocess.run([sys.executable, str(ROOT / "workflow" / "scripts" / "train.py"), "--status",
+                          str(run / "status.json"), "--log", str(tmp_path / "train.log"), "--", "ppo",
+                          "cartpole-balance", "--seed", "0", "--steps", "1920", "--preset", "smoke"],
+                         capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=600)
+    assert out.returncode == 0, out.stderr + (tmp_path / "train.log").read_text()
+    assert json.loads((run / "status.json").read_text())["status"] == "completed"
+    (stale,) = run.parent.glob("seed0.stale-*")
+    assert (stale / "checkpoint.pt").read_bytes() == b"an older run's checkpoint"
+    assert yaml.safe_load((stale / "config.yaml").read_text()) == old
