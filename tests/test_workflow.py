@@ -103,7 +103,7 @@ def pipeline(tmp_path_factory):
     if out.returncode != 1 or not (work / "results" / "e2e" / "figures" / "learning_curves.png").exists():
         pytest.fail(f"e2e workflow: expected exit 1 (the crasher) after the analysis, got {out.returncode}:\n"
                     f"{out.stderr[-6000:]}")
-    assert "Using workflow specific profile profiles/default" in out.stdout + out.stderr
+    assert f"workflow specific profile {ROOT / 'profiles' / 'default'}" in out.stdout + out.stderr
     cfg = yaml.safe_load(cfg_path.read_text())
     algo, task, seed = killed.parts[-3], killed.parts[-2], killed.name.removeprefix("seed")
     log = work / "results" / cfg["name"] / "logs" / "train" / algo / task / f"seed{seed}.log"
