@@ -119,7 +119,7 @@ def _trained(cfg: dict) -> list[str]:
 def test_a_crashed_run_ends_the_workflow_non_zero_after_the_analysis(pipeline):
     _, res, cfg, _, out = pipeline
     n = len(cfg["tasks"]) * len(cfg["seeds"])
-    summary = out.stderr[out.stderr.index(f"{n} of "):]
+    summary = out.stderr[out.stderr.index(f"{n} of {len(cfg['algorithms']) * n} runs"):]
     assert summary.startswith(f"{n} of {len(cfg['algorithms']) * n} runs of experiment 'e2e' FAILED"), summary
     assert f"{CRASHER} {cfg['tasks'][0]} seed{cfg['seeds'][0]}: exit code 1" in summary
     assert "deliberate crash in the algorithm's own code" in summary
@@ -236,7 +236,7 @@ def test_incremental(pipeline):
     out = snakemake(work, "-n", "--configfile", str(work / "e2e.yaml"))
     assert out.returncode == 0, out.stderr[-3000:]
     assert "Nothing to be done" in out.stdout + out.stderr
-    cfg_path = _config(work, "e2e_more_seeds.yaml", seeds=[*cfg["seeds"], max(cfg["seeds"]) + 1])
+    cfg_path = _config(work, "e2e_more_seeds.yaml", crasher=True, seeds=[*cfg["seeds"], max(cfg["seeds"]) + 1])
     out = snakemake(work, "-n", "--configfile", str(cfg_path))
     assert out.returncode == 0, out.stderr[-3000:]
     text = out.stdout + out.stderr
