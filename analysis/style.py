@@ -8,19 +8,16 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping
 
-FALLBACK_PALETTE = ["#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc", "#ca9161",
-                    "#fbafe4", "#949494", "#ece133", "#56b4e9"]
+from gorl.registry import PALETTE as FALLBACK_PALETTE  # the one palette (names only in the data take its colours)
 
 
 def registry_styles() -> dict[str, dict]:
     """{name: {color, label, family}} for every registered algorithm ({} if unavailable)."""
     try:
-        from gorl.registry import algorithms, colors
-        algos = algorithms()
-        cols = colors()
-    except Exception:  # registry not importable (e.g. during unit tests): palette only
+        from gorl.registry import styles
+        return styles()
+    except Exception:  # a broken plug-in: palette only (the caller's log says why elsewhere)
         return {}
-    return {n: {"color": cols[n], "label": a.display, "family": a.family} for n, a in algos.items()}
 
 
 def resolve_styles(names: Iterable[str], styles: Mapping[str, Mapping] | None = None) -> dict[str, dict]:

@@ -6,7 +6,6 @@ naming the file and the item (file, column, key, array) that is missing or malfo
 """
 from __future__ import annotations
 
-import csv
 import json
 import math
 from pathlib import Path
@@ -90,17 +89,18 @@ def _check_status(d: Path, problems: list[str], cfg: dict | None) -> dict | None
 
 
 def _read_csv(d: Path, name: str, columns, problems: list[str]) -> list[dict] | None:
+    """Rows as written (strings), through the run directory's one CSV reader (gorl.rundir)."""
     if _missing(d, name, problems):
         return None
-    with open(d / name, newline="") as f:
-        reader = csv.DictReader(f)
-        cols = reader.fieldnames or []
-        rows = list(reader)
-    absent = [c for c in columns if c not in cols]
+    df = rundir.read_csv(d, name, raw=True)
+    if df is None:
+        problems.append(f"{name}: not a readable CSV file")
+        return None
+    absent = [c for c in columns if c not in df.columns]
     if absent:
         problems.append(f"{name}: missing columns {absent}")
         return None
-    return rows
+    return df.to_dict("records")
 
 
 def _final(status: dict | None) -> tuple[str | None, int | None]:

@@ -1,4 +1,4 @@
-"""Command line: ``gorl-bench train|show|evaluate|check-run|list`` (also ``python -m gorl``)."""
+"""Command line: ``gorl-bench train|show|evaluate|check-run|list|plan`` (also ``python -m gorl``)."""
 from __future__ import annotations
 
 import argparse
@@ -97,6 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="apply an override, as `train --set` (with ALGO)")
     ls.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE")
+    pl = sub.add_parser("plan", help="the runs of a pipeline config (config/*.yaml) with their cost",
+                        description="Validate a pipeline experiment config as `snakemake` does and print one row "
+                                    "per run (algorithm, task, seed, preset, env steps, device, GPU, estimated "
+                                    "time from measured rates of completed runs) and the total env steps.")
+    pl.add_argument("config", type=Path, help="experiment config, e.g. config/paper.yaml")
+    pl.add_argument("--json", action="store_true", help="print the plan as JSON")
+    pl.add_argument("--results", type=Path, default=Path("results"),
+                    help="where completed runs give measured env-step rates (results/*/runs/...)")
     return parser
 
 
@@ -142,9 +150,9 @@ def prepare_train(args):
         probe.unlink()
     except OSError as e:
         raise BadInput(f"--out {out} is not writable: {e.strerror or e}") from None
-    resolved = {"algorithm": algo.name, "task": args.task, "seed": args.seed, "preset": args.preset,
-                "imports": list(args.imports), "overrides": dict(parse_set(args.overrides)),
-                "hyperparameters": config_to_dict(cfg)}
+    from gorl.experiment import run_identity
+    resolved = run_identity(algo.name, args.task, args.seed, args.preset, args.imports, parse_set(args.overrides),
+                            config_to_dict(cfg))
     lock = rundir.Lock(out)  # held while this process trains; a second process stops here
     try:
         _claim(out, args.force, resolved)
@@ -168,23 +176,11 @@ def _claim(out: Path, force: bool, resolved: dict) -> None:
         rundir.clear(out)
     elif ((out / rundir.CHECKPOINT).exists() or (out / rundir.CHECKPOINT_PREVIOUS).exists()) \
             and (old := rundir.read_config(out)) is not None:
-        old.pop("device", None)  # where it ran may change between attempts
-        old.pop("effective_total_steps", None)  # derived from the hyperparameters (older runs lack it)
-        diff = _diff_keys(old, resolved)
+        from gorl.experiment import run_differences  # the one rule, shared with the pipeline
+        diff = run_differences(old, resolved)
         if diff:
             raise BadInput(f"--out {out} holds an interrupted run with a different configuration "
                            f"({', '.join(diff)}); use another --out or --force to start over")
-
-
-def _diff_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
-    keys = []
-    for k in sorted(set(old) | set(new)):
-        a, b = old.get(k), new.get(k)
-        if isinstance(a, dict) and isinstance(b, dict):
-            keys += _diff_keys(a, b, f"{prefix}{k}.")
-        elif a != b:
-            keys.append(f"{prefix}{k}: {a!r} -> {b!r}")
-    return keys
 
 
 def cmd_train(args) -> int:
@@ -493,10 +489,21 @@ def cmd_check_run(args) -> int:
     return 0
 
 
+def cmd_plan(args) -> int:
+    import json
+
+    from gorl import experiment
+    exp = experiment.load(args.config)
+    experiment.estimate(exp, args.results)
+    print(json.dumps(experiment.plan_json(exp), indent=1) if args.json else experiment.plan_text(exp))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"train": cmd_train, "list": cmd_list, "check-run": cmd_check_run, "show": cmd_show,
-               "evaluate": cmd_evaluate}[args.command]
+               "evaluate": cmd_evaluate, "plan": cmd_plan}[args.command]
+    from gorl import experiment  # noqa: F401  (checks every plug-in's presets when it registers)
     from gorl.registry import RegistryError
     try:
         return handler(args)

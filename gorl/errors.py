@@ -39,3 +39,15 @@ class Interrupted(Exception):
     def __init__(self, signum: int, signame: str, env_step: int):
         self.signum, self.env_step = signum, env_step
         super().__init__(f"stopped by {signame} at env step {env_step}")
+
+
+class ExperimentError(BadInput):
+    """A pipeline experiment config (config/*.yaml) the suite cannot run; names the key."""
+
+
+def did_you_mean(name: str, options) -> str:
+    """``" (did you mean 'x'?)"`` for the closest of ``options`` to ``name``, else ``""``."""
+    import difflib
+
+    hint = difflib.get_close_matches(str(name), [str(o) for o in options], n=1)
+    return f" (did you mean {hint[0]!r}?)" if hint else ""

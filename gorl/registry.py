@@ -76,10 +76,68 @@ class Algorithm:
 
 
 _REGISTRY: dict[str, Algorithm] = {}
+_ORIGIN: dict[str, str] = {}
+"""How each algorithm came in: "built-in", "entry point NAME = VALUE (package P)", "module M"."""
 _loaded = False
+_VALIDATORS: list[Callable[[Algorithm], None]] = []
+
+REQUIRED_FIELDS = ("total_steps", "device")
+"""Fields every algorithm's config class has: the CLI sets ``total_steps`` from ``--steps`` and
+places the run on ``device`` (auto, cpu, cuda)."""
+
+HOW_FOUND = (f"algorithms come from the built-ins, installed packages' entry points (group {ENTRY_POINT_GROUP!r}), "
+             "and modules named with --import (CLI) or imports: (pipeline config), which must be importable "
+             "(installed, or on PYTHONPATH)")
 
 
-def register(algo: Algorithm) -> Algorithm:
+class ContractError(RegistryError):
+    """An algorithm that breaks the plug-in contract (config class, presets), named with the field."""
+
+
+def describe(algo: Algorithm, where: str | None = None) -> str:
+    """``algorithm 'a2c' (module a2c_demo)``: the plug-in, as error messages name it."""
+    where = where or _ORIGIN.get(algo.name) or f"module {getattr(algo.config_cls, '__module__', '?')}"
+    return f"algorithm {algo.name!r} ({where})"
+
+
+def check_algorithm(algo: Algorithm, where: str | None = None) -> None:
+    """The plug-in contract, checked at registration: a dataclass config class with the
+    :data:`REQUIRED_FIELDS`, a presets file that exists, and whatever the validators added with
+    :func:`add_validator` check (:mod:`gorl.experiment`: every preset resolves to the class).
+    Raises :class:`ContractError`, one line naming the plug-in and the field."""
+    import dataclasses
+
+    who = describe(algo, where)
+    if not isinstance(algo.config_cls, type) or not dataclasses.is_dataclass(algo.config_cls):
+        raise ContractError(f"{who}: config_cls {algo.config_cls!r} is not a dataclass")
+    fields = {f.name for f in dataclasses.fields(algo.config_cls)}
+    for name in REQUIRED_FIELDS:
+        if name not in fields:
+            raise ContractError(f"{who}: config class {algo.config_cls.__name__} has no field {name!r} "
+                                f"(every algorithm's config needs {', '.join(REQUIRED_FIELDS)}; subclassing "
+                                f"gorl.core.onpolicy.OnPolicyConfig gives both)")
+    if not Path(algo.presets_file).is_file():
+        raise ContractError(f"{who}: presets_file {str(algo.presets_file)!r} does not exist")
+    if not callable(algo.train):
+        raise ContractError(f"{who}: train is not callable")
+    for validate in _VALIDATORS:
+        validate(algo)
+
+
+def add_validator(check: Callable[[Algorithm], None]) -> None:
+    """Run ``check(algo)`` on every algorithm registered from now on and on the plug-ins already
+    registered (it raises :class:`ContractError` naming the plug-in and the field)."""
+    if check in _VALIDATORS:
+        return
+    _VALIDATORS.append(check)
+    for algo in list(_REGISTRY.values()):
+        if _ORIGIN.get(algo.name) != "built-in":
+            check(algo)
+
+
+def register(algo: Algorithm, where: str | None = None) -> Algorithm:
+    """Add ``algo`` (checked: :func:`check_algorithm`). Modules named with ``--import`` or a
+    pipeline config's ``imports:`` call this when imported."""
     if algo.name == "common":
         raise ValueError("the algorithm name 'common' is reserved (presets say base: common:PRESET for "
                          "gorl/presets/common.yaml)")
@@ -87,7 +145,10 @@ def register(algo: Algorithm) -> Algorithm:
         existing = _REGISTRY[algo.name]
         if existing.train is not algo.train:
             raise ValueError(f"algorithm {algo.name!r} is already registered")
+    if where != "built-in":
+        check_algorithm(algo, where)
     _REGISTRY[algo.name] = algo
+    _ORIGIN.setdefault(algo.name, where or f"module {getattr(algo.config_cls, '__module__', '?')}")
     return algo
 
 
@@ -121,12 +182,14 @@ def _load() -> None:
                 raise ValueError(f"{where} registers the name {algo.name!r}; the entry point must be named "
                                  f"after the algorithm")
             try:
-                register(algo)
+                register(algo, "built-in" if ep in builtins else where)
+            except ContractError:
+                raise
             except ValueError as e:
                 raise ValueError(f"{where}: {e}") from None
     except BaseException as e:
         _loaded = False  # a later call raises again instead of returning a partial registry
-        if isinstance(e, Exception) and str(e).startswith("entry point "):
+        if isinstance(e, Exception) and str(e).startswith("entry point ") and not isinstance(e, RegistryError):
             raise RegistryError(str(e)) from e
         raise
 
@@ -140,11 +203,16 @@ def algorithms() -> dict[str, Algorithm]:
 def get(name: str) -> Algorithm:
     algos = algorithms()
     if name not in algos:
-        import difflib
-        hint = difflib.get_close_matches(name, list(algos), n=1)
-        extra = f" (did you mean {hint[0]!r}?)" if hint else ""
-        raise KeyError(f"unknown algorithm {name!r}{extra}; registered: {', '.join(algos)}")
+        from gorl.errors import did_you_mean
+        raise KeyError(f"unknown algorithm {name!r}{did_you_mean(name, algos)}; {where_algorithms_come_from()}")
     return algos[name]
+
+
+def where_algorithms_come_from() -> str:
+    """One line: what is registered, the plug-ins found and how algorithms are found."""
+    algos = algorithms()
+    plugins = [f"{n} ({_ORIGIN[n]})" for n in algos if _ORIGIN.get(n) != "built-in"]
+    return (f"registered: {', '.join(algos)}; plug-ins found: {', '.join(plugins) or 'none'}; {HOW_FOUND}")
 
 
 # A fixed, colour-blind-friendly palette (seaborn 'colorblind'); algorithms without an
@@ -160,3 +228,11 @@ def colors() -> dict[str, str]:
     for name, algo in algorithms().items():
         out[name] = algo.color or (free.pop(0) if free else "#333333")
     return out
+
+
+def styles(names=None) -> dict[str, dict[str, str]]:
+    """``{name: {"color", "label", "family"}}`` of registered algorithms (all, or ``names`` in that
+    order): the one definition of how an algorithm looks in every figure and table."""
+    algos, cols = algorithms(), colors()
+    return {n: {"color": cols[n], "label": algos[n].display, "family": algos[n].family}
+            for n in (algos if names is None else names)}

@@ -67,7 +67,7 @@ POLICIES = {"final": POLICY_FINAL, "best": POLICY_BEST}
 TENSORBOARD = "tensorboard"
 WANDB = "wandb"
 LOCK = ".lock"
-PIPELINE_REQUEST = ".pipeline_request.json"
+PIPELINE_REQUEST = ".pipeline_request.json"  # written by earlier pipelines (run identity is now config.yaml)
 """Written by the pipeline's training job (workflow/scripts/train.py): the arguments of the run."""
 STAGES = "stages"
 
@@ -298,18 +298,30 @@ def read_config(run_dir: Path) -> dict | None:
     return cfg if isinstance(cfg, dict) else None
 
 
-def read_evals(run_dir: Path):
-    """evals.csv as a pandas DataFrame in training order, or None if absent/empty/unusable."""
+def read_csv(run_dir: Path, name: str, raw: bool = False):
+    """``evals.csv`` / ``metrics.csv`` of a run as a pandas DataFrame: the one reader of the
+    run's CSV files (the analysis and ``check-run``). ``raw``: every cell the string as written
+    (``check-run`` reports malformed cells by line). None if the file is absent or unparsable;
+    an empty frame (with the header's columns, if any) if it has no rows."""
     import pandas as pd
 
-    p = Path(run_dir) / EVALS
-    if not p.exists() or p.stat().st_size == 0:
+    p = Path(run_dir) / name
+    if not p.exists():
         return None
     try:
-        df = pd.read_csv(p)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError):
+        if raw:
+            return pd.read_csv(p, dtype=str, keep_default_na=False)
+        return pd.read_csv(p)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+    except (pd.errors.ParserError, UnicodeDecodeError):
         return None
-    if "env_step" not in df or "return_mean" not in df:
+
+
+def read_evals(run_dir: Path):
+    """evals.csv as a pandas DataFrame in training order, or None if absent/empty/unusable."""
+    df = read_csv(run_dir, EVALS)
+    if df is None or df.empty or "env_step" not in df or "return_mean" not in df:
         return None
     return df.sort_values("env_step", kind="stable")
 

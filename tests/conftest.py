@@ -56,3 +56,17 @@ def strip_wall(path) -> list[str]:
 @pytest.fixture
 def run_cli():
     return cli
+
+
+PPO_SMOKE = ["train", "ppo", "cartpole-balance", "--seed", "0", "--steps", "3840", "--preset", "smoke", "--quiet"]
+"""The arguments of :func:`ppo_smoke_run` (add ``--out DIR``)."""
+
+
+@pytest.fixture(scope="session")
+def ppo_smoke_run(tmp_path_factory) -> Path:
+    """One real run made once per session and shared by the tests that only read it (copy it,
+    ``shutil.copytree``, to change it): PPO ``smoke`` on cartpole-balance, seed 0, two
+    iterations (3840 env steps, 3 evaluations). Made by ``cli(*PPO_SMOKE, "--out", DIR)``."""
+    d = tmp_path_factory.mktemp("ppo_smoke") / "run"
+    cli(*PPO_SMOKE, "--out", d)
+    return d

@@ -21,11 +21,10 @@ SMOKE = ["--preset", "smoke", "--quiet", "--seed", "0"]
 
 
 @pytest.fixture(scope="module")
-def good_run(tmp_path_factory) -> Path:
-    """One real run: 2 iterations of smoke PPO on cartpole-balance (3 evaluations)."""
-    d = tmp_path_factory.mktemp("check_run") / "ppo"
-    cli("train", "ppo", "cartpole-balance", "--steps", 3840, "--out", d, *SMOKE)
-    return d
+def good_run(ppo_smoke_run) -> Path:
+    """One real run: 2 iterations of smoke PPO on cartpole-balance, seed 0 (3 evaluations),
+    shared with other test files (conftest.ppo_smoke_run); tests change copies of it."""
+    return ppo_smoke_run
 
 
 @pytest.fixture

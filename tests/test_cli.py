@@ -87,11 +87,14 @@ def test_resume_after_kill_matches_uninterrupted(tmp_path, extra):
     assert strip_wall(killed / "evals.csv") == strip_wall(ref / "evals.csv")
 
 
-def test_resume_after_the_last_evaluation_keeps_it(tmp_path):
+def test_resume_after_the_last_evaluation_keeps_it(tmp_path, ppo_smoke_run):
     """A run killed between its final evaluation and finishing does not evaluate again."""
+    import shutil
+
+    from conftest import PPO_SMOKE
     d = tmp_path / "r"
-    args = ["train", "ppo", "cartpole-balance", "--steps", 3840, "--out", d, *SMOKE]
-    cli(*args)
+    shutil.copytree(ppo_smoke_run, d)  # the shared finished run (conftest), copied
+    args = [*PPO_SMOKE, "--out", d]
     before = (d / "evals.csv").read_bytes()  # wall_time column: a repeated evaluation rewrites it
     (d / "status.json").unlink()  # pretend it was killed before it could finish
     out = cli(*args)

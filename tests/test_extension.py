@@ -4,8 +4,11 @@
 * the example package examples/ppo_fixed_std resolves to PPO's hyperparameters plus its own,
   and its policy honours the Agent protocol;
 * a throwaway baseline package made *outside* the source tree, installed as the walkthrough
-  says, runs through the real smoke workflow next to a built-in algorithm and shows up in
-  the tidy table, the tables and the figures with its registry label.
+  says, is listed, trains, passes check-run, is accepted by the pipeline's config check and
+  shows its registry label in the figure legend; with ``-m slow`` it also runs through the
+  real smoke workflow next to a built-in algorithm (the default suite's end-to-end workflow,
+  tests/test_workflow.py, runs every registered algorithm and an ``imports:`` plug-in);
+* the walkthrough's non-PPO baseline (A2C) is written out from the page and its commands run.
 """
 from __future__ import annotations
 
@@ -76,8 +79,13 @@ def test_cycle_across_files_is_an_error(tmp_path):
     from baselines.ppo import PPOConfig, train
     a = _write(tmp_path / "a.yaml", 'smoke:\n  base: "cyc_b:smoke"\n')
     b = _write(tmp_path / "b.yaml", 'smoke:\n  base: "cyc_a:smoke"\n')
-    for name, f in (("cyc_a", a), ("cyc_b", b)):
-        registry.register(registry.Algorithm(name=name, config_cls=PPOConfig, presets_file=f, train=train))
+    algos = [registry.Algorithm(name=n, config_cls=PPOConfig, presets_file=f, train=train)
+             for n, f in (("cyc_a", a), ("cyc_b", b))]
+    import gorl.experiment  # noqa: F401  (its preset check runs at registration)
+    with pytest.raises(registry.ContractError, match="algorithm 'cyc_a' .*preset 'smoke'.*unknown algorithm 'cyc_b'"):
+        registry.register(algos[0])  # registration resolves the presets: the base is not registered
+    for algo in algos:  # past the registration check, resolution itself names the cycle
+        registry._REGISTRY[algo.name] = algo
     try:
         with pytest.raises(ConfigError, match="cycle a.yaml:smoke -> b.yaml:smoke -> a.yaml:smoke"):
             resolve_preset(a, "smoke")
@@ -258,7 +266,92 @@ def _env(site: Path) -> dict:
                 MUJOCO_GL="disable", OMP_NUM_THREADS="1")
 
 
-def test_throwaway_baseline_through_the_smoke_workflow(tmp_path):
+def test_throwaway_baseline_installed_trains_and_is_accepted(tmp_path):
+    """The default suite's version of the workflow test below: everything but the workflow."""
+    src = _make_package(tmp_path / "pkg")
+    site = tmp_path / "site"
+    _install(src, site)
+    env = _env(site)
+    listed = subprocess.run([sys.executable, "-m", "gorl", "list"], env=env, capture_output=True, text=True,
+                            check=True, cwd=tmp_path)
+    assert NEW in listed.stdout, listed.stdout
+    run_dir = tmp_path / "run"
+    train = subprocess.run([sys.executable, "-m", "gorl", "train", NEW, "cartpole-balance", "--seed", "0",
+                            "--preset", "smoke", "--steps", "1920", "--out", str(run_dir), "--quiet"],
+                           env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert train.returncode == 0, train.stderr
+    check = subprocess.run([sys.executable, "-m", "gorl", "check-run", str(run_dir)], env=env,
+                           capture_output=True, text=True, cwd=tmp_path)
+    assert check.returncode == 0 and check.stdout.strip().endswith(": ok"), check.stderr
+    cfg = _write(tmp_path / "extension.yaml", f"""
+        name: extension
+        algorithms: [ppo, {NEW}]
+        tasks: [cartpole-balance]
+        seeds: [0]
+        steps: 1920
+        """)
+    plan = subprocess.run([sys.executable, "-m", "gorl", "plan", str(cfg), "--json"], env=env,
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert plan.returncode == 0, plan.stderr
+    import json
+    runs = json.loads(plan.stdout)["runs"]
+    assert [r["algorithm"] for r in runs] == ["ppo", NEW] and runs[1]["family"] == "baseline"
+    legend = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+        from analysis.style import resolve_styles
+        print(resolve_styles(["ppo", "{NEW}"])["{NEW}"]["label"])
+        """)], env=env, capture_output=True, text=True, cwd=ROOT)
+    assert legend.returncode == 0 and legend.stdout.strip() == NEW_LABEL, legend.stderr
+
+
+# -------------------------------------------- the walkthrough's non-PPO baseline, from the page
+WALKTHROUGH = ROOT / "docs" / "adding-a-baseline.md"
+
+
+def _section(title: str) -> str:
+    text = WALKTHROUGH.read_text()
+    start = text.index(f"## {title}")
+    return text[start:text.index("\n## ", start + 1)]
+
+
+def test_walkthrough_a2c_runs_as_written(tmp_path):
+    """Files named by a first-line comment in the section's code blocks are written as they are;
+    its `gorl-bench` commands run (as `python -m gorl`) with PYTHONPATH on that folder."""
+    import re
+
+    section = _section("A baseline that is not PPO, end to end (A2C)")
+    files = {}
+    for lang, body in re.findall(r"```(python|yaml)\n(.*?)```", section, re.S):
+        first, _, rest = body.partition("\n")
+        m = re.fullmatch(r"# (\S+\.(?:py|yaml))", first)
+        assert m, f"a code block without its file name: {first!r}"
+        files[m.group(1)] = body if lang == "yaml" else rest
+    assert set(files) == {"a2c_demo.py", "a2c_demo.yaml", "a2c-vs-ppo.yaml"}
+    home = tmp_path / "my-baselines"
+    home.mkdir()
+    for name, body in files.items():
+        (home / name).write_text(body)
+    commands = [ln[2:] for ln in re.findall(r"^\$ .*$", section, re.M)]
+    assert any(c.startswith("snakemake ") for c in commands)
+    env = dict(_env(home), HOME=str(tmp_path))
+    ran = 0
+    for command in commands:
+        if not command.startswith("gorl-bench "):
+            continue  # export (done by env), snakemake (the workflow: tests/test_workflow.py)
+        args = command.split()[1:]
+        args = [str(home / a) if a.endswith(".yaml") else a for a in args]
+        out = subprocess.run([sys.executable, "-m", "gorl", *args], env=env, capture_output=True, text=True,
+                             cwd=tmp_path, timeout=300)
+        assert out.returncode == 0, (command, out.stderr)
+        ran += 1
+        if args[0] == "check-run":
+            assert out.stdout.strip() == "runs/a2c: ok"
+        if args[0] == "plan":
+            assert "a2c-vs-ppo: 4 runs" in out.stdout and "total 15,360 env steps" in out.stdout
+    assert ran == 4
+
+
+@pytest.mark.slow  # kept in the default suite by test_throwaway_baseline_installed_trains_and_is_accepted
+def test_throwaway_baseline_through_the_smoke_workflow(tmp_path):  # and test_workflow.py's e2e workflow
     src = _make_package(tmp_path / "pkg")
     site = tmp_path / "site"
     how = _install(src, site)

@@ -30,12 +30,11 @@ def test_sharded_steps_like_in_process_and_states_cross_over():
         sh.close()
 
 
-def test_a_run_does_not_depend_on_the_worker_count(tmp_path):
-    common = ["train", "ppo", "cartpole-balance", "--preset", "smoke", "--quiet", "--steps", 3840]
-    cli(*common, "--out", tmp_path / "a")
-    cli(*common, "--set", "env_workers=2", "--out", tmp_path / "b")
+def test_a_run_does_not_depend_on_the_worker_count(tmp_path, ppo_smoke_run):
+    from conftest import PPO_SMOKE
+    cli(*PPO_SMOKE, "--set", "env_workers=2", "--out", tmp_path / "b")  # the same run, envs in 2 workers
     strip = lambda p: [line.rsplit(",", 1)[0] for line in p.read_text().splitlines()]  # noqa: E731
-    assert strip(tmp_path / "a" / "evals.csv") == strip(tmp_path / "b" / "evals.csv")
+    assert strip(ppo_smoke_run / "evals.csv") == strip(tmp_path / "b" / "evals.csv")
 
 
 def test_sharded_fixed_initial_states_and_no_time_limit():

@@ -3,6 +3,10 @@
 One pipeline run (module-scoped fixture) trains every registered algorithm on two tasks
 with two seeds at a tiny budget into a temporary working directory (``--directory``), then
 the tests read what it made: the tidy table, the final scores, every figure, the report.
+The run is made the hard way: killed as a whole (kill -9 of snakemake and its jobs) during
+training, unlocked, and resumed by the plain command; and the experiment also names
+``crasher`` (tests/crashing_algorithm.py, through ``imports:``), whose training raises: the
+analysis covers the other runs, then snakemake exits 1 naming the failed runs.
 A malformed config must be rejected, naming the key, before any job starts.
 """
 from __future__ import annotations
@@ -20,7 +24,9 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
 E2E = ROOT / ".test" / "config" / "e2e.yaml"
+CRASHER = "crasher"
 FIGURES = ["learning_curves", "aggregate_metrics", "probability_of_improvement",
            "performance_profiles", "sample_efficiency", "action_distribution"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -32,48 +38,109 @@ def _algorithms() -> list[str]:
     return [n for n, a in registry.algorithms().items() if a.family != "teacher"]
 
 
+def _env() -> dict:
+    return dict(os.environ, MUJOCO_GL="disable",
+                PYTHONPATH=os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])))
+
+
+def _snakemake_cmd(workdir: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir), *args]
+
+
 def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    env = dict(os.environ, MUJOCO_GL="disable")
-    return subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"),
-                           "--directory", str(workdir), *args],
-                          capture_output=True, text=True, timeout=timeout, env=env, cwd=workdir)
+    return subprocess.run(_snakemake_cmd(workdir, *args), capture_output=True, text=True, timeout=timeout,
+                          env=_env(), cwd=workdir)
 
 
-def _config(workdir: Path, filename: str = "e2e.yaml", **changes) -> Path:
+def _config(workdir: Path, filename: str = "e2e.yaml", crasher: bool = False, **changes) -> Path:
     cfg = yaml.safe_load(E2E.read_text())
     cfg["algorithms"] = _algorithms()
+    if crasher:
+        cfg["algorithms"].append(CRASHER)
+        cfg["imports"] = ["crashing_algorithm"]
     cfg.update(changes)
     path = workdir / filename
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
 
 
+def _kill_during_training(work: Path, cfg_path: Path, timeout: float = 600) -> Path:
+    """Start the workflow, and kill -9 snakemake and all its jobs (its process group) once some
+    run has checkpointed and none has ended; returns the run directory that had checkpointed."""
+    import signal
+
+    proc = subprocess.Popen(_snakemake_cmd(work, "--cores", "2", "--configfile", str(cfg_path)), env=_env(),
+                            cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            started = [p.parent for p in (work / "results").glob("*/runs/*/*/seed*/checkpoint.pt")
+                       if not (p.parent / "status.json").exists()]
+            if started:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                return started[0]
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    pytest.fail("no run checkpointed before the workflow ended or timed out")
+
+
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
-    """Run the e2e workflow once; yields (workdir, results dir, config dict, seconds)."""
+    """Run the e2e workflow (with the crashing algorithm), killed during training and resumed
+    by the plain command; yields (workdir, results dir, config dict, seconds, last output)."""
     work = tmp_path_factory.mktemp("e2e")
-    cfg_path = _config(work)
+    cfg_path = _config(work, crasher=True)
     t0 = time.perf_counter()
-    out = snakemake(work, "--cores", "2", "--configfile", str(cfg_path))
+    killed = _kill_during_training(work, cfg_path)
+    assert not (killed / "status.json").exists()
+    unlock = snakemake(work, "--unlock", "--configfile", str(cfg_path))  # README: after a kill -9
+    assert unlock.returncode == 0, unlock.stderr[-3000:]
+    out = snakemake(work, "--cores", "2", "--configfile", str(cfg_path))  # the plain command resumes
     seconds = time.perf_counter() - t0
-    if out.returncode != 0:
-        pytest.fail(f"e2e workflow failed (exit {out.returncode}):\n{out.stderr[-6000:]}")
+    if out.returncode != 1 or not (work / "results" / "e2e" / "figures" / "learning_curves.png").exists():
+        pytest.fail(f"e2e workflow: expected exit 1 (the crasher) after the analysis, got {out.returncode}:\n"
+                    f"{out.stderr[-6000:]}")
+    assert f"workflow specific profile {ROOT / 'profiles' / 'default'}" in out.stdout + out.stderr
     cfg = yaml.safe_load(cfg_path.read_text())
+    algo, task, seed = killed.parts[-3], killed.parts[-2], killed.name.removeprefix("seed")
+    log = work / "results" / cfg["name"] / "logs" / "train" / algo / task / f"seed{seed}.log"
+    assert "resumed from" in log.read_text(), log.read_text()[-2000:]
     print(f"\ne2e workflow: {seconds:.0f} s for {len(cfg['algorithms'])} algorithms")
-    return work, work / "results" / cfg["name"], cfg, seconds
+    return work, work / "results" / cfg["name"], cfg, seconds, out
+
+
+def _trained(cfg: dict) -> list[str]:
+    return [a for a in cfg["algorithms"] if a != CRASHER]
+
+
+def test_a_crashed_run_ends_the_workflow_non_zero_after_the_analysis(pipeline):
+    _, res, cfg, _, out = pipeline
+    n = len(cfg["tasks"]) * len(cfg["seeds"])
+    summary = out.stderr[out.stderr.index(f"{n} of {len(cfg['algorithms']) * n} runs"):]
+    assert summary.startswith(f"{n} of {len(cfg['algorithms']) * n} runs of experiment 'e2e' FAILED"), summary
+    assert f"{CRASHER} {cfg['tasks'][0]} seed{cfg['seeds'][0]}: exit code 1" in summary
+    assert "deliberate crash in the algorithm's own code" in summary
+    assert len(summary.splitlines()) <= 25
+    problems = pd.read_csv(res / "tables" / "problem_runs.csv")
+    assert set(problems["algorithm"]) == {CRASHER} and len(problems) == n
+    assert (problems["status"] == "failed").all()
 
 
 def test_tidy_table(pipeline):
-    _, res, cfg, _ = pipeline
+    _, res, cfg, *_ = pipeline
     tidy = pd.read_parquet(res / "tables" / "evals_tidy.parquet")
     csv = pd.read_csv(res / "tables" / "evals_tidy.csv")
     assert list(tidy.columns) == ["algorithm", "task", "seed", "env_step", "return", "return_std",
                                   "normalized_return", "stage", "status", "wall_time"]
     assert len(csv) == len(tidy)
     np.testing.assert_allclose(csv["return"], tidy["return"])
-    # every (algorithm, task, seed) of the config is there, nothing else
+    # every (algorithm, task, seed) of the config that trained is there, nothing else
     keys = set(tidy[["algorithm", "task", "seed"]].itertuples(index=False, name=None))
-    assert keys == {(a, t, s) for a in cfg["algorithms"] for t in cfg["tasks"] for s in cfg["seeds"]}
+    assert keys == {(a, t, s) for a in _trained(cfg) for t in cfg["tasks"] for s in cfg["seeds"]}
     per_run = tidy.groupby(["algorithm", "task", "seed"]).size()
     assert (per_run >= 2).all(), per_run[per_run < 2]
     assert len(tidy) == per_run.sum()
@@ -90,15 +157,16 @@ def test_tidy_table(pipeline):
 
 
 def test_final_scores_and_status(pipeline):
-    _, res, cfg, _ = pipeline
+    _, res, cfg, *_ = pipeline
     finals = pd.read_csv(res / "tables" / "final_scores.csv")
     n = len(cfg["algorithms"]) * len(cfg["tasks"]) * len(cfg["seeds"])
     assert len(finals) == n
+    crashed = finals[finals["algorithm"] == CRASHER]
+    assert (crashed["status"] == "failed").all() and not crashed["included"].any()
+    finals = finals[finals["algorithm"] != CRASHER]
     bad = finals[~finals["status"].isin(["completed", "diverged"])]
     assert bad.empty, bad[["algorithm", "task", "seed", "status", "reason"]].to_string()
     assert finals["included"].all()
-    problems = pd.read_csv(res / "tables" / "problem_runs.csv")
-    assert problems.empty
     # final score = the last evaluation of the run (spec 1.4), straight from evals.csv
     for r in finals.itertuples():
         ev = pd.read_csv(res / "runs" / r.algorithm / r.task / f"seed{r.seed}" / "evals.csv")
@@ -110,16 +178,16 @@ def test_final_scores_and_status(pipeline):
 
 
 def test_statistics_tables(pipeline):
-    _, res, cfg, _ = pipeline
+    _, res, cfg, *_ = pipeline
     agg = pd.read_csv(res / "tables" / "aggregate_metrics.csv")
-    assert set(agg["algorithm"]) == set(cfg["algorithms"])
+    assert set(agg["algorithm"]) == set(_trained(cfg))
     assert set(agg["metric"]) == {"IQM", "Median", "Mean", "Optimality Gap"}
     assert (agg["lower"] <= agg["estimate"] + 1e-12).all() and (agg["estimate"] <= agg["upper"] + 1e-12).all()
     assert (agg["reps"] == cfg["analysis"]["bootstrap_reps"]).all()
     poi = pd.read_csv(res / "tables" / "probability_of_improvement.csv")
     from gorl import registry
-    fam = {a: registry.get(a).family for a in cfg["algorithms"]}
-    pairs = {(x, y) for x in cfg["algorithms"] for y in cfg["algorithms"] if fam[x] == "gorl" and fam[y] != "gorl"}
+    fam = {a: registry.get(a).family for a in _trained(cfg)}
+    pairs = {(x, y) for x in _trained(cfg) for y in _trained(cfg) if fam[x] == "gorl" and fam[y] != "gorl"}
     assert set(zip(poi["algorithm_x"], poi["algorithm_y"])) == pairs
     assert poi["probability"].between(0, 1).all()
     se = pd.read_csv(res / "tables" / "sample_efficiency.csv")
@@ -131,7 +199,7 @@ def test_statistics_tables(pipeline):
 def test_figures_are_images(pipeline):
     from PIL import Image
 
-    _, res, _, _ = pipeline
+    _, res, *_ = pipeline
     for name in FIGURES:
         png = res / "figures" / f"{name}.png"
         pdf = res / "figures" / f"{name}.pdf"
@@ -147,7 +215,7 @@ def test_figures_are_images(pipeline):
 
 
 def test_training_jobs_pass_threads(pipeline):
-    _, res, cfg, _ = pipeline
+    _, res, cfg, *_ = pipeline
     a, t, s = cfg["algorithms"][0], cfg["tasks"][0], cfg["seeds"][0]
     log = (res / "logs" / "train" / a / t / f"seed{s}.log").read_text()
     assert "--threads 1" in log
@@ -166,7 +234,7 @@ def test_job_logs_show_each_evaluation_and_gorl_stage_event(pipeline):
 
 
 def test_report_builds(pipeline):
-    work, _, cfg, _ = pipeline
+    work, *_ = pipeline
     out = snakemake(work, "--configfile", str(work / "e2e.yaml"), "--report", "report.html")
     assert out.returncode == 0, out.stderr[-4000:]
     html = (work / "report.html").read_text(errors="replace")
@@ -176,12 +244,12 @@ def test_report_builds(pipeline):
 
 
 def test_incremental(pipeline):
-    """Nothing to redo; one more seed trains only the new runs."""
-    work, _, cfg, _ = pipeline
+    """Nothing to redo (a failed run stays recorded); one more seed trains only the new runs."""
+    work, _, cfg, *_ = pipeline
     out = snakemake(work, "-n", "--configfile", str(work / "e2e.yaml"))
     assert out.returncode == 0, out.stderr[-3000:]
     assert "Nothing to be done" in out.stdout + out.stderr
-    cfg_path = _config(work, "e2e_more_seeds.yaml", seeds=[*cfg["seeds"], max(cfg["seeds"]) + 1])
+    cfg_path = _config(work, "e2e_more_seeds.yaml", crasher=True, seeds=[*cfg["seeds"], max(cfg["seeds"]) + 1])
     out = snakemake(work, "-n", "--configfile", str(cfg_path))
     assert out.returncode == 0, out.stderr[-3000:]
     text = out.stdout + out.stderr
@@ -197,12 +265,13 @@ def test_tables_are_a_function_of_the_config(pipeline, tmp_path):
     listed as ignored in the problem-runs table); nothing retrains."""
     import shutil
 
-    work, res, cfg, _ = pipeline
+    work, res, cfg, *_ = pipeline
     copy = tmp_path / "work"
     shutil.copytree(work, copy, symlinks=True)
     keep, drop = cfg["seeds"][0], cfg["seeds"][1]
     out = snakemake(copy, "--cores", "2", "--configfile", str(copy / "e2e.yaml"), "--config", f"seeds=[{keep}]")
-    assert out.returncode == 0, out.stderr[-4000:]
+    assert out.returncode == 1, out.stderr[-4000:]  # the crasher's runs are still failed
+    assert f"{len(cfg['tasks'])} of " in out.stderr
     assert "rule train" not in out.stdout + out.stderr  # analysis only
     tables = copy / "results" / cfg["name"] / "tables"
     tidy = pd.read_parquet(tables / "evals_tidy.parquet")
@@ -244,3 +313,49 @@ def test_malformed_config_rejected(tmp_path, change, culprit):
     first = next(ln for ln in err.splitlines() if culprit in ln)
     assert "Traceback" not in first
     assert not (tmp_path / "results").exists(), "a job started despite the bad config"
+
+
+def test_unknown_task_is_named_first(tmp_path):
+    """The root cause leads: not "analysis.action_figure.task ... is not one of tasks"."""
+    cfg_path = _config(tmp_path, tasks=["nosuch-task"])
+    out = snakemake(tmp_path, "-n", "--configfile", str(cfg_path), timeout=120)
+    assert out.returncode != 0
+    first = next(ln for ln in out.stderr.splitlines() if ln.startswith("config: "))
+    assert first.startswith("config: tasks[0]: unknown task 'nosuch-task'"), out.stderr[-3000:]
+
+
+def test_shipped_configs_list_the_recorded_jobs():
+    """`snakemake -n` on every shipped config lists the jobs recorded in tests/data/workflow_jobs.json
+    (rule, inputs, outputs, logs, wildcards, resources, training command): a refactoring of the
+    workflow changes none of them. Re-record (python tests/workflow_jobs.py) only for a meant change."""
+    from workflow_jobs import CONFIGS, RECORD, dry_run
+
+    recorded = json.loads(RECORD.read_text())
+    assert sorted(recorded) == sorted(CONFIGS)
+    for config in CONFIGS:
+        now = dry_run(config)
+        old = recorded[config]
+        gone = [j for j in old if j not in now]
+        new = [j for j in now if j not in old]
+        assert not gone and not new, (config, gone[:2], new[:2])
+
+
+def test_training_job_moves_a_different_run_aside(tmp_path):
+    """The training job decides run identity with the CLI's rule (gorl.experiment.run_differences):
+    a run directory whose config.yaml differs from the request is moved aside, nothing is lost."""
+    from gorl import experiment
+
+    run = tmp_path / "runs" / "ppo" / "cartpole-balance" / "seed0"
+    run.mkdir(parents=True)
+    old = experiment.requested_identity("ppo", "cartpole-balance", 0, "smoke", 3840, [], [])
+    (run / "config.yaml").write_text(yaml.safe_dump(old))
+    (run / "checkpoint.pt").write_bytes(b"an older run's checkpoint")
+    out = subprocess.run([sys.executable, str(ROOT / "workflow" / "scripts" / "train.py"), "--status",
+                          str(run / "status.json"), "--log", str(tmp_path / "train.log"), "--", "ppo",
+                          "cartpole-balance", "--seed", "0", "--steps", "1920", "--preset", "smoke"],
+                         capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=600)
+    assert out.returncode == 0, out.stderr + (tmp_path / "train.log").read_text()
+    assert json.loads((run / "status.json").read_text())["status"] == "completed"
+    (stale,) = run.parent.glob("seed0.stale-*")
+    assert (stale / "checkpoint.pt").read_bytes() == b"an older run's checkpoint"
+    assert yaml.safe_load((stale / "config.yaml").read_text()) == old

@@ -1,29 +1,26 @@
 """Task names -> env constructors, validated before anything is built."""
 from __future__ import annotations
 
-import difflib
 import importlib
 from typing import Sequence
 
 import gymnasium as gym
 import torch
 
-from gorl.errors import TaskError
+from gorl.envs.single import GYM_PREFIX, host_env_dims, make_env
+from gorl.errors import TaskError, did_you_mean
+
+__all__ = ["PAPER_TASKS", "GYM_PREFIX", "PLAYGROUND_PREFIX", "check_task", "env_dims", "list_suite_tasks",
+           "make_env", "make_envs"]
 
 PAPER_TASKS = ("cheetah-run", "finger-spin", "finger-turn_hard", "fish-swim", "hopper-stand", "walker-walk",
                "humanoid-stand", "humanoid-run")
-GYM_PREFIX = "gym:"
 PLAYGROUND_PREFIX = "playground:"
 
 
 def list_suite_tasks() -> list[str]:
     from dm_control import suite
     return [f"{d}-{t}" for d, t in suite.ALL_TASKS]
-
-
-def _split(task: str) -> tuple[str, str]:
-    domain, _, name = task.partition("-")
-    return domain, name
 
 
 def check_task(task: str, imports: tuple[str, ...] = ()) -> None:
@@ -39,8 +36,7 @@ def check_task(task: str, imports: tuple[str, ...] = ()) -> None:
             raise TaskError(f"task {task!r}: {e}") from None
         name = task[len(PLAYGROUND_PREFIX):]
         if name not in names:
-            hint = difflib.get_close_matches(name, names, n=1)
-            extra = f" (did you mean 'playground:{hint[0]}'?)" if hint else ""
+            extra = did_you_mean(name, names).replace(" (did you mean '", " (did you mean 'playground:")
             raise TaskError(f"unknown Playground task {task!r}{extra}; Playground's DM Control Suite "
                              f"tasks: {', '.join(names)}")
         return
@@ -66,9 +62,7 @@ def check_task(task: str, imports: tuple[str, ...] = ()) -> None:
         return
     tasks = list_suite_tasks()
     if task not in tasks:
-        hint = difflib.get_close_matches(task, tasks, n=1)
-        extra = f" (did you mean {hint[0]!r}?)" if hint else ""
-        raise TaskError(f"unknown task {task!r}{extra}; use a dm_control suite 'domain-task' name "
+        raise TaskError(f"unknown task {task!r}{did_you_mean(task, tasks)}; use a dm_control suite 'domain-task' name "
                         f"such as {', '.join(PAPER_TASKS)}, 'playground:<Name>' or 'gym:<id>'")
 
 
@@ -95,20 +89,9 @@ def env_dims(task: str) -> tuple[int, int]:
     if task.startswith(PLAYGROUND_PREFIX):
         from gorl.envs.playground import dims
         return dims(task)
-    env = make_env(task)
-    return int(env.observation_space.shape[0]), int(env.action_space.shape[0])
+    return host_env_dims(task)
 
 
 def _one_line(e: BaseException) -> str:
     lines = str(e).strip().splitlines()
     return f"{type(e).__name__}: {lines[0] if lines else ''}"
-
-
-def make_env(task: str, seed: int | None = None) -> gym.Env:
-    """One env with flat float32 observations and actions in [-1, 1]."""
-    if task.startswith(GYM_PREFIX):
-        from gorl.envs.gym_adapter import GymBoxEnv
-        return GymBoxEnv(task[len(GYM_PREFIX):], seed=seed)
-    from gorl.envs.dmc import DMCEnv
-    domain, name = _split(task)
-    return DMCEnv(domain, name, seed=seed)

@@ -51,7 +51,7 @@ def _worker(conn, shm_name: str, task: str, seeds: list[int], lo: int, n: int, d
     import importlib
     import signal
 
-    from gorl.envs.registry import make_env
+    from gorl.envs.single import make_env
     from gorl.envs.vector import VectorEnv
     # Ctrl-C reaches the whole process group: the training process stops at its next checkpoint
     # and closes its workers itself (a worker dying first would break that step). SIGTERM is
@@ -96,10 +96,10 @@ def _worker(conn, shm_name: str, task: str, seeds: list[int], lo: int, n: int, d
 
 class ShardedVectorEnv:
     def __init__(self, task: str, seeds: Sequence[int], workers: int, imports: tuple[str, ...] = ()):
-        from gorl.envs.registry import env_dims
+        from gorl.envs.single import host_env_dims
         seeds = [int(s) for s in seeds]
         self.num_envs = n = len(seeds)
-        self.obs_dim, self.action_dim = env_dims(task)
+        self.obs_dim, self.action_dim = host_env_dims(task)
         workers = max(1, min(int(workers), n))
         self._shm = shared_memory.SharedMemory(create=True, size=_nbytes(n, self.obs_dim, self.action_dim))
         self._v = _views(self._shm.buf, n, self.obs_dim, self.action_dim)

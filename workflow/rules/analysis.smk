@@ -3,7 +3,7 @@
 # The analysis/ modules a rule imports are declared as inputs (`src`), so editing a figure
 # function redraws that figure (Snakemake does not track imported code, issue #2192);
 # analysis is cheap, training is not: training never depends on analysis/.
-# Helpers (_src, _figure, _runs_dir) live in common.smk (lint: no functions beside rules).
+# Helpers (_src, _figure, _runs_dir, GORL_ALGOS) live in common.smk (lint: no functions beside rules).
 # Resources are sized for the paper experiment and are the same for every executor; on
 # SLURM they become --mem/--time (change them with --set-resources, see docs/pipeline.md).
 
@@ -238,7 +238,6 @@ rule paper_table:
 
 # GoRL only (issue 13.3): at visited states of the action-figure run, the bimodality of each
 # fitted decoder's output against the steepness of the previous stage's mean action.
-GORL_ALGOS = [a for a in ALGOS if STYLES[a]["family"] == "gorl"]
 
 
 rule gorl_bimodality:

@@ -13,42 +13,16 @@ def teacher_dir(task, seed):
     return str(rundir.run_path(TEACHERS, TEACHER_ALGO, task, seed))
 
 
-def _needs_teacher(algo, task):
-    """Does this GoRL run read a teacher the pipeline trains? (its resolved config)"""
-    ov = config["algorithm_overrides"].get(algo, {})
-    sets = ov.get("set", {})
-    if sets.get("teacher_run") or sets.get("teacher", "") == "none":
-        return False
-    try:
-        from gorl.config import resolve_values
-
-        a = REGISTRY.get(algo)
-        values = resolve_values(a.presets_file, ov.get("preset", config["preset"]), task)
-    except Exception:
-        return False
-    teacher = sets.get("teacher", values.get("teacher", "none"))
-    return teacher == TEACHER_ALGO and not values.get("teacher_run")
-
-
-def teacher_device():
-    """The device the experiment's GoRL runs are given (algorithm_overrides set.device), if any."""
-    for algo in ALGOS:
-        device = config["algorithm_overrides"].get(algo, {}).get("set", {}).get("device")
-        if device and REGISTRY.get(algo).family == "gorl":
-            return str(device)
-    return None
-
-
 def teacher_input(wildcards):
     """The teacher's status.json for a GoRL run that needs one (nothing otherwise)."""
-    if not _needs_teacher(wildcards.algo, wildcards.task):
+    if not EXP.needs_teacher(wildcards.algo, wildcards.task):
         return []
     return [f"{teacher_dir(wildcards.task, wildcards.seed)}/{rundir.STATUS}"]
 
 
 def teacher_args(wildcards):
     """`--set teacher_run=DIR` for a GoRL run that needs the pipeline's teacher."""
-    if not _needs_teacher(wildcards.algo, wildcards.task):
+    if not EXP.needs_teacher(wildcards.algo, wildcards.task):
         return []
     return ["--set", f"teacher_run={teacher_dir(wildcards.task, wildcards.seed)}"]
 
@@ -63,13 +37,13 @@ rule teacher:
         seed=r"\d+",
     threads: 1
     resources:
-        gpu=lambda wildcards: 1 if (teacher_device() or "").startswith("cuda") else 0,
+        gpu=lambda wildcards: 1 if (EXP.teacher_device() or "").startswith("cuda") else 0,
         mem_mb=16000,
         runtime=1440,
     params:
         # the experiment's preset and the GoRL runs' device (config/paper-gpu.yaml: cuda)
         args=lambda wildcards: ["--preset", config["preset"]]
-        + (["--set", f"device={teacher_device()}"] if teacher_device() else []),
+        + (["--set", f"device={EXP.teacher_device()}"] if EXP.teacher_device() else []),
     shell:
         "{PYTHON:q} {TRAIN_PY:q} --status {output.status:q} --log {log:q} --threads {threads}"
         " -- " + TEACHER_ALGO + " {wildcards.task:q} --seed {wildcards.seed} {params.args:q}"

@@ -7,23 +7,26 @@ Called by the `train` rule (workflow/rules/train.smk) as
 * exit 0 + status.json completed/diverged (the CLI's contract): done.
 * the CLI crashed (any other exit code, or no status.json): write status.json with
   status "failed", the exit code and the log tail, and succeed, so that one broken run never
-  blocks the aggregation of the others; the aggregation lists it in problem_runs.csv.
+  blocks the aggregation of the others; the aggregation lists it in problem_runs.csv and the
+  workflow ends non-zero naming it (onsuccess in common.smk).
   Retry it with `rm <its status.json>` and rerun the workflow (it resumes from checkpoint.pt).
 * exit 2 (bad input, e.g. a wrong --set value) fails the job loudly: that is a config error.
 * stopped by a signal (Ctrl-C, SLURM time limit: the CLI checkpoints and exits 130/143) or
   by a full disk (exit 75, the last checkpoint intact): fail, so the next invocation resumes it.
-* if the run directory was started with different arguments (config changed), it is moved
-  aside to seedN.stale-<time> so that the new run does not resume an incompatible checkpoint.
+* if the run directory holds a different run (gorl.experiment.run_differences between its
+  config.yaml and this request: the rule the CLI uses to refuse a resume), it is moved aside
+  to seedN.stale-<time> so that the new run does not resume an incompatible checkpoint.
 """
 import argparse
-import json
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from gorl import rundir  # the run-directory contract (the workflow puts this checkout on PYTHONPATH)
+from gorl import experiment, rundir  # the workflow puts this checkout on PYTHONPATH
+from gorl.cli import build_parser
+from gorl.errors import BadInput
 
 ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 ap.add_argument("--status", type=Path, required=True, help="the run's status.json (the rule's output)")
@@ -40,24 +43,23 @@ run_dir = status.parent
 log = a.log
 log.parent.mkdir(parents=True, exist_ok=True)
 cli = ["train", *cli_args]
-request = {"cli": cli}
-req_file = run_dir / rundir.PIPELINE_REQUEST
-
-if req_file.exists():
+old = rundir.read_config(run_dir)
+if old is not None:
+    args = build_parser().parse_args([*cli, "--out", str(run_dir)])
     try:
-        old = json.loads(req_file.read_text())
-    except ValueError:
-        old = None
-    if old != request:
+        new = experiment.requested_identity(args.algo, args.task, args.seed, args.preset, args.steps,
+                                            args.overrides, args.imports)
+    except BadInput:
+        new = None  # the CLI names the bad input below (exit 2)
+    if new is not None and experiment.run_differences(old, new):
         stale = run_dir.with_name(f"{run_dir.name}.stale-{time.strftime('%Y%m%d-%H%M%S')}")
         shutil.move(str(run_dir), str(stale))
 run_dir.mkdir(parents=True, exist_ok=True)
 if status.exists():  # Snakemake decided to rerun: the CLI refuses a completed dir otherwise
     status.unlink()
-req_file.write_text(json.dumps(request) + "\n")
 
 # --threads = the job's `threads:` (Snakemake also exports OMP_NUM_THREADS etc. = threads);
-# it is not part of `request`: changing it must not move an interrupted run aside.
+# it is not part of a run's identity: changing it must not move an interrupted run aside.
 threads = max(1, a.threads)
 cmd = [sys.executable, "-c",
        "import sys; from gorl.cli import main; sys.argv[0] = 'gorl-bench'; sys.exit(main())",

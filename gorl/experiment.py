@@ -1,0 +1,545 @@
+"""An experiment: the pipeline's config file (``config/*.yaml``) as a list of runs.
+
+    exp = load("config/small.yaml")        # or load(dict): validated, defaults filled in
+    exp.runs                               # one RunSpec per (algorithm, task, seed)
+    exp.train_args("ppo")                  # the `gorl-bench train` arguments of ppo's runs
+    exp.styles                             # {algorithm: {color, label, family}} (the registry's)
+
+``gorl-bench plan CONFIG`` prints the runs with their cost; the Snakefile and its rules call
+this module for everything that is not a rule (validation, resolution, arguments, styles).
+
+Validation reports root causes first, each as one line naming the key: the schema
+(``gorl/experiment.schema.yaml``, also ``workflow/schemas/config.schema.yaml``), then the
+algorithms (the registry: built-ins, entry points, ``imports``), the tasks, every algorithm's
+preset and ``set`` keys resolved per task exactly as the CLI will resolve them
+(:func:`gorl.config.build_config`), and last the analysis settings that refer to those lists.
+
+Run identity (:func:`run_differences`) is the one rule deciding whether a run directory holds
+the same run as a new request; the CLI (refusing to resume a different configuration) and the
+pipeline's training job (moving a changed run aside) both use it.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from gorl import registry
+from gorl.errors import BadInput, ExperimentError, did_you_mean
+
+SCHEMA = Path(__file__).with_name("experiment.schema.yaml")
+
+# -- identity of a run (shared with the CLI) ---------------------------------------------------
+IDENTITY_KEYS = ("algorithm", "task", "seed", "preset", "imports", "overrides", "hyperparameters")
+"""What makes two runs the same run: the keys of a run's ``config.yaml`` compared by
+:func:`run_differences`. Where it ran (the top-level ``device``) may change between attempts."""
+
+
+def run_identity(algorithm: str, task: str, seed: int, preset: str, imports: Iterable[str],
+                 overrides: Mapping[str, Any], hyperparameters: Mapping[str, Any]) -> dict[str, Any]:
+    """The resolved request of one run, as the CLI writes it into ``config.yaml``."""
+    return {"algorithm": algorithm, "task": task, "seed": int(seed), "preset": preset,
+            "imports": list(imports), "overrides": dict(overrides), "hyperparameters": dict(hyperparameters)}
+
+
+def run_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """``["key: old -> new", ...]`` between a run directory's ``config.yaml`` and a new request
+    (empty: the same run, which may resume). ``device`` (where it ran) and ``effective_total_steps``
+    (derived from the hyperparameters; older runs lack it) are not compared."""
+    def diff(a: Any, b: Any, prefix: str) -> list[str]:
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            return [d for k in sorted(set(a) | set(b)) for d in diff(a.get(k), b.get(k), f"{prefix}{k}.")]
+        return [] if a == b else [f"{prefix[:-1]}: {a!r} -> {b!r}"]
+
+    ignored = ("device", "effective_total_steps")
+    return diff({k: v for k, v in old.items() if k not in ignored},
+                {k: v for k, v in new.items() if k not in ignored}, "")
+
+
+def requested_identity(algorithm: str, task: str, seed: int, preset: str, steps: int | None,
+                       set_items: Iterable[str], imports: Iterable[str]) -> dict[str, Any]:
+    """The identity of the run ``gorl-bench train ALGO TASK --seed S --preset P [--steps N]
+    [--set k=v ...] [--import M ...]`` would train (BadInput where the CLI would refuse)."""
+    from gorl.config import build_config, config_to_dict, parse_set
+
+    import_modules(imports)
+    algo = _algorithm(algorithm)
+    overrides = parse_set(list(set_items))
+    cfg = build_config(algo.config_cls, algo.presets_file, preset, task,
+                       {**overrides, **({"total_steps": steps} if steps is not None else {})})
+    return run_identity(algo.name, task, seed, preset, imports, overrides, config_to_dict(cfg))
+
+
+def import_modules(mods: Iterable[str], where: str = "--import") -> None:
+    for m in mods:
+        try:
+            importlib.import_module(m)
+        except ImportError as e:
+            raise BadInput(f"{where} {m}: {e}") from None
+
+
+def _algorithm(name: str):
+    try:
+        return registry.get(name)
+    except KeyError as e:
+        raise BadInput(str(e.args[0])) from None
+
+
+# -- the plug-in contract: every preset resolves to the algorithm's config class ----------------
+def check_presets(algo: registry.Algorithm) -> None:
+    """Each preset of ``algo.presets_file`` (its ``base`` chain included) resolves, through
+    :func:`gorl.config.resolve_config_sources`, to a valid ``algo.config_cls``; else one line
+    naming the plug-in, the preset and the key (a :class:`gorl.registry.ContractError`)."""
+    from gorl.config import ConfigError, preset_names, resolve_config_sources
+
+    try:
+        names = preset_names(algo.presets_file)
+    except ConfigError as e:
+        raise registry.ContractError(f"{registry.describe(algo)}: presets_file: {e}") from None
+    for preset in names:
+        try:
+            resolve_config_sources(algo.config_cls, algo.presets_file, preset)
+        except ConfigError as e:
+            raise registry.ContractError(f"{registry.describe(algo)}: preset {preset!r} does not fit "
+                                         f"{algo.config_cls.__name__}: {e}") from None
+
+
+registry.add_validator(check_presets)
+
+
+# -- the experiment ----------------------------------------------------------------------------
+@dataclass
+class RunSpec:
+    """One (algorithm, task, seed) of an experiment, resolved as its training job will run it."""
+
+    algorithm: str
+    task: str
+    seed: int
+    preset: str
+    steps: int
+    """env-step budget (the resolved ``total_steps``)."""
+    overrides: dict[str, Any]
+    """the config's ``algorithm_overrides.ALGO.set`` (passed as ``--set``)."""
+    device: str
+    """the resolved ``device`` hyperparameter (auto, cpu, cuda, cuda:1, ...)."""
+    gpu: int
+    """GPUs the job asks for: 1 if ``device`` is cuda, else 0 (``auto`` counts as CPU)."""
+    style: dict[str, str]
+    hyperparameters: dict[str, Any] = field(repr=False, default_factory=dict)
+    teacher: bool = False
+    """the run reads a teacher that the pipeline trains (its resolved ``teacher`` is ``ppo_teacher``
+    and it names no ``teacher_run``: GoRL on the humanoids, spec 14)."""
+    seconds: float | None = None
+    """estimated wall time from measured rates (:func:`measured_rates`), None where unknown."""
+    rate_source: str = ""
+
+
+@dataclass
+class Experiment:
+    config: dict[str, Any]
+    runs: list[RunSpec]
+    origin: dict[str, str | None]
+    """algorithm -> the ``imports`` module that registered it (None: built-in or entry point)."""
+    styles: dict[str, dict[str, str]]
+
+    @property
+    def name(self) -> str:
+        return self.config["name"]
+
+    @property
+    def algorithms(self) -> list[str]:
+        return list(self.config["algorithms"])
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.config["tasks"])
+
+    @property
+    def seeds(self) -> list[int]:
+        return [int(s) for s in self.config["seeds"]]
+
+    def train_args(self, algorithm: str) -> list[str]:
+        """``gorl-bench train ALGO TASK --seed S`` + these: this algorithm's slice of the config
+        only (the pipeline's rerun trigger: editing one algorithm's override retrains that one)."""
+        ov = self.config["algorithm_overrides"].get(algorithm, {})
+        steps = ov.get("steps", self.config["steps"])
+        args = [] if steps is None else ["--steps", str(steps)]  # null: each preset's own budget
+        args += ["--preset", ov.get("preset", self.config["preset"])]
+        for k, v in sorted(ov.get("set", {}).items()):
+            args += ["--set", f"{k}={_fmt(v)}"]
+        if self.origin.get(algorithm):
+            args += ["--import", self.origin[algorithm]]
+        return args
+
+    def needs_teacher(self, algorithm: str, task: str) -> bool:
+        """Do the runs of (algorithm, task) read a teacher the pipeline trains (the `teacher` rule)?"""
+        return any(r.teacher for r in self.runs if (r.algorithm, r.task) == (algorithm, task))
+
+    def teacher_device(self) -> str | None:
+        """The device the experiment gives its GoRL runs (``algorithm_overrides.ALGO.set.device``),
+        which their teachers train on too; None: the teacher preset's own."""
+        for a in self.gorl_algorithms():
+            device = self.config["algorithm_overrides"].get(a, {}).get("set", {}).get("device")
+            if device:
+                return str(device)
+        return None
+
+    def gpus(self, algorithm: str, task: str) -> int:
+        """GPUs of the runs of (algorithm, task): 1 if the resolved ``device`` is cuda, else 0."""
+        return next((r.gpu for r in self.runs if (r.algorithm, r.task) == (algorithm, task)), 0)
+
+    def failed_runs(self, runs_root: Path | str) -> list[tuple[RunSpec, dict]]:
+        """The runs whose ``status.json`` says ``failed`` (the training job recorded a crash)."""
+        from gorl import rundir
+
+        out = []
+        for r in self.runs:
+            st = rundir.read_status(rundir.run_path(runs_root, r.algorithm, r.task, r.seed))
+            if st is not None and st.get("status") == rundir.FAILED:
+                out.append((r, st))
+        return out
+
+    def report_failures(self, runs_root: Path | str, file=None, limit: int = 15) -> int:
+        """Print a one-screen summary of the failed runs (to stderr); returns how many failed."""
+        import sys
+
+        failed = self.failed_runs(runs_root)
+        if not failed:
+            return 0
+        file = file or sys.stderr
+        lines = [f"{len(failed)} of {len(self.runs)} runs of experiment {self.name!r} FAILED (the training "
+                 f"crashed; the tables and figures cover the other runs):"]
+        for r, st in failed[:limit]:
+            reason = str(st.get("reason") or "").splitlines()[0] if st.get("reason") else "no reason recorded"
+            tail = [ln for ln in st.get("log_tail") or [] if ln.strip() and not ln.startswith("# ")]
+            last = f" | {tail[-1].strip()[:100]}" if tail else ""
+            lines.append(f"  {r.algorithm} {r.task} seed{r.seed}: {reason}{last}")
+        if len(failed) > limit:
+            lines.append(f"  ... and {len(failed) - limit} more")
+        lines.append(f"Listed in {Path(runs_root).parent / 'tables' / 'problem_runs.csv'}. To retry a run, delete "
+                     f"its status.json and run snakemake again (it resumes from its checkpoint).")
+        print("\n".join(lines), file=file)
+        return len(failed)
+
+    def gorl_algorithms(self) -> list[str]:
+        return [a for a in self.algorithms if self.styles[a]["family"] == "gorl"]
+
+    @property
+    def action_task(self) -> str:
+        return self.config["analysis"]["action_figure"]["task"] or self.tasks[0]
+
+    @property
+    def action_seed(self) -> int:
+        seed = self.config["analysis"]["action_figure"]["seed"]
+        return self.seeds[0] if seed is None else int(seed)
+
+    def total_steps(self) -> int:
+        return sum(r.steps for r in self.runs)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return repr(v)
+    return str(v)
+
+
+def load(source: str | Path | Mapping[str, Any], check_tasks: bool = True) -> Experiment:
+    """Validate an experiment config (a YAML file or a dict, completed in place with the schema's
+    defaults) and expand it into runs. Raises :class:`ExperimentError`, one line per problem."""
+    import yaml
+
+    if isinstance(source, Mapping):
+        cfg = source
+    else:
+        path = Path(source)
+        try:
+            cfg = yaml.safe_load(path.read_text())
+        except OSError as e:
+            raise ExperimentError(f"config: cannot read {path}: {e.strerror or e}") from None
+        except yaml.YAMLError as e:
+            raise ExperimentError(f"config: {path} is not valid YAML: {e}") from None
+        if not isinstance(cfg, dict):
+            raise ExperimentError(f"config: {path} must be a mapping of settings")
+    validate(cfg)
+    origin = _load_algorithms(cfg["imports"])
+    _check_algorithms(cfg)
+    if check_tasks:
+        _check_tasks(cfg)
+    runs = _resolve_runs(cfg)
+    _check_analysis(cfg)
+    return Experiment(cfg, runs, {a: origin.get(a) for a in cfg["algorithms"]}, registry.styles(cfg["algorithms"]))
+
+
+# 1. the schema: names the offending key, fills defaults (additionalProperties: false everywhere)
+def validate(cfg: dict) -> None:
+    import jsonschema
+    import yaml
+
+    schema = yaml.safe_load(SCHEMA.read_text())
+    _coerce_strings(cfg, schema)
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(cfg),
+                    key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    if errors:
+        lines = []
+        for e in errors:
+            where = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in e.absolute_path).replace(".[", "[")
+            lines.append(f"  {where or '(top level)'}: {e.message}")
+        raise ExperimentError(f"config: {len(errors)} invalid setting(s), nothing was run:\n" + "\n".join(lines))
+    _fill_defaults(cfg, schema)
+
+
+def _fill_defaults(value: Any, schema: Mapping) -> None:
+    if not isinstance(value, dict) or not isinstance(schema, Mapping):
+        return
+    for key, sub in (schema.get("properties") or {}).items():
+        if key not in value and "default" in sub:
+            value[key] = json.loads(json.dumps(sub["default"]))
+        if key in value:
+            _fill_defaults(value[key], sub)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, Mapping):
+        for key in value:
+            if key not in (schema.get("properties") or {}):
+                _fill_defaults(value[key], extra)
+
+
+def _coerce_strings(value: Any, schema: Any) -> Any:
+    """``--config seeds=[0,1,2]`` arrives as ['0', '1', '2'] (Snakemake parses nested --config
+    values with YAML's BaseLoader: every scalar a string), and a config file's ``steps: 1e9`` or
+    ``learning_rate: 3e-4`` as strings (YAML 1.1). Turn such strings into the integers / numbers /
+    booleans the schema asks for (numbers as people write them: gorl.config.parse_number), in
+    place; anything else is left for the schema to reject."""
+    from gorl.config import parse_number
+
+    if not isinstance(schema, dict):
+        return value
+    types = schema.get("type", [])
+    types = [types] if isinstance(types, str) else list(types)
+    if isinstance(value, float) and "integer" in types and "number" not in types and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        number = parse_number(value)
+        if number is not None and "integer" in types and float(number).is_integer():
+            return int(number)
+        if number is not None and "number" in types:
+            return number
+        if "boolean" in types and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        if "null" in types and value in ("null", "~"):
+            return None
+        return value
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        for k in list(value):
+            sub = props.get(k, extra if isinstance(extra, dict) else None)
+            if sub is not None:
+                value[k] = _coerce_strings(value[k], sub)
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for i, v in enumerate(value):
+            value[i] = _coerce_strings(v, schema["items"])
+    return value
+
+
+# 2. algorithm names come from the registry (built-ins, entry points, `imports`)
+def _load_algorithms(imports: list[str]) -> dict[str, str | None]:
+    try:
+        origin: dict[str, str | None] = {name: None for name in registry.algorithms()}
+    except Exception as e:
+        raise ExperimentError(f"config: the algorithm registry failed to load: {e}") from None
+    for mod in imports:
+        try:
+            importlib.import_module(mod)
+        except registry.RegistryError as e:
+            raise ExperimentError(f"config: imports: {mod}: {e}") from None
+        except Exception as e:
+            raise ExperimentError(f"config: imports: cannot import module {mod!r}: {e!r}") from None
+        for name in registry.algorithms():
+            origin.setdefault(name, mod)
+    return origin
+
+
+def _check_algorithms(cfg: dict) -> None:
+    known = list(registry.algorithms())
+
+    def bad(where: str, name: str):
+        return ExperimentError(f"config: {where}: unknown algorithm {name!r}{did_you_mean(name, known)}; "
+                               f"{registry.where_algorithms_come_from()}")
+
+    for i, name in enumerate(cfg["algorithms"]):
+        if name not in known:
+            raise bad(f"algorithms[{i}]", name)
+    for name in cfg["algorithm_overrides"]:
+        if name not in known:
+            raise bad("algorithm_overrides", name)
+
+
+# 3. tasks: the same check as `gorl-bench train` (TaskError names the task)
+def _check_tasks(cfg: dict) -> None:
+    from gorl.envs.registry import PLAYGROUND_PREFIX, check_task
+    from gorl.errors import TaskError
+
+    for i, task in enumerate(cfg["tasks"]):
+        if task.startswith(PLAYGROUND_PREFIX) and not _playground_installed():
+            continue  # checked by the run itself, on the machine that has the extra
+        try:
+            check_task(task, tuple(cfg["imports"]))
+        except TaskError as e:
+            raise ExperimentError(f"config: tasks[{i}]: {e}") from None
+
+
+def _playground_installed() -> bool:
+    import importlib.util
+    return importlib.util.find_spec("mujoco_playground") is not None
+
+
+# 4. each algorithm's preset, `set` keys and values, resolved per task as the CLI will
+def _resolve_runs(cfg: dict) -> list[RunSpec]:
+    from gorl.config import build_config, config_to_dict, parse_set
+    from gorl.errors import ConfigError
+
+    runs = []
+    styles = registry.styles(cfg["algorithms"])
+    for name in cfg["algorithms"]:
+        algo = registry.get(name)
+        ov = cfg["algorithm_overrides"].get(name, {})
+        preset = ov.get("preset", cfg["preset"])
+        steps = ov.get("steps", cfg["steps"])
+        where_preset = f"algorithm_overrides.{name}.preset" if "preset" in ov else "preset"
+        fields = list(getattr(algo.config_cls, "__dataclass_fields__", {}))
+        for key in ov.get("set", {}):
+            if fields and key not in fields:
+                raise ExperimentError(f"config: algorithm_overrides.{name}.set: unknown hyperparameter "
+                                      f"{key!r}{did_you_mean(key, fields)} for {name}")
+        try:
+            overrides = parse_set([f"{k}={_fmt(v)}" for k, v in sorted(ov.get("set", {}).items())])
+        except ConfigError as e:
+            raise ExperimentError(f"config: algorithm_overrides.{name}.set: {e}") from None
+        from gorl.config import preset_names
+        names = preset_names(algo.presets_file)
+        if preset not in names:
+            raise ExperimentError(f"config: {where_preset}: algorithm {name!r} has no preset {preset!r}; "
+                                  f"presets: {', '.join(names)}")
+        for task in cfg["tasks"]:
+            try:
+                budget = {} if steps is None else {"total_steps": steps}  # null: the preset's own
+                hp = config_to_dict(build_config(algo.config_cls, algo.presets_file, preset, task,
+                                                 {**overrides, **budget}))
+            except ConfigError as e:
+                where = f"algorithm_overrides.{name}.set" if ov.get("set") else where_preset
+                raise ExperimentError(f"config: {where}: {name} on {task}: {e}") from None
+            device = str(hp.get("device", "cpu"))
+            for seed in cfg["seeds"]:
+                runs.append(RunSpec(name, task, int(seed), preset, int(hp.get("total_steps", steps)),
+                                    dict(ov.get("set", {})), device, 1 if device.startswith("cuda") else 0,
+                                    styles[name], hp,
+                                    teacher=hp.get("teacher", "none") == "ppo_teacher" and not hp.get("teacher_run")))
+    return runs
+
+
+# 5. analysis settings that name a task or seed of the lists above
+def _check_analysis(cfg: dict) -> None:
+    af = cfg["analysis"]["action_figure"]
+    if af["task"] is not None and af["task"] not in cfg["tasks"]:
+        raise ExperimentError(f"config: analysis.action_figure.task: {af['task']!r} is not one of tasks {cfg['tasks']}")
+    if af["seed"] is not None and af["seed"] not in cfg["seeds"]:
+        raise ExperimentError(f"config: analysis.action_figure.seed: {af['seed']} is not one of seeds {cfg['seeds']}")
+
+
+# -- cost --------------------------------------------------------------------------------------
+def measured_rates(results: Path | str) -> dict[tuple[str, str, str, str], list[float]]:
+    """Env steps per second of every completed run under ``results`` (any experiment), keyed by
+    (algorithm, task, preset, device) from its config.yaml and provenance.json."""
+    from gorl import rundir
+
+    rates: dict[tuple[str, str, str, str], list[float]] = {}
+    root = Path(results)
+    if not root.is_dir():
+        return rates
+    for status_file in root.glob(f"*/runs/*/*/seed*/{rundir.STATUS}"):
+        d = status_file.parent
+        st, cfg = rundir.read_status(d), rundir.read_config(d)
+        try:
+            prov = json.loads((d / rundir.PROVENANCE).read_text())
+            seconds, steps = float(prov["wall_time_s"]), int(st["env_steps"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if not cfg or st.get("status") != rundir.COMPLETED or seconds <= 0 or steps <= 0:
+            continue
+        key = (str(cfg.get("algorithm")), str(cfg.get("task")), str(cfg.get("preset")),
+               "cuda" if str(prov.get("device", "")).startswith("cuda") else "cpu")
+        rates.setdefault(key, []).append(steps / seconds)
+    return rates
+
+
+def estimate(exp: Experiment, results: Path | str = "results") -> None:
+    """Fill each run's ``seconds`` from measured rates: the same (algorithm, task, preset, device
+    kind) if measured, else the same algorithm and preset on other tasks; unknown otherwise."""
+    rates = measured_rates(results)
+    for r in exp.runs:
+        kind = "cuda" if r.device.startswith("cuda") else "cpu"
+        same = rates.get((r.algorithm, r.task, r.preset, kind))
+        if same:
+            rate, r.rate_source = _median(same), f"{len(same)} run(s) of this task"
+        else:
+            other = [v for (a, _, p, k), vs in rates.items() if (a, p, k) == (r.algorithm, r.preset, kind) for v in vs]
+            if not other:
+                continue
+            rate, r.rate_source = _median(other), f"{len(other)} run(s) on other tasks"
+        r.seconds = r.steps / rate
+
+
+def _median(values: list[float]) -> float:
+    # not the statistics module: workflow/scripts/statistics.py shadows it in the training job
+    v = sorted(values)
+    return (v[(len(v) - 1) // 2] + v[len(v) // 2]) / 2
+
+
+def _hms(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f}m"
+    m = int(round(seconds / 60))
+    return f"{m // 60}h{m % 60:02d}"
+
+
+def plan_rows(exp: Experiment) -> list[dict[str, Any]]:
+    return [{"algorithm": r.algorithm, "task": r.task, "seed": r.seed, "preset": r.preset, "steps": r.steps,
+             "device": r.device, "gpu": r.gpu, "overrides": r.overrides, "seconds": r.seconds,
+             "rate_source": r.rate_source, "color": r.style["color"], "family": r.style["family"]}
+            for r in exp.runs]
+
+
+def plan_json(exp: Experiment) -> dict[str, Any]:
+    known = [r.seconds for r in exp.runs if r.seconds is not None]
+    return {"name": exp.name, "runs": plan_rows(exp), "total_env_steps": exp.total_steps(),
+            "gpu_runs": sum(r.gpu for r in exp.runs),
+            "run_seconds_known": sum(known), "runs_without_estimate": len(exp.runs) - len(known)}
+
+
+def plan_text(exp: Experiment) -> str:
+    head = ("algorithm", "task", "seed", "preset", "env steps", "device", "gpu", "est. time", "overrides")
+    rows = [(r.algorithm, r.task, str(r.seed), r.preset, f"{r.steps:,}", r.device, str(r.gpu), _hms(r.seconds),
+             " ".join(f"{k}={_fmt(v)}" for k, v in sorted(r.overrides.items())) or "-") for r in exp.runs]
+    widths = [max(len(x) for x in col) for col in zip(head, *rows)]
+    fmt = "  ".join(f"{{:{'>' if i in (2, 4, 6, 7) else '<'}{w}}}" for i, w in enumerate(widths))
+    out = [fmt.format(*row).rstrip() for row in [head, ["-" * w for w in widths], *rows]]
+    summary = plan_json(exp)
+    out.append("")
+    out.append(f"{exp.name}: {len(exp.runs)} runs ({len(exp.algorithms)} algorithms x {len(exp.tasks)} tasks x "
+               f"{len(exp.seeds)} seeds), total {summary['total_env_steps']:,} env steps, "
+               f"{summary['gpu_runs']} on a GPU")
+    if summary["runs_without_estimate"] < len(exp.runs):
+        out.append(f"estimated run time {_hms(summary['run_seconds_known'])} (sum over runs, from measured rates "
+                   f"of completed runs under results/)" + (f"; {summary['runs_without_estimate']} run(s) "
+                                                          f"without a measured rate" if summary["runs_without_estimate"] else ""))
+    else:
+        out.append("no measured rate for these runs (completed runs under results/ give one): time unknown")
+    return "\n".join(out)

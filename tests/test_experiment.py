@@ -1,0 +1,178 @@
+"""gorl.experiment: the pipeline's config as runs (`gorl-bench plan`), one run-identity rule,
+the plug-in contract checked at registration."""
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import cli
+from gorl import experiment, registry
+from gorl.errors import ExperimentError
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ROOT / "config" / "config.yaml"
+
+
+def _smoke(**changes) -> dict:
+    cfg = yaml.safe_load(SMOKE.read_text())
+    cfg.update(changes)
+    return cfg
+
+
+# ------------------------------------------------------------------------------ plan
+@pytest.mark.parametrize("config, runs, total", [("config/config.yaml", 20, "400,000"),
+                                                 ("config/paper.yaml", 150, "27,000,000,000")])
+def test_plan_prints_the_runs_and_total_env_steps(config, runs, total):
+    out = cli("plan", config).stdout
+    lines = out.splitlines()
+    assert lines[0].split()[:5] == ["algorithm", "task", "seed", "preset", "env"]
+    exp = experiment.load(ROOT / config)
+    assert len(exp.runs) == runs
+    assert sum(1 for ln in lines if ln.split()[:1] and ln.split()[0] in exp.algorithms) == runs
+    assert f"{runs} runs" in out and f"total {total} env steps" in out
+
+
+def test_plan_json_and_measured_rates(tmp_path):
+    """A completed run under --results gives the rate of its (algorithm, task, preset)."""
+    d = tmp_path / "results" / "old" / "runs" / "ppo" / "cartpole-balance" / "seed0"
+    d.mkdir(parents=True)
+    (d / "config.yaml").write_text(yaml.safe_dump({"algorithm": "ppo", "task": "cartpole-balance", "seed": 0,
+                                                   "preset": "smoke"}))
+    (d / "status.json").write_text(json.dumps({"status": "completed", "env_steps": 20000}))
+    (d / "provenance.json").write_text(json.dumps({"wall_time_s": 40.0, "device": "cpu"}))
+    plan = json.loads(cli("plan", SMOKE, "--json", "--results", tmp_path / "results").stdout)
+    assert plan["total_env_steps"] == 400_000 and len(plan["runs"]) == 20
+    ppo = [r for r in plan["runs"] if r["algorithm"] == "ppo"]
+    assert [r["seconds"] for r in ppo if r["task"] == "cartpole-balance"] == [40.0, 40.0]
+    assert all(r["seconds"] == 40.0 for r in ppo)  # cheetah-run: the rate of ppo/smoke on another task
+    assert all(r["seconds"] is None for r in plan["runs"] if r["algorithm"] != "ppo")
+    assert plan["runs_without_estimate"] == 16
+
+
+def test_runs_carry_resources_and_styles():
+    exp = experiment.load(ROOT / "config" / "paper-gpu.yaml", check_tasks=False)
+    assert {r.gpu for r in exp.runs} == {1} and {r.device for r in exp.runs} == {"cuda"}
+    assert exp.train_args("ppo") == ["--steps", "180000000", "--preset", "paper", "--set", "device=cuda"]
+    smoke = experiment.load(SMOKE)
+    assert {r.gpu for r in smoke.runs} == {0}
+    assert smoke.styles == registry.styles(smoke.algorithms)
+    assert smoke.gorl_algorithms() == ["gorl_fm", "gorl_diffusion"]
+
+
+# ------------------------------------------------------------------- validation order
+def test_an_unknown_task_is_named_before_the_settings_that_refer_to_it():
+    with pytest.raises(ExperimentError) as e:
+        experiment.load(_smoke(tasks=["nosuch-task"]))
+    msg = str(e.value)
+    assert msg.startswith("config: tasks[0]: unknown task 'nosuch-task'"), msg
+    out = cli("plan", "/dev/stdin", check=False)  # unreadable as YAML mapping: one line, exit 2
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("change, culprit", [
+    ({"seeds": "x"}, "seeds"),
+    ({"seeds": [0, -1]}, "seeds[1]"),
+    ({"algorithms": ["ppo", "no_such_algo"]}, "algorithms[1]"),
+    ({"analysis": {"bootstrap_rep": 100}}, "bootstrap_rep"),
+    ({"stepz": 10}, "stepz"),
+    ({"algorithm_overrides": {"ppo": {"set": {"clip_epz": 0.1}}}}, "clip_epz"),
+    ({"algorithm_overrides": {"ppo": {"preset": "nosuch"}}}, "algorithm_overrides.ppo.preset"),
+    ({"algorithm_overrides": {"ppo": {"set": {"num_envs": "many"}}}}, "algorithm_overrides.ppo.set"),
+])
+def test_plan_refuses_what_the_pipeline_refuses(change, culprit):
+    with pytest.raises(ExperimentError) as e:
+        experiment.load(_smoke(**change))
+    msg = str(e.value)
+    assert msg.startswith("config: ") and culprit in msg, msg
+
+
+def test_plan_names_a_bad_config_in_one_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(_smoke(algorithm_overrides={"ppo": {"set": {"clip_epz": 0.1}}})))
+    out = cli("plan", path, check=False)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    (line,) = out.stderr.strip().splitlines()
+    assert line == ("gorl-bench plan: error: config: algorithm_overrides.ppo.set: unknown hyperparameter "
+                    "'clip_epz' (did you mean 'clip_eps'?) for ppo"), line
+
+
+# ------------------------------------------------------------------------ run identity
+def test_run_differences_is_the_one_rule():
+    old = experiment.run_identity("ppo", "cheetah-run", 0, "smoke", [], {}, {"lr": 1e-3, "device": "cpu"})
+    assert experiment.run_differences({**old, "device": "cuda:0"}, old) == []  # where it ran may change
+    new = experiment.run_identity("ppo", "cheetah-run", 0, "smoke", [], {"lr": 3e-4},
+                                  {"lr": 3e-4, "device": "cpu"})
+    assert experiment.run_differences(old, new) == ["hyperparameters.lr: 0.001 -> 0.0003",
+                                                    "overrides.lr: None -> 0.0003"]
+    same = experiment.requested_identity("ppo", "cartpole-balance", 0, "smoke", 3840, [], [])
+    assert same["hyperparameters"]["total_steps"] == 3840 and same["overrides"] == {}
+
+
+# ------------------------------------------------------------------ plug-in contract
+A2C = '''
+from dataclasses import dataclass
+from pathlib import Path
+from gorl.registry import Algorithm, register
+
+PRESETS = Path(__file__).with_name("{name}.yaml")
+PRESETS.write_text("smoke:\\n  total_steps: 1000\\n")
+
+
+@dataclass
+class Config:
+    total_steps: int = 1000
+    {field}
+
+
+def train(cfg, run):
+    raise RuntimeError("not meant to train")
+
+
+register(Algorithm(name="{name}", config_cls=Config, presets_file=PRESETS, train=train))
+'''
+
+
+def _plugin(tmp_path: Path, name: str, field: str) -> dict:
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(A2C.format(name=name, field=field)))
+    return {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+
+
+def test_a_plugin_config_without_device_fails_at_registration(tmp_path):
+    env = _plugin(tmp_path, "nodevice", "learning_rate: float = 1e-3")
+    out = cli("train", "nodevice", "cartpole-balance", "--import", "nodevice", "--out", tmp_path / "run",
+              check=False, env=env)
+    assert out.returncode == 2, out.stderr
+    (line,) = out.stderr.strip().splitlines()
+    assert "algorithm 'nodevice' (module nodevice)" in line and "no field 'device'" in line, line
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_plugin_preset_that_does_not_fit_its_class_fails_at_registration(tmp_path):
+    env = _plugin(tmp_path, "badpreset", 'device: str = "cpu"')
+    (tmp_path / "badpreset.py").write_text((tmp_path / "badpreset.py").read_text().replace(
+        '"smoke:\\n  total_steps: 1000\\n"', '"smoke:\\n  base: \\"ppo:smoke\\"\\n"'))
+    out = cli("list", "--import", "badpreset", check=False, env=env)
+    assert out.returncode == 2
+    (line,) = out.stderr.strip().splitlines()
+    assert "algorithm 'badpreset' (module badpreset): preset 'smoke' does not fit Config" in line, line
+    assert "unknown preset key" in line
+
+
+def test_unknown_algorithm_says_how_plugins_are_found():
+    out = cli("train", "a2c", "cartpole-balance", "--out", "/nonexistent/x", check=False)
+    assert out.returncode == 2
+    (line,) = out.stderr.strip().splitlines()
+    for words in ("unknown algorithm 'a2c'", "plug-ins found: none", "gorl_bench.algorithms", "--import",
+                  "PYTHONPATH"):
+        assert words in line, line
+
+
+def test_built_in_algorithms_honour_the_contract():
+    for algo in registry.algorithms().values():
+        registry.check_algorithm(algo)
+        experiment.check_presets(algo)
