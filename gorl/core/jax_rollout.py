@@ -241,6 +241,27 @@ def select(rollout: str, envs, agent: nn.Module, log: Callable[[str], None]) -> 
         return None
 
 
+PRECISIONS = ("auto", "fp32", "tf32")
+
+
+def set_matmul_precision(value: str, device: torch.device) -> str:
+    """Float32 matmuls of torch and JAX in this process: 'fp32' (full) or 'tf32' (TensorFloat-32
+    inputs on GPUs that have it; a CPU computes fp32 either way). 'auto': fp32 on a CPU, tf32 on
+    CUDA, which is what the reference stack ran: JAX's default precision makes an f32 matmul
+    on an A100/H100 a TF32 one (jax-ml/jax#18934, #24909), and Brax/Playground leave it there.
+    Returns the precision in force."""
+    if value not in PRECISIONS:
+        raise ValueError(f"matmul_precision must be one of {PRECISIONS}, got {value!r}")
+    if value == "auto":
+        value = "tf32" if torch.device(device).type == "cuda" else "fp32"
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = value == "tf32"
+    import sys
+    if "jax" in sys.modules:  # only a playground: run has JAX; its matmuls follow the same setting
+        sys.modules["jax"].config.update("jax_default_matmul_precision",
+                                         "tensorfloat32" if value == "tf32" else "float32")
+    return value
+
+
 def episode_sums(reward: torch.Tensor, done: torch.Tensor, episode_return: torch.Tensor):
     """The per-step loop's finished-episode bookkeeping over a whole rollout at once:
     reward, done (S, N); episode_return (N,) float64, updated in place. Returns (sum of the

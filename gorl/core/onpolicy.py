@@ -90,6 +90,9 @@ class OnPolicyConfig:
     env_workers: int
     """Host (dm_control, gym) envs: 0 steps them in the training process; N > 0 shards them over
     N worker processes with shared-memory buffers (many-core machines). Results do not depend on it."""
+    matmul_precision: str
+    """Float32 matmuls of torch and JAX: 'fp32', 'tf32' (TensorFloat-32 on GPUs that have it) or 'auto'
+    (fp32 on a CPU; tf32 on CUDA, as JAX's default precision ran the reference stack on a GPU)."""
     rollout: str
     """'auto' (the scan on playground: tasks for the suite's algorithms), 'scan' (each iteration's
     rollout is one JAX program, gorl/core/jax_rollout.py; playground: tasks only) or 'step' (one
@@ -127,6 +130,8 @@ class OnPolicyConfig:
         if (self.batch_size * self.num_minibatches) % self.num_envs:
             raise ConfigError(f"batch_size*num_minibatches ({self.batch_size * self.num_minibatches}) must be a "
                               f"multiple of num_envs ({self.num_envs}) so each env runs whole segments")
+        if self.matmul_precision not in jax_rollout.PRECISIONS:
+            raise ConfigError(f"matmul_precision must be one of {jax_rollout.PRECISIONS}, got {self.matmul_precision!r}")
         if self.rollout not in jax_rollout.ROLLOUTS:
             raise ConfigError(f"rollout must be one of {jax_rollout.ROLLOUTS}, got {self.rollout!r}")
         if self.env_workers < 0:
@@ -232,6 +237,7 @@ class OnPolicyTrainer:
         (benchmarks set it: a synchronisation where each phase ends). With the scan rollout,
         'env' is the whole fused rollout (env and policy)."""
         self.sync_timing = False
+        self.matmul_precision = jax_rollout.set_matmul_precision(cfg.matmul_precision, self.device)
         try:
             self._scan = jax_rollout.select(cfg.rollout, self.envs, self.agent, run.log)
         except ValueError as e:
@@ -408,6 +414,8 @@ class OnPolicyTrainer:
         seen: list[torch.Tensor] = []
         P = self.cfg.num_probe_states
         step = 0
+        # a time limit ends every episode by then: no host check of `active` per step
+        limit = getattr(envs, "episode_length", None)
         while True:
             action = torch.tanh(self.agent.act_eval(self.normalizer(obs), obs))
             if record and step % 50 == 0:
@@ -416,7 +424,7 @@ class OnPolicyTrainer:
             returns += reward * active
             active &= ~(term | trunc)
             step += 1
-            if not active.any():
+            if (step >= limit) if limit else not active.any():
                 break
         if record:
             pick = np.linspace(0, len(seen) - 1, min(P, len(seen))).round().astype(int)
