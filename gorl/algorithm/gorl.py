@@ -36,6 +36,7 @@ from gorl.algorithm.decoder import Decoder, DecoderFitConfig, fit_decoder
 from gorl.algorithm.episode_filter import (FILTER_UNITS, FILTERS, reference_blocks, rows_of_episodes,
                                            select_episodes)
 from gorl.config import defaults_from
+from gorl.core import jax_rollout
 from gorl.core.gaussian_policy import GaussianPolicy
 from gorl.core.loop import progress_bar
 from gorl.core.normalizer import RunningNormalizer
@@ -260,15 +261,20 @@ def collect_decoder_data(cfg: GoRLConfig, run: Run, stage: int, encoder: Gaussia
     reward_rows = torch.empty((steps, N), dtype=torch.float64, device=run.device)
     ep_ret = torch.zeros(N, dtype=torch.float64, device=run.device)
     obs = envs.obs
-    for s in range(steps):  # on the device: no host round trip per step
-        pre, _ = encoder.act(normalizer(obs), obs)
-        obs_rows[s], act_rows[s] = obs, pre
-        obs, reward, term, trunc, _ = envs.step(torch.tanh(pre))
-        ep_ret += reward
-        reward_rows[s] = reward
-        done_rows[s] = term | trunc
-        return_rows[s] = ep_ret
-        ep_ret.masked_fill_(done_rows[s], 0.0)
+    scan = jax_rollout.select(cfg.rollout, envs, encoder, run.log)  # playground: one JAX program
+    if scan is not None:
+        obs_rows, act_rows, done_rows, reward_rows, return_rows = jax_rollout.collect_rows(envs, scan, normalizer,
+                                                                                           steps)
+    else:
+        for s in range(steps):  # on the device: no host round trip per step
+            pre, _ = encoder.act(normalizer(obs), obs)
+            obs_rows[s], act_rows[s] = obs, pre
+            obs, reward, term, trunc, _ = envs.step(torch.tanh(pre))
+            ep_ret += reward
+            reward_rows[s] = reward
+            done_rows[s] = term | trunc
+            return_rows[s] = ep_ret
+            ep_ret.masked_fill_(done_rows[s], 0.0)
     envs.close()
     obs_rows = obs_rows.reshape(-1, envs.obs_dim).cpu().numpy()
     act_rows = act_rows.reshape(-1, envs.action_dim).cpu().numpy()

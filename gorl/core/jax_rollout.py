@@ -262,20 +262,26 @@ def set_matmul_precision(value: str, device: torch.device) -> str:
     return value
 
 
-def episode_sums(reward: torch.Tensor, done: torch.Tensor, episode_return: torch.Tensor):
-    """The per-step loop's finished-episode bookkeeping over a whole rollout at once:
-    reward, done (S, N); episode_return (N,) float64, updated in place. Returns (sum of the
-    returns of the episodes that ended, how many ended), as 0-dim device tensors."""
+def running_returns(reward: torch.Tensor, done: torch.Tensor, episode_return: torch.Tensor) -> torch.Tensor:
+    """The per-step loop's episode bookkeeping over a whole rollout at once: reward, done (S, N);
+    episode_return (N,) float64, the running return before the first step, updated in place to
+    the one after the last. Returns each step's running return (S, N) float64 (at a done step:
+    the return of the episode that ended there)."""
     S = reward.shape[0]
     total = episode_return + torch.cumsum(reward.to(torch.float64), 0)       # (S, N) running sum
     steps = torch.arange(S, device=reward.device)[:, None]
     last = torch.cummax(torch.where(done, steps, -1), 0).values              # last end at or before s
     prev = torch.cat([torch.full_like(last[:1], -1), last[:-1]])             # ... strictly before s
     base = torch.where(prev >= 0, total.gather(0, prev.clamp(min=0)), 0.0)
-    finished = torch.where(done, total - base, 0.0)
     end = last[-1]                                                           # each env's last end
     episode_return.copy_(total[-1] - torch.where(end >= 0, total.gather(0, end.clamp(min=0)[None])[0], 0.0))
-    return finished.sum(), done.sum()
+    return total - base
+
+
+def episode_sums(reward: torch.Tensor, done: torch.Tensor, episode_return: torch.Tensor):
+    """(sum of the returns of the episodes that ended in the rollout, how many), 0-dim device
+    tensors; ``episode_return`` updated in place (:func:`running_returns`)."""
+    return torch.where(done, running_returns(reward, done, episode_return), 0.0).sum(), done.sum()
 
 
 def collect(trainer, prog: Program) -> dict:
@@ -283,11 +289,9 @@ def collect(trainer, prog: Program) -> dict:
     import time
     S, N, dev = trainer.cfg.steps_per_env, trainer.cfg.num_envs, trainer.device
     t0 = time.perf_counter()
-    shapes = prog.draws(N)
-    draws = [[torch.randn(shape, device=dev) for shape in shapes] for _ in range(S)]  # act's order
-    noises = [torch.stack([d[i] for d in draws]) for i in range(len(shapes))]
+    noises = draw_noises(prog, S, N, dev)
     norm = trainer.normalizer
-    obs, packed, stored = trainer.envs.scan_rollout(prog.act, prog.params.tensors, norm.mean, norm.std, noises)
+    obs, packed, stored, _ = trainer.envs.scan_rollout(prog.act, prog.params.tensors, norm.mean, norm.std, noises)
     d = trainer.obs_dim
     reward, term, trunc = packed[..., 2 * d], packed[..., 2 * d + 1] > 0.5, packed[..., 2 * d + 2] > 0.5
     finished_sum, finished_n = episode_sums(reward, term | trunc, trainer._episode_return)
@@ -302,3 +306,21 @@ def collect(trainer, prog: Program) -> dict:
     return {"obs": obs, "next_obs": packed[..., d:2 * d], "reward": reward, "discount": 1.0 - term.float(),
             "truncation": trunc.float(), "stored": stored,
             "train_return": float(finished_sum) / n if n else float("nan")}
+
+
+def draw_noises(prog: Program, S: int, N: int, device) -> list[torch.Tensor]:
+    """S steps of ``act``'s torch draws, in its order (one call per step and draw): (S, ...) each."""
+    shapes = prog.draws(N)
+    draws = [[torch.randn(shape, device=device) for shape in shapes] for _ in range(S)]
+    return [torch.stack([d[i] for d in draws]) for i in range(len(shapes))]
+
+
+def collect_rows(envs, prog: Program, normalizer, steps: int):
+    """GoRL's decoder-data collection (``collect_decoder_data``) through the scan: the
+    (obs, pre-action, done, reward, running return) rows of ``steps`` env steps, (steps, N, ...)."""
+    noises = draw_noises(prog, steps, envs.num_envs, normalizer.mean.device)
+    obs, packed, _, pre = envs.scan_rollout(prog.act, prog.params.tensors, normalizer.mean, normalizer.std, noises)
+    d = envs.obs_dim
+    reward, done = packed[..., 2 * d], (packed[..., 2 * d + 1] > 0.5) | (packed[..., 2 * d + 2] > 0.5)
+    ep = torch.zeros(envs.num_envs, dtype=torch.float64, device=reward.device)
+    return obs, pre, done, reward.to(torch.float64), running_returns(reward, done, ep)

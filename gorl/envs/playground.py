@@ -243,7 +243,8 @@ class PlaygroundEnvs:
         receives tanh(pre_action). ``tensors`` (the policy's weights), ``mean``/``std`` and
         ``noises`` (each (S, ...)) cross by DLPack once. Returns torch views of the acted-on
         observations (S, N, d), the per-step packed arrays (S, N, 2d + 3: next obs, final obs,
-        reward, term, trunc, as :meth:`step` packs them) and ``stored`` (S, N, ...); the env
+        reward, term, trunc, as :meth:`step` packs them), ``stored`` (S, N, ...) and the
+        pre-actions (S, N, d_a); the env
         state continues from the last step, as after S calls of :meth:`step`."""
         jax = self.jax
         fixed = self._first is not None
@@ -259,18 +260,18 @@ class PlaygroundEnvs:
                     obs = state.obs.astype(jnp.float32)
                     pre, stored = act(params, (obs - mean) / std, obs, noise)
                     state, t, keys, packed, n_nan = step(state, t, keys, n_nan, jnp.tanh(pre), first)
-                    return (state, t, keys, n_nan), (obs, packed, stored)
+                    return (state, t, keys, n_nan), (obs, packed, stored, pre)
                 return jax.lax.scan(body, (state, t, keys, n_nan), noises)
             fn = self._scans[key] = jax.jit(rollout)
 
         def put(t: torch.Tensor):  # a copy: the optimiser updates the weights in place later
             return jax.dlpack.from_dlpack(t.detach().clone())
-        (self._state, self._t, self._keys, self._nan), (obs, packed, stored) = fn(
+        (self._state, self._t, self._keys, self._nan), (obs, packed, stored, pre) = fn(
             self._state, self._t, self._keys, self._nan, self._first, [put(t) for t in tensors],
             put(mean), put(std), [jax.dlpack.from_dlpack(n.contiguous()) for n in noises])
         packed = self._torch(packed)
         self._obs = packed[-1, :, :self.obs_dim]
-        return self._torch(obs), packed, {k: self._torch(v) for k, v in stored.items()}
+        return self._torch(obs), packed, {k: self._torch(v) for k, v in stored.items()}, self._torch(pre)
 
     @property
     def physics_errors(self) -> int:
