@@ -174,7 +174,8 @@ def _trainer(algo: str, rollout: str, tmp_path, **over):
     return OnPolicyTrainer(cfg, run, agent)
 
 
-@pytest.mark.parametrize("algo", ["ppo", "fpo", "dppo", "gorl_fm", "gorl_diffusion"])
+@pytest.mark.parametrize("algo", ["ppo", "gorl_fm", *(pytest.param(a, marks=pytest.mark.slow)
+                                                     for a in ("fpo", "dppo", "gorl_diffusion"))])
 def test_scan_rollout_matches_the_per_step_path(algo, tmp_path):
     """Same weights, env state and torch seed: the scan rollout (one JAX program) and the
     per-step path give the same observations, actions (stored samples), log-probs, rewards and
