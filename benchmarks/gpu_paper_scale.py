@@ -4,7 +4,8 @@ Runs as-is on a bare Python 3.12 machine with an NVIDIA GPU, torch and CUDA jax,
 offline wheels of the reference bundle (mujoco, mujoco-mjx, playground, brax, ...) are on
 PYTHONPATH, from the repository root:
 
-    python3 -m pip install -q --no-index --no-deps --target /tmp/site WHEELS/*.whl
+    python3 -m pip install -q --no-index --no-deps --target /tmp/site WHEELS/*.whl WHEELS/opt/jaxopt-*.whl \
+        WHEELS/opt/trimesh-*.whl WHEELS/opt/{pytest,pluggy,iniconfig,packaging,pygments}-*.whl  # pytest: cuda_tests
     export PYTHONPATH=/tmp/site:$PWD MUJOCO_GL=disable XLA_PYTHON_CLIENT_PREALLOCATE=false
     python3 benchmarks/gpu_paper_scale.py --out $OUT --parts raw ppo brax precision   # ~6-8 min
     python3 benchmarks/gpu_paper_scale.py --out $OUT --parts gorl cuda_tests sharded  # ~4-6 min
@@ -250,7 +251,8 @@ def part_precision(args, out: Path) -> None:
 def part_cuda_tests(args, out: Path) -> None:
     import subprocess
     root = Path(__file__).resolve().parent.parent
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+    # addopts dropped: the project's (--timeout) needs pytest-timeout, which a bare machine may lack
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "-o", "addopts=",
                            str(root / "tests" / "test_cuda.py")], capture_output=True, text=True, cwd=root,
                           env=dict(os.environ, PYTHONPATH=os.pathsep.join([str(root / "tests"), str(root),
                                                                             os.environ.get("PYTHONPATH", "")])))
