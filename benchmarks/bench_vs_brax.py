@@ -3,6 +3,7 @@
     MUJOCO_GL=disable python benchmarks/bench_vs_brax.py                 # 1 core each, ~2-4 minutes
     python benchmarks/bench_vs_brax.py --threads 2 --iterations 5
     python benchmarks/bench_vs_brax.py --only ours --set rollout=step    # one side, any config key
+    python benchmarks/bench_vs_brax.py --only rollouts    # our rollout alone: per-step vs scan
 
 Both trainers run the same MJX task (Playground's CartpoleBalance, ``impl='jax'``) at the same
 geometry: 256 envs, unroll 30, 8 minibatches of 256 segments, 4 epochs (61,440 env steps per
@@ -65,6 +66,33 @@ def ours(args) -> dict:
                 "s_per_1k": {k: round(b[k], 4) for k in ("env", "inference", "update", "total")}}
 
 
+def rollouts(args) -> dict:
+    """Our rollout alone, per-step path vs one JAX program, interleaved in one process (so both
+    see the same load): env steps/s of ``collect()``, the best of ``--iterations`` rounds."""
+    import tempfile
+
+    import torch
+    torch.set_num_threads(args.threads)
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from common import make_trainer
+    with tempfile.TemporaryDirectory() as tmp:
+        trainers = {r: make_trainer("ppo", TASK, "small", Path(tmp) / r, **GEOMETRY, device="cpu", rollout=r)
+                    for r in ("step", "scan")}
+        best = dict.fromkeys(trainers, float("inf"))
+        for t in trainers.values():
+            t.collect()  # compiles
+        for _ in range(args.iterations):
+            for r, t in trainers.items():
+                t0 = time.perf_counter()
+                t.collect()
+                best[r] = min(best[r], time.perf_counter() - t0)
+        n = next(iter(trainers.values())).cfg.steps_per_iteration
+    out = {f"rollout_{r}": n / b for r, b in best.items()}
+    out["env_steps_per_s"] = out["rollout_scan"]
+    out["scan_over_step"] = out["rollout_scan"] / out["rollout_step"]
+    return out
+
+
 def brax(args) -> dict:
     import jax
     sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -99,7 +127,7 @@ def brax(args) -> dict:
 
 def child(args) -> None:
     pin(args.threads)
-    out = {"ours": ours, "brax": brax}[args.child](args)
+    out = {"ours": ours, "brax": brax, "rollouts": rollouts}[args.child](args)
     print("RESULT " + json.dumps(out), flush=True)
 
 
@@ -107,16 +135,15 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", type=int, default=1, help="cores (and pool threads) of each side's process")
     p.add_argument("--iterations", type=int, default=3, help="timed iterations of 61,440 env steps per side")
-    p.add_argument("--only", choices=("ours", "brax"))
+    p.add_argument("--only", choices=("ours", "brax", "rollouts"),
+                   help="one side; 'rollouts': our collect() alone, per-step path vs the scan, interleaved")
     p.add_argument("--set", action="append", default=[], help="KEY=VALUE config override of our PPO")
-    p.add_argument("--child", choices=("ours", "brax"), help=argparse.SUPPRESS)
+    p.add_argument("--child", choices=("ours", "brax", "rollouts"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         return child(args)
     res = {}
-    for side in ("ours", "brax"):
-        if args.only and side != args.only:
-            continue
+    for side in [args.only] if args.only else ["ours", "brax"]:
         cmd = [sys.executable, __file__, "--child", side, "--threads", str(args.threads),
                "--iterations", str(args.iterations), *sum((["--set", s] for s in args.set), [])]
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
