@@ -256,7 +256,9 @@ def set_matmul_precision(value: str, device: torch.device) -> str:
         value = "tf32" if torch.device(device).type == "cuda" else "fp32"
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = value == "tf32"
     import sys
-    if "jax" in sys.modules:  # only a playground: run has JAX; its matmuls follow the same setting
+    # only a playground: run has JAX; on a GPU its matmuls follow the same setting (a CPU computes
+    # fp32 at JAX's default: left alone, so that nothing compiled before recompiles)
+    if "jax" in sys.modules and torch.device(device).type == "cuda":
         sys.modules["jax"].config.update("jax_default_matmul_precision",
                                          "tensorfloat32" if value == "tf32" else "float32")
     return value

@@ -96,7 +96,8 @@ class OnPolicyConfig:
     rollout: str
     """'auto' (the scan on playground: tasks for the suite's algorithms), 'scan' (each iteration's
     rollout is one JAX program, gorl/core/jax_rollout.py; playground: tasks only) or 'step' (one
-    policy call and one env step call per env step). Same random numbers, same results."""
+    policy call and one env step call per env step). Same random numbers, same results up to
+    float rounding (XLA and torch sum matmuls in different orders)."""
 
     @property
     def steps_per_env(self) -> int:
