@@ -53,6 +53,7 @@ def best_of(fn, rounds: int = 7, calls: int = 500, warmup: int = 100) -> float:
 
 def breakdown(trainer: OnPolicyTrainer, iterations: int, warmup: int = 1) -> dict:
     """Seconds per 1k env steps of env stepping, policy inference and update."""
+    trainer.sync_timing = True  # on a GPU: time the work, not the launches
     for _ in range(warmup):
         trainer.update(trainer.collect())
     trainer.timing = dict.fromkeys(trainer.timing, 0.0)

@@ -4,22 +4,33 @@ Runs as-is on a bare Python 3.12 machine with an NVIDIA GPU, torch and CUDA jax,
 offline wheels of the reference bundle (mujoco, mujoco-mjx, playground, brax, ...) are on
 PYTHONPATH, from the repository root:
 
-    python3 -m pip install -q --no-index --no-deps --target /tmp/site WHEELS/*.whl
+    python3 -m pip install -q --no-index --no-deps --target /tmp/site WHEELS/*.whl WHEELS/opt/jaxopt-*.whl \
+        WHEELS/opt/trimesh-*.whl WHEELS/opt/{pytest,pluggy,iniconfig,packaging,pygments}-*.whl  # pytest: cuda_tests
     export PYTHONPATH=/tmp/site:$PWD MUJOCO_GL=disable XLA_PYTHON_CLIENT_PREALLOCATE=false
-    python3 benchmarks/gpu_paper_scale.py --out $OUT          # about 5-6 minutes
+    python3 benchmarks/gpu_paper_scale.py --out $OUT --parts raw ppo brax precision   # ~6-8 min
+    python3 benchmarks/gpu_paper_scale.py --out $OUT --parts gorl cuda_tests sharded  # ~4-6 min
+(two calls, each within a 10-minute command limit; the JSON collects both when OUT is the same).
 
 Parts (``--parts``; each prints its figures as it ends and adds them to OUT/gpu_paper_scale.json):
   raw     playground:CheetahRun env sets at 2048 envs: env steps/s of the jitted step with
           torch actions in and torch tensors out (DLPack), compile time apart.
   ppo     PPO ``paper`` preset on playground:CheetahRun: one warm-up iteration (compiles),
           then ``--iterations`` iterations of 983,040 env steps, with the per-phase breakdown
-          (rollout = env + inference, update), and the time a 180M-step run would take.
+          (rollout = env + inference, update), and the time a 180M-step run would take; once
+          per ``--rollouts`` (scan: the rollout as one JAX program; step: one call per env step),
+          recorded as ppo_scan / ppo_step, with the ratio to the brax part when both ran.
   brax    Brax PPO (Playground's ``brax_ppo_config`` for the task, MJX ``impl='jax'``) on the
           same GPU at the same geometry: the steady-state training env steps/s Brax reports.
   gorl    GoRL-FM, one stage boundary at paper geometry: one encoder iteration, then the
           decoder-data collection (19.7M env steps) and ``--decoder-epochs`` epochs of the
           decoder fit (the paper's fit runs up to 50; per-epoch time is reported).
   sharded dm_control cheetah-run, 2048 envs: one thread vs sharded over the machine's cores.
+  precision  what an f32 matmul is on this GPU: JAX at its default precision (the reference
+          stack) and torch at fp32 / tf32 / bf16, each as the error against float64.
+  cuda_tests tests/test_cuda.py (device placement, RNG states, cuda:k, scan on CUDA) under pytest.
+
+Run everything:  python3 benchmarks/gpu_paper_scale.py --out $OUT   (then copy the printed
+figures and OUT/gpu_paper_scale.json into docs/benchmarks.md with this command).
 
 ``--tiny`` shrinks every part to seconds (CartpoleBalance, a few envs) to check the script
 itself on a CPU.
@@ -50,6 +61,8 @@ def log(msg: str) -> None:
 
 
 def record(part: str, out: Path, **figures) -> None:
+    if not RESULTS and (out / "gpu_paper_scale.json").exists():  # an earlier call's parts, same OUT
+        RESULTS.update(json.loads((out / "gpu_paper_scale.json").read_text()))
     RESULTS[part] = figures
     (out / "gpu_paper_scale.json").write_text(json.dumps(RESULTS, indent=2))
     log(f"[{part}] " + ", ".join(f"{k}={v}" for k, v in figures.items()))
@@ -82,16 +95,28 @@ def _trainer(algo: str, args, tmp: Path, **overrides):
 
 
 def part_ppo(args, out: Path) -> None:
+    for rollout in args.rollouts:
+        t0 = time.perf_counter()
+        try:
+            _ppo(args, out, rollout)
+        except Exception as e:  # the other rollout's figures still count
+            import traceback
+            traceback.print_exc()
+            record(f"ppo_{rollout}", out, error=f"{type(e).__name__}: {e}")
+        log(f"[ppo_{rollout}] took {time.perf_counter() - t0:.0f} s")
+
+
+def _ppo(args, out: Path, rollout: str) -> None:
     from common import breakdown
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        trainer = _trainer("ppo", args, Path(tmp))
+        trainer = _trainer("ppo", args, Path(tmp), rollout=rollout)
         trainer.update(trainer.collect())  # warm-up: compiles the env step for this batch
         sync()
         warm = time.perf_counter() - t0
         b = breakdown(trainer, args.iterations, warmup=0)
         per_iter = b["total"] * trainer.cfg.steps_per_iteration / 1000
-        record("ppo", out, task=args.task, env_steps_per_s=round(b["sps"]),
+        record(f"ppo_{rollout}", out, task=args.task, rollout=rollout, env_steps_per_s=round(b["sps"]),
                iteration_s=round(per_iter, 3), rollout_s=round((b["env"] + b["inference"]) *
                                                               trainer.cfg.steps_per_iteration / 1000, 3),
                update_s=round(b["update"] * trainer.cfg.steps_per_iteration / 1000, 3),
@@ -199,7 +224,44 @@ def part_sharded(args, out: Path) -> None:
            speedup=round(rates[f"workers_{workers}"] / rates["one_thread"], 2))
 
 
-PARTS = {"raw": part_raw, "ppo": part_ppo, "brax": part_brax, "gorl": part_gorl, "sharded": part_sharded}
+def part_precision(args, out: Path) -> None:
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    g = np.random.default_rng(0)
+    a, b = g.standard_normal((1024, 256)).astype(np.float32), g.standard_normal((256, 256)).astype(np.float32)
+    exact = a.astype(np.float64) @ b.astype(np.float64)
+
+    def err(x) -> float:
+        return float(np.abs(np.asarray(x, np.float64) - exact).max() / np.abs(exact).max())
+    figures = {}
+    for name in ("default", "float32", "tensorfloat32", "bfloat16"):
+        with jax.default_matmul_precision(None if name == "default" else name):
+            figures[f"jax_{name}"] = err(jax.jit(jnp.matmul)(jnp.asarray(a), jnp.asarray(b)))
+    dev = args.device
+    ta, tb = torch.from_numpy(a).to(dev), torch.from_numpy(b).to(dev)
+    for name, tf32 in (("fp32", False), ("tf32", True)):
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        figures[f"torch_{name}"] = err((ta @ tb).cpu())
+    torch.backends.cuda.matmul.allow_tf32 = False
+    figures["torch_bf16"] = err((ta.bfloat16() @ tb.bfloat16()).float().cpu())
+    record("precision", out, jax_backend=jax.default_backend(), **{k: f"{v:.2e}" for k, v in figures.items()})
+
+
+def part_cuda_tests(args, out: Path) -> None:
+    import subprocess
+    root = Path(__file__).resolve().parent.parent
+    # addopts dropped: the project's (--timeout) needs pytest-timeout, which a bare machine may lack
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "-o", "addopts=",
+                           str(root / "tests" / "test_cuda.py")], capture_output=True, text=True, cwd=root,
+                          env=dict(os.environ, PYTHONPATH=os.pathsep.join([str(root / "tests"), str(root),
+                                                                            os.environ.get("PYTHONPATH", "")])))
+    log(proc.stdout[-6000:] + proc.stderr[-2000:])
+    record("cuda_tests", out, exit_code=proc.returncode, summary=(proc.stdout.strip().splitlines() or [""])[-1])
+
+
+PARTS = {"raw": part_raw, "ppo": part_ppo, "brax": part_brax, "gorl": part_gorl, "sharded": part_sharded,
+         "precision": part_precision, "cuda_tests": part_cuda_tests}
 
 
 def main() -> None:
@@ -209,6 +271,7 @@ def main() -> None:
     p.add_argument("--task", default="playground:CheetahRun")
     p.add_argument("--device", default="auto")
     p.add_argument("--iterations", type=int, default=2)
+    p.add_argument("--rollouts", nargs="+", default=["scan", "step"], choices=["scan", "step"])
     p.add_argument("--decoder-epochs", type=int, default=3)
     p.add_argument("--workers", type=int, default=0, help="sharded part: worker processes (default: all cores)")
     p.add_argument("--tiny", action="store_true", help="seconds-long version of every part, to check the script")
@@ -232,6 +295,11 @@ def main() -> None:
             traceback.print_exc()
             record(part, args.out, error=f"{type(e).__name__}: {e}")
         log(f"[{part}] took {time.perf_counter() - t0:.0f} s")
+    brax = RESULTS.get("brax", {}).get("env_steps_per_s")
+    for rollout in args.rollouts:
+        ours = RESULTS.get(f"ppo_{rollout}", {}).get("env_steps_per_s")
+        if brax and ours:
+            record(f"ratio_{rollout}", args.out, ours_over_brax=round(ours / brax, 3))
 
 
 if __name__ == "__main__":

@@ -201,9 +201,9 @@ def _train(args, algo, cfg, resolved, lock) -> int:
     from gorl.provenance import set_matmul_precision
 
     torch.set_num_threads(max(1, threads))
-    set_matmul_precision(getattr(cfg, "matmul_precision", None))
     run = Run(algo=algo.name, task=args.task, seed=args.seed, preset=args.preset, dir=args.out,
               config=resolved, device=resolve_device(cfg.device), quiet=args.quiet)
+    set_matmul_precision(getattr(cfg, "matmul_precision", None), run.device)  # plug-ins too
     if lock.stale_pid:
         run.log(f"took over the lock of process {lock.stale_pid}, which ended without releasing it")
     resolved["device"] = str(run.device)

@@ -44,30 +44,40 @@ def provenance(run, wall_time: float) -> dict:
         "wall_time_s": round(wall_time, 3), "git_commit": git_commit(), "versions": versions(),
         "python": sys.version.split()[0], "platform": platform.platform(), "host": socket.gethostname(),
         "command": " ".join(sys.argv),
-        "matmul_precision": {"setting": (run.config.get("hyperparameters") or {}).get("matmul_precision", "default"),
+        "matmul_precision": {"setting": (run.config.get("hyperparameters") or {}).get("matmul_precision", "auto"),
                              **matmul_precision()},
     }
 
 
-MATMUL_PRECISIONS = ("default", "high", "highest")
-"""``matmul_precision``: float32 matmuls as the backend likes ('default': torch 'highest', i.e.
-no TF32, and JAX's own default, which may use TF32/bf16 passes on a GPU), 'high' (TF32 allowed)
-or 'highest' (full float32 in torch and JAX; the release's humanoid runs)."""
+MATMUL_PRECISIONS = ("auto", "fp32", "tf32")
+"""``matmul_precision``: float32 matmuls of torch and JAX, 'fp32' (full float32; the release's
+humanoid runs say 'highest'), 'tf32' (TensorFloat-32 inputs on GPUs that have it; a CPU computes
+fp32 either way) or 'auto': fp32 on a CPU, tf32 on CUDA, which is what the reference stack ran
+(JAX's default precision makes an f32 matmul on an A100/H100 a TF32 one: jax-ml/jax#18934,
+#24909; Brax/Playground leave it there)."""
 
 
-def set_matmul_precision(precision: str | None) -> dict:
-    """Apply ``matmul_precision`` to torch and JAX (JAX only if it is installed), and return what
-    was set, for provenance. Called before any network or env is built."""
-    import torch
-    if precision in (None, "default"):
-        return matmul_precision()
+def set_matmul_precision(value: str | None, device) -> str:
+    """Apply ``matmul_precision`` to torch and (on CUDA) JAX in this process before any network or
+    env is built; returns the precision in force ('fp32' or 'tf32'), stated in provenance.json."""
     import os
-    torch.set_float32_matmul_precision(precision)
-    if "jax" in sys.modules:
-        sys.modules["jax"].config.update("jax_default_matmul_precision", precision)
-    else:  # read by JAX when a Playground task imports it (no JAX import for dm_control runs)
-        os.environ["JAX_DEFAULT_MATMUL_PRECISION"] = precision
-    return matmul_precision()
+
+    import torch
+    value = value or "auto"
+    if value not in MATMUL_PRECISIONS:
+        raise ValueError(f"matmul_precision must be one of {MATMUL_PRECISIONS}, got {value!r}")
+    cuda = torch.device(device).type == "cuda"
+    if value == "auto":
+        value = "tf32" if cuda else "fp32"
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = value == "tf32"
+    torch.set_float32_matmul_precision("high" if value == "tf32" else "highest")
+    if cuda:  # a CPU computes fp32 at JAX's default: left alone, so nothing compiled recompiles
+        jax_value = "tensorfloat32" if value == "tf32" else "float32"
+        if "jax" in sys.modules:
+            sys.modules["jax"].config.update("jax_default_matmul_precision", jax_value)
+        else:  # read by JAX when a playground: task imports it
+            os.environ["JAX_DEFAULT_MATMUL_PRECISION"] = jax_value
+    return value
 
 
 def matmul_precision() -> dict:

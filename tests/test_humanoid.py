@@ -82,12 +82,12 @@ def test_humanoid_profile_resolves_to_the_release():
         ppo = _cfg("ppo", "paper", task)
         assert (ppo.learning_rate, ppo.clip_eps, ppo.max_grad_norm, ppo.value_loss_coef) == (1e-3, 0.3, None, 0.5)
         assert not ppo.eval_deterministic and ppo.total_steps == 206438400 == 210 * ppo.steps_per_iteration
-        assert ppo.matmul_precision == "highest"
+        assert ppo.matmul_precision == "fp32"
         assert _cfg("ppo_teacher", "paper", task).total_steps == 185794560 == 189 * ppo.steps_per_iteration
         for algo in ("fpo", "dppo"):  # pre-tanh actions, the one baseline budget
             cfg = _cfg(algo, "paper", task)
-            assert cfg.matmul_precision == "highest" and cfg.total_steps == 179896320
-    assert _cfg("ppo", "paper", "cheetah-run").matmul_precision == "default"
+            assert cfg.matmul_precision == "fp32" and cfg.total_steps == 179896320
+    assert _cfg("ppo", "paper", "cheetah-run").matmul_precision == "auto"
     for algo in ("gorl_fm", "gorl_diffusion"):
         stand, run = _cfg(algo, "paper", "humanoid-stand"), _cfg(algo, "paper", "humanoid-run")
         for cfg in (stand, run):

@@ -151,3 +151,163 @@ def test_resume_after_kill_matches_uninterrupted(tmp_path):
     out = cli(*args, "--out", killed)
     assert "resumed" in out.stdout
     assert strip_wall(killed / "evals.csv") == strip_wall(ref / "evals.csv")
+
+
+# -- the rollout as one JAX program (issue 20) -------------------------------------------------
+def _trainer(algo: str, rollout: str, tmp_path, **over):
+    """A trainer of ``algo`` on TASK (smoke preset, N envs), built from torch seed 0."""
+    import importlib
+
+    from gorl import registry
+    from gorl.config import build_config
+    from gorl.core.onpolicy import OnPolicyTrainer
+    from gorl.core.run import Run
+    name = "gorl_fm" if algo.startswith("gorl") else algo
+    spec = registry.get(name)
+    cfg = build_config(spec.config_cls, spec.presets_file, "smoke", TASK, dict(rollout=rollout, **over))
+    run = Run(algo=name, task=TASK, seed=0, preset="smoke", dir=tmp_path / f"{algo}-{rollout}", config={},
+              quiet=True)
+    run.dir.mkdir(parents=True)
+    torch.manual_seed(0)
+    obs_dim, act_dim = run.env_dims()
+    if algo.startswith("gorl"):  # the encoder through a trained-looking (random, not identity) decoder
+        from gorl.algorithm.decoder import Decoder
+        from gorl.algorithm.gorl import make_encoder
+        decoder = Decoder(algo.split("_")[1], obs_dim, act_dim, cfg.decoder_hidden, cfg.decoder_steps)
+        decoder.obs_mean.normal_()
+        agent = make_encoder(cfg, 1, obs_dim, act_dim, decoder)
+        return OnPolicyTrainer(cfg.stage_config(1), run, agent)
+    agent = importlib.import_module(spec.train.__module__).make_agent(cfg, obs_dim, act_dim)
+    return OnPolicyTrainer(cfg, run, agent)
+
+
+@pytest.mark.parametrize("algo", ["ppo", "gorl_fm", *(pytest.param(a, marks=pytest.mark.slow)
+                                                     for a in ("fpo", "dppo", "gorl_diffusion"))])
+def test_scan_rollout_matches_the_per_step_path(algo, tmp_path):
+    """Same weights, env state and torch seed: the scan rollout (one JAX program) and the
+    per-step path give the same observations, actions (stored samples), log-probs, rewards and
+    flags over 1050 steps per env (a time-limit reset inside). XLA and torch sum a matmul in
+    different orders (1e-7 apart) and the dynamics amplify that (to ~1e-2 by step 500): equal to
+    1e-4 over the first 200 steps and again after the reset at step 1000 (the same per-env keys
+    give the same fresh states), identical flags throughout."""
+    over = dict(num_minibatches=35, batch_size=N)  # 35 x 8 x 30 / 8 = 1050 steps per env
+    step, scan = _trainer(algo, "step", tmp_path, **over), _trainer(algo, "scan", tmp_path, **over)
+    assert step._scan is None and scan._scan is not None
+    scan.agent.load_state_dict(step.agent.state_dict())
+    scan.critic.load_state_dict(step.critic.state_dict())
+    step.normalizer.update(torch.randn(64, 5) * 2 + 1)
+    scan.normalizer.load_state_dict(step.normalizer.state_dict())
+    torch.manual_seed(10)
+    a = step.collect()
+    torch.manual_seed(10)
+    b = scan.collect()
+    pairs = [(k, a[k], b[k]) for k in ("obs", "next_obs", "reward")] + \
+        [(k, a["stored"][k], b["stored"][k]) for k in a["stored"]]
+    assert set(a["stored"]) == set(b["stored"])
+    for k, x, y in pairs:
+        assert torch.isfinite(y).all(), k
+        torch.testing.assert_close(y[:200], x[:200], rtol=1e-4, atol=1e-4, msg=k)
+        if k != "next_obs":  # next_obs[999] is the last one of the old episode
+            torch.testing.assert_close(y[1000:], x[1000:], rtol=1e-4, atol=1e-4, msg=k)
+    for k in ("discount", "truncation"):
+        assert torch.equal(a[k], b[k]), k
+    assert a["truncation"].sum() == N and a["truncation"][999].all()  # the time limit
+    np.testing.assert_allclose(b["train_return"], a["train_return"], rtol=1e-3)
+    torch.testing.assert_close(scan._episode_return, step._episode_return, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(scan.envs.obs, step.envs.obs, rtol=1e-4, atol=1e-4)
+
+
+def test_episode_sums_match_the_per_step_loop():
+    from gorl.core.jax_rollout import episode_sums
+    g = torch.Generator().manual_seed(0)
+    reward, done = torch.rand(50, 6, generator=g), torch.rand(50, 6, generator=g) < 0.1
+    done[:, 0] = False
+    ep = torch.rand(6, generator=g, dtype=torch.float64)
+    loop, s, n = ep.clone(), 0.0, 0
+    for r, d in zip(reward, done):
+        loop += r
+        s += float(torch.where(d, loop, 0.0).sum())
+        n += int(d.sum())
+        loop.masked_fill_(d, 0.0)
+    total, count = episode_sums(reward, done, ep)
+    assert int(count) == n
+    np.testing.assert_allclose(float(total), s, rtol=1e-12)
+    torch.testing.assert_close(ep, loop)
+
+
+def test_rollout_key_is_checked_and_plugins_fall_back(tmp_path):
+    from gorl.errors import ConfigError
+    with pytest.raises(ConfigError, match="rollout"):
+        _trainer("ppo", "fast", tmp_path)
+    from gorl.core.gaussian_policy import GaussianPolicy
+    from gorl.core.jax_rollout import select
+
+    class Plugin(GaussianPolicy):
+        pass
+    notes = []
+    agent = Plugin(5, 1, [8], clip_eps=0.1, entropy_coef=0.0, entropy_tanh_correction=False)
+    envs = PlaygroundEnvs(TASK, SEEDS)
+    assert select("auto", envs, agent, notes.append) is None and len(notes) == 1 and "Plugin" in notes[0]
+    with pytest.raises(ValueError, match="rollout=scan"):
+        select("scan", envs, agent, notes.append)
+    with pytest.raises(ValueError, match="rollout=scan needs a playground"):
+        select("scan", make_envs("cartpole-balance", SEEDS), agent, notes.append)
+
+
+def test_scan_resume_after_kill_matches_uninterrupted(tmp_path):
+    """The scan rollout draws torch's noise as the per-step path does: kill -9 resume is exact."""
+    ref, killed = tmp_path / "ref", tmp_path / "killed"
+    args = ["train", "gorl_fm", TASK, "--seed", 3, "--steps", 7680, "--preset", "smoke", "--quiet",
+            "--set", f"eval_episodes={N}", "--set", "num_evals=2", "--set", "rollout=scan"]
+    cli(*args, "--out", ref)
+    kill_after_iterations(args, killed)
+    out = cli(*args, "--out", killed)
+    assert "resumed" in out.stdout
+    assert strip_wall(killed / "evals.csv") == strip_wall(ref / "evals.csv")
+
+
+# -- CUDA correctness, the parts a CPU can check (issue 20) ----------------------------------------
+def test_jax_device_matches_torch_device_or_fails_clearly():
+    from types import SimpleNamespace
+
+    from gorl.envs.playground import jax_device_for
+    cpu = SimpleNamespace(id=0, platform="cpu")
+    gpus = [SimpleNamespace(id=i, local_hardware_id=i, platform="gpu") for i in range(2)]
+
+    def devices(backend):
+        return {"cpu": [cpu], "cuda": gpus}[backend]
+    assert jax_device_for(torch.device("cpu"), devices) is cpu
+    assert jax_device_for(torch.device("cuda", 1), devices) is gpus[1]
+    assert jax_device_for(torch.device("cuda"), devices) is gpus[0]
+    with pytest.raises(ValueError, match="device=cuda:2"):
+        jax_device_for(torch.device("cuda", 2), devices)
+
+    def cpu_only(backend):
+        if backend != "cpu":
+            raise RuntimeError("Unknown backend cuda")
+        return [cpu]
+    with pytest.raises(ValueError, match="JAX has no CUDA device 0"):
+        jax_device_for(torch.device("cuda", 0), cpu_only)
+    assert jax_device_for(torch.device("cpu"), jax.devices) is jax.devices("cpu")[0]
+
+
+def test_decoder_data_collection_through_the_scan_matches_the_per_step_path(tmp_path):
+    """GoRL's collector (spec 6.3, 'reference': fixed first states, no time limit) gives the same
+    rows through the scan as step by step (to 1e-4 over the first 200 steps; see above)."""
+    from gorl.algorithm.gorl import collect_decoder_data
+    rows = {}
+    for rollout in ("step", "scan"):
+        t = _trainer("gorl_fm", rollout, tmp_path, collect_envs=N, collect_steps=300 * N,
+                     decoder_collection="reference")
+        from gorl import registry
+        from gorl.config import build_config
+        spec = registry.get("gorl_fm")
+        cfg = build_config(spec.config_cls, spec.presets_file, "smoke", TASK,
+                           dict(rollout=rollout, collect_envs=N, collect_steps=300 * N, decoder_collection="reference"))
+        t.normalizer.update(torch.randn(64, 5) * 2 + 1)
+        rows[rollout] = collect_decoder_data(cfg, t.run, 1, t.agent, t.normalizer)
+    (o1, a1, s1), (o2, a2, s2) = rows["step"], rows["scan"]
+    assert o1.shape == o2.shape == (300 * N, 5) and a1.shape == a2.shape == (300 * N, 1)
+    np.testing.assert_allclose(o2[:200 * N], o1[:200 * N], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(a2[:200 * N], a1[:200 * N], rtol=1e-4, atol=1e-4)
+    assert s1["episodes_finished"] == s2["episodes_finished"] and s1["rows"] == s2["rows"]

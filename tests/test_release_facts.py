@@ -37,7 +37,7 @@ NEW_KEYS_V1 = {
     "diffusion_parameterization": "epsilon", "decoder_pairwise_weight": 0.0, "decoder_val_redraw": False,
     "seed_scheme": "v1",
     # issue 19 (humanoid): off everywhere but the humanoid tasks
-    "matmul_precision": "default", "eval_deterministic": True,
+    "matmul_precision": "auto", "rollout": "auto", "eval_deterministic": True,
     "teacher": "none", "teacher_run": None, "teacher_episodes": 1024, "teacher_min_return": None,
     "teacher_warm_start": False, "action_semantics": "pre_tanh", "latent_bounded": False,
     "encoder_handoff": "best", "benchmark_start_steps": 0, "decoder_init": "fresh", "decoder_obs_stats": "fit",

@@ -60,7 +60,9 @@ class Decoder(nn.Module):
         for p in self.parameters():
             p.requires_grad_(False)
         self.sampling_time = 0.0
-        """Seconds spent decoding (read by the throughput benchmark)."""
+        """Seconds spent decoding (read by the throughput benchmark). On a GPU this times the
+        launches, not the work, unless ``sync_timing`` (a synchronisation after each call)."""
+        self.sync_timing = False
 
     @classmethod
     def identity(cls, kind: str, obs_dim: int, act_dim: int, hidden: list[int], steps: int = 10,
@@ -101,6 +103,8 @@ class Decoder(nn.Module):
             out = z.clone() if exact else ddim_sample_zero_network(z, self.alpha_bar)
         else:
             out = self.decode_normalized(self.normalize(obs_raw), z)
+        if self.sync_timing and out.is_cuda:
+            torch.cuda.synchronize(out.device)
         self.sampling_time += time.perf_counter() - t0
         return out
 

@@ -37,6 +37,7 @@ from gorl.algorithm.decoder import (CHECKPOINT_METRICS, FIT_SCHEDULES, IDENTITY_
 from gorl.algorithm.episode_filter import (FILTER_UNITS, FILTERS, reference_blocks, rows_of_episodes,
                                            select_episodes)
 from gorl.config import defaults_from
+from gorl.core import jax_rollout
 from gorl.core.gaussian_policy import GaussianPolicy
 from gorl.core.loop import progress_bar
 from gorl.core.normalizer import RunningNormalizer
@@ -513,17 +514,22 @@ def collect_decoder_data(cfg: GoRLConfig, run: Run, stage: int, encoder: Gaussia
     reward_rows = torch.empty((steps, N), dtype=torch.float64, device=run.device)
     ep_ret = torch.zeros(N, dtype=torch.float64, device=run.device)
     obs = envs.obs
-    for s in range(steps):  # on the device: no host round trip per step
-        pre, _ = encoder.act(normalizer(obs), obs)
-        action = env_action(encoder, pre)
-        # the decoder's target: the pre-action, or (bounded) the env action clipped to [-1, 1]
-        obs_rows[s], act_rows[s] = obs, (action if cfg.action_semantics == "bounded" else pre)
-        obs, reward, term, trunc, _ = envs.step(action)
-        ep_ret += reward
-        reward_rows[s] = reward
-        done_rows[s] = term | trunc
-        return_rows[s] = ep_ret
-        ep_ret.masked_fill_(done_rows[s], 0.0)
+    scan = jax_rollout.select(cfg.rollout, envs, encoder, run.log)  # playground: one JAX program
+    if scan is not None:  # (None for bounded actions: jax_rollout.program refuses an own env_action)
+        obs_rows, act_rows, done_rows, reward_rows, return_rows = jax_rollout.collect_rows(envs, scan, normalizer,
+                                                                                           steps)
+    else:
+        for s in range(steps):  # on the device: no host round trip per step
+            pre, _ = encoder.act(normalizer(obs), obs)
+            action = env_action(encoder, pre)
+            # the decoder's target: the pre-action, or (bounded) the env action clipped to [-1, 1]
+            obs_rows[s], act_rows[s] = obs, (action if cfg.action_semantics == "bounded" else pre)
+            obs, reward, term, trunc, _ = envs.step(action)
+            ep_ret += reward
+            reward_rows[s] = reward
+            done_rows[s] = term | trunc
+            return_rows[s] = ep_ret
+            ep_ret.masked_fill_(done_rows[s], 0.0)
     envs.close()
     obs_rows = obs_rows.reshape(-1, envs.obs_dim).cpu().numpy()
     act_rows = act_rows.reshape(-1, envs.action_dim).cpu().numpy()

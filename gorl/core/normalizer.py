@@ -46,9 +46,12 @@ class RunningNormalizer:
                 "var_sum": self.var_sum.clone(), "std": self.std.clone()}
 
     def load_state_dict(self, state: dict) -> None:
+        """Load onto this normaliser's device (as ``nn.Module.load_state_dict`` copies into its
+        parameters): checkpoints are read onto the CPU, a run may be on a GPU."""
         self.mode = state["mode"]
         self.count = float(state["count"])
-        self.mean, self.var_sum, self.std = state["mean"], state["var_sum"], state["std"]
+        device = self.mean.device
+        self.mean, self.var_sum, self.std = (state[k].to(device) for k in ("mean", "var_sum", "std"))
 
     def to(self, device) -> "RunningNormalizer":
         self.mean, self.var_sum, self.std = (t.to(device) for t in (self.mean, self.var_sum, self.std))

@@ -19,11 +19,13 @@ import torch
 from torch import nn
 
 from gorl.config import COMMON_PRESETS, defaults_from
+from gorl.core import jax_rollout
 from gorl.core.advantages import brax_gae
 from gorl.core.networks import Critic
 from gorl.core.normalizer import RunningNormalizer
-from gorl.core.run import EVAL_STREAM, TRAIN_STREAM, Run, env_seeds
+from gorl.core.run import EVAL_STREAM, TRAIN_STREAM, Run, env_seeds, rng_state, set_rng_state
 from gorl.errors import ConfigError, Diverged
+from gorl.provenance import set_matmul_precision
 
 
 @dataclass
@@ -86,9 +88,6 @@ class OnPolicyConfig:
     """True: the evaluation acts on the policy's mean (return_mean). False (Brax's default, the
     release's humanoid PPO): it samples, and a deterministic evaluation on the same resets is
     kept beside it (evals.csv column return_mean_deterministic)."""
-    matmul_precision: str
-    """Float32 matmul precision of torch and JAX: 'default', 'high' or 'highest' (the release's
-    humanoid runs); applied before training, stated in provenance.json."""
     num_probe_states: int
     """Fixed probe states at which action samples are saved at every evaluation."""
     probe_samples: int
@@ -100,6 +99,15 @@ class OnPolicyConfig:
     env_workers: int
     """Host (dm_control, gym) envs: 0 steps them in the training process; N > 0 shards them over
     N worker processes with shared-memory buffers (many-core machines). Results do not depend on it."""
+    matmul_precision: str
+    """Float32 matmuls of torch and JAX: 'fp32', 'tf32' (TensorFloat-32 on GPUs that have it) or 'auto'
+    (fp32 on a CPU; tf32 on CUDA, as JAX's default precision ran the reference stack on a GPU); the
+    release's humanoid runs use fp32 ('highest'). Applied before training, stated in provenance.json."""
+    rollout: str
+    """'auto' (the scan on playground: tasks for the suite's algorithms), 'scan' (each iteration's
+    rollout is one JAX program, gorl/core/jax_rollout.py; playground: tasks only) or 'step' (one
+    policy call and one env step call per env step). Same random numbers, same results up to
+    float rounding (XLA and torch sum matmuls in different orders)."""
 
     @property
     def steps_per_env(self) -> int:
@@ -138,6 +146,8 @@ class OnPolicyConfig:
         if (self.batch_size * self.num_minibatches) % self.num_envs:
             raise ConfigError(f"batch_size*num_minibatches ({self.batch_size * self.num_minibatches}) must be a "
                               f"multiple of num_envs ({self.num_envs}) so each env runs whole segments")
+        if self.rollout not in jax_rollout.ROLLOUTS:
+            raise ConfigError(f"rollout must be one of {jax_rollout.ROLLOUTS}, got {self.rollout!r}")
         if self.env_workers < 0:
             raise ConfigError(f"env_workers must be 0 (in-process) or a number of worker processes, "
                               f"got {self.env_workers}")
@@ -256,6 +266,15 @@ class OnPolicyTrainer:
         self.on_evaluate: list[Callable[[dict], None]] = []
         self._episode_return = torch.zeros(cfg.num_envs, dtype=torch.float64, device=self.device)
         self.timing = {"env": 0.0, "inference": 0.0, "update": 0.0, "eval": 0.0}
+        """Seconds per phase. On a GPU they time the launches, not the work, unless ``sync_timing``
+        (benchmarks set it: a synchronisation where each phase ends). With the scan rollout,
+        'env' is the whole fused rollout (env and policy)."""
+        self.sync_timing = False
+        self.matmul_precision = set_matmul_precision(cfg.matmul_precision, self.device)
+        try:
+            self._scan = jax_rollout.select(cfg.rollout, self.envs, self.agent, run.log)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
 
     # -- bookkeeping ---------------------------------------------------------------------
     @property
@@ -267,7 +286,7 @@ class OnPolicyTrainer:
         return {"iteration": self.iteration, "agent": self.agent.state_dict(),
                 "critic": self.critic.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "normalizer": self.normalizer.state_dict(), "envs": self.envs.get_state(),
-                "torch_rng": torch.get_rng_state(), "episode_return": self._episode_return,
+                "rng": rng_state(), "episode_return": self._episode_return,
                 "step_offset": self.step_offset, "stage": self.stage}
 
     def load_state_dict(self, st: dict) -> None:
@@ -279,7 +298,7 @@ class OnPolicyTrainer:
         self.normalizer.load_state_dict(st["normalizer"])
         self.normalizer.to(self.device)
         self.envs.set_state(st["envs"])
-        torch.set_rng_state(st["torch_rng"])
+        set_rng_state(st["rng"] if "rng" in st else st["torch_rng"])
         self.probe_states = self.run.records.probe_states
         self._episode_return = torch.as_tensor(st["episode_return"], dtype=torch.float64).to(self.device)
 
@@ -294,7 +313,10 @@ class OnPolicyTrainer:
         Everything stays on the run's device (on-device envs: no host round trip and no
         synchronisation per step); the training-episode return is reduced once at the end.
         """
+        if self._scan is not None:
+            return jax_rollout.collect(self, self._scan)
         S, N = self.cfg.steps_per_env, self.cfg.num_envs
+        sync = self.sync_timing and self.device.type == "cuda"
         obs_buf = torch.empty(S, N, self.obs_dim, device=self.device)
         next_obs_buf = torch.empty_like(obs_buf)
         reward_buf = torch.empty(S, N, device=self.device)
@@ -310,8 +332,12 @@ class OnPolicyTrainer:
             t0 = time.perf_counter()
             pre, stored = self.agent.act(self.normalizer(obs), obs)
             action = env_action(self.agent, pre)
+            if sync:
+                torch.cuda.synchronize(self.device)
             t1 = time.perf_counter()
             obs_next, reward, term, trunc, final_obs = self.envs.step(action)
+            if sync:
+                torch.cuda.synchronize(self.device)
             t2 = time.perf_counter()
             t_inf += t1 - t0
             t_env += t2 - t1
@@ -444,6 +470,8 @@ class OnPolicyTrainer:
         returns = torch.zeros(envs.num_envs, dtype=torch.float64, device=self.device)
         active = torch.ones(envs.num_envs, dtype=torch.bool, device=self.device)
         step = 0
+        # a time limit ends every episode by then: no host check of `active` per step
+        limit = getattr(envs, "episode_length", None)
         while True:
             obs_n = self.normalizer(obs)
             pre = self.agent.act_eval(obs_n, obs) if deterministic else self.agent.act(obs_n, obs)[0]
@@ -453,7 +481,7 @@ class OnPolicyTrainer:
             returns += reward * active
             active &= ~(term | trunc)
             step += 1
-            if not active.any():
+            if (step >= limit) if limit else not active.any():
                 break
         return returns.cpu().numpy()
 

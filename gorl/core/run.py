@@ -34,6 +34,26 @@ def env_seeds(seed: int, stream: int, n: int) -> list[int]:
     return [int(s) for s in np.random.SeedSequence([seed, stream]).generate_state(n)]
 
 
+def rng_state() -> dict:
+    """Every generator a run draws from: torch's CPU generator, its CUDA generators once CUDA is
+    in use (rollout noise and minibatch permutations on a GPU), numpy's global one. Envs keep
+    their own RNGs and JAX keys in their state."""
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+    return {"torch": torch.get_rng_state(), "cuda": cuda, "numpy": np.random.get_state()}
+
+
+def set_rng_state(st: dict | torch.Tensor) -> None:
+    """Restore :func:`rng_state` (a bare tensor: an older checkpoint's CPU state alone)."""
+    if isinstance(st, torch.Tensor):
+        st = {"torch": st}
+    torch.set_rng_state(st["torch"])
+    if st.get("cuda") is not None and torch.cuda.is_available():
+        for i, s in enumerate(st["cuda"][:torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(s, i)
+    if st.get("numpy") is not None:
+        np.random.set_state(st["numpy"])
+
+
 def torch_bytes(obj: Any) -> bytes:
     import io
     buf = io.BytesIO()

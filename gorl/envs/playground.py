@@ -18,15 +18,16 @@ wrappers add is done here, the way the dm_control path does it:
   ``step`` returns the observation to act on next and ``final_obs``, the true next
   observation before any reset (for bootstrapping at a truncation).
 
-Tensors cross between JAX and torch through DLPack on the same device: no host round trip
-per step on a GPU. On a machine without one, JAX's CPU backend runs the same code.
+Tensors cross between JAX and torch through DLPack on the same device (JAX's device is
+chosen to match torch's, ``cuda:k`` included): no host round trip per step on a GPU. On a
+machine without one, JAX's CPU backend runs the same code.
 """
 from __future__ import annotations
 
 import functools
 import os
 import sys
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -149,6 +150,29 @@ def _compiled(name: str):
     return env, episode_length, jax.jit(reset), steps
 
 
+def jax_device_for(device: torch.device, devices: Callable[..., list]):
+    """JAX's device for torch's ``device`` (``devices`` is ``jax.devices``): the CPU for the
+    CPU, CUDA device k for ``cuda:k``, so that tensors cross by DLPack without a copy. Raises
+    ValueError, naming the device, when JAX has no such device (a CPU-only jax with a CUDA
+    run would otherwise take a host round trip on every step)."""
+    device = torch.device(device)
+    if device.type == "cpu":
+        return devices("cpu")[0]
+    if device.type == "cuda":
+        try:
+            gpus = devices("cuda")
+        except RuntimeError:  # no CUDA backend in this jax
+            gpus = []
+        index = 0 if device.index is None else device.index
+        for d in gpus:
+            if getattr(d, "local_hardware_id", d.id) == index:
+                return d
+        raise ValueError(f"device={device}: JAX has no CUDA device {index} (its CUDA devices: "
+                         f"{[str(d) for d in gpus] or 'none'}); playground: tasks run JAX on torch's device "
+                         f"(install CUDA jax, e.g. pip install 'jax[cuda12]', or set device=cpu)")
+    raise ValueError(f"device={device}: playground: tasks run on the CPU or a CUDA device")
+
+
 class PlaygroundEnvs:
     """``num_envs`` envs of one Playground task stepped as one batch on JAX's device.
 
@@ -172,8 +196,10 @@ class PlaygroundEnvs:
             self.device = torch.device("cuda", torch.cuda.current_device())
         # Every input of the jitted step is committed to JAX's device (as the step's own outputs and
         # DLPack actions are): an uncommitted input is another jit signature, i.e. a recompilation.
-        self._jax_device = self.jax.devices()[0]
+        # That device is torch's own, so that every hand-over is a zero-copy DLPack view.
+        self._jax_device = jax_device_for(self.device, self.jax.devices)
         self._nan = self._put(np.zeros((), np.int32))
+        self._scans: dict = {}  # scan_rollout's compiled programs, per (act rule, fixed states, time limit)
         self.reset(seeds)
 
     # -- JAX <-> torch ------------------------------------------------------------------
@@ -181,15 +207,10 @@ class PlaygroundEnvs:
         return self.jax.device_put(x, self._jax_device)
 
     def _torch(self, x) -> torch.Tensor:
-        t = torch.from_dlpack(x)
-        return t if t.device == self.device else t.to(self.device)
+        return torch.from_dlpack(x)  # JAX's buffer, on torch's device (jax_device_for)
 
     def _jax(self, t: torch.Tensor):
-        t = t.detach().to(torch.float32).contiguous()
-        try:
-            return self.jax.dlpack.from_dlpack(t)  # zero-copy when JAX and torch share the device
-        except Exception:  # different devices (e.g. torch on CPU, JAX on a GPU)
-            return self.jax.numpy.asarray(t.cpu().numpy())
+        return self.jax.dlpack.from_dlpack(t.detach().to(torch.float32).contiguous())
 
     # -- the env interface --------------------------------------------------------------
     def reset(self, seeds: Sequence[int] | None = None) -> torch.Tensor:
@@ -215,6 +236,43 @@ class PlaygroundEnvs:
         reward, term, trunc = packed[:, 2 * d], packed[:, 2 * d + 1] > 0.5, packed[:, 2 * d + 2] > 0.5
         self._obs = obs
         return obs, reward, term, trunc, final_obs
+
+    def scan_rollout(self, act, tensors: list[torch.Tensor], mean: torch.Tensor, std: torch.Tensor,
+                     noises: list[torch.Tensor]):
+        """S env steps as one JAX program (``lax.scan``; :mod:`gorl.core.jax_rollout`): at each
+        step ``act(params, (obs - mean) / std, obs, noise_s) -> (pre_action, stored)``, the env
+        receives tanh(pre_action). ``tensors`` (the policy's weights), ``mean``/``std`` and
+        ``noises`` (each (S, ...)) cross by DLPack once. Returns torch views of the acted-on
+        observations (S, N, d), the per-step packed arrays (S, N, 2d + 3: next obs, final obs,
+        reward, term, trunc, as :meth:`step` packs them), ``stored`` (S, N, ...) and the
+        pre-actions (S, N, d_a); the env
+        state continues from the last step, as after S calls of :meth:`step`."""
+        jax = self.jax
+        fixed = self._first is not None
+        key = (act, fixed, self._limit)
+        fn = self._scans.get(key)
+        if fn is None:
+            step = self._steps[fixed, self._limit]
+            jnp = jax.numpy
+
+            def rollout(state, t, keys, n_nan, first, params, mean, std, noises):
+                def body(carry, noise):
+                    state, t, keys, n_nan = carry
+                    obs = state.obs.astype(jnp.float32)
+                    pre, stored = act(params, (obs - mean) / std, obs, noise)
+                    state, t, keys, packed, n_nan = step(state, t, keys, n_nan, jnp.tanh(pre), first)
+                    return (state, t, keys, n_nan), (obs, packed, stored, pre)
+                return jax.lax.scan(body, (state, t, keys, n_nan), noises)
+            fn = self._scans[key] = jax.jit(rollout)
+
+        def put(t: torch.Tensor):  # a copy: the optimiser updates the weights in place later
+            return jax.dlpack.from_dlpack(t.detach().clone())
+        (self._state, self._t, self._keys, self._nan), (obs, packed, stored, pre) = fn(
+            self._state, self._t, self._keys, self._nan, self._first, [put(t) for t in tensors],
+            put(mean), put(std), [jax.dlpack.from_dlpack(n.contiguous()) for n in noises])
+        packed = self._torch(packed)
+        self._obs = packed[-1, :, :self.obs_dim]
+        return self._torch(obs), packed, {k: self._torch(v) for k, v in stored.items()}, self._torch(pre)
 
     @property
     def physics_errors(self) -> int:
