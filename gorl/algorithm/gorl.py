@@ -285,6 +285,10 @@ class GoRLConfig(OnPolicyConfig):
             raise ConfigError(f"latent_reg must be 'l2' or 'kl', got {self.latent_reg!r}")
         # a key the chosen collection or fit schedule does not read must be null, so that no value
         # is accepted and ignored (one-line errors naming it)
+        if self.decoder_collection not in COLLECTIONS:
+            raise ConfigError(f"decoder_collection must be one of {COLLECTIONS}, got {self.decoder_collection!r}")
+        if self.decoder_fit_schedule not in FIT_SCHEDULES:
+            raise ConfigError(f"decoder_fit_schedule must be one of {FIT_SCHEDULES}, got {self.decoder_fit_schedule!r}")
         release, steps = self.decoder_collection == "release", self.decoder_fit_schedule == "steps"
         for key, used, why in (
                 ("collect_steps", not release, "decoder_collection release counts collect_episodes"),
@@ -307,8 +311,6 @@ class GoRLConfig(OnPolicyConfig):
         if self.collect_steps is not None and self.collect_steps < self.collect_envs:
             raise ConfigError(f"collect_steps ({self.collect_steps}) must be at least collect_envs "
                               f"({self.collect_envs})")
-        if self.decoder_collection not in COLLECTIONS:
-            raise ConfigError(f"decoder_collection must be one of {COLLECTIONS}, got {self.decoder_collection!r}")
         for key, options in (("stage0_decoder", IDENTITY_KINDS), ("decoder_fit_schedule", FIT_SCHEDULES),
                              ("decoder_checkpoint_metric", CHECKPOINT_METRICS), ("decoder_split", SPLITS),
                              ("diffusion_schedule", ("cosine", "linear_alpha_bar")),
