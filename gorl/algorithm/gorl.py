@@ -62,12 +62,13 @@ class GoRLConfig(OnPolicyConfig):
     """
 
     decoder_kind: ClassVar[str] = "fm"
-    RUN_LEVEL_KEYS: ClassVar[tuple[str, ...]] = (
-        "total_steps", "stage_steps", "num_envs", "unroll_length", "num_minibatches", "batch_size", "num_evals",
-        "eval_schedule", "eval_episodes", "num_probe_states", "probe_samples", "checkpoint_every", "device",
-        "env_workers", "reset_mode", "actor_hidden", "critic_hidden", "stage_overrides")
-    """Keys that hold for the whole run (geometry, budget, evaluation, networks); every other
-    key, the decoder's and the collector's included, may be set per stage."""
+    PER_STAGE_KEYS: ClassVar[tuple[str, ...]] = (
+        "learning_rate", "adam_eps", "max_grad_norm", "num_epochs", "gamma", "gae_lambda", "reward_scaling",
+        "value_loss_coef", "normalize_advantage", "obs_norm_mode", "obs_stats_timing", "clip_eps", "latent_reg",
+        "latent_reg_coef", "entropy_coef", "scale_cap", "encoder_init")
+    """Keys that may differ per stage: the stage's encoder and its PPO machinery, which the
+    algorithm reads through :meth:`for_stage`. Every other key (geometry, budget, evaluation,
+    networks, the collector and the decoder fit) holds for the whole run."""
 
     stage_steps: list[int]
     """Encoder env-step budget of each stage; scaled proportionally when total_steps differs from their sum."""
@@ -79,8 +80,8 @@ class GoRLConfig(OnPolicyConfig):
     """Latent regulariser coefficient c_z (per stage like every encoder key)."""
     stage_overrides: dict[str, dict[str, Any]]
     """Per-stage values: {'stage0' | 'later_stages' | 'stage<k>': {key: value}}; stage k's config
-    is :meth:`for_stage` (the plain value, then its family table, then its own table). Any key
-    but the run-level ones (:attr:`RUN_LEVEL_KEYS`) may vary per stage."""
+    is :meth:`for_stage` (the plain value, then its family table, then its own table); the keys
+    that may vary per stage are :attr:`PER_STAGE_KEYS`."""
     latent_reg: str
     """'l2' = c_z (mean mu^2 + mean sigma^2) (reference code) or 'kl' = exact KL to N(0, I)."""
     entropy_coef: float
@@ -257,8 +258,9 @@ class GoRLConfig(OnPolicyConfig):
                 raise ConfigError(f"{table}.{key}: stage {k} does not exist (stage_steps has {self.num_stages} "
                                   f"stages, 0 to {self.num_stages - 1})")
             for key in entries:
-                if key in self.RUN_LEVEL_KEYS:
-                    raise ConfigError(f"{table}.{key}: {key} holds for the whole run and cannot be set per stage")
+                if key not in self.PER_STAGE_KEYS:
+                    raise ConfigError(f"{table}.{key}: {key} holds for the whole run; per-stage keys are "
+                                      f"{', '.join(self.PER_STAGE_KEYS)}")
         if self.stage_overrides:
             for k in range(self.num_stages):
                 try:
