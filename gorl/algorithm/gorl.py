@@ -356,6 +356,8 @@ class GoRLConfig(OnPolicyConfig):
 
     def validate_budget(self) -> None:
         """Every stage needs at least one encoder iteration (replaces the single-trainer check)."""
+        if getattr(self, "stage_index", None) is not None:  # one stage's config: the run's budget is checked once
+            return
         its = self.stage_iterations()
         if min(its) < 1:
             k = its.index(min(its))
