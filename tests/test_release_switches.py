@@ -340,3 +340,20 @@ def test_release_run_passes_check_run_and_resumes_after_kill(tmp_path):
     assert _evals(killed) == rows
     a, b = np.load(ref / "probes.npz"), np.load(killed / "probes.npz")
     assert np.array_equal(a["actions"], b["actions"])
+
+
+def test_release_fm_run_with_gaussian_warm_value_passes_check_run(tmp_path):
+    """gorl_fm with WalkerWalk's and FishSwim's FM switches (gaussian_warm_value, endpoint-MSE
+    checkpoint, redrawn validation, no target clip) completes and passes check-run."""
+    fm = {**RELEASE, "stage_encoder_init": ["gaussian_warm_value"], "decoder_checkpoint_metric": "val_endpoint_mse",
+          "decoder_val_redraw": True, "decoder_target_clip": None, "decoder_pairwise_weight": 0.0,
+          "decoder_output_scale": 1.0}
+    out = tmp_path / "run"
+    cli("train", "gorl_fm", "cartpole-balance", "--preset", "smoke", "--steps", "8000", "--seed", "0", "--quiet",
+        "--out", out, *_set({k: v for k, v in fm.items() if v is not None}), "--set", "decoder_target_clip=null")
+    assert cli("check-run", out).stdout.strip().endswith(": ok")
+    summary = json.loads((out / "stages/stage0/dataset_summary.json").read_text())
+    assert summary["decoder_checkpoint_metric"] == "val_endpoint_mse"
+    with open(out / "stages/stage0/decoder_fit.csv") as f:
+        fit = list(csv.DictReader(f))
+    assert summary["decoder_best_value"] == min(float(r["val_endpoint_mse"]) for r in fit)
