@@ -100,6 +100,7 @@ def _trainer_pair(tmp_path, init: str):
     t0.optimizer.step()  # no gradients: nothing moves; the state must not travel either
     g._track_best(t0, {"return_mean": 1.0, "env_step": 0})
     g.previous_best, g.best, g.stage = g.best, None, 1
+    g.previous_best["normalizer"]["mode"] = "legacy"  # as if stage 0 had used the legacy statistics
     return g, t0, g.make_trainer(1)
 
 
@@ -110,6 +111,7 @@ def test_warm_start_loads_the_previous_best_encoder_critic_and_statistics(tmp_pa
         assert torch.equal(a, b)
     st0, st1 = t0.normalizer.state_dict(), t1.normalizer.state_dict()
     assert st1["count"] == st0["count"] == 50 and torch.equal(st0["var_sum"], st1["var_sum"])
+    assert st1["mode"] == "welford"  # carried statistics update as the new stage says (HopperStand diffusion)
     assert t1.optimizer.state_dict()["state"] == {}  # a new optimiser
     assert t1.agent.clip_eps == g.cfg.stage_clip_eps[1]  # stage 1's settings
     for p in t1.agent.parameters():  # the stage's encoder trains, the decoder stays frozen
