@@ -587,27 +587,28 @@ def collect_release_data(cfg: GoRLConfig, run: Run, stage: int, encoder: Gaussia
         obs = envs.reset(seeds[first:first + E])
         active = torch.arange(E, device=run.device) < m
         ret = torch.zeros(E, dtype=torch.float64, device=run.device)
-        length = torch.zeros(E, dtype=torch.int64, device=run.device)
-        ids = torch.arange(first, first + E, device=run.device)
-        while bool(active.any()):
+        steps: dict[str, list] = {"obs": [], "action": [], "latent": [], "active": []}
+        while True:  # on the device; whether any episode still runs is read every 50 steps
             pre, stored = encoder.act(normalizer(obs), obs)
             action = env_action(encoder, pre)
             target = action if cfg.action_semantics == "bounded" else pre  # bounded: the clipped action
-            rows = active.nonzero().squeeze(1)
             z = torch.tanh(stored["x"]) if cfg.latent_bounded else stored["x"]  # what the decoder received
-            for key, v in (("obs", obs), ("action", target), ("latent", z), ("episode", ids)):
-                pieces[key].append(v[rows].cpu())
+            for key, v in (("obs", obs), ("action", target), ("latent", z), ("active", active.clone())):
+                steps[key].append(v)
             obs, reward, term, trunc, _ = envs.step(action)
             env_steps += E
             ret += reward * active
-            length += active.long()
             active &= ~(term | trunc)
+            if len(steps["obs"]) % 50 == 0 and not bool(active.any()):
+                break
+        mask = torch.stack(steps.pop("active"), 1)  # (E, S): episode-major rows
+        for key, v in steps.items():
+            pieces[key].append(torch.stack(v, 1)[mask].cpu())
+        pieces["episode"].append((first + torch.arange(E, device=run.device))[:, None].expand_as(mask)[mask].cpu())
         returns.append(ret[:m].cpu().numpy())
-        lengths.append(length[:m].cpu().numpy())
+        lengths.append(mask.sum(1)[:m].cpu().numpy())
     envs.close()
     data = {k: torch.cat(v).numpy() for k, v in pieces.items()}
-    order = np.argsort(data["episode"], kind="stable")  # episode-major rows
-    data = {k: v[order] for k, v in data.items()}
     returns, lengths = np.concatenate(returns), np.concatenate(lengths)
     finite = np.isfinite(data["action"]).all(1) & np.isfinite(data["obs"]).all(1)
     dropped = int((~finite).sum())
