@@ -44,8 +44,8 @@ class FPOConfig(OnPolicyConfig):
     average_losses_before_exp: bool
     """False (GoRL v1): one ratio per (eps, t) sample, exp(clip(l_old - l_new, -ratio_log_clip, ratio_log_clip));
     True (upstream FPO): one ratio per action, exp(mean l_old - mean l_new), no clip."""
-    ratio_log_clip: float
-    """Clip of l_old - l_new before the exp in the per-sample mode."""
+    ratio_log_clip: float | None
+    """Clip of l_old - l_new before the exp in the per-sample mode (null when averaged, which has no clip)."""
     eval_mode: str
     """'stochastic' (reference: random x_1 at evaluation, spec 1.4) or 'zero_noise' (x_1 = 0)."""
 
@@ -53,8 +53,13 @@ class FPOConfig(OnPolicyConfig):
         super().validate()
         if self.eval_mode not in EVAL_MODES:
             raise ConfigError(f"eval_mode must be one of {EVAL_MODES}, got {self.eval_mode!r}")
+        if self.average_losses_before_exp and self.ratio_log_clip is not None:
+            raise ConfigError(f"ratio_log_clip={self.ratio_log_clip} would not be used (average_losses_before_exp "
+                              "true has no clip); set it to null")
+        if not self.average_losses_before_exp and self.ratio_log_clip is None:
+            raise ConfigError("ratio_log_clip must be set when average_losses_before_exp is false")
         for key in ("flow_steps", "num_mc_samples", "clip_eps", "ratio_log_clip", "output_scale"):
-            if getattr(self, key) <= 0:
+            if getattr(self, key) is not None and getattr(self, key) <= 0:
                 raise ConfigError(f"{key} must be positive, got {getattr(self, key)}")
 
 

@@ -290,8 +290,12 @@ def cmd_list(args) -> int:
     _import_modules(args.imports)
     if args.algo:
         return _show_config(args)
-    for name, a in registry.algorithms().items():
-        print(f"{name:16s} presets: {', '.join(preset_names(a.presets_file)):24s} {a.description}")
+    rows = [(name, ", ".join(preset_names(a.presets_file)), a.description) for name, a in registry.algorithms().items()]
+    w = max(len(r[1]) for r in rows)
+    for name, presets, description in rows:
+        print(f"{name:16s} presets: {presets:{w}s}  {description}")
+    print("\npaper = the authors' ICML 2026 release, paper-v1 = the arXiv v1 code, small = paper on a workstation, "
+          "smoke = seconds (spec 11, 13)")
     from gorl.envs.playground import PAPER_TASKS as PLAYGROUND_TASKS
     print(f"\npaper tasks: {', '.join(PAPER_TASKS)} (any dm_control suite 'domain-task' or gym:<id> works)")
     print(f"paper tasks on the paper's physics (MJX, pip install -e '.[playground]'): "

@@ -25,7 +25,8 @@ per stage: ``stage0: {...}`` (stage 0), ``later_stages: {...}`` (stages 1, 2, ..
 ``stage0`` / ``later_stages`` value, then its ``stage<k>`` value (the release's rule).
 
 Resolution of preset P for task T: P's ``base`` (resolved the same way), then ``all_presets``
-if that base is in another file (or there is none), then P's own keys; then the values of
+if that base is in another file (or there is none) and P does not say ``all_presets: false``,
+then P's own keys; then the values of
 ``tasks[T]`` (``playground:FingerSpin`` shares those of ``finger-spin``); then ``--set``. Each of
 these layers replaces what the layers before it said about a key it sets: a plain value replaces
 the key's per-task and per-stage values from before, a ``later_stages`` value the ``stage<k>``

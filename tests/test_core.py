@@ -92,12 +92,13 @@ def test_reference_eval_schedule_matches_the_reference_iterations():
             assert its[0] == 0 and its[-1] < n and its == sorted(set(its))
     # the default schedule does not depend on the GoRL flag
     assert eval_iterations(61, 10, staged=True) == eval_iterations(61, 10)
-    # paper follows the reference; small and smoke score the policy after the last update
+    # paper follows the release, paper-v1 the reference; small and smoke score the policy after the last update
     from gorl.config import build_config
     from gorl.registry import get
     for algo in ("ppo", "fpo", "dppo", "gorl_fm", "gorl_diffusion"):
         a = get(algo)
-        for preset, want in (("paper", "reference"), ("small", "linspace_inclusive"), ("smoke", "linspace_inclusive")):
+        for preset, want in (("paper", "release"), ("paper-v1", "reference"), ("small", "linspace_inclusive"),
+                             ("smoke", "linspace_inclusive")):
             assert build_config(a.config_cls, a.presets_file, preset, "cheetah-run").eval_schedule == want
 
 

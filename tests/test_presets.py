@@ -141,3 +141,20 @@ def test_list_shows_each_stage_and_where_it_comes_from():
     v1 = cli("list", "gorl_diffusion", "--preset", "paper-v1", "--task", "walker-walk").stdout
     rows = {ln.split()[0]: ln for ln in v1.splitlines() if ln and not ln.startswith("#")}
     assert rows["clip_eps"].split("#")[0].split()[1:] == ["0.15", "/", "0.3", "/", "0.3", "/", "0.3"]
+
+
+@pytest.mark.parametrize("algo, overrides, key", [
+    ("fpo", {"ratio_log_clip": 2.0}, "ratio_log_clip"),  # the averaged ratio has no clip
+    ("gorl_fm", {"decoder_patience": 5}, "decoder_patience"),  # the steps fit never stops early
+    ("gorl_fm", {"decoder_max_epochs": 5}, "decoder_max_epochs"),  # FM's fit length is decoder_train_steps
+    ("gorl_fm", {"collect_steps": 4000}, "collect_steps"),  # the release collection counts episodes
+    ("gorl_fm", {"diffusion_schedule": "linear_alpha_bar"}, "diffusion_schedule"),  # FM has no diffusion
+    ("gorl_fm", {"stage1.decoder_hidden": [8]}, "stage1.decoder_hidden"),  # the decoder is run-level
+])
+def test_a_key_that_would_not_be_used_is_an_error(algo, overrides, key):
+    """No override is accepted and then ignored (issue 18): a key the chosen switches do not
+    read is a one-line error naming it."""
+    a = registry.get(algo)
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")) as e:
+        build_config(a.config_cls, a.presets_file, "paper", "cheetah-run", overrides)
+    assert "\n" not in str(e.value)

@@ -100,6 +100,7 @@ def _trainer_pair(tmp_path, init: str):
     t0.optimizer.step()  # no gradients: nothing moves; the state must not travel either
     g._track_best(t0, {"return_mean": 1.0, "env_step": 0})
     g.previous_best, g.best, g.stage = g.best, None, 1
+    g.previous_best["normalizer"]["mode"] = "legacy"  # as if stage 0 had used the legacy statistics
     return g, t0, g.make_trainer(1)
 
 
@@ -110,6 +111,7 @@ def test_warm_start_loads_the_previous_best_encoder_critic_and_statistics(tmp_pa
         assert torch.equal(a, b)
     st0, st1 = t0.normalizer.state_dict(), t1.normalizer.state_dict()
     assert st1["count"] == st0["count"] == 50 and torch.equal(st0["var_sum"], st1["var_sum"])
+    assert st1["mode"] == "welford"  # carried statistics update as the new stage says (HopperStand diffusion)
     assert t1.optimizer.state_dict()["state"] == {}  # a new optimiser
     assert t1.agent.clip_eps == g.cfg.for_stage(1).clip_eps  # stage 1's settings
     for p in t1.agent.parameters():  # the stage's encoder trains, the decoder stays frozen
@@ -344,3 +346,21 @@ def test_release_run_passes_check_run_and_resumes_after_kill(tmp_path):
     assert _evals(killed) == rows
     a, b = np.load(ref / "probes.npz"), np.load(killed / "probes.npz")
     assert np.array_equal(a["actions"], b["actions"])
+
+
+def test_release_fm_run_with_gaussian_warm_value_passes_check_run(tmp_path):
+    """gorl_fm with WalkerWalk's and FishSwim's FM switches (gaussian_warm_value, endpoint-MSE
+    checkpoint, redrawn validation, no target clip) completes and passes check-run."""
+    fm = {**RELEASE, "later_stages.encoder_init": "gaussian_warm_value", "decoder_checkpoint_metric": "val_endpoint_mse",
+          "decoder_val_redraw": True, "decoder_target_clip": None, "decoder_pairwise_weight": 0.0,
+          "decoder_output_scale": 1.0}
+    out = tmp_path / "run"
+    cli("train", "gorl_fm", "cartpole-balance", "--preset", "smoke", "--steps", "8000", "--seed", "0", "--quiet",
+        "--out", out, *_set({k: v for k, v in fm.items() if v is not None and not k.startswith("diffusion_")}),
+        "--set", "decoder_target_clip=null")  # FM has no diffusion keys
+    assert cli("check-run", out).stdout.strip().endswith(": ok")
+    summary = json.loads((out / "stages/stage0/dataset_summary.json").read_text())
+    assert summary["decoder_checkpoint_metric"] == "val_endpoint_mse"
+    with open(out / "stages/stage0/decoder_fit.csv") as f:
+        fit = list(csv.DictReader(f))
+    assert summary["decoder_best_value"] == min(float(r["val_endpoint_mse"]) for r in fit)

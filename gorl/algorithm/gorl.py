@@ -65,14 +65,17 @@ class GoRLConfig(OnPolicyConfig):
     """
 
     decoder_kind: ClassVar[str] = "fm"
-    RUN_LEVEL_KEYS: ClassVar[tuple[str, ...]] = (
-        "total_steps", "stage_steps", "num_envs", "unroll_length", "num_minibatches", "batch_size", "num_evals",
-        "eval_schedule", "eval_episodes", "num_probe_states", "probe_samples", "checkpoint_every", "device",
-        "env_workers", "reset_mode", "actor_hidden", "critic_hidden", "stage_overrides", "matmul_precision",
-        "teacher", "teacher_run", "teacher_episodes", "teacher_min_return", "teacher_warm_start",
-        "action_semantics", "latent_bounded", "benchmark_start_steps")
-    """Keys that hold for the whole run (geometry, budget, evaluation, networks); every other
-    key, the decoder's and the collector's included, may be set per stage."""
+    PER_STAGE_KEYS: ClassVar[tuple[str, ...]] = (
+        "learning_rate", "adam_eps", "max_grad_norm", "num_epochs", "gamma", "gae_lambda", "reward_scaling",
+        "value_loss_coef", "normalize_advantage", "obs_norm_mode", "obs_stats_timing", "clip_eps", "latent_reg",
+        "latent_reg_coef", "entropy_coef", "scale_cap", "encoder_init",
+        # the humanoid profile's per-stage decoder and hand-off (spec 14): decoder k is fitted with
+        # stage k's values, the encoder stage k hands on is chosen by stage k's
+        "decoder_max_epochs", "decoder_pairwise_weight", "decoder_init", "decoder_obs_stats", "encoder_handoff")
+    """Keys that may differ per stage: the stage's encoder and its PPO machinery, which the
+    algorithm reads through :meth:`for_stage`, and the per-stage decoder fit of the humanoid
+    profile. Every other key (geometry, budget, evaluation, networks, the collector and the rest
+    of the decoder fit) holds for the whole run."""
 
     stage_steps: list[int]
     """Encoder env-step budget of each stage; scaled proportionally when total_steps differs from their sum."""
@@ -84,8 +87,8 @@ class GoRLConfig(OnPolicyConfig):
     """Latent regulariser coefficient c_z (per stage like every encoder key)."""
     stage_overrides: dict[str, dict[str, Any]]
     """Per-stage values: {'stage0' | 'later_stages' | 'stage<k>': {key: value}}; stage k's config
-    is :meth:`for_stage` (the plain value, then its family table, then its own table). Any key
-    but the run-level ones (:attr:`RUN_LEVEL_KEYS`) may vary per stage."""
+    is :meth:`for_stage` (the plain value, then its family table, then its own table); the keys
+    that may vary per stage are :attr:`PER_STAGE_KEYS`."""
     latent_reg: str
     """'l2' = c_z (mean mu^2 + mean sigma^2) (reference code) or 'kl' = exact KL to N(0, I)."""
     entropy_coef: float
@@ -298,8 +301,9 @@ class GoRLConfig(OnPolicyConfig):
                 raise ConfigError(f"{table}.{key}: stage {k} does not exist (stage_steps has {self.num_stages} "
                                   f"stages, 0 to {self.num_stages - 1})")
             for key in entries:
-                if key in self.RUN_LEVEL_KEYS:
-                    raise ConfigError(f"{table}.{key}: {key} holds for the whole run and cannot be set per stage")
+                if key not in self.PER_STAGE_KEYS:
+                    raise ConfigError(f"{table}.{key}: {key} holds for the whole run; per-stage keys are "
+                                      f"{', '.join(self.PER_STAGE_KEYS)}")
         if self.stage_overrides:
             for k in range(self.num_stages):
                 try:
@@ -326,6 +330,10 @@ class GoRLConfig(OnPolicyConfig):
             raise ConfigError(f"latent_reg must be 'l2' or 'kl', got {self.latent_reg!r}")
         # a key the chosen collection or fit schedule does not read must be null, so that no value
         # is accepted and ignored (one-line errors naming it)
+        if self.decoder_collection not in COLLECTIONS:
+            raise ConfigError(f"decoder_collection must be one of {COLLECTIONS}, got {self.decoder_collection!r}")
+        if self.decoder_fit_schedule not in FIT_SCHEDULES:
+            raise ConfigError(f"decoder_fit_schedule must be one of {FIT_SCHEDULES}, got {self.decoder_fit_schedule!r}")
         release, steps = self.decoder_collection == "release", self.decoder_fit_schedule == "steps"
         for key, used, why in (
                 ("collect_steps", not release, "decoder_collection release counts collect_episodes"),
@@ -348,8 +356,6 @@ class GoRLConfig(OnPolicyConfig):
         if self.collect_steps is not None and self.collect_steps < self.collect_envs:
             raise ConfigError(f"collect_steps ({self.collect_steps}) must be at least collect_envs "
                               f"({self.collect_envs})")
-        if self.decoder_collection not in COLLECTIONS:
-            raise ConfigError(f"decoder_collection must be one of {COLLECTIONS}, got {self.decoder_collection!r}")
         for key, options in (("stage0_decoder", IDENTITY_KINDS), ("decoder_fit_schedule", FIT_SCHEDULES),
                              ("decoder_checkpoint_metric", CHECKPOINT_METRICS), ("decoder_split", SPLITS),
                              ("diffusion_schedule", ("cosine", "linear_alpha_bar")),
@@ -417,6 +423,8 @@ class GoRLConfig(OnPolicyConfig):
 
     def validate_budget(self) -> None:
         """Every stage needs at least one encoder iteration (replaces the single-trainer check)."""
+        if getattr(self, "stage_index", None) is not None:  # one stage's config: the run's budget is checked once
+            return
         its = self.stage_iterations()
         if min(its) < 1:
             k = its.index(min(its))
@@ -591,27 +599,28 @@ def collect_release_data(cfg: GoRLConfig, run: Run, stage: int, encoder: Gaussia
         obs = envs.reset(seeds[first:first + E])
         active = torch.arange(E, device=run.device) < m
         ret = torch.zeros(E, dtype=torch.float64, device=run.device)
-        length = torch.zeros(E, dtype=torch.int64, device=run.device)
-        ids = torch.arange(first, first + E, device=run.device)
-        while bool(active.any()):
+        steps: dict[str, list] = {"obs": [], "action": [], "latent": [], "active": []}
+        while True:  # on the device; whether any episode still runs is read every 50 steps
             pre, stored = encoder.act(normalizer(obs), obs)
             action = env_action(encoder, pre)
             target = action if cfg.action_semantics == "bounded" else pre  # bounded: the clipped action
-            rows = active.nonzero().squeeze(1)
             z = torch.tanh(stored["x"]) if cfg.latent_bounded else stored["x"]  # what the decoder received
-            for key, v in (("obs", obs), ("action", target), ("latent", z), ("episode", ids)):
-                pieces[key].append(v[rows].cpu())
+            for key, v in (("obs", obs), ("action", target), ("latent", z), ("active", active.clone())):
+                steps[key].append(v)
             obs, reward, term, trunc, _ = envs.step(action)
             env_steps += E
             ret += reward * active
-            length += active.long()
             active &= ~(term | trunc)
+            if len(steps["obs"]) % 50 == 0 and not bool(active.any()):
+                break
+        mask = torch.stack(steps.pop("active"), 1)  # (E, S): episode-major rows
+        for key, v in steps.items():
+            pieces[key].append(torch.stack(v, 1)[mask].cpu())
+        pieces["episode"].append((first + torch.arange(E, device=run.device))[:, None].expand_as(mask)[mask].cpu())
         returns.append(ret[:m].cpu().numpy())
-        lengths.append(length[:m].cpu().numpy())
+        lengths.append(mask.sum(1)[:m].cpu().numpy())
     envs.close()
     data = {k: torch.cat(v).numpy() for k, v in pieces.items()}
-    order = np.argsort(data["episode"], kind="stable")  # episode-major rows
-    data = {k: v[order] for k, v in data.items()}
     returns, lengths = np.concatenate(returns), np.concatenate(lengths)
     finite = np.isfinite(data["action"]).all(1) & np.isfinite(data["obs"]).all(1)
     dropped = int((~finite).sum())
