@@ -144,16 +144,14 @@ def load_policy(run_dir: Path | str, which: str = "final", *, stage: int | None 
     from gorl.core.normalizer import RunningNormalizer
     from gorl.envs import env_dims
     obs_dim, act_dim = env_dims(meta["task"])
-    decoder = None
+    if algo.make_agent is None:
+        raise RunDirError(f"algorithm {algo.name!r} registers no make_agent, so its policy cannot be "
+                          f"rebuilt (gorl.registry.Algorithm.make_agent)")
+    decoder, extra = None, {}
     if "decoder" in st:  # GoRL: a latent Gaussian encoder whose actions pass through the decoder
-        from gorl.algorithm.gorl import make_encoder
         decoder = _decoder(st["decoder"], cfg, meta["task"], device)
-        agent = make_encoder(cfg, int(st.get("stage", 0)), obs_dim, act_dim, decoder)
-    else:
-        if algo.make_agent is None:
-            raise RunDirError(f"algorithm {algo.name!r} registers no make_agent, so its policy cannot be "
-                              f"rebuilt (gorl.registry.Algorithm.make_agent)")
-        agent = algo.make_agent(cfg, obs_dim, act_dim)
+        extra = {"stage": int(st.get("stage", 0)), "decoder": decoder}
+    agent = algo.make_agent(cfg, obs_dim, act_dim, **extra)
     agent.load_state_dict(st["agent"])
     agent.to(device).eval()
     normalizer = RunningNormalizer(obs_dim, cfg.obs_norm_mode)

@@ -68,7 +68,7 @@ class Algorithm:
     make_agent: Callable[..., Any] | None = None
     """``make_agent(cfg, obs_dim, act_dim)``: the policy module the trainer trains (the function
     given to :func:`gorl.core.loop.run_single_trainer`); :func:`gorl.load_policy` rebuilds a saved
-    policy with it. GoRL's policies (encoder + decoder) are rebuilt by GoRL's own code."""
+    policy with it. GoRL's takes ``stage=k, decoder=...`` too (its encoder over that decoder)."""
 
     @property
     def display(self) -> str:

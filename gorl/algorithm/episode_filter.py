@@ -75,3 +75,28 @@ def rows_of_episodes(row_episode: np.ndarray, selected: np.ndarray, num_episodes
     copies = np.bincount(selected, minlength=num_episodes)
     per_row = np.where(row_episode >= 0, copies[np.maximum(row_episode, 0)], 0)
     return np.repeat(np.arange(row_episode.shape[0]), per_row)
+
+
+def stage_seed(seed: int, stage: int, purpose: int) -> int:
+    """A seed for one purpose of one stage of a run (the v1 scheme; GoRLConfig.seed_scheme)."""
+    return int(np.random.SeedSequence([seed, stage, purpose]).generate_state(1)[0])
+
+
+def episodes_of_rows(done: np.ndarray, return_at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Episode ids of time-major rows (S, N) and each episode's return (NaN while running).
+
+    Env i's first episode is id i; every episode end, in (step, env) order, opens the next id
+    (N, N + 1, ...) for that env. ``done[s, i]`` marks the last row of an episode and
+    ``return_at[s, i]`` its return there. Returns ``row_episode`` (S * N,) and ``episode_return``.
+    """
+    S, N = done.shape
+    event = np.full((S, N), -1)
+    event[done] = np.arange(int(done.sum()))  # row-major: (step, env) order
+    # the last episode end of each env strictly before row s
+    last_row = np.maximum.accumulate(np.where(done, np.arange(S)[:, None], -1), axis=0)
+    before = np.vstack([np.full((1, N), -1), last_row[:-1]])
+    prev_event = np.where(before >= 0, event[np.maximum(before, 0), np.arange(N)], -1)
+    row_episode = np.where(prev_event >= 0, N + prev_event, np.arange(N))
+    episode_return = np.full(N + int(done.sum()), np.nan)
+    episode_return[row_episode[done]] = return_at[done]
+    return row_episode.reshape(-1), episode_return

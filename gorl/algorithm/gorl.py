@@ -34,8 +34,8 @@ import torch
 from gorl import rundir
 from gorl.algorithm.decoder import (CHECKPOINT_METRICS, FIT_SCHEDULES, IDENTITY_KINDS, SPLITS, Decoder,
                                    DecoderFitConfig, fit_decoder)
-from gorl.algorithm.episode_filter import (FILTER_UNITS, FILTERS, reference_blocks, rows_of_episodes,
-                                           select_episodes)
+from gorl.algorithm.episode_filter import (FILTER_UNITS, FILTERS, episodes_of_rows, reference_blocks,
+                                           rows_of_episodes, select_episodes, stage_seed)
 from gorl.config import defaults_from
 from gorl.core import jax_rollout
 from gorl.core.gaussian_policy import GaussianPolicy
@@ -473,31 +473,7 @@ def gaussian_output_(encoder: GaussianPolicy) -> None:
     last.bias[head.out_dim:] = math.log(math.expm1(1.0 - head.min_scale))
 
 
-def stage_seed(seed: int, stage: int, purpose: int) -> int:
-    return int(np.random.SeedSequence([seed, stage, purpose]).generate_state(1)[0])
-
-
 # -- decoder data ------------------------------------------------------------------------
-def episodes_of_rows(done: np.ndarray, return_at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Episode ids of time-major rows (S, N) and each episode's return (NaN while running).
-
-    Env i's first episode is id i; every episode end, in (step, env) order, opens the next id
-    (N, N + 1, ...) for that env. ``done[s, i]`` marks the last row of an episode and
-    ``return_at[s, i]`` its return there. Returns ``row_episode`` (S * N,) and ``episode_return``.
-    """
-    S, N = done.shape
-    event = np.full((S, N), -1)
-    event[done] = np.arange(int(done.sum()))  # row-major: (step, env) order
-    # the last episode end of each env strictly before row s
-    last_row = np.maximum.accumulate(np.where(done, np.arange(S)[:, None], -1), axis=0)
-    before = np.vstack([np.full((1, N), -1), last_row[:-1]])
-    prev_event = np.where(before >= 0, event[np.maximum(before, 0), np.arange(N)], -1)
-    row_episode = np.where(prev_event >= 0, N + prev_event, np.arange(N))
-    episode_return = np.full(N + int(done.sum()), np.nan)
-    episode_return[row_episode[done]] = return_at[done]
-    return row_episode.reshape(-1), episode_return
-
-
 @torch.no_grad()
 def collect_decoder_data(cfg: GoRLConfig, run: Run, stage: int, encoder: GaussianPolicy,
                          normalizer: RunningNormalizer) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -892,10 +868,16 @@ def train(cfg: GoRLConfig, run: Run) -> GoRL:
     return agent
 
 
+def make_agent(cfg: GoRLConfig, obs_dim: int, act_dim: int, stage: int = 0, decoder: Decoder | None = None):
+    """The policy module of a saved GoRL policy (gorl.load_policy): stage ``stage``'s encoder,
+    its actions passed through ``decoder``."""
+    return make_encoder(cfg, stage, obs_dim, act_dim, decoder)
+
+
 GORL_FM = Algorithm(name="gorl_fm", config_cls=GoRLConfig, presets_file=PRESETS, train=train, label="GoRL (FM)",
                     color="#0173b2", family="gorl",
-                    description="GoRL, latent PPO encoder + flow-matching decoder (spec 6)")
+                    description="GoRL, latent PPO encoder + flow-matching decoder (spec 6)", make_agent=make_agent)
 GORL_DIFFUSION = Algorithm(name="gorl_diffusion", config_cls=GoRLDiffusionConfig, presets_file=DIFFUSION_PRESETS,
                            train=train,
                            label="GoRL (Diffusion)", color="#d55e00", family="gorl",
-                           description="GoRL, latent PPO encoder + diffusion decoder (spec 6)")
+                           description="GoRL, latent PPO encoder + diffusion decoder (spec 6)", make_agent=make_agent)

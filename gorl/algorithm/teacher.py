@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from gorl import rundir
+from gorl.algorithm.episode_filter import episodes_of_rows, stage_seed
 from gorl.core.gaussian_policy import GaussianPolicy
 from gorl.core.normalizer import RunningNormalizer
 from gorl.errors import Gated, RunDirError
@@ -96,7 +97,6 @@ def collect_teacher_data(cfg, run, teacher: dict) -> tuple[np.ndarray, np.ndarra
     summary. The target is
     the env action (tanh of the pre-action) clipped to [-1, 1] with ``action_semantics``
     'bounded', else the pre-action."""
-    from gorl.algorithm.gorl import episodes_of_rows, stage_seed
 
     torch.manual_seed(stage_seed(run.seed, 0, 4))
     envs = run.make_envs(cfg.collect_envs, TEACHER_STREAM, cfg.env_workers)
