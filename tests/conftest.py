@@ -28,9 +28,9 @@ def cli(*args, check=True, env=None, timeout=600) -> subprocess.CompletedProcess
     return out
 
 
-def kill_after_iterations(args, out, iterations: int = 2, timeout: float = 300) -> None:
-    """Start ``python -m gorl ARGS --out OUT`` and SIGKILL it once ``iterations`` iterations are
-    in its metrics.csv (the smoke presets checkpoint every iteration); the run must not be done."""
+def kill_when(args, out, ready, timeout: float = 300) -> None:
+    """Start ``python -m gorl ARGS --out OUT``, SIGKILL it once ``ready(OUT)`` holds (or it ends,
+    or ``timeout`` seconds pass); the run must not have finished."""
     import signal
     import time
     env = dict(os.environ, OMP_NUM_THREADS="1", MUJOCO_GL="disable",
@@ -38,14 +38,25 @@ def kill_after_iterations(args, out, iterations: int = 2, timeout: float = 300) 
     proc = subprocess.Popen([sys.executable, "-m", "gorl", *map(str, args), "--out", str(out)], env=env,
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + timeout
-    while time.time() < deadline:
-        m = out / "metrics.csv"
-        if m.exists() and len(m.read_text().splitlines()) > iterations:
-            break
-        time.sleep(0.05)
+    while not ready(out) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (out / "status.json").exists(), "run finished before it could be killed"
+
+
+def kill_after_iterations(args, out, iterations: int = 2, timeout: float = 300) -> None:
+    """:func:`kill_when` ``iterations`` iterations are in metrics.csv (the smoke presets
+    checkpoint every iteration)."""
+    def ready(d):
+        m = d / "metrics.csv"
+        return m.exists() and len(m.read_text().splitlines()) > iterations
+    kill_when(args, out, ready, timeout)
+
+
+def after_stage1_decoder(out) -> bool:
+    """A GoRL run has written its stage-1 decoder (a point inside the stage machinery)."""
+    return (out / "stages/stage1/decoder.pt").exists()
 
 
 def strip_wall(path) -> list[str]:

@@ -3,17 +3,12 @@ the decoder fit, stage bookkeeping, and resume across a stage boundary."""
 from __future__ import annotations
 
 import csv
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, TESTS, cli
+from conftest import after_stage1_decoder, cli, kill_when
 from gorl.algorithm.decoder import Decoder, DecoderFitConfig, fit_decoder
 from gorl.algorithm.gorl import GoRLConfig, make_encoder
 from gorl.config import ConfigError, build_config
@@ -281,16 +276,7 @@ def test_resume_across_stage_boundary(tmp_path):
             "3", "--quiet"]
     ref, killed = tmp_path / "ref", tmp_path / "killed"
     cli(*args, "--out", ref)
-    env = dict(os.environ, OMP_NUM_THREADS="1", MUJOCO_GL="disable",
-               PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.Popen([sys.executable, "-m", "gorl", *args, "--out", str(killed)], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not (killed / "stages/stage1/decoder.pt").exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (killed / "status.json").exists(), "run finished before it could be killed"
+    kill_when(args, killed, after_stage1_decoder, timeout=300)
     cli(*args, "--out", killed)
     assert _evals(killed) == _evals(ref)
     a, b = np.load(ref / "probes.npz"), np.load(killed / "probes.npz")

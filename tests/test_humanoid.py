@@ -9,17 +9,15 @@ from __future__ import annotations
 import csv
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, TESTS, cli
+from conftest import ROOT, after_stage1_decoder, cli, kill_when
 from gorl import rundir
 from gorl.algorithm.decoder import Decoder, DecoderFitConfig, fit_decoder
 from gorl.algorithm.gorl import bounded_action, make_encoder
@@ -255,16 +253,7 @@ def test_resume_after_kill_with_a_teacher_gives_identical_evaluations(tmp_path, 
             "--set", "teacher_warm_start=true", "--set", "eval_deterministic=false", "--set", "stage_steps=[1, 1]"]
     ref, killed = tmp_path / "ref", tmp_path / "killed"
     cli(*args, "--out", ref)
-    env = dict(os.environ, OMP_NUM_THREADS="1", MUJOCO_GL="disable",
-               PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.Popen([sys.executable, "-m", "gorl", *args, "--out", str(killed)], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not (killed / "stages/stage1/decoder.pt").exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (killed / "status.json").exists(), "run finished before it could be killed"
+    kill_when(args, killed, after_stage1_decoder, timeout=300)
     cli(*args, "--out", killed)
     assert _evals(killed) == _evals(ref) and "return_mean_deterministic" in _evals(ref)[0]
     assert json.loads((killed / "status.json").read_text())["teacher_dataset_return_mean"] == \
@@ -295,15 +284,7 @@ def test_humanoid_smoke_runs_train_their_teacher_and_resume_after_kill(tmp_path)
     cli(*args, "--out", ref)
     for d in (ref, ref / "teacher"):
         assert cli("check-run", d).stdout.strip().endswith(": ok")
-    env = dict(os.environ, OMP_NUM_THREADS="1", MUJOCO_GL="disable",
-               PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.Popen([sys.executable, "-m", "gorl", *args, "--out", str(killed)], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 1200
-    while not (killed / "metrics.csv").exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_when(args, killed, lambda d: (d / "metrics.csv").exists(), timeout=1200)
     cli(*args, "--out", killed)
     assert _evals(killed) == _evals(ref)
     st = json.loads((killed / "status.json").read_text())

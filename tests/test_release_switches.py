@@ -6,17 +6,12 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, TESTS, cli
+from conftest import after_stage1_decoder, cli, kill_when
 from gorl.algorithm.decoder import Decoder, DecoderFitConfig, fit_decoder, split_rows
 from gorl.algorithm.gorl import GoRL, GoRLConfig, collect_release_data, gaussian_output_, make_encoder
 from gorl.config import ConfigError, build_config
@@ -332,16 +327,7 @@ def test_release_run_passes_check_run_and_resumes_after_kill(tmp_path):
         [r for r in rows if r["stage"] == "0"][stage0.index(max(stage0))]["env_step"])  # the earliest best
     summary = json.loads((ref / "stages/stage0/dataset_summary.json").read_text())
     assert summary["collection"] == "release" and summary["episodes_finished"] == 6
-    env = dict(os.environ, OMP_NUM_THREADS="1", MUJOCO_GL="disable",
-               PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.Popen([sys.executable, "-m", "gorl", *args, "--out", str(killed)], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not (killed / "stages/stage1/decoder.pt").exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (killed / "status.json").exists(), "run finished before it could be killed"
+    kill_when(args, killed, after_stage1_decoder, timeout=300)
     cli(*args, "--out", killed)
     assert _evals(killed) == rows
     a, b = np.load(ref / "probes.npz"), np.load(killed / "probes.npz")
