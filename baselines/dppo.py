@@ -51,6 +51,9 @@ class DPPOConfig(OnPolicyConfig):
 
 
 class DPPOAgent(FlowPolicy):
+    jax_rule = "flow_sde"
+    """How gorl/core/jax_rollout.py translates this agent's act (the scan rollout on playground: tasks)."""
+
     def __init__(self, cfg: DPPOConfig, obs_dim: int, act_dim: int):
         super().__init__(obs_dim, act_dim, cfg.actor_hidden, output_scale=cfg.output_scale,
                          flow_steps=cfg.flow_steps, noise_std=cfg.noise_std, eval_mode=cfg.eval_mode)

@@ -64,6 +64,9 @@ class FPOConfig(OnPolicyConfig):
 
 
 class FPOAgent(FlowPolicy):
+    jax_rule = "flow"
+    """How gorl/core/jax_rollout.py translates this agent's act (the scan rollout on playground: tasks)."""
+
     def __init__(self, cfg: FPOConfig, obs_dim: int, act_dim: int):
         super().__init__(obs_dim, act_dim, cfg.actor_hidden, output_scale=cfg.output_scale,
                          flow_steps=cfg.flow_steps, noise_std=0.0, eval_mode=cfg.eval_mode)

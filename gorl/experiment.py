@@ -214,7 +214,8 @@ class Experiment:
         for r, st in failed[:limit]:
             reason = str(st.get("reason") or "").splitlines()[0] if st.get("reason") else "no reason recorded"
             tail = [ln for ln in st.get("log_tail") or [] if ln.strip() and not ln.startswith("# ")]
-            last = f" | {tail[-1].strip()[:100]}" if tail else ""
+            # the job's last line: the CLI's one-line error names the env step and the exception
+            last = f" | {tail[-1].strip().removeprefix('gorl-bench train: error: ')[:200]}" if tail else ""
             lines.append(f"  {r.algorithm} {r.task} seed{r.seed}: {reason}{last}")
         if len(failed) > limit:
             lines.append(f"  ... and {len(failed) - limit} more")

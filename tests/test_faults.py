@@ -169,7 +169,7 @@ class Payload:
 @pytest.fixture(scope="module")
 def gorl_run(tmp_path_factory):
     d = tmp_path_factory.mktemp("shared") / "gorl"
-    cli("train", "gorl_fm", "cartpole-balance", "--steps", 3840, "--out", d, *SMOKE)
+    cli("train", "gorl_fm", "cartpole-balance", "--steps", 3840, "--out", d, *SMOKE, "--set", "stage_steps=[1, 1]")  # two stages fit
     return d
 
 

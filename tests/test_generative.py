@@ -105,7 +105,7 @@ def _fpo(**kw):
 def test_fpo_ratio_is_one_before_the_first_update():
     torch.manual_seed(0)
     for avg in (False, True):
-        agent = _fpo(average_losses_before_exp=avg)
+        agent = _fpo(average_losses_before_exp=avg, ratio_log_clip=None if avg else 3.0)  # v1: per-sample, clipped
         obs = torch.randn(4, 6)
         a, stored = agent.act(obs, obs)
         # as the trainer does: (eps, t) and l_old for the whole (S, N) rollout after it

@@ -157,14 +157,14 @@ def test_pipeline_config_accepts_the_numbers_people_write(tmp_path):
                    "algorithm_overrides: {ppo: {set: {learning_rate: 3e-4, adam_eps: 1E-8}}}\n")
     out = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory",
                           str(tmp_path), "-n", "-p", "--configfile", str(cfg), "--config", "seeds=[0,1]",
-                          "algorithm_overrides={fpo: {steps: 1_920, set: {learning_rate: -1e-3, clip_eps: .5}}, "
+                          "algorithm_overrides={fpo: {steps: 1_920, set: {learning_rate: 1e-3, clip_eps: .5}}, "
                           "ppo: {set: {learning_rate: 3e-4, gamma: 1e0}}}"],
                          capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     text = out.stdout + out.stderr
     assert "ppo cartpole-balance --seed 1 --steps 10000 " in text, text[-3000:]
     assert "fpo cartpole-balance --seed 1 --steps 1920 " in text, text[-3000:]
-    for arg in ("learning_rate=0.0003", "gamma=1.0", "learning_rate=-0.001", "clip_eps=0.5"):
+    for arg in ("learning_rate=0.0003", "gamma=1.0", "learning_rate=0.001", "clip_eps=0.5"):
         assert f"--set {arg}" in text, (arg, text[-3000:])
 
 

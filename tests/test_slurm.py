@@ -174,7 +174,8 @@ def test_every_job_went_through_sbatch(smoke):
     assert Counter(jobs["rule"]) == planned, jobs.to_string()
     assert (jobs["state"] == "COMPLETED").all(), jobs.to_string()
     submitted = re.findall(r"has been submitted with SLURM jobid (\d+)", out.stdout + out.stderr)
-    assert sorted(submitted) == sorted(jobs["jobid"])
+    # each job id once (Snakemake 9 can log a submission line twice: its own and the executor's)
+    assert sorted(set(submitted)) == sorted(jobs["jobid"])
 
 
 def test_layered_profiles_keep_every_default(smoke):

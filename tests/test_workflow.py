@@ -223,7 +223,7 @@ def test_training_jobs_pass_threads(pipeline):
 
 def test_job_logs_show_each_evaluation_and_gorl_stage_event(pipeline):
     """Jobs run the CLI with --quiet; their logs still get one line per evaluation (issue 21)."""
-    _, res, cfg, _ = pipeline
+    _, res, cfg, *_ = pipeline
     t, s = cfg["tasks"][0], cfg["seeds"][0]
     for a in cfg["algorithms"]:
         log = (res / "logs" / "train" / a / t / f"seed{s}.log").read_text()

@@ -199,16 +199,17 @@ def program(agent: nn.Module) -> Program:
             x = mean + scale * noises[0]
             return decode(p, obs_raw, x), {"x": x, "logp": gaussian_log_prob(x, mean, scale)}
         return Program(act, lambda n: [(n, d)], P)
-    from baselines.dppo import DPPOAgent
-    from baselines.fpo import FPOAgent
-    if type(agent) is FPOAgent:
+    # FPO's and DPPO's agents name their sampler (a class attribute of their own class, so a
+    # subclass that may act otherwise is not translated): gorl/ never imports baselines/
+    rule = type(agent).__dict__.get("jax_rule")
+    if rule == "flow":  # FPO: x_1 ~ N(0, I), K Euler steps
         v, K, d = conditional_fn(agent.net, P), agent.flow_steps, agent.act_dim
 
         def act(p, obs_norm, obs_raw, noises):
             a = euler(v, p, obs_norm, noises[0], K)[0]
             return a, {"a": a}
         return Program(act, lambda n: [(n, d)], P)
-    if type(agent) is DPPOAgent:
+    if rule == "flow_sde":  # DPPO: K Euler steps with N(0, sigma^2) noise added at each
         v, K, d, sigma = conditional_fn(agent.net, P), agent.flow_steps, agent.act_dim, agent.noise_std
 
         def act(p, obs_norm, obs_raw, noises):

@@ -116,3 +116,27 @@ onsuccess:
 
 onerror:
     EXP.report_failures(RUNS)
+
+
+# GoRL's teacher (rules/teacher.smk, spec 14): one ppo_teacher run per (task, seed), read by every
+# GoRL run of that task and seed whose resolved config needs one (gorl.experiment: RunSpec.teacher).
+TEACHERS = f"{RESULTS}/teachers"
+TEACHER_ALGO = "ppo_teacher"
+
+
+def teacher_dir(task, seed):
+    return str(rundir.run_path(TEACHERS, TEACHER_ALGO, task, seed))
+
+
+def teacher_input(wildcards):
+    """The teacher's status.json for a GoRL run that needs one (nothing otherwise)."""
+    if not EXP.needs_teacher(wildcards.algo, wildcards.task):
+        return []
+    return [f"{teacher_dir(wildcards.task, wildcards.seed)}/{rundir.STATUS}"]
+
+
+def teacher_args(wildcards):
+    """`--set teacher_run=DIR` for a GoRL run that needs the pipeline's teacher."""
+    if not EXP.needs_teacher(wildcards.algo, wildcards.task):
+        return []
+    return ["--set", f"teacher_run={teacher_dir(wildcards.task, wildcards.seed)}"]

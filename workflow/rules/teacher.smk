@@ -5,26 +5,7 @@
 # `--set teacher_run=<its directory>`. A teacher is an ordinary run directory (run contract,
 # resume after a kill, check-run); it lives outside RUNS, so it is in no table. Like `train`,
 # a rerun retrains nothing: the rule's only output is the teacher's status.json.
-TEACHERS = f"{RESULTS}/teachers"
-TEACHER_ALGO = "ppo_teacher"
-
-
-def teacher_dir(task, seed):
-    return str(rundir.run_path(TEACHERS, TEACHER_ALGO, task, seed))
-
-
-def teacher_input(wildcards):
-    """The teacher's status.json for a GoRL run that needs one (nothing otherwise)."""
-    if not EXP.needs_teacher(wildcards.algo, wildcards.task):
-        return []
-    return [f"{teacher_dir(wildcards.task, wildcards.seed)}/{rundir.STATUS}"]
-
-
-def teacher_args(wildcards):
-    """`--set teacher_run=DIR` for a GoRL run that needs the pipeline's teacher."""
-    if not EXP.needs_teacher(wildcards.algo, wildcards.task):
-        return []
-    return ["--set", f"teacher_run={teacher_dir(wildcards.task, wildcards.seed)}"]
+# (TEACHERS, teacher_dir, teacher_input and teacher_args are in common.smk: a rule file holds rules)
 
 
 rule teacher:
@@ -41,9 +22,10 @@ rule teacher:
         mem_mb=16000,
         runtime=1440,
     params:
+        algo=TEACHER_ALGO,
         # the experiment's preset and the GoRL runs' device (config/paper-gpu.yaml: cuda)
         args=lambda wildcards: ["--preset", config["preset"]]
         + (["--set", f"device={EXP.teacher_device()}"] if EXP.teacher_device() else []),
     shell:
         "{PYTHON:q} {TRAIN_PY:q} --status {output.status:q} --log {log:q} --threads {threads}"
-        " -- " + TEACHER_ALGO + " {wildcards.task:q} --seed {wildcards.seed} {params.args:q}"
+        " -- {params.algo} {wildcards.task:q} --seed {wildcards.seed} {params.args:q}"
