@@ -271,6 +271,10 @@ def test_all_reference_switches_together(tmp_path):
     assert cli("check-run", out).stdout.strip().endswith(": ok")
 
 
+# slow: smoke is the release's GoRL now, so tests/test_release_switches.py::
+# test_release_run_passes_check_run_and_resumes_after_kill kills the same kind of run at the same
+# point (after the stage-1 decoder) in the default suite
+@pytest.mark.slow
 def test_resume_across_stage_boundary(tmp_path):
     args = ["train", "gorl_diffusion", "cartpole-balance", "--preset", "smoke", "--steps", "8000", "--seed",
             "3", "--quiet"]
