@@ -281,6 +281,7 @@ def test_gorl_logs_its_stage_events(tmp_path):
     collected = [ln for ln in lines if ln.startswith("stage 0: collected")]
     fitted = [ln for ln in lines if ln.startswith("stage 0: decoder 1 fitted")]
     assert len(collected) == 1 and f"{summary['rows']:,} rows" in collected[0], lines
-    assert len(fitted) == 1 and f"{summary['decoder_epochs']} epochs" in fitted[0] and "validation loss" in fitted[0]
+    unit = "validations" if "decoder_train_steps" in summary else "epochs"  # the release's fit: steps
+    assert len(fitted) == 1 and f"{summary['decoder_epochs']} {unit}" in fitted[0] and "validation loss" in fitted[0]
     assert f"{summary['decoder_best_val_loss']:.4g}" in fitted[0]
     assert sum(ln.startswith("eval ") for ln in lines) == len((tmp_path / "g" / "evals.csv").read_text().splitlines()) - 1

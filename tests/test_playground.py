@@ -299,14 +299,16 @@ def test_decoder_data_collection_through_the_scan_matches_the_per_step_path(tmp_
     rows through the scan as step by step (to 1e-4 over the first 200 steps; see above)."""
     from gorl.algorithm.gorl import collect_decoder_data
     rows = {}
+    # v1's collector (no episode ids: split by transition), on smoke's release settings otherwise
+    over = dict(collect_envs=N, collect_steps=300 * N, collect_episodes=None, decoder_collection="reference",
+                decoder_split="transition")
     for rollout in ("step", "scan"):
-        t = _trainer("gorl_fm", rollout, tmp_path, collect_envs=N, collect_steps=300 * N,
-                     collect_episodes=None, decoder_collection="reference")
+        t = _trainer("gorl_fm", rollout, tmp_path, **over)
         from gorl import registry
         from gorl.config import build_config
         spec = registry.get("gorl_fm")
         cfg = build_config(spec.config_cls, spec.presets_file, "smoke", TASK,
-                           dict(rollout=rollout, collect_envs=N, collect_steps=300 * N, decoder_collection="reference"))
+                           dict(rollout=rollout, stage_steps=[1, 1], **over))
         t.normalizer.update(torch.randn(64, 5) * 2 + 1)
         rows[rollout] = collect_decoder_data(cfg, t.run, 1, t.agent, t.normalizer)
     (o1, a1, s1), (o2, a2, s2) = rows["step"], rows["scan"]

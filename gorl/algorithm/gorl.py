@@ -809,7 +809,8 @@ class GoRL:
             summary.update(decoder_checkpoint_metric=metric, decoder_best_step=best["step"],
                            decoder_best_value=best[metric], decoder_train_steps=history[-1]["step"])
         rundir.write_json(self.stage_dir(k) / rundir.STAGE_DATASET_SUMMARY, summary)
-        run.log(f"stage {k}: decoder {k + 1} fitted: {len(history)} validations, {summary['decoder_steps']:,} steps, "
+        unit = "validations" if cfg.decoder_fit_schedule == "steps" else "epochs"  # the rows of decoder_fit.csv
+        run.log(f"stage {k}: decoder {k + 1} fitted: {len(history)} {unit}, {summary['decoder_steps']:,} steps, "
                 f"best validation loss {summary['decoder_best_val_loss']:.4g} in {t2 - t1:.1f}s")
 
     def save_decoder_artifact(self, k: int) -> None:
