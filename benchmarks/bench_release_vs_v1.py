@@ -71,7 +71,7 @@ def curves(args) -> pd.DataFrame:
                     df = rundir.read_evals(run)
                     if df is None:
                         raise SystemExit(f"{run}: no evaluations")
-                    frames.append(df[["env_step", "return_mean"]].assign(algorithm=a, task=t, setting=p, seed=s))
+                    frames.append(df[["env_step", "return_mean", "stage"]].assign(algorithm=a, task=t, setting=p, seed=s))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -108,24 +108,47 @@ def report(per_seed: pd.DataFrame, args) -> None:
 
 
 def figure(df: pd.DataFrame, path: Path, args) -> None:
+    """One panel per (algorithm, task): per setting, the mean over seeds at each evaluation and a
+    band of +- sd, in training order, so GoRL's two evaluations at a stage boundary (the last of
+    stage k, the first of stage k+1 with the new decoder) show as a vertical step."""
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     import matplotlib.ticker
-    import seaborn as sns
 
-    df = df.assign(setting=df["setting"].map({"small": "small (release)", "small-v1": "small-v1 (v1 code)"}))
-    g = sns.relplot(data=df, x="env_step", y="return_mean", hue="setting",
-                    hue_order=["small (release)", "small-v1 (v1 code)"], row="algorithm", col="task",
-                    kind="line", errorbar="sd", height=2.6, aspect=1.5,
-                    facet_kws={"sharey": "col", "sharex": "col"})
-    g.set_axis_labels("env steps", "evaluation return")
-    for ax in g.axes.flat:
-        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x / 1e3:.0f}k"))
-    g.set_titles("{row_name} · {col_name}")
-    g.figure.suptitle(f"release vs v1 settings at one budget, {len(args.seeds)} seeds (mean, band = sd)", y=1.02)
+    algos = [a for a in args.algos if a in set(df["algorithm"])]
+    fig, axes = plt.subplots(len(algos), len(args.tasks), figsize=(4.4 * len(args.tasks), 2.7 * len(algos)),
+                             squeeze=False, sharex="col", sharey="col")
+    labels = {"small": "small (release)", "small-v1": "small-v1 (v1 code)"}
+    for i, a in enumerate(algos):
+        for j, t in enumerate(args.tasks):
+            ax = axes[i][j]
+            for k, p in enumerate(SETTINGS):
+                d = df[(df["algorithm"] == a) & (df["task"] == t) & (df["setting"] == p)]
+                if d.empty:
+                    continue
+                m = d.groupby(["stage", "env_step"])["return_mean"].agg(["mean", "std"]).fillna(0).reset_index()
+                ax.plot(m["env_step"], m["mean"], color=f"C{k}", label=labels[p], marker=".", ms=3)
+                for _, g in m.groupby("stage"):
+                    ax.fill_between(g["env_step"], g["mean"] - g["std"], g["mean"] + g["std"], color=f"C{k}",
+                                    alpha=0.2, lw=0)
+            if not ax.lines:
+                ax.text(0.5, 0.5, "not run", transform=ax.transAxes, ha="center", va="center")
+                ax.set_yticks([])
+            ax.set_title(f"{a} · {t}", fontsize=10)
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x / 1e3:.0f}k"))
+            if i == len(algos) - 1:
+                ax.set_xlabel("env steps")
+            if j == 0:
+                ax.set_ylabel("evaluation return")
+    handles, names = next((ax.get_legend_handles_labels() for ax in axes.flat if ax.lines), ([], []))
+    fig.legend(handles, names, loc="upper center", ncol=2, bbox_to_anchor=(0.5, 1.0), frameon=False)
+    seeds = len(args.seeds)
+    fig.suptitle(f"release vs v1 settings at one budget, {seeds} seed{'s' * (seeds > 1)} (mean, band = sd)", y=1.03)
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     path.parent.mkdir(parents=True, exist_ok=True)
-    g.savefig(path, dpi=110, bbox_inches="tight")
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     print(f"\nfigure: {path}")
 
 
