@@ -19,7 +19,8 @@ learning curves (mean over seeds, band = sd) to --figure and the rows to DIR/rel
 what each preset collects per stage (the release's episodes; v1's steps and envs, so each v1
 trajectory keeps its length) and f of a fixed number of fit steps (a fit counted in epochs
 shrinks with its data); the decoder's cost on a CPU does not fall with --steps. --report-only
-trains nothing and reports the completed runs (a cell needs every seed).
+trains nothing and reports the completed runs (a cell's completed seeds; the paired
+difference over the seeds completed in both settings).
 """
 from __future__ import annotations
 
@@ -65,8 +66,8 @@ def curves(args) -> pd.DataFrame:
             for p in SETTINGS:
                 runs = [(s, run_dir(args.out, a, t, p, s)) for s in args.seeds]
                 if args.report_only and not all(complete(r) for _, r in runs):
-                    print(f"left out {a} {t} {p}: seeds {[s for s, r in runs if not complete(r)]} not completed")
-                    continue
+                    print(f"{a} {t} {p}: left out seeds {[s for s, r in runs if not complete(r)]} (not completed)")
+                    runs = [(s, r) for s, r in runs if complete(r)]
                 for s, run in runs:
                     df = rundir.read_evals(run)
                     if df is None:
@@ -102,7 +103,9 @@ def report(per_seed: pd.DataFrame, args) -> None:
         old = g[g["setting"] == "small-v1"].set_index("seed")
         if new.empty or old.empty:
             continue
-        d = new[["last", "best", "mean"]] - old[["last", "best", "mean"]]
+        d = (new[["last", "best", "mean"]] - old[["last", "best", "mean"]]).dropna()  # seeds run in both
+        if d.empty:
+            continue
         cells = [f"{d[c].mean():+6.1f} ({' '.join(f'{v:+.0f}' for v in d[c])})" for c in ("last", "best", "mean")]
         print(f"| {a} | {t} | " + " | ".join(cells) + " |")
 
