@@ -138,7 +138,7 @@ def figure(df: pd.DataFrame, path: Path, args) -> None:
                                     alpha=0.2, lw=0)
             if not ax.lines:
                 ax.text(0.5, 0.5, "not run", transform=ax.transAxes, ha="center", va="center")
-                ax.set_yticks([])
+                ax.axis("off")  # not set_yticks: the column's panels share their y axis
             ax.set_title(f"{a} · {t}", fontsize=10)
             ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x / 1e3:.0f}k"))
             if i == len(algos) - 1:
