@@ -228,7 +228,9 @@ def test_job_logs_show_each_evaluation_and_gorl_stage_event(pipeline):
     for a in _trained(cfg):  # the crasher has no evaluations
         log = (res / "logs" / "train" / a / t / f"seed{s}.log").read_text()
         evals = (res / "runs" / a / t / f"seed{s}" / "evals.csv").read_text().count("\n") - 1
-        assert sum(ln.startswith("eval  env step") for ln in log.splitlines()) == evals, log
+        lines = sum(ln.startswith("eval  env step") for ln in log.splitlines())
+        # a job resumed after the fixture's kill -9 logs the attempt that finished: its evaluations only
+        assert lines == evals or ("resumed from" in log and 0 < lines < evals), log
         if a.startswith("gorl"):
             assert "stage 0: collected" in log and "stage 0: decoder 1 fitted" in log, log
 
