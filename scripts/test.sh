@@ -13,4 +13,6 @@ fi
 export MUJOCO_GL="${MUJOCO_GL:-disable}"
 ruff check .                               # rule set in pyproject.toml ([tool.ruff.lint])
 snakefmt --check Snakefile workflow/       # the workflow's files (tests/test_lint.py: snakemake --lint)
-python -m pytest -q "$@"
+# both cores (pytest-xdist): -n auto is one worker per CPU, at most 4; tests that share a
+# module-scoped fixture stay together (tests/conftest.py). `-n 0` as an argument runs in one process.
+python -m pytest -q -n auto --maxprocesses 4 --dist loadgroup "$@"

@@ -81,3 +81,15 @@ def ppo_smoke_run(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("ppo_smoke") / "run"
     cli(*PPO_SMOKE, "--out", d)
     return d
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (``scripts/test.sh`` runs ``-n auto --dist loadgroup``): the tests that
+    share a module-scoped fixture (a pipeline run, a Slurm cluster, a training run) form one group
+    that one worker runs, so the fixture is made once; every other test goes to whichever worker
+    is free. Without xdist the mark does nothing."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info and any(defs and defs[-1].scope == "module" for defs in info.name2fixturedefs.values()):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))

@@ -126,11 +126,13 @@ def test_task_names_and_dims():
 # limit, stages, the fit); PPO trains on Playground in test_resume_after_kill_matches_uninterrupted.
 # FPO and DPPO differ from PPO only in the policy half, which never sees the env (the trainer
 # speaks to every env set through one interface): their Playground runs are in `-m slow`.
-@pytest.mark.parametrize("algo", [pytest.param("ppo", marks=pytest.mark.slow),
-                                  pytest.param("fpo", marks=pytest.mark.slow),
-                                  pytest.param("dppo", marks=pytest.mark.slow), "gorl_fm"])
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", ["ppo", "fpo", "dppo", "gorl_fm"])
 def test_every_algorithm_trains_on_playground(tmp_path, algo):
-    """PPO, FPO, DPPO and GoRL (decoder collection and fit included) through the same contract."""
+    """PPO, FPO, DPPO and GoRL (decoder collection and fit included) through the same contract.
+    Slow: in the default suite GoRL-FM's run is the reference run of
+    test_scan_resume_after_kill_matches_uninterrupted (same checks), and every algorithm's
+    rollout is held to the per-step path by test_scan_rollout_matches_the_per_step_path."""
     d = tmp_path / algo
     stages = ["--set", "stage_steps=[1, 1]"] if algo.startswith("gorl") else []  # two stages fit 3840 steps
     cli("train", algo, TASK, "--preset", "smoke", "--quiet", "--steps", 3840, "--out", d,
@@ -142,8 +144,11 @@ def test_every_algorithm_trains_on_playground(tmp_path, algo):
         assert (d / "stages" / "stage1" / "decoder.pt").exists()
 
 
+@pytest.mark.slow
 def test_resume_after_kill_matches_uninterrupted(tmp_path):
-    """The JAX env state and keys are in the checkpoint: a kill -9 resume ends identically."""
+    """The JAX env state and keys are in the checkpoint: a kill -9 resume ends identically.
+    Slow: test_scan_resume_after_kill_matches_uninterrupted keeps the guarantee in the default
+    suite (the same env state and keys in the checkpoint, through GoRL's stages as well)."""
     ref, killed = tmp_path / "ref", tmp_path / "killed"
     args = ["train", "ppo", TASK, "--seed", 5, "--steps", 9600, "--preset", "smoke", "--quiet",
             "--set", f"eval_episodes={N}", "--set", "num_evals=3"]
@@ -263,6 +268,11 @@ def test_scan_resume_after_kill_matches_uninterrupted(tmp_path):
     args = ["train", "gorl_fm", TASK, "--seed", 3, "--steps", 7680, "--preset", "smoke", "--quiet",
             "--set", f"eval_episodes={N}", "--set", "num_evals=2", "--set", "rollout=scan"]
     cli(*args, "--out", ref)
+    # the reference run is also the default suite's "GoRL trains on playground" check
+    assert "completed" in (ref / "status.json").read_text()
+    lines = (ref / "evals.csv").read_text().splitlines()
+    assert len(lines) >= 3 and all("nan" not in line for line in lines[1:])
+    assert (ref / "stages" / "stage1" / "decoder.pt").exists()
     kill_after_iterations(args, killed)
     out = cli(*args, "--out", killed)
     assert "resumed" in out.stdout
