@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from conftest import cli
+from malformed_configs import MALFORMED
 from gorl import experiment, registry
 from gorl.errors import ExperimentError
 
@@ -81,16 +82,7 @@ def test_an_unknown_task_is_named_before_the_settings_that_refer_to_it():
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("change, culprit", [
-    ({"seeds": "x"}, "seeds"),
-    ({"seeds": [0, -1]}, "seeds[1]"),
-    ({"algorithms": ["ppo", "no_such_algo"]}, "algorithms[1]"),
-    ({"analysis": {"bootstrap_rep": 100}}, "bootstrap_rep"),
-    ({"stepz": 10}, "stepz"),
-    ({"algorithm_overrides": {"ppo": {"set": {"clip_epz": 0.1}}}}, "clip_epz"),
-    ({"algorithm_overrides": {"ppo": {"preset": "nosuch"}}}, "algorithm_overrides.ppo.preset"),
-    ({"algorithm_overrides": {"ppo": {"set": {"num_envs": "many"}}}}, "algorithm_overrides.ppo.set"),
-])
+@pytest.mark.parametrize("change, culprit", MALFORMED)
 def test_plan_refuses_what_the_pipeline_refuses(change, culprit):
     with pytest.raises(ExperimentError) as e:
         experiment.load(_smoke(**change))
