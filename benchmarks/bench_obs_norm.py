@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common import compare_settings, curve_figure, setting_dir, train_runs
+from common import compare_settings, curve_figure, setting_dir, task_budgets, train_runs
 from gorl import rundir
 
 MODES = ("legacy", "welford")
@@ -69,9 +69,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True, help="run directories (completed runs are reused)")
     ap.add_argument("--figure", type=Path, help="learning curves (default: DIR/obs_norm.png)")
     args = ap.parse_args()
-    if len(args.steps) not in (1, len(args.tasks)):
-        ap.error(f"--steps: give one budget or one per task ({len(args.tasks)}), got {len(args.steps)}")
-    args.budget = dict(zip(args.tasks, args.steps * len(args.tasks) if len(args.steps) == 1 else args.steps))
+    args.budget = task_budgets(ap, args.tasks, args.steps)
     # seed-major order: the first seed of every cell finishes first
     runs = [(setting_dir(args.out, a, t, m, s),
              [a, t, "--preset", args.preset, "--steps", str(args.budget[t]), "--seed", str(s),

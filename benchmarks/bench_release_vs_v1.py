@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 
-from common import compare_settings, curve_figure, setting_dir, train_runs
+from common import compare_settings, curve_figure, setting_dir, task_budgets, train_runs
 
 SETTINGS = ("small", "small-v1")  # the release's settings, the v1 code's
 
@@ -64,9 +64,7 @@ def main() -> None:
     args = ap.parse_args()
     if not 0 < args.decoder_fraction <= 1:
         ap.error(f"--decoder-fraction: a fraction in (0, 1], got {args.decoder_fraction}")
-    if len(args.steps) not in (1, len(args.tasks)):
-        ap.error(f"--steps: give one budget or one per task ({len(args.tasks)}), got {len(args.steps)}")
-    args.budget = dict(zip(args.tasks, args.steps * len(args.tasks) if len(args.steps) == 1 else args.steps))
+    args.budget = task_budgets(ap, args.tasks, args.steps)
     # seed-major order: the first seed of every cell finishes first
     runs = [(setting_dir(args.out, a, t, p, s),
              [a, t, "--preset", p, "--steps", str(args.budget[t]), "--seed", str(s),

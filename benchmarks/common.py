@@ -97,6 +97,13 @@ def train_runs(runs: list[tuple[Path, list[str]]], jobs: int = 2) -> None:
 
 # -- two settings of the same runs, side by side (bench_obs_norm: normaliser modes;
 #    bench_release_vs_v1: presets). A run lives in ROOT/ALGO/TASK/SETTING/seedS. --------------
+def task_budgets(ap, tasks: list[str], steps: list[int]) -> dict[str, int]:
+    """``--steps``: one env-step budget for every task, or one per task (else ``ap.error``)."""
+    if len(steps) not in (1, len(tasks)):
+        ap.error(f"--steps: give one budget or one per task ({len(tasks)}), got {len(steps)}")
+    return dict(zip(tasks, steps * len(tasks) if len(steps) == 1 else steps))
+
+
 def setting_dir(root: Path, algo: str, task: str, setting: str, seed: int) -> Path:
     return Path(root) / algo / task / setting / f"seed{seed}"
 
