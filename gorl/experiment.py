@@ -248,7 +248,7 @@ class Experiment:
                                              {"device": device} if device else {}))
             d = str(hp.get("device", "cpu"))
             out.append(RunSpec(algo.name, task, seed, self.config["preset"], int(hp["total_steps"]), {}, d,
-                               1 if d.startswith("cuda") else 0, {"color": "", "family": algo.family}, hp))
+                               1 if d.startswith("cuda") else 0, registry.styles([algo.name])[algo.name], hp))
         return out
 
     def total_steps(self) -> int:
