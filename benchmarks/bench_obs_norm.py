@@ -23,33 +23,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common import train_runs
+from common import compare_settings, curve_figure, setting_dir, task_budgets, train_runs
 from gorl import rundir
 
 MODES = ("legacy", "welford")
-
-
-def run_dir(root: Path, algo: str, task: str, mode: str, seed: int) -> Path:
-    return root / algo / task / mode / f"seed{seed}"
-
-
-def curves(args) -> pd.DataFrame:
-    frames = []
-    for a in args.algos:
-        for t in args.tasks:
-            for m in args.modes:
-                for s in args.seeds:
-                    df = rundir.read_evals(run_dir(args.out, a, t, m, s))
-                    if df is None:
-                        raise SystemExit(f"{run_dir(args.out, a, t, m, s)}: no evaluations")
-                    frames.append(df[["env_step", "return_mean"]].assign(algorithm=a, task=t, mode=m, seed=s))
-    return pd.concat(frames, ignore_index=True)
-
-
-def summary(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per (algorithm, task, mode, seed): last, best and mean evaluation return."""
-    g = df.groupby(["algorithm", "task", "mode", "seed"], sort=False)["return_mean"]
-    return pd.DataFrame({"last": g.last(), "best": g.max(), "mean": g.mean()}).reset_index()
 
 
 def final_std(run: Path) -> np.ndarray:
@@ -68,57 +45,16 @@ def std_ratios(args) -> pd.DataFrame:
     for a in args.algos:
         for t in args.tasks:
             for s in args.seeds:
-                legacy, welford = (final_std(run_dir(args.out, a, t, m, s)) for m in MODES)
+                legacy, welford = (final_std(setting_dir(args.out, a, t, m, s)) for m in MODES)
                 keep = welford > 1e-6  # constant observation dimensions have no spread to compare
                 rows.append(dict(algorithm=a, task=t, seed=s, std_ratio=float(np.median(legacy[keep] / welford[keep]))))
     return pd.DataFrame(rows)
 
 
-def report(per_seed: pd.DataFrame, args) -> None:
-    def cell(x: pd.Series) -> str:
-        return f"{x.mean():6.1f} +- {x.std(ddof=1) if len(x) > 1 else 0:5.1f} ({' '.join(f'{v:.0f}' for v in x)})"
-
-    budget = ", ".join(f"{t} {n:,}" for t, n in args.budget.items())
-    print(f"preset {args.preset}; env steps per run: {budget}; seeds {' '.join(map(str, args.seeds))}; "
-          "evaluation return: mean +- sd over seeds (per seed)\n")
-    print("| algorithm | task | normaliser | last | best | mean over evaluations |")
-    print("|---|---|---|---|---|---|")
-    for (a, t, m), g in per_seed.groupby(["algorithm", "task", "mode"], sort=False):
-        print(f"| {a} | {t} | {m} | {cell(g['last'])} | {cell(g['best'])} | {cell(g['mean'])} |")
-    if set(MODES) <= set(args.modes):
-        print("\npaired difference welford - legacy (same seed), per seed")
-        print("| algorithm | task | last | best | mean over evaluations |")
-        print("|---|---|---|---|---|")
-        for (a, t), g in per_seed.groupby(["algorithm", "task"], sort=False):
-            w = g[g["mode"] == "welford"].set_index("seed")
-            lg = g[g["mode"] == "legacy"].set_index("seed")
-            d = w[["last", "best", "mean"]] - lg[["last", "best", "mean"]]
-            cells = [f"{d[c].mean():+6.1f} ({' '.join(f'{v:+.0f}' for v in d[c])})" for c in ("last", "best", "mean")]
-            print(f"| {a} | {t} | " + " | ".join(cells) + " |")
-        print("\nfinal normaliser std, legacy / welford (median over observation dimensions), per seed")
-        for (a, t), g in std_ratios(args).groupby(["algorithm", "task"], sort=False):
-            print(f"  {a:15} {t:18} " + " ".join(f"{v:.3f}" for v in g["std_ratio"]))
-
-
-def figure(df: pd.DataFrame, path: Path, args) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.ticker
-    import seaborn as sns
-
-    g = sns.relplot(data=df, x="env_step", y="return_mean", hue="mode", hue_order=args.modes, row="algorithm",
-                    col="task", kind="line", errorbar="sd", height=2.8, aspect=1.4,
-                    facet_kws={"sharey": "col", "sharex": "col"})
-    g.set_axis_labels("env steps", "evaluation return")
-    for ax in g.axes.flat:
-        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x / 1e3:.0f}k"))
-    g.set_titles("{row_name} · {col_name}")
-    g.figure.suptitle(f"observation normaliser, preset {args.preset}, {len(args.seeds)} seeds "
-                      "(mean, band = sd)", y=1.02)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    g.savefig(path, dpi=110, bbox_inches="tight")
-    print(f"\nfigure: {path}")
+def std_table(args) -> None:
+    print("\nfinal normaliser std, legacy / welford (median over observation dimensions), per seed")
+    for (a, t), g in std_ratios(args).groupby(["algorithm", "task"], sort=False):
+        print(f"  {a:15} {t:18} " + " ".join(f"{v:.3f}" for v in g["std_ratio"]))
 
 
 def main() -> None:
@@ -133,22 +69,23 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True, help="run directories (completed runs are reused)")
     ap.add_argument("--figure", type=Path, help="learning curves (default: DIR/obs_norm.png)")
     args = ap.parse_args()
-    if len(args.steps) not in (1, len(args.tasks)):
-        ap.error(f"--steps: give one budget or one per task ({len(args.tasks)}), got {len(args.steps)}")
-    args.budget = dict(zip(args.tasks, args.steps * len(args.tasks) if len(args.steps) == 1 else args.steps))
+    args.budget = task_budgets(ap, args.tasks, args.steps)
     # seed-major order: the first seed of every cell finishes first
-    runs = [(run_dir(args.out, a, t, m, s),
+    runs = [(setting_dir(args.out, a, t, m, s),
              [a, t, "--preset", args.preset, "--steps", str(args.budget[t]), "--seed", str(s),
               "--set", f"obs_norm_mode={m}"])
             for s in args.seeds for t in args.tasks for a in args.algos for m in args.modes]
     t0 = time.perf_counter()
     train_runs(runs, args.jobs)
     print(f"{len(runs)} runs, {time.perf_counter() - t0:.0f} s of training in this call\n")
-    df = curves(args)
-    per_seed = summary(df)
-    per_seed.to_csv(args.out / "obs_norm.csv", index=False)
-    report(per_seed, args)
-    figure(df, args.figure or args.out / "obs_norm.png", args)
+    budget = ", ".join(f"{t} {n:,}" for t, n in args.budget.items())
+    df, _ = compare_settings(args.out, args.algos, args.tasks, args.seeds, args.modes, "mode", "normaliser",
+                             new="welford", old="legacy", csv=args.out / "obs_norm.csv",
+                             header=f"preset {args.preset}; env steps per run: {budget}")
+    if set(MODES) <= set(args.modes):
+        std_table(args)
+    curve_figure(df, args.figure or args.out / "obs_norm.png", "mode", args.modes, {}, args.algos, args.tasks,
+                 f"observation normaliser, preset {args.preset}, {len(args.seeds)} seeds (mean, band = sd)")
 
 
 if __name__ == "__main__":

@@ -29,16 +29,10 @@ import os
 import time
 from pathlib import Path
 
-import pandas as pd
 
-from common import train_runs
-from gorl import rundir
+from common import compare_settings, curve_figure, setting_dir, task_budgets, train_runs
 
 SETTINGS = ("small", "small-v1")  # the release's settings, the v1 code's
-
-
-def run_dir(root: Path, algo: str, task: str, preset: str, seed: int) -> Path:
-    return root / algo / task / preset / f"seed{seed}"
 
 
 def decoder_overrides(algo: str, task: str, preset: str, fraction: float) -> list[str]:
@@ -53,106 +47,6 @@ def decoder_overrides(algo: str, task: str, preset: str, fraction: float) -> lis
     keys = ["collect_steps", "collect_envs"] if cfg.decoder_collection == "reference" else ["collect_episodes"]
     keys += ["decoder_train_steps"] if cfg.decoder_train_steps is not None else []
     return [arg for k in keys for arg in ("--set", f"{k}={max(1, round(getattr(cfg, k) * fraction))}")]
-
-
-def complete(run: Path) -> bool:
-    return (run / rundir.STATUS).exists()
-
-
-def curves(args) -> pd.DataFrame:
-    frames = []
-    for a in args.algos:
-        for t in args.tasks:
-            for p in SETTINGS:
-                runs = [(s, run_dir(args.out, a, t, p, s)) for s in args.seeds]
-                if args.report_only and not all(complete(r) for _, r in runs):
-                    print(f"{a} {t} {p}: left out seeds {[s for s, r in runs if not complete(r)]} (not completed)")
-                    runs = [(s, r) for s, r in runs if complete(r)]
-                for s, run in runs:
-                    df = rundir.read_evals(run)
-                    if df is None:
-                        raise SystemExit(f"{run}: no evaluations")
-                    frames.append(df[["env_step", "return_mean", "stage"]].assign(algorithm=a, task=t, setting=p, seed=s))
-    return pd.concat(frames, ignore_index=True)
-
-
-def summary(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per (algorithm, task, setting, seed): last, best and mean evaluation return."""
-    g = df.groupby(["algorithm", "task", "setting", "seed"], sort=False)["return_mean"]
-    return pd.DataFrame({"last": g.last(), "best": g.max(), "mean": g.mean()}).reset_index()
-
-
-def report(per_seed: pd.DataFrame, args) -> None:
-    def cell(x: pd.Series) -> str:
-        return f"{x.mean():6.1f} +- {x.std(ddof=1) if len(x) > 1 else 0:5.1f} ({' '.join(f'{v:.0f}' for v in x)})"
-
-    budget = ", ".join(f"{t} {n:,}" for t, n in args.budget.items())
-    if args.decoder_fraction != 1:
-        budget += f"; GoRL decoder data and fit at {args.decoder_fraction:g} of each preset's"
-    print(f"env steps per run: {budget}; seeds {' '.join(map(str, args.seeds))}; "
-          "evaluation return: mean +- sd over seeds (per seed)\n")
-    print("| algorithm | task | setting | last | best | mean over evaluations |")
-    print("|---|---|---|---|---|---|")
-    for (a, t, p), g in per_seed.groupby(["algorithm", "task", "setting"], sort=False):
-        print(f"| {a} | {t} | {p} | {cell(g['last'])} | {cell(g['best'])} | {cell(g['mean'])} |")
-    print("\npaired difference small - small-v1 (same seed), per seed")
-    print("| algorithm | task | last | best | mean over evaluations |")
-    print("|---|---|---|---|---|")
-    for (a, t), g in per_seed.groupby(["algorithm", "task"], sort=False):
-        new = g[g["setting"] == "small"].set_index("seed")
-        old = g[g["setting"] == "small-v1"].set_index("seed")
-        if new.empty or old.empty:
-            continue
-        d = (new[["last", "best", "mean"]] - old[["last", "best", "mean"]]).dropna()  # seeds run in both
-        if d.empty:
-            continue
-        cells = [f"{d[c].mean():+6.1f} ({' '.join(f'{v:+.0f}' for v in d[c])})" for c in ("last", "best", "mean")]
-        print(f"| {a} | {t} | " + " | ".join(cells) + " |")
-
-
-def figure(df: pd.DataFrame, path: Path, args) -> None:
-    """One panel per (algorithm, task): per setting, the mean over seeds at each evaluation and a
-    band of +- sd, in training order, so GoRL's two evaluations at a stage boundary (the last of
-    stage k, the first of stage k+1 with the new decoder) show as a vertical step."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-
-    algos = [a for a in args.algos if a in set(df["algorithm"])]
-    fig, axes = plt.subplots(len(algos), len(args.tasks), figsize=(4.4 * len(args.tasks), 2.7 * len(algos)),
-                             squeeze=False, sharex="col", sharey="col")
-    labels = {"small": "small (release)", "small-v1": "small-v1 (v1 code)"}
-    for i, a in enumerate(algos):
-        for j, t in enumerate(args.tasks):
-            ax = axes[i][j]
-            for k, p in enumerate(SETTINGS):
-                d = df[(df["algorithm"] == a) & (df["task"] == t) & (df["setting"] == p)]
-                if d.empty:
-                    continue
-                m = d.groupby(["stage", "env_step"])["return_mean"].agg(["mean", "std"]).fillna(0).reset_index()
-                ax.plot(m["env_step"], m["mean"], color=f"C{k}", label=labels[p], marker=".", ms=3)
-                for _, g in m.groupby("stage"):
-                    ax.fill_between(g["env_step"], g["mean"] - g["std"], g["mean"] + g["std"], color=f"C{k}",
-                                    alpha=0.2, lw=0)
-            if not ax.lines:
-                ax.text(0.5, 0.5, "not run", transform=ax.transAxes, ha="center", va="center")
-                ax.axis("off")  # not set_yticks: the column's panels share their y axis
-            ax.set_title(f"{a} · {t}", fontsize=10)
-            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x / 1e3:.0f}k"))
-            if i == len(algos) - 1:
-                ax.set_xlabel("env steps")
-            if j == 0:
-                ax.set_ylabel("evaluation return")
-    handles, names = next((ax.get_legend_handles_labels() for ax in axes.flat if ax.lines), ([], []))
-    fig.legend(handles, names, loc="upper center", ncol=2, bbox_to_anchor=(0.5, 1.0), frameon=False)
-    seeds = len(args.seeds)
-    fig.suptitle(f"release vs v1 settings at one budget, {seeds} seed{'s' * (seeds > 1)} (mean, band = sd)", y=1.03)
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    print(f"\nfigure: {path}")
 
 
 def main() -> None:
@@ -170,11 +64,9 @@ def main() -> None:
     args = ap.parse_args()
     if not 0 < args.decoder_fraction <= 1:
         ap.error(f"--decoder-fraction: a fraction in (0, 1], got {args.decoder_fraction}")
-    if len(args.steps) not in (1, len(args.tasks)):
-        ap.error(f"--steps: give one budget or one per task ({len(args.tasks)}), got {len(args.steps)}")
-    args.budget = dict(zip(args.tasks, args.steps * len(args.tasks) if len(args.steps) == 1 else args.steps))
+    args.budget = task_budgets(ap, args.tasks, args.steps)
     # seed-major order: the first seed of every cell finishes first
-    runs = [(run_dir(args.out, a, t, p, s),
+    runs = [(setting_dir(args.out, a, t, p, s),
              [a, t, "--preset", p, "--steps", str(args.budget[t]), "--seed", str(s),
               *decoder_overrides(a, t, p, args.decoder_fraction)])
             for s in args.seeds for t in args.tasks for a in args.algos for p in SETTINGS]
@@ -183,11 +75,16 @@ def main() -> None:
         train_runs(runs, args.jobs)
         print(f"{len(runs)} runs, {time.perf_counter() - t0:.0f} s of training in this call; load average "
               f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores\n")
-    df = curves(args)
-    per_seed = summary(df)
-    per_seed.to_csv(args.out / "release_vs_v1.csv", index=False)
-    report(per_seed, args)
-    figure(df, args.figure or args.out / "release_vs_v1.png", args)
+    budget = ", ".join(f"{t} {n:,}" for t, n in args.budget.items())
+    if args.decoder_fraction != 1:
+        budget += f"; GoRL decoder data and fit at {args.decoder_fraction:g} of each preset's"
+    df, _ = compare_settings(args.out, args.algos, args.tasks, args.seeds, SETTINGS, "setting", "setting",
+                             new="small", old="small-v1", csv=args.out / "release_vs_v1.csv",
+                             header=f"env steps per run: {budget}", completed_only=args.report_only)
+    seeds = len(args.seeds)
+    curve_figure(df, args.figure or args.out / "release_vs_v1.png", "setting", SETTINGS,
+                 {"small": "small (release)", "small-v1": "small-v1 (v1 code)"}, args.algos, args.tasks,
+                 f"release vs v1 settings at one budget, {seeds} seed{'s' * (seeds > 1)} (mean, band = sd)")
 
 
 if __name__ == "__main__":

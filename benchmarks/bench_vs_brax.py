@@ -10,8 +10,10 @@ geometry: 256 envs, unroll 30, 8 minibatches of 256 segments, 4 epochs (61,440 e
 iteration), actor 32x4, critic 256x5. Each runs in its own fresh process, one after the other,
 pinned to the same ``--threads`` cores (``sched_setaffinity``) with torch's and XLA's thread
 pools set to that count. Printed: training env steps/s of each, after one warm-up iteration
-(which compiles), evaluation excluded on both sides (Brax's ``training/sps``; ours: collect +
-update, as ``benchmarks/common.py:breakdown`` times them), and ours / Brax.
+(which compiles), evaluation excluded on both sides (Brax: env steps over its
+``training/walltime``, not its ``training/sps``, which Playground's ``num_resets_per_eval=10``
+makes 10x too high, see ``brax()``; ours: collect + update, as ``benchmarks/common.py:breakdown``
+times them), and ours / Brax.
 
 On a shared machine the figures move with the neighbours' load: compare the ratio of runs made
 back to back, and repeat.
@@ -112,16 +114,27 @@ def brax(args) -> dict:
               num_minibatches=GEOMETRY["num_minibatches"], batch_size=GEOMETRY["batch_size"],
               num_updates_per_batch=GEOMETRY["num_epochs"])
     per_iter = GEOMETRY["batch_size"] * GEOMETRY["num_minibatches"] * GEOMETRY["unroll_length"]
-    # one iteration per Brax epoch (num_evals - 1 epochs): the first compiles, the others are timed
-    sps: list[float] = []
+    # One training iteration per Brax epoch (num_evals - 1 epochs; the first compiles, the others
+    # are timed). Playground's config has num_resets_per_eval=10, with which Brax splits each epoch
+    # into 10 timed calls but multiplies every call's `training/sps` by 10 (brax 0.14.2,
+    # ppo/train.py: `sps = steps_per_epoch * env_step_per_training_step *
+    # max(num_resets_per_eval, 1) / epoch_training_time`, the time of ONE of those calls): its
+    # figure is 10x the real rate. So: no resets between epochs (they are outside the timer
+    # anyway), and the rate is ours to compute: env steps over `training/walltime` (the summed
+    # time of the timed calls, evaluations excluded) between two progress reports.
+    kw.update(num_timesteps=(args.iterations + 1) * per_iter, num_evals=args.iterations + 2, num_eval_envs=16,
+              num_resets_per_eval=0)
+    reports: list[tuple[int, float, float]] = []  # (env steps, training/walltime, Brax's own sps)
     t0 = time.perf_counter()
-    kw.update(num_timesteps=(args.iterations + 1) * per_iter, num_evals=args.iterations + 2, num_eval_envs=16)
     ppo.train(environment=env, wrap_env_fn=wrapper.wrap_for_brax_training,
               network_factory=ppo_networks.make_ppo_networks,
-              progress_fn=lambda step, m: sps.append(float(m.get("training/sps", float("nan")))), **kw)
-    steady = [s for s in sps if s == s]
-    timed = steady[1:]  # Brax's sps of an epoch: its steps over its time (evaluations excluded)
-    return {"env_steps_per_s": len(timed) / sum(1 / s for s in timed), "epoch_sps": [round(s) for s in steady], "wall_s": time.perf_counter() - t0,
+              progress_fn=lambda step, m: reports.append((int(step), float(m.get("training/walltime", 0.0)),
+                                                          float(m.get("training/sps", float("nan"))))), **kw)
+    timed = reports[1:]  # reports[0]: the evaluation before training; reports[1]: the epoch that compiles
+    steps = timed[-1][0] - timed[0][0]
+    seconds = timed[-1][1] - timed[0][1]
+    return {"env_steps_per_s": steps / seconds, "timed_env_steps": steps, "timed_s": round(seconds, 3),
+            "brax_reported_sps": [round(s) for _, _, s in timed], "wall_s": time.perf_counter() - t0,
             "steps_per_iteration": per_iter}
 
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 from pathlib import Path
@@ -109,11 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _import_modules(mods: list[str]) -> None:
-    for m in mods:
-        try:
-            importlib.import_module(m)
-        except ImportError as e:
-            raise BadInput(f"--import {m}: {e}") from None
+    from gorl.experiment import import_modules  # one home: also the pipeline's run identity
+    import_modules(mods)
 
 
 def prepare_train(args):

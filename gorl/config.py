@@ -44,7 +44,6 @@ the preset it came from.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import typing
 from pathlib import Path
 from typing import Any
@@ -53,7 +52,7 @@ import re
 
 import yaml
 
-from gorl.errors import ConfigError  # noqa: F401  (re-exported)
+from gorl.errors import ConfigError, did_you_mean
 
 # Numbers as people write them: 3e-4, 1e9, -1e-3, .5, +2, 1_000_000, 1E+3 (PyYAML's YAML 1.1
 # resolver reads several of these as strings: exponents need a dot and a signed exponent).
@@ -88,11 +87,6 @@ def _numbers_in(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _numbers_in(v) for k, v in value.items()}
     return value
-
-
-def _closest(name: str, options) -> str:
-    hint = difflib.get_close_matches(name, list(options), n=1)
-    return f" (did you mean {hint[0]!r}?)" if hint else ""
 
 
 def read_presets(path: Path) -> dict[str, Any]:
@@ -242,7 +236,7 @@ def defaults_from(path: Path, preset: str = "paper"):
         for key, value in values.items():
             if key not in hints:
                 raise ConfigError(f"{path}: preset {preset!r} sets {key!r}, which {cls.__name__} does not have"
-                                  f"{_closest(key, hints)}")
+                                  f"{did_you_mean(key, hints)}")
             own.setdefault(key, hints[key])  # redeclare an inherited field with its new default
             setattr(cls, key, dataclasses.field(default_factory=functools.partial(copy.deepcopy, value))
                     if isinstance(value, (list, dict)) else value)
@@ -288,7 +282,7 @@ def resolve_preset_sources(path: Path, name: str) -> tuple[dict[str, Any], dict[
         names = [k for k in presets if k not in RESERVED_KEYS]
         if n not in names:
             where = f"{child}: base: " if child else ""
-            raise ConfigError(f"{where}unknown preset {n!r}{_closest(n, names)} in {p}; "
+            raise ConfigError(f"{where}unknown preset {n!r}{did_you_mean(n, names)} in {p}; "
                               f"available: {', '.join(names)}")
         key = (p.resolve(), n)
         if key in seen:
@@ -442,7 +436,7 @@ def make_config(cls: type, values: dict[str, Any], source: str = "config"):
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in values:
         if key not in fields and split_key(key)[2] not in fields:
-            raise ConfigError(f"unknown {source} key {key!r}{_closest(split_key(key)[2], fields)}")
+            raise ConfigError(f"unknown {source} key {key!r}{did_you_mean(split_key(key)[2], fields)}")
     values = config_values(values, cls)
     if STAGE_OVERRIDES in fields:  # no stage table left (a task's plain values replaced them all): none,
         values.setdefault(STAGE_OVERRIDES, {})  # not the dataclass default (paper's tables)
@@ -457,7 +451,7 @@ def make_config(cls: type, values: dict[str, Any], source: str = "config"):
                 raise ConfigError(f"{table}: not a stage table (stage0, stage1, ..., later_stages)")
             for key, value in entries.items():
                 if key not in fields or key == STAGE_OVERRIDES:
-                    raise ConfigError(f"unknown {source} key {table}.{key!r}{_closest(key, fields)}")
+                    raise ConfigError(f"unknown {source} key {table}.{key!r}{did_you_mean(key, fields)}")
             kwargs[STAGE_OVERRIDES][table] = {k: _coerce(cls, f"{table}.{k}", v, hints[k])
                                               for k, v in entries.items()}
     missing = [n for n, f in fields.items() if n not in kwargs
@@ -480,7 +474,7 @@ def _layered(cls: type, presets_file: Path, preset: str, task: str | None,
         name = split_key(key)[2]
         if name not in fields:
             src = "" if origin[key] == f"{Path(presets_file).name}:{preset}" else f" (set in {origin[key]})"
-            raise ConfigError(f"{presets_file}: unknown preset key {key!r}{_closest(name, fields)}{src}")
+            raise ConfigError(f"{presets_file}: unknown preset key {key!r}{did_you_mean(name, fields)}{src}")
     select_task(values, origin, task)
     layer = {}
     for key, value in (overrides or {}).items():
@@ -488,7 +482,7 @@ def _layered(cls: type, presets_file: Path, preset: str, task: str | None,
         if t is not None:
             raise ConfigError(f"--set {key}: per-task values belong in a preset; --set applies to this run's task")
         if name not in fields:
-            raise ConfigError(f"unknown override key {key!r}{_closest(name, fields)}")
+            raise ConfigError(f"unknown override key {key!r}{did_you_mean(name, fields)}")
         layer[key] = value
     _apply(values, origin, layer, "--set")
     return values, origin

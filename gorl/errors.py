@@ -45,9 +45,10 @@ class ExperimentError(BadInput):
     """A pipeline experiment config (config/*.yaml) the suite cannot run; names the key."""
 
 
-def did_you_mean(name: str, options) -> str:
-    """``" (did you mean 'x'?)"`` for the closest of ``options`` to ``name``, else ``""``."""
+def did_you_mean(name: str, options, prefix: str = "") -> str:
+    """``" (did you mean 'x'?)"`` for the closest of ``options`` to ``name``, else ``""``;
+    the suggestion is written as ``prefix + x`` (e.g. ``playground:`` before a Playground name)."""
     import difflib
 
     hint = difflib.get_close_matches(str(name), [str(o) for o in options], n=1)
-    return f" (did you mean {hint[0]!r}?)" if hint else ""
+    return f" (did you mean {prefix + hint[0]!r}?)" if hint else ""

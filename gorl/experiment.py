@@ -236,8 +236,24 @@ class Experiment:
         seed = self.config["analysis"]["action_figure"]["seed"]
         return self.seeds[0] if seed is None else int(seed)
 
+    def teacher_runs(self) -> list[RunSpec]:
+        """The teacher runs the pipeline trains (rules/teacher.smk): one ``ppo_teacher`` run per
+        (task, seed) that a run needs, at the experiment's preset and the GoRL runs' device."""
+        from gorl.config import build_config, config_to_dict
+
+        algo, device = registry.get("ppo_teacher"), self.teacher_device()
+        out = []
+        for task, seed in dict.fromkeys((r.task, r.seed) for r in self.runs if r.teacher):
+            hp = config_to_dict(build_config(algo.config_cls, algo.presets_file, self.config["preset"], task,
+                                             {"device": device} if device else {}))
+            d = str(hp.get("device", "cpu"))
+            out.append(RunSpec(algo.name, task, seed, self.config["preset"], int(hp["total_steps"]), {}, d,
+                               1 if d.startswith("cuda") else 0, registry.styles([algo.name])[algo.name], hp))
+        return out
+
     def total_steps(self) -> int:
-        return sum(r.steps for r in self.runs)
+        """Env steps of the runs and of the teacher runs they read."""
+        return sum(r.steps for r in self.runs + self.teacher_runs())
 
 
 def _fmt(v: Any) -> str:
@@ -520,8 +536,12 @@ def plan_rows(exp: Experiment) -> list[dict[str, Any]]:
 
 def plan_json(exp: Experiment) -> dict[str, Any]:
     known = [r.seconds for r in exp.runs if r.seconds is not None]
+    teachers = exp.teacher_runs()
     return {"name": exp.name, "runs": plan_rows(exp), "total_env_steps": exp.total_steps(),
-            "gpu_runs": sum(r.gpu for r in exp.runs),
+            "teacher_runs": [{"task": r.task, "seed": r.seed, "preset": r.preset, "steps": r.steps,
+                              "device": r.device, "gpu": r.gpu} for r in teachers],
+            "teacher_env_steps": sum(r.steps for r in teachers),
+            "gpu_runs": sum(r.gpu for r in exp.runs + teachers),
             "run_seconds_known": sum(known), "runs_without_estimate": len(exp.runs) - len(known)}
 
 
@@ -529,13 +549,19 @@ def plan_text(exp: Experiment) -> str:
     head = ("algorithm", "task", "seed", "preset", "env steps", "device", "gpu", "est. time", "overrides")
     rows = [(r.algorithm, r.task, str(r.seed), r.preset, f"{r.steps:,}", r.device, str(r.gpu), _hms(r.seconds),
              " ".join(f"{k}={_fmt(v)}" for k, v in sorted(r.overrides.items())) or "-") for r in exp.runs]
+    teachers = exp.teacher_runs()  # GoRL's input, trained once per (task, seed) by the teacher rule
+    rows += [(r.algorithm, r.task, str(r.seed), r.preset, f"{r.steps:,}", r.device, str(r.gpu), "?",
+              "(teacher of GoRL)") for r in teachers]
     widths = [max(len(x) for x in col) for col in zip(head, *rows)]
     fmt = "  ".join(f"{{:{'>' if i in (2, 4, 6, 7) else '<'}{w}}}" for i, w in enumerate(widths))
     out = [fmt.format(*row).rstrip() for row in [head, ["-" * w for w in widths], *rows]]
     summary = plan_json(exp)
     out.append("")
+    with_teachers = (f" + {len(teachers)} teacher run{'s' * (len(teachers) > 1)} "
+                     f"({summary['teacher_env_steps']:,} env steps)"
+                     if teachers else "")
     out.append(f"{exp.name}: {len(exp.runs)} runs ({len(exp.algorithms)} algorithms x {len(exp.tasks)} tasks x "
-               f"{len(exp.seeds)} seeds), total {summary['total_env_steps']:,} env steps, "
+               f"{len(exp.seeds)} seeds){with_teachers}, total {summary['total_env_steps']:,} env steps, "
                f"{summary['gpu_runs']} on a GPU")
     if summary["runs_without_estimate"] < len(exp.runs):
         out.append(f"estimated run time {_hms(summary['run_seconds_known'])} (sum over runs, from measured rates "

@@ -8,7 +8,7 @@
 Every algorithm's trainer saves ``policy_final.pt`` (the end of training) and
 ``policy_best.pt`` (the best evaluation so far, ties to the later one) through
 :meth:`gorl.core.run.Run.save_policy`: the agent's and the observation normaliser's state
-dicts, GoRL's decoder of the same stage, the stage, env step and evaluation return. The
+dicts, the shared trainer's critic, GoRL's decoder of the same stage, the stage, env step and evaluation return. The
 files hold tensors and plain data only and are read with ``torch.load(weights_only=True)``
 (:func:`gorl.rundir.load_tensors`), so loading a directory someone sent you runs none of
 its code. The agent is rebuilt from ``config.yaml`` by the algorithm's registered
@@ -27,14 +27,18 @@ from gorl.errors import RunDirError
 
 
 def policy_state(agent: torch.nn.Module, normalizer, *, stage: int = 0, env_step: int = 0,
-                 decoder: torch.nn.Module | None = None) -> dict:
+                 decoder: torch.nn.Module | None = None, critic: torch.nn.Module | None = None) -> dict:
     """What a policy file holds (tensors on the CPU, numbers, strings), made while training.
-    ``decoder``: GoRL's decoder of the stage (the encoder's actions pass through it)."""
+    ``decoder``: GoRL's decoder of the stage (the encoder's actions pass through it).
+    ``critic``: the shared trainer's value function of the same moment (a GoRL run warm-started
+    from a teacher run reads it from there, :func:`gorl.algorithm.teacher.load_teacher`)."""
     def cpu(sd: dict) -> dict:
         return {k: v.detach().cpu().clone() if torch.is_tensor(v) else v for k, v in sd.items()}
 
     out = {"agent": cpu(agent.state_dict()), "normalizer": cpu(normalizer.state_dict()),
            "stage": int(stage), "env_step": int(env_step)}
+    if critic is not None:
+        out["critic"] = cpu(critic.state_dict())
     if decoder is not None:
         out["decoder"] = decoder_state(decoder)
     return out

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from conftest import cli
+from malformed_configs import MALFORMED
 from gorl import experiment, registry
 from gorl.errors import ExperimentError
 
@@ -26,22 +27,30 @@ def _smoke(**changes) -> dict:
 
 # ------------------------------------------------------------------------------ plan
 # paper: 8 tasks x 5 algorithms x 5 seeds, each at its preset's own budget: 179,896,320 for the
-# baselines (humanoid PPO 206,438,400), 180M encoder steps for GoRL (HumanoidRun 120M after the anchor)
+# baselines (humanoid PPO 206,438,400), 180M encoder steps for GoRL (HumanoidRun 120M after the anchor),
+# plus the teachers GoRL reads on the two humanoids: 2 tasks x 5 seeds x 185,794,560 (ppo_teacher paper)
+PAPER_TEACHERS = 2 * 5 * 185_794_560
 PAPER_TOTAL = 5 * (6 * (3 * 179_896_320 + 2 * 180_000_000)
                    + (206_438_400 + 2 * 179_896_320 + 2 * 180_000_000)
-                   + (206_438_400 + 2 * 179_896_320 + 2 * 120_000_000))
+                   + (206_438_400 + 2 * 179_896_320 + 2 * 120_000_000)) + PAPER_TEACHERS
 
 
-@pytest.mark.parametrize("config, runs, total", [("config/config.yaml", 20, "400,000"),
-                                                 ("config/paper.yaml", 200, f"{PAPER_TOTAL:,}")])
-def test_plan_prints_the_runs_and_total_env_steps(config, runs, total):
+@pytest.mark.parametrize("config, runs, teachers, total", [
+    ("config/config.yaml", 20, "", "400,000"),
+    ("config/paper.yaml", 200, f" + 10 teacher runs ({PAPER_TEACHERS:,} env steps)", f"{PAPER_TOTAL:,}"),
+    ("config/humanoid-smoke.yaml", 3, " + 1 teacher run (20,000 env steps)", "80,000"),
+])
+def test_plan_prints_the_runs_and_total_env_steps(config, runs, teachers, total):
+    """The total counts the teacher runs the pipeline trains for GoRL (one per task and seed that
+    needs one, rows of their own) with the runs."""
     out = cli("plan", config).stdout
     lines = out.splitlines()
     assert lines[0].split()[:5] == ["algorithm", "task", "seed", "preset", "env"]
     exp = experiment.load(ROOT / config)
     assert len(exp.runs) == runs
     assert sum(1 for ln in lines if ln.split()[:1] and ln.split()[0] in exp.algorithms) == runs
-    assert f"{runs} runs" in out and f"total {total} env steps" in out
+    assert sum(1 for ln in lines if ln.startswith("ppo_teacher ")) == len(exp.teacher_runs())
+    assert f"{runs} runs" in out and f"seeds){teachers}, total {total} env steps" in out
 
 
 def test_plan_json_and_measured_rates(tmp_path):
@@ -54,6 +63,7 @@ def test_plan_json_and_measured_rates(tmp_path):
     (d / "provenance.json").write_text(json.dumps({"wall_time_s": 40.0, "device": "cpu"}))
     plan = json.loads(cli("plan", SMOKE, "--json", "--results", tmp_path / "results").stdout)
     assert plan["total_env_steps"] == 400_000 and len(plan["runs"]) == 20
+    assert plan["teacher_runs"] == [] and plan["teacher_env_steps"] == 0
     ppo = [r for r in plan["runs"] if r["algorithm"] == "ppo"]
     assert [r["seconds"] for r in ppo if r["task"] == "cartpole-balance"] == [40.0, 40.0]
     assert all(r["seconds"] == 40.0 for r in ppo)  # cheetah-run: the rate of ppo/smoke on another task
@@ -81,16 +91,7 @@ def test_an_unknown_task_is_named_before_the_settings_that_refer_to_it():
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("change, culprit", [
-    ({"seeds": "x"}, "seeds"),
-    ({"seeds": [0, -1]}, "seeds[1]"),
-    ({"algorithms": ["ppo", "no_such_algo"]}, "algorithms[1]"),
-    ({"analysis": {"bootstrap_rep": 100}}, "bootstrap_rep"),
-    ({"stepz": 10}, "stepz"),
-    ({"algorithm_overrides": {"ppo": {"set": {"clip_epz": 0.1}}}}, "clip_epz"),
-    ({"algorithm_overrides": {"ppo": {"preset": "nosuch"}}}, "algorithm_overrides.ppo.preset"),
-    ({"algorithm_overrides": {"ppo": {"set": {"num_envs": "many"}}}}, "algorithm_overrides.ppo.set"),
-])
+@pytest.mark.parametrize("change, culprit", MALFORMED)
 def test_plan_refuses_what_the_pipeline_refuses(change, culprit):
     with pytest.raises(ExperimentError) as e:
         experiment.load(_smoke(**change))

@@ -272,6 +272,48 @@ def test_a_named_teacher_must_be_a_completed_run_of_the_task(tmp_path, teacher):
     assert r.returncode == 2 and "teacher_warm_start needs a teacher" in r.stderr
 
 
+class _Payload:
+    """Unpickling this creates ``marker``: the proof that a loader ran code from a shared file."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_the_teacher_is_read_from_its_final_policy_file_as_tensors(teacher):
+    """What GoRL takes from a teacher run (actor, critic, statistics) is its final state: the
+    tensors of policy_final.pt equal those of the final checkpoint."""
+    from gorl.algorithm.teacher import load_teacher
+    t = load_teacher(teacher, 5, 1, torch.device("cpu"), critic=True)
+    ck = torch.load(teacher / rundir.CHECKPOINT, weights_only=False)  # the test's own run: trusted
+    for got, want in ((t["agent"].state_dict(), ck["agent"]), (t["critic"], ck["critic"]),
+                      (t["normalizer"].state_dict(), ck["normalizer"])):
+        assert got.keys() == want.keys()
+        assert all(torch.equal(got[k], want[k]) if torch.is_tensor(got[k]) else got[k] == want[k] for k in got)
+
+
+def test_a_teacher_run_holding_a_pickled_object_is_refused_in_one_line(tmp_path, teacher):
+    """A teacher_run is a directory that may come from someone else: a pickle that would run
+    code, planted in its policy file and checkpoint, is refused before training and never runs."""
+    import shutil
+    d = tmp_path / "shared_teacher"
+    shutil.copytree(teacher, d)
+    marker = tmp_path / "pwned"
+    for name, trusted in ((rundir.POLICIES["final"], True), (rundir.CHECKPOINT, False)):
+        st = torch.load(d / name, weights_only=trusted)
+        st["agent"] = dict(st["agent"], gift=_Payload(marker))
+        torch.save(st, d / name)
+    out = tmp_path / "run"
+    r = cli("train", "gorl_fm", "cartpole-balance", "--preset", "smoke", "--steps", "3840", "--quiet", "--out", out,
+            *HUMANOID_SWITCHES, "--set", "teacher=ppo_teacher", "--set", f"teacher_run={d}",
+            "--set", "teacher_warm_start=true", "--set", "stage_steps=[1, 1]", check=False)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "policy_final.pt" in r.stderr and "refusing" in r.stderr, r.stderr
+    assert not marker.exists()
+
+
 # -- the humanoid runs themselves (minutes on a CPU) ----------------------------------------------
 @pytest.mark.slow
 def test_humanoid_smoke_runs_train_their_teacher_and_resume_after_kill(tmp_path):

@@ -118,7 +118,8 @@ def test_state_round_trip_continues_identically(envs):
 def test_task_names_and_dims():
     check_task(TASK)
     assert env_dims(TASK) == (5, 1)
-    with pytest.raises(ValueError, match="playground:CartpoleBalanc"):
+    with pytest.raises(ValueError, match=r"^unknown Playground task 'playground:CartpoleBalanc' "
+                                         r"\(did you mean 'playground:CartpoleBalance'\?\);"):
         check_task("playground:CartpoleBalanc")
 
 

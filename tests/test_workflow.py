@@ -23,6 +23,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from malformed_configs import MALFORMED
+
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
 E2E = ROOT / ".test" / "config" / "e2e.yaml"
@@ -299,21 +301,24 @@ def test_tables_are_a_function_of_the_config(pipeline, tmp_path):
     assert (copy / "results" / cfg["name"] / "runs" / cfg["algorithms"][0] / cfg["tasks"][0] / f"seed{drop}").is_dir()
 
 
-@pytest.mark.parametrize("change, culprit", [
-    ({"seeds": "x"}, "seeds"),
-    ({"seeds": [0, -1]}, "seeds[1]"),
-    ({"algorithms": ["ppo", "no_such_algo"]}, "algorithms[1]"),
-    ({"analysis": {"bootstrap_rep": 100}}, "bootstrap_rep"),
-    ({"stepz": 10}, "stepz"),
-])
+@pytest.mark.parametrize("change, culprit", MALFORMED)
 def test_malformed_config_rejected(tmp_path, change, culprit):
+    """The pipeline refuses a malformed config with gorl.experiment's lines for it (one per
+    problem; the cases are test_experiment's: tests/malformed_configs.py)."""
+    from gorl import experiment
+    from gorl.errors import ExperimentError
+
     cfg_path = _config(tmp_path, **change)
+    with pytest.raises(ExperimentError) as e:
+        experiment.load(yaml.safe_load(cfg_path.read_text()))
+    lines = str(e.value).splitlines()
+    assert lines[0].startswith("config: ") and culprit in str(e.value), lines
     out = snakemake(tmp_path, "--cores", "1", "--configfile", str(cfg_path), timeout=120)
     assert out.returncode != 0
-    err = out.stderr
-    assert "config" in err and culprit in err, err[-3000:]
-    first = next(ln for ln in err.splitlines() if culprit in ln)
-    assert "Traceback" not in first
+    err = out.stderr.splitlines()
+    assert lines[0] in err, (lines, out.stderr[-3000:])
+    at = err.index(lines[0])
+    assert err[at:at + len(lines)] == lines, (lines, out.stderr[-3000:])
     assert not (tmp_path / "results").exists(), "a job started despite the bad config"
 
 

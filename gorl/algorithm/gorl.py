@@ -696,7 +696,8 @@ class GoRL:
     def _warm_start_from_teacher(self, trainer: OnPolicyTrainer) -> None:
         """Stage 0's encoder, critic and statistics from the teacher's (same architecture)."""
         from gorl.algorithm.teacher import load_teacher, teacher_dir
-        teacher = load_teacher(teacher_dir(self.cfg, self.run), self.obs_dim, self.act_dim, self.run.device)
+        teacher = load_teacher(teacher_dir(self.cfg, self.run), self.obs_dim, self.act_dim, self.run.device,
+                               critic=True)
         if teacher["actor_hidden"] != list(self.cfg.actor_hidden) or \
                 teacher["obs_norm_mode"] != self.cfg.for_stage(0).obs_norm_mode:
             raise ConfigError(f"teacher_warm_start: the teacher's actor {teacher['actor_hidden']} and obs_norm_mode "

@@ -73,10 +73,17 @@ def ensure_teacher(cfg, run) -> Path:
     return d
 
 
-def load_teacher(d: Path, obs_dim: int, act_dim: int, device: torch.device) -> dict:
-    """The teacher's final actor, critic state and observation statistics (its checkpoint)."""
+def load_teacher(d: Path, obs_dim: int, act_dim: int, device: torch.device, critic: bool = False) -> dict:
+    """The teacher's final actor, observation statistics and (``critic``: needed, for a warm
+    start) critic state, from its ``policy_final.pt``, read as tensors and plain data only
+    (:func:`gorl.rundir.load_tensors`: a teacher run may be a directory someone shared; a file
+    holding anything else is refused in one line and nothing in it runs)."""
     hp = (rundir.read_config(d) or {}).get("hyperparameters") or {}
-    st = torch.load(Path(d) / rundir.CHECKPOINT, map_location="cpu", weights_only=False)
+    path = Path(d) / rundir.POLICIES["final"]
+    st = rundir.load_tensors(path)
+    if critic and "critic" not in st:
+        raise RunDirError(f"teacher_run {d}: {path.name} holds no critic (the run predates policy files "
+                          f"with one), which teacher_warm_start needs: train the teacher again")
     agent = GaussianPolicy(obs_dim, act_dim, hp["actor_hidden"], clip_eps=hp["clip_eps"],
                            entropy_coef=hp["entropy_coef"], entropy_tanh_correction=hp["entropy_tanh_correction"],
                            scale_cap=hp.get("scale_cap")).to(device)
@@ -85,7 +92,7 @@ def load_teacher(d: Path, obs_dim: int, act_dim: int, device: torch.device) -> d
     normalizer.load_state_dict(st["normalizer"])
     normalizer.to(device)
     status = rundir.read_status(d) or {}
-    return {"dir": str(Path(d).resolve()), "agent": agent, "normalizer": normalizer, "critic": st["critic"],
+    return {"dir": str(Path(d).resolve()), "agent": agent, "normalizer": normalizer, "critic": st.get("critic"),
             "actor_hidden": list(hp["actor_hidden"]), "obs_norm_mode": hp["obs_norm_mode"],
             "env_steps": int(status.get("env_steps") or 0)}
 

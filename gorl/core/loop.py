@@ -31,8 +31,9 @@ def run_single_trainer(cfg: OnPolicyConfig, run: Run,
         run.log(f"resumed from {run.checkpoint_path} at env step {trainer.env_step}")
     from gorl.policy import policy_state
     trainer.on_evaluate.append(lambda row: run.offer_best_policy(
-        row, lambda: policy_state(trainer.agent, trainer.normalizer, env_step=row["env_step"])))
+        row, lambda: policy_state(trainer.agent, trainer.normalizer, env_step=row["env_step"], critic=trainer.critic)))
     with progress_bar(run, cfg.num_iterations * cfg.steps_per_iteration, trainer.env_step) as bar:
         trainer.train(progress=bar)
-    run.save_policy("final", policy_state(trainer.agent, trainer.normalizer, env_step=trainer.env_step))
+    run.save_policy("final", policy_state(trainer.agent, trainer.normalizer, env_step=trainer.env_step,
+                                          critic=trainer.critic))
     return trainer

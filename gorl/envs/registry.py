@@ -36,8 +36,7 @@ def check_task(task: str, imports: tuple[str, ...] = ()) -> None:
             raise TaskError(f"task {task!r}: {e}") from None
         name = task[len(PLAYGROUND_PREFIX):]
         if name not in names:
-            extra = did_you_mean(name, names).replace(" (did you mean '", " (did you mean 'playground:")
-            raise TaskError(f"unknown Playground task {task!r}{extra}; Playground's DM Control Suite "
+            raise TaskError(f"unknown Playground task {task!r}{did_you_mean(name, names, PLAYGROUND_PREFIX)}; Playground's DM Control Suite "
                              f"tasks: {', '.join(names)}")
         return
     if task.startswith(GYM_PREFIX):
