@@ -267,7 +267,8 @@ def test_scan_resume_after_kill_matches_uninterrupted(tmp_path):
     """The scan rollout draws torch's noise as the per-step path does: kill -9 resume is exact."""
     ref, killed = tmp_path / "ref", tmp_path / "killed"
     args = ["train", "gorl_fm", TASK, "--seed", 3, "--steps", 7680, "--preset", "smoke", "--quiet",
-            "--set", f"eval_episodes={N}", "--set", "num_evals=2", "--set", "rollout=scan"]
+            "--set", f"eval_episodes={N}", "--set", "num_evals=2", "--set", "rollout=scan",
+            "--set", "stage_steps=[1, 1]"]  # two stages of two iterations: the kill lands in the stage machinery
     cli(*args, "--out", ref)
     # the reference run is also the default suite's "GoRL trains on playground" check
     assert "completed" in (ref / "status.json").read_text()
