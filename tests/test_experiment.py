@@ -71,6 +71,40 @@ def test_runs_carry_resources_and_styles():
     assert smoke.gorl_algorithms() == ["gorl_fm", "gorl_diffusion"]
 
 
+def test_runs_per_gpu_shares_each_gpu_and_splits_jax_memory(tmp_path):
+    """runs_per_gpu: 4 on the GPU config: every run still asks for gpu=1 (Slurm: a whole GPU), the
+    plan says how the GPU runs share GPUs, and each job's JAX gets a quarter of its default 75%."""
+    cfg = yaml.safe_load((ROOT / "config" / "paper-gpu.yaml").read_text())
+    cfg["runs_per_gpu"] = 4
+    (tmp_path / "gpu4.yaml").write_text(yaml.safe_dump(cfg))
+    exp = experiment.load(dict(cfg), check_tasks=False)
+    assert exp.runs_per_gpu == 4 and {r.gpu for r in exp.runs} == {1}
+    env = {"XLA_PYTHON_CLIENT_MEM_FRACTION": "0.187", "XLA_CLIENT_MEM_FRACTION": "0.187",
+           "XLA_PYTHON_CLIENT_PREALLOCATE": "true"}
+    assert exp.gpu_env() == env
+    assert exp.train_args("ppo") == ["--preset", "paper", "--set", "device=cuda"]  # no run changes
+    plan = json.loads(cli("plan", tmp_path / "gpu4.yaml", "--json").stdout)
+    assert (plan["gpu_runs"], plan["runs_per_gpu"], plan["gpu_env"]) == (200, 4, env)
+    out = cli("plan", tmp_path / "gpu4.yaml").stdout
+    assert "runs_per_gpu 4: up to 4 GPU runs share each GPU" in out and "50 GPUs" in out
+    assert "XLA_PYTHON_CLIENT_MEM_FRACTION=0.187" in out
+    # one GPU per run (the default): JAX keeps its own policy, the plan says nothing more
+    assert experiment.load(ROOT / "config" / "paper-gpu.yaml", check_tasks=False).gpu_env() == {}
+    assert [experiment.gpu_share_env(n)["XLA_PYTHON_CLIENT_MEM_FRACTION"] for n in (2, 3, 8)] == \
+        ["0.375", "0.250", "0.093"]
+
+
+@pytest.mark.parametrize("value, message", [
+    (0, "runs_per_gpu: 0 is less than the minimum of 1"),
+    ("two", "runs_per_gpu: 'two' is not of type 'integer'"),
+    (4, "runs_per_gpu: 4 shares GPUs between GPU runs, but no run's resolved device is cuda"),
+])
+def test_runs_per_gpu_bad_values_are_named(value, message):
+    with pytest.raises(ExperimentError) as e:
+        experiment.load(_smoke(runs_per_gpu=value))  # the smoke runs are on the CPU
+    assert message in str(e.value)
+
+
 # ------------------------------------------------------------------- validation order
 def test_an_unknown_task_is_named_before_the_settings_that_refer_to_it():
     with pytest.raises(ExperimentError) as e:
