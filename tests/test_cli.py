@@ -74,10 +74,12 @@ def test_same_seed_identical_and_completed_run_protected(tmp_path):
     assert (a / "evals.csv").read_bytes() == before
 
 
-@pytest.mark.parametrize("extra", [[], ["--set", "reset_mode=fixed_initial"]], ids=["random", "fixed_initial"])
+@pytest.mark.parametrize("extra", [[], ["--set", "reset_mode=fixed_initial"], ["--set", "checkpoint_every=auto"]],
+                         ids=["random", "fixed_initial", "checkpoint_every_auto"])
 def test_resume_after_kill_matches_uninterrupted(tmp_path, extra):
     """(fixed_initial: 1440 steps per env cross the 1000-step limit after the resume, so the
-    resumed run's envs must return to the same first states)"""
+    resumed run's envs must return to the same first states; checkpoint_every auto: where
+    checkpoints fall, and so which one the resume starts from, changes nothing)"""
     ref, killed = tmp_path / "ref", tmp_path / "killed"
     args = ["train", "ppo", "cartpole-balance", "--seed", 5, "--steps", 11520, *SMOKE, *extra]
     cli(*args, "--out", ref)
@@ -120,3 +122,44 @@ def test_divergence_is_data(tmp_path):
     status = json.loads((d / "status.json").read_text())
     assert status["status"] == "diverged" and "non-finite" in status["reason"]
     assert len(_evals(d)) >= 2  # the evaluation before divergence is kept
+
+
+def test_checkpoint_every_auto_keeps_checkpoints_under_five_percent(tmp_path, capsys):
+    """checkpoint_every auto: a checkpoint every iteration until the process's second one ends, then
+    every k, k = ceil(checkpoint s / (5% x iteration s)) as measured (here a checkpoint made slow, as
+    a large one is); said in the log, kept in the checkpoint and restored with it."""
+    import re
+    import time
+
+    import torch
+
+    from baselines.ppo import make_agent
+    from gorl import registry
+    from gorl.config import build_config
+    from gorl.core.onpolicy import OnPolicyTrainer
+    from gorl.core.run import Run
+
+    algo = registry.get("ppo")
+    cfg = build_config(algo.config_cls, algo.presets_file, "smoke", "cartpole-balance",
+                       {"checkpoint_every": "auto", "total_steps": 8 * 1920, "num_evals": 2})
+
+    def trainer():
+        run = Run(algo="ppo", task="cartpole-balance", seed=0, preset="smoke", dir=tmp_path, config={}, quiet=True)
+        return OnPolicyTrainer(cfg, run, make_agent(cfg, *run.env_dims()))
+    t, saved = trainer(), []
+
+    def slow_checkpoint():
+        saved.append(t.iteration)
+        t.run.save_checkpoint(t.state_dict())
+        time.sleep(0.5)
+    t.train(checkpoint=slow_checkpoint)
+    k = t.checkpoint_every
+    (line,) = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("checkpoint_every auto")]
+    took, iteration = map(float, re.search(r"takes (\S+) s, an iteration (\S+) s", line).groups())
+    share = took / iteration  # printed to 3 digits: 1% either way
+    assert k >= 2 and f"every {k} iteration(s)" in line and share / k < 0.05 * 1.01 < share / (k - 1) * 1.02, line
+    assert saved == [0, 1, *(i for i in range(2, 9) if i % k == 0 or i == 8), 8]  # evaluations at 0 and 8
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["checkpoint_every"] == k
+    resumed = trainer()
+    resumed.load_state_dict(resumed.run.load_checkpoint())
+    assert resumed.checkpoint_every == k
