@@ -48,11 +48,13 @@ def run_identity(algorithm: str, task: str, seed: int, preset: str, imports: Ite
 
 def run_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """``["key: old -> new", ...]`` between a run directory's ``config.yaml`` and a new request
-    (empty: the same run, which may resume). ``device`` (where it ran) and ``effective_total_steps``
-    (derived from the hyperparameters; older runs lack it) are not compared."""
+    (empty: the same run, which may resume). ``device`` (where it ran), ``effective_total_steps``
+    (derived from the hyperparameters; older runs lack it) and, at any depth, ``checkpoint_every``
+    (where checkpoints fall never changes a result) are not compared."""
     def diff(a: Any, b: Any, prefix: str) -> list[str]:
         if isinstance(a, Mapping) and isinstance(b, Mapping):
-            return [d for k in sorted(set(a) | set(b)) for d in diff(a.get(k), b.get(k), f"{prefix}{k}.")]
+            return [d for k in sorted(set(a) | set(b)) if k != "checkpoint_every"
+                    for d in diff(a.get(k), b.get(k), f"{prefix}{k}.")]
         return [] if a == b else [f"{prefix[:-1]}: {a!r} -> {b!r}"]
 
     ignored = ("device", "effective_total_steps")

@@ -64,7 +64,8 @@ def test_plan_json_and_measured_rates(tmp_path):
 def test_runs_carry_resources_and_styles():
     exp = experiment.load(ROOT / "config" / "paper-gpu.yaml", check_tasks=False)
     assert {r.gpu for r in exp.runs} == {1} and {r.device for r in exp.runs} == {"cuda"}
-    assert exp.train_args("ppo") == ["--preset", "paper", "--set", "device=cuda"]  # steps: null, the presets
+    assert exp.train_args("ppo") == ["--preset", "paper", "--set", "checkpoint_every=auto",
+                                      "--set", "device=cuda"]  # steps: null, the presets
     smoke = experiment.load(SMOKE)
     assert {r.gpu for r in smoke.runs} == {0}
     assert smoke.styles == registry.styles(smoke.algorithms)
@@ -82,7 +83,8 @@ def test_runs_per_gpu_shares_each_gpu_and_splits_jax_memory(tmp_path):
     env = {"XLA_PYTHON_CLIENT_MEM_FRACTION": "0.187", "XLA_CLIENT_MEM_FRACTION": "0.187",
            "XLA_PYTHON_CLIENT_PREALLOCATE": "true"}
     assert exp.gpu_env() == env
-    assert exp.train_args("ppo") == ["--preset", "paper", "--set", "device=cuda"]  # no run changes
+    assert exp.train_args("ppo") == ["--preset", "paper", "--set", "checkpoint_every=auto",
+                                      "--set", "device=cuda"]  # no run changes
     plan = json.loads(cli("plan", tmp_path / "gpu4.yaml", "--json").stdout)
     assert (plan["gpu_runs"], plan["runs_per_gpu"], plan["gpu_env"]) == (200, 4, env)
     out = cli("plan", tmp_path / "gpu4.yaml").stdout
@@ -146,6 +148,9 @@ def test_plan_names_a_bad_config_in_one_line(tmp_path):
 def test_run_differences_is_the_one_rule():
     old = experiment.run_identity("ppo", "cheetah-run", 0, "smoke", [], {}, {"lr": 1e-3, "device": "cpu"})
     assert experiment.run_differences({**old, "device": "cuda:0"}, old) == []  # where it ran may change
+    cadence = experiment.run_identity("ppo", "cheetah-run", 0, "smoke", [], {"checkpoint_every": "auto"},
+                                      {"lr": 1e-3, "device": "cpu", "checkpoint_every": "auto"})
+    assert experiment.run_differences(old, cadence) == []  # so do the checkpoints: the same run resumes
     new = experiment.run_identity("ppo", "cheetah-run", 0, "smoke", [], {"lr": 3e-4},
                                   {"lr": 3e-4, "device": "cpu"})
     assert experiment.run_differences(old, new) == ["hyperparameters.lr: 0.001 -> 0.0003",
