@@ -74,12 +74,10 @@ def test_same_seed_identical_and_completed_run_protected(tmp_path):
     assert (a / "evals.csv").read_bytes() == before
 
 
-@pytest.mark.parametrize("extra", [[], ["--set", "reset_mode=fixed_initial"], ["--set", "checkpoint_every=auto"]],
-                         ids=["random", "fixed_initial", "checkpoint_every_auto"])
+@pytest.mark.parametrize("extra", [[], ["--set", "reset_mode=fixed_initial"]], ids=["random", "fixed_initial"])
 def test_resume_after_kill_matches_uninterrupted(tmp_path, extra):
     """(fixed_initial: 1440 steps per env cross the 1000-step limit after the resume, so the
-    resumed run's envs must return to the same first states; checkpoint_every auto: where
-    checkpoints fall, and so which one the resume starts from, changes nothing)"""
+    resumed run's envs must return to the same first states)"""
     ref, killed = tmp_path / "ref", tmp_path / "killed"
     args = ["train", "ppo", "cartpole-balance", "--seed", 5, "--steps", 11520, *SMOKE, *extra]
     cli(*args, "--out", ref)
@@ -87,6 +85,60 @@ def test_resume_after_kill_matches_uninterrupted(tmp_path, extra):
     out = cli(*args, "--out", killed)
     assert "resumed" in out.stdout
     assert strip_wall(killed / "evals.csv") == strip_wall(ref / "evals.csv")
+
+
+def _auto_trainer(d, **over):
+    """PPO smoke on cartpole-balance with checkpoint_every auto, built as the CLI builds it."""
+    import torch
+
+    from baselines.ppo import make_agent
+    from gorl import registry
+    from gorl.config import build_config
+    from gorl.core.onpolicy import OnPolicyTrainer
+    from gorl.core.run import Run
+
+    algo = registry.get("ppo")
+    cfg = build_config(algo.config_cls, algo.presets_file, "smoke", "cartpole-balance",
+                       {"checkpoint_every": "auto", **over})
+    run = Run(algo="ppo", task="cartpole-balance", seed=2, preset="smoke", dir=d, config={}, quiet=True)
+    d.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(run.seed)
+    return OnPolicyTrainer(cfg, run, make_agent(cfg, *run.env_dims()))
+
+
+def test_resume_under_checkpoint_every_auto_repeats_an_unsaved_evaluation_exactly(tmp_path):
+    """checkpoint_every auto gives an evaluation no checkpoint of its own. A run that dies after the
+    evaluation at iteration 3 (of 0, 3, 6) and before its next checkpoint (here: the checkpoint
+    itself fails, as a kill -9 in that window) resumes from an older checkpoint and evaluates again,
+    sampling (eval_deterministic false: the evaluation draws from torch's generator), at the same
+    point of every random stream: the same evaluations and metrics as a run never stopped."""
+    over = {"total_steps": 6 * 1920, "eval_deterministic": False}
+    ref = _auto_trainer(tmp_path / "ref", **over)
+    ref.train()
+
+    class Killed(Exception):
+        pass
+    a = _auto_trainer(tmp_path / "a", **over)
+
+    def checkpoint():
+        if len(a.run.records.evals) == 2:  # the evaluation at iteration 3 is in evals.csv, not saved
+            raise Killed
+        a.run.save_checkpoint(a.state_dict())
+    with pytest.raises(Killed):
+        a.train(checkpoint=checkpoint)
+    assert (tmp_path / "a" / "evals.csv").read_text().count("\n") == 3  # header + 2 evaluations
+    b = _auto_trainer(tmp_path / "a", **over)
+    state = b.run.load_checkpoint()
+    assert len(b.run.records.evals) == 1  # the resume starts before the evaluation at iteration 3
+    b.load_state_dict(state)
+    b.train()
+
+    def strip(rows, timing):  # as JSON: NaN (no training episode ended yet) equals NaN
+        return [json.dumps({k: v for k, v in r.items() if k not in timing}, sort_keys=True) for r in rows]
+    assert strip(b.run.records.evals, {"wall_time"}) == strip(ref.run.records.evals, {"wall_time"})
+    assert len(ref.run.records.evals) == 3 and "return_mean_deterministic" in ref.run.records.evals[0]
+    timing = {"sps", "rollout_s", "update_s"}
+    assert strip(b.run.records.metrics, timing) == strip(ref.run.records.metrics, timing)
 
 
 def test_resume_after_the_last_evaluation_keeps_it(tmp_path, ppo_smoke_run):
@@ -127,7 +179,8 @@ def test_divergence_is_data(tmp_path):
 def test_checkpoint_every_auto_keeps_checkpoints_under_five_percent(tmp_path, capsys):
     """checkpoint_every auto: a checkpoint every iteration until the process's second one ends, then
     every k, k = ceil(checkpoint s / (5% x iteration s)) as measured (here a checkpoint made slow, as
-    a large one is); said in the log, kept in the checkpoint and restored with it."""
+    a large one is), and after the last evaluation; said in the log, kept in the checkpoint and
+    restored with it."""
     import re
     import time
 
@@ -158,7 +211,8 @@ def test_checkpoint_every_auto_keeps_checkpoints_under_five_percent(tmp_path, ca
     took, iteration = map(float, re.search(r"takes (\S+) s, an iteration (\S+) s", line).groups())
     share = took / iteration  # printed to 3 digits: 1% either way
     assert k >= 2 and f"every {k} iteration(s)" in line and share / k < 0.05 * 1.01 < share / (k - 1) * 1.02, line
-    assert saved == [0, 1, *(i for i in range(2, 9) if i % k == 0 or i == 8), 8]  # evaluations at 0 and 8
+    # evaluations at 0 and 8: the first gets no checkpoint of its own (a resume repeats it), the last does
+    assert saved == [1, *(i for i in range(2, 9) if i % k == 0 or i == 8), 8]
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["checkpoint_every"] == k
     resumed = trainer()
     resumed.load_state_dict(resumed.run.load_checkpoint())

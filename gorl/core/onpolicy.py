@@ -96,8 +96,9 @@ class OnPolicyConfig:
     """Write a checkpoint every N iterations (and after each evaluation, and at the end). 'auto': every
     k iterations, k chosen on this machine when the second iteration of the process ends,
     k = ceil(checkpoint seconds / (0.05 x iteration seconds)), so that checkpointing costs under 5% of
-    the iterations' time; said in the run's log and kept in the checkpoint (a resumed run keeps it).
-    Where checkpoints fall never changes a result."""
+    the iterations' time (evaluations get no checkpoint of their own, except the last); said in the
+    run's log and kept in the checkpoint (a resumed run keeps it). Where checkpoints fall never
+    changes a result."""
     device: str
     """'auto' (CUDA when present), 'cpu' or 'cuda[:k]'."""
     env_workers: int
@@ -542,7 +543,10 @@ class OnPolicyTrainer:
             if self.iteration in evals_at and not self.run.has_eval(self.env_step, self.stage):
                 row = self.evaluate(evals_at.index(self.iteration))
                 self.run.append_eval(row)
-                save()  # a resume after this point keeps this evaluation instead of repeating it
+                if cfg.checkpoint_every != AUTO or self.iteration >= n_iter:
+                    save()  # a resume after this point keeps this evaluation instead of repeating it
+                # (auto: the next cadence checkpoint keeps it; a resume from an earlier one repeats it,
+                # exactly, at the same point of every random stream, without costing a checkpoint)
                 if progress is not None:
                     progress.set_postfix(eval_return=f"{row['return_mean']:.1f}", refresh=False)
             if self.iteration >= n_iter:
