@@ -8,7 +8,7 @@ PYTHONPATH, from the repository root:
         WHEELS/opt/trimesh-*.whl WHEELS/opt/{pytest,pluggy,iniconfig,packaging,pygments}-*.whl  # pytest: cuda_tests
     export PYTHONPATH=/tmp/site:$PWD MUJOCO_GL=disable XLA_PYTHON_CLIENT_PREALLOCATE=false
     python3 benchmarks/gpu_paper_scale.py --out $OUT --parts raw ppo brax precision   # ~6-8 min
-    python3 benchmarks/gpu_paper_scale.py --out $OUT --parts gorl cuda_tests sharded  # ~4-6 min
+    python3 benchmarks/gpu_paper_scale.py --out $OUT --parts gorl cuda_tests sharded checkpoint  # ~5-7 min
 (two calls, each within a 10-minute command limit; the JSON collects both when OUT is the same).
 
 Parts (``--parts``; each prints its figures as it ends and adds them to OUT/gpu_paper_scale.json):
@@ -28,6 +28,10 @@ Parts (``--parts``; each prints its figures as it ends and adds them to OUT/gpu_
   precision  what an f32 matmul is on this GPU: JAX at its default precision (the reference
           stack) and torch at fp32 / tf32 / bf16, each as the error against float64.
   cuda_tests tests/test_cuda.py (device placement, RNG states, cuda:k, scan on CUDA) under pytest.
+  checkpoint PPO ``paper`` on --task: seconds per iteration vs seconds per checkpoint (the state to
+          the host, serialised, written, synced) and the ``checkpoint_every`` that keeps
+          checkpointing under 5% of an iteration (issue 20, item 3). On a CPU, e.g.
+          ``--device cpu --task playground:CartpoleBalance --parts checkpoint --iterations 1``.
 
 Run everything:  python3 benchmarks/gpu_paper_scale.py --out $OUT   (then copy the printed
 figures and OUT/gpu_paper_scale.json into docs/benchmarks.md with this command).
@@ -122,6 +126,43 @@ def _ppo(args, out: Path, rollout: str) -> None:
                update_s=round(b["update"] * trainer.cfg.steps_per_iteration / 1000, 3),
                steps_per_iteration=trainer.cfg.steps_per_iteration, warmup_s=round(warm, 1),
                paper_run_minutes=round(PAPER_RUN_STEPS / b["sps"] / 60, 1))
+
+
+def part_checkpoint(args, out: Path) -> None:
+    """What a checkpoint costs next to an iteration: PPO (paper; --tiny: smoke) on --task. One rollout
+    compiles (torch's update needs no warm-up), ``--iterations`` iterations are timed (collect +
+    update, synchronised), then three checkpoints (the trainer's state, Adam's included, to the host,
+    serialised, written and synced, as train() saves it). ``every_for_5pct`` is the
+    ``checkpoint_every`` that keeps checkpointing under 5% of the iterations' time (what
+    ``checkpoint_every: auto`` picks)."""
+    import math
+    import statistics
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = _trainer("ppo", args, Path(tmp))
+        trainer.collect()  # compiles the rollout
+        sync()
+        rollout = update = 0.0
+        for _ in range(args.iterations):
+            t0 = time.perf_counter()
+            batch = trainer.collect()
+            sync()
+            t1 = time.perf_counter()
+            trainer.update(batch)
+            sync()
+            rollout, update = rollout + t1 - t0, update + time.perf_counter() - t1
+        iteration = (rollout + update) / args.iterations
+        saves = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            trainer.run.save_checkpoint(trainer.state_dict())
+            saves.append(time.perf_counter() - t0)
+        save = statistics.median(saves)
+        size = (trainer.run.dir / "checkpoint.pt").stat().st_size
+        record(f"checkpoint_{args.task.split(':')[-1]}", out, task=args.task, device=args.device,
+               steps_per_iteration=trainer.cfg.steps_per_iteration, iteration_s=round(iteration, 3),
+               rollout_s=round(rollout / args.iterations, 3), checkpoint_s=round(save, 4),
+               checkpoint_mib=round(size / 2**20, 2), checkpoint_over_iteration=round(save / iteration, 4),
+               every_for_5pct=max(1, math.ceil(save / (0.05 * iteration))))
 
 
 def _device_put_replicated(x, devices):
@@ -271,7 +312,7 @@ def part_cuda_tests(args, out: Path) -> None:
 
 
 PARTS = {"raw": part_raw, "ppo": part_ppo, "brax": part_brax, "gorl": part_gorl, "sharded": part_sharded,
-         "precision": part_precision, "cuda_tests": part_cuda_tests}
+         "precision": part_precision, "cuda_tests": part_cuda_tests, "checkpoint": part_checkpoint}
 
 
 def main() -> None:

@@ -12,7 +12,8 @@ Validation reports root causes first, each as one line naming the key: the schem
 (``gorl/experiment.schema.yaml``, also ``workflow/schemas/config.schema.yaml``), then the
 algorithms (the registry: built-ins, entry points, ``imports``), the tasks, every algorithm's
 preset and ``set`` keys resolved per task exactly as the CLI will resolve them
-(:func:`gorl.config.build_config`), and last the analysis settings that refer to those lists.
+(:func:`gorl.config.build_config`), ``runs_per_gpu`` against the runs on a GPU, and last the
+analysis settings that refer to those lists.
 
 Run identity (:func:`run_differences`) is the one rule deciding whether a run directory holds
 the same run as a new request; the CLI (refusing to resume a different configuration) and the
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -46,11 +48,13 @@ def run_identity(algorithm: str, task: str, seed: int, preset: str, imports: Ite
 
 def run_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """``["key: old -> new", ...]`` between a run directory's ``config.yaml`` and a new request
-    (empty: the same run, which may resume). ``device`` (where it ran) and ``effective_total_steps``
-    (derived from the hyperparameters; older runs lack it) are not compared."""
+    (empty: the same run, which may resume). ``device`` (where it ran), ``effective_total_steps``
+    (derived from the hyperparameters; older runs lack it) and, at any depth, ``checkpoint_every``
+    (where checkpoints fall never changes a result) are not compared."""
     def diff(a: Any, b: Any, prefix: str) -> list[str]:
         if isinstance(a, Mapping) and isinstance(b, Mapping):
-            return [d for k in sorted(set(a) | set(b)) for d in diff(a.get(k), b.get(k), f"{prefix}{k}.")]
+            return [d for k in sorted(set(a) | set(b)) if k != "checkpoint_every"
+                    for d in diff(a.get(k), b.get(k), f"{prefix}{k}.")]
         return [] if a == b else [f"{prefix[:-1]}: {a!r} -> {b!r}"]
 
     ignored = ("device", "effective_total_steps")
@@ -190,6 +194,15 @@ class Experiment:
         """GPUs of the runs of (algorithm, task): 1 if the resolved ``device`` is cuda, else 0."""
         return next((r.gpu for r in self.runs if (r.algorithm, r.task) == (algorithm, task)), 0)
 
+    @property
+    def runs_per_gpu(self) -> int:
+        """GPU runs that share one GPU (``runs_per_gpu``; 1: a GPU per run)."""
+        return int(self.config.get("runs_per_gpu", 1))
+
+    def gpu_env(self) -> dict[str, str]:
+        """Environment of the jobs when ``runs_per_gpu`` > 1 (:func:`gpu_share_env`; {} otherwise)."""
+        return gpu_share_env(self.runs_per_gpu)
+
     def failed_runs(self, runs_root: Path | str) -> list[tuple[RunSpec, dict]]:
         """The runs whose ``status.json`` says ``failed`` (the training job recorded a crash)."""
         from gorl import rundir
@@ -256,6 +269,23 @@ class Experiment:
         return sum(r.steps for r in self.runs + self.teacher_runs())
 
 
+JAX_DEFAULT_FRACTION = 0.75
+"""What JAX preallocates of a GPU by default; the rest is torch's (the update, the policy)."""
+
+
+def gpu_share_env(runs_per_gpu: int) -> dict[str, str]:
+    """JAX's memory settings for one of ``runs_per_gpu`` runs sharing a GPU: JAX's default 75%
+    split N ways (rounded down to 0.001), preallocated at start, so N runs fit by construction and
+    torch keeps the quarter a single run leaves it. Both names of the fraction: JAX 0.10 reads
+    ``XLA_PYTHON_CLIENT_MEM_FRACTION`` and documents ``XLA_CLIENT_MEM_FRACTION`` as its successor.
+    Empty for one run per GPU (JAX's own policy)."""
+    if runs_per_gpu <= 1:
+        return {}
+    fraction = f"{math.floor(1000 * JAX_DEFAULT_FRACTION / runs_per_gpu) / 1000:.3f}"
+    return {"XLA_PYTHON_CLIENT_MEM_FRACTION": fraction, "XLA_CLIENT_MEM_FRACTION": fraction,
+            "XLA_PYTHON_CLIENT_PREALLOCATE": "true"}
+
+
 def _fmt(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -287,6 +317,7 @@ def load(source: str | Path | Mapping[str, Any], check_tasks: bool = True) -> Ex
     if check_tasks:
         _check_tasks(cfg)
     runs = _resolve_runs(cfg)
+    _check_gpu_sharing(cfg, runs)
     _check_analysis(cfg)
     return Experiment(cfg, runs, {a: origin.get(a) for a in cfg["algorithms"]}, registry.styles(cfg["algorithms"]))
 
@@ -458,6 +489,13 @@ def _resolve_runs(cfg: dict) -> list[RunSpec]:
     return runs
 
 
+def _check_gpu_sharing(cfg: dict, runs: list[RunSpec]) -> None:
+    n = cfg.get("runs_per_gpu", 1)
+    if n > 1 and not any(r.gpu for r in runs):
+        raise ExperimentError(f"config: runs_per_gpu: {n} shares GPUs between GPU runs, but no run's resolved device "
+                              f"is cuda (device auto counts as CPU: set algorithm_overrides.ALGO.set.device: cuda)")
+
+
 # 5. analysis settings that name a task or seed of the lists above
 def _check_analysis(cfg: dict) -> None:
     af = cfg["analysis"]["action_figure"]
@@ -541,7 +579,8 @@ def plan_json(exp: Experiment) -> dict[str, Any]:
             "teacher_runs": [{"task": r.task, "seed": r.seed, "preset": r.preset, "steps": r.steps,
                               "device": r.device, "gpu": r.gpu} for r in teachers],
             "teacher_env_steps": sum(r.steps for r in teachers),
-            "gpu_runs": sum(r.gpu for r in exp.runs + teachers),
+            "gpu_runs": sum(r.gpu for r in exp.runs + teachers), "runs_per_gpu": exp.runs_per_gpu,
+            "gpu_env": exp.gpu_env(),
             "run_seconds_known": sum(known), "runs_without_estimate": len(exp.runs) - len(known)}
 
 
@@ -563,6 +602,12 @@ def plan_text(exp: Experiment) -> str:
     out.append(f"{exp.name}: {len(exp.runs)} runs ({len(exp.algorithms)} algorithms x {len(exp.tasks)} tasks x "
                f"{len(exp.seeds)} seeds){with_teachers}, total {summary['total_env_steps']:,} env steps, "
                f"{summary['gpu_runs']} on a GPU")
+    if summary["gpu_runs"] and exp.runs_per_gpu > 1:
+        env = exp.gpu_env()
+        out.append(f"runs_per_gpu {exp.runs_per_gpu}: up to {exp.runs_per_gpu} GPU runs share each GPU "
+                   f"(`--resources gpu=G` admits {exp.runs_per_gpu}*G at once; "
+                   f"{math.ceil(summary['gpu_runs'] / exp.runs_per_gpu)} GPUs would run all at once), each with "
+                   + " ".join(f"{k}={v}" for k, v in env.items() if k != "XLA_CLIENT_MEM_FRACTION"))
     if summary["runs_without_estimate"] < len(exp.runs):
         out.append(f"estimated run time {_hms(summary['run_seconds_known'])} (sum over runs, from measured rates "
                    f"of completed runs under results/)" + (f"; {summary['runs_without_estimate']} run(s) "

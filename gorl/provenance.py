@@ -1,6 +1,7 @@
 """What produced a run: versions, commit, machine, seed, device, wall time."""
 from __future__ import annotations
 
+import os
 import platform
 import socket
 import subprocess
@@ -46,7 +47,13 @@ def provenance(run, wall_time: float) -> dict:
         "command": " ".join(sys.argv),
         "matmul_precision": {"setting": (run.config.get("hyperparameters") or {}).get("matmul_precision", "auto"),
                              **matmul_precision()},
+        # JAX's GPU memory settings in the run's environment (the pipeline's runs_per_gpu sets them)
+        "jax_memory": {k: os.environ[k] for k in JAX_MEMORY_ENV if k in os.environ},
     }
+
+
+JAX_MEMORY_ENV = ("XLA_PYTHON_CLIENT_MEM_FRACTION", "XLA_CLIENT_MEM_FRACTION", "XLA_PYTHON_CLIENT_PREALLOCATE",
+                  "XLA_PYTHON_CLIENT_ALLOCATOR")
 
 
 MATMUL_PRECISIONS = ("auto", "fp32", "tf32")

@@ -87,6 +87,60 @@ def test_resume_after_kill_matches_uninterrupted(tmp_path, extra):
     assert strip_wall(killed / "evals.csv") == strip_wall(ref / "evals.csv")
 
 
+def _auto_trainer(d, **over):
+    """PPO smoke on cartpole-balance with checkpoint_every auto, built as the CLI builds it."""
+    import torch
+
+    from baselines.ppo import make_agent
+    from gorl import registry
+    from gorl.config import build_config
+    from gorl.core.onpolicy import OnPolicyTrainer
+    from gorl.core.run import Run
+
+    algo = registry.get("ppo")
+    cfg = build_config(algo.config_cls, algo.presets_file, "smoke", "cartpole-balance",
+                       {"checkpoint_every": "auto", **over})
+    run = Run(algo="ppo", task="cartpole-balance", seed=2, preset="smoke", dir=d, config={}, quiet=True)
+    d.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(run.seed)
+    return OnPolicyTrainer(cfg, run, make_agent(cfg, *run.env_dims()))
+
+
+def test_resume_under_checkpoint_every_auto_repeats_an_unsaved_evaluation_exactly(tmp_path):
+    """checkpoint_every auto gives an evaluation no checkpoint of its own. A run that dies after the
+    evaluation at iteration 3 (of 0, 3, 6) and before its next checkpoint (here: the checkpoint
+    itself fails, as a kill -9 in that window) resumes from an older checkpoint and evaluates again,
+    sampling (eval_deterministic false: the evaluation draws from torch's generator), at the same
+    point of every random stream: the same evaluations and metrics as a run never stopped."""
+    over = {"total_steps": 6 * 1920, "eval_deterministic": False}
+    ref = _auto_trainer(tmp_path / "ref", **over)
+    ref.train()
+
+    class Killed(Exception):
+        pass
+    a = _auto_trainer(tmp_path / "a", **over)
+
+    def checkpoint():
+        if len(a.run.records.evals) == 2:  # the evaluation at iteration 3 is in evals.csv, not saved
+            raise Killed
+        a.run.save_checkpoint(a.state_dict())
+    with pytest.raises(Killed):
+        a.train(checkpoint=checkpoint)
+    assert (tmp_path / "a" / "evals.csv").read_text().count("\n") == 3  # header + 2 evaluations
+    b = _auto_trainer(tmp_path / "a", **over)
+    state = b.run.load_checkpoint()
+    assert len(b.run.records.evals) == 1  # the resume starts before the evaluation at iteration 3
+    b.load_state_dict(state)
+    b.train()
+
+    def strip(rows, timing):  # as JSON: NaN (no training episode ended yet) equals NaN
+        return [json.dumps({k: v for k, v in r.items() if k not in timing}, sort_keys=True) for r in rows]
+    assert strip(b.run.records.evals, {"wall_time"}) == strip(ref.run.records.evals, {"wall_time"})
+    assert len(ref.run.records.evals) == 3 and "return_mean_deterministic" in ref.run.records.evals[0]
+    timing = {"sps", "rollout_s", "update_s"}
+    assert strip(b.run.records.metrics, timing) == strip(ref.run.records.metrics, timing)
+
+
 def test_resume_after_the_last_evaluation_keeps_it(tmp_path, ppo_smoke_run):
     """A run killed between its final evaluation and finishing does not evaluate again."""
     import shutil
@@ -120,3 +174,46 @@ def test_divergence_is_data(tmp_path):
     status = json.loads((d / "status.json").read_text())
     assert status["status"] == "diverged" and "non-finite" in status["reason"]
     assert len(_evals(d)) >= 2  # the evaluation before divergence is kept
+
+
+def test_checkpoint_every_auto_keeps_checkpoints_under_five_percent(tmp_path, capsys):
+    """checkpoint_every auto: a checkpoint every iteration until the process's second one ends, then
+    every k, k = ceil(checkpoint s / (5% x iteration s)) as measured (here a checkpoint made slow, as
+    a large one is), and after the last evaluation; said in the log, kept in the checkpoint and
+    restored with it."""
+    import re
+    import time
+
+    import torch
+
+    from baselines.ppo import make_agent
+    from gorl import registry
+    from gorl.config import build_config
+    from gorl.core.onpolicy import OnPolicyTrainer
+    from gorl.core.run import Run
+
+    algo = registry.get("ppo")
+    cfg = build_config(algo.config_cls, algo.presets_file, "smoke", "cartpole-balance",
+                       {"checkpoint_every": "auto", "total_steps": 8 * 1920, "num_evals": 2})
+
+    def trainer():
+        run = Run(algo="ppo", task="cartpole-balance", seed=0, preset="smoke", dir=tmp_path, config={}, quiet=True)
+        return OnPolicyTrainer(cfg, run, make_agent(cfg, *run.env_dims()))
+    t, saved = trainer(), []
+
+    def slow_checkpoint():
+        saved.append(t.iteration)
+        t.run.save_checkpoint(t.state_dict())
+        time.sleep(0.5)
+    t.train(checkpoint=slow_checkpoint)
+    k = t.checkpoint_every
+    (line,) = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("checkpoint_every auto")]
+    took, iteration = map(float, re.search(r"takes (\S+) s, an iteration (\S+) s", line).groups())
+    share = took / iteration  # printed to 3 digits: 1% either way
+    assert k >= 2 and f"every {k} iteration(s)" in line and share / k < 0.05 * 1.01 < share / (k - 1) * 1.02, line
+    # evaluations at 0 and 8: the first gets no checkpoint of its own (a resume repeats it), the last does
+    assert saved == [1, *(i for i in range(2, 9) if i % k == 0 or i == 8), 8]
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["checkpoint_every"] == k
+    resumed = trainer()
+    resumed.load_state_dict(resumed.run.load_checkpoint())
+    assert resumed.checkpoint_every == k

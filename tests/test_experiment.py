@@ -74,11 +74,47 @@ def test_plan_json_and_measured_rates(tmp_path):
 def test_runs_carry_resources_and_styles():
     exp = experiment.load(ROOT / "config" / "paper-gpu.yaml", check_tasks=False)
     assert {r.gpu for r in exp.runs} == {1} and {r.device for r in exp.runs} == {"cuda"}
-    assert exp.train_args("ppo") == ["--preset", "paper", "--set", "device=cuda"]  # steps: null, the presets
+    assert exp.train_args("ppo") == ["--preset", "paper", "--set", "checkpoint_every=auto",
+                                      "--set", "device=cuda"]  # steps: null, the presets
     smoke = experiment.load(SMOKE)
     assert {r.gpu for r in smoke.runs} == {0}
     assert smoke.styles == registry.styles(smoke.algorithms)
     assert smoke.gorl_algorithms() == ["gorl_fm", "gorl_diffusion"]
+
+
+def test_runs_per_gpu_shares_each_gpu_and_splits_jax_memory(tmp_path):
+    """runs_per_gpu: 4 on the GPU config: every run still asks for gpu=1 (Slurm: a whole GPU), the
+    plan says how the GPU runs share GPUs, and each job's JAX gets a quarter of its default 75%."""
+    cfg = yaml.safe_load((ROOT / "config" / "paper-gpu.yaml").read_text())
+    cfg["runs_per_gpu"] = 4
+    (tmp_path / "gpu4.yaml").write_text(yaml.safe_dump(cfg))
+    exp = experiment.load(dict(cfg), check_tasks=False)
+    assert exp.runs_per_gpu == 4 and {r.gpu for r in exp.runs} == {1}
+    env = {"XLA_PYTHON_CLIENT_MEM_FRACTION": "0.187", "XLA_CLIENT_MEM_FRACTION": "0.187",
+           "XLA_PYTHON_CLIENT_PREALLOCATE": "true"}
+    assert exp.gpu_env() == env
+    assert exp.train_args("ppo") == ["--preset", "paper", "--set", "checkpoint_every=auto",
+                                      "--set", "device=cuda"]  # no run changes
+    plan = json.loads(cli("plan", tmp_path / "gpu4.yaml", "--json").stdout)
+    assert (plan["gpu_runs"], plan["runs_per_gpu"], plan["gpu_env"]) == (200, 4, env)
+    out = cli("plan", tmp_path / "gpu4.yaml").stdout
+    assert "runs_per_gpu 4: up to 4 GPU runs share each GPU" in out and "50 GPUs" in out
+    assert "XLA_PYTHON_CLIENT_MEM_FRACTION=0.187" in out
+    # one GPU per run (the default): JAX keeps its own policy, the plan says nothing more
+    assert experiment.load(ROOT / "config" / "paper-gpu.yaml", check_tasks=False).gpu_env() == {}
+    assert [experiment.gpu_share_env(n)["XLA_PYTHON_CLIENT_MEM_FRACTION"] for n in (2, 3, 8)] == \
+        ["0.375", "0.250", "0.093"]
+
+
+@pytest.mark.parametrize("value, message", [
+    (0, "runs_per_gpu: 0 is less than the minimum of 1"),
+    ("two", "runs_per_gpu: 'two' is not of type 'integer'"),
+    (4, "runs_per_gpu: 4 shares GPUs between GPU runs, but no run's resolved device is cuda"),
+])
+def test_runs_per_gpu_bad_values_are_named(value, message):
+    with pytest.raises(ExperimentError) as e:
+        experiment.load(_smoke(runs_per_gpu=value))  # the smoke runs are on the CPU
+    assert message in str(e.value)
 
 
 # ------------------------------------------------------------------- validation order
@@ -113,6 +149,9 @@ def test_plan_names_a_bad_config_in_one_line(tmp_path):
 def test_run_differences_is_the_one_rule():
     old = experiment.run_identity("ppo", "cheetah-run", 0, "smoke", [], {}, {"lr": 1e-3, "device": "cpu"})
     assert experiment.run_differences({**old, "device": "cuda:0"}, old) == []  # where it ran may change
+    cadence = experiment.run_identity("ppo", "cheetah-run", 0, "smoke", [], {"checkpoint_every": "auto"},
+                                      {"lr": 1e-3, "device": "cpu", "checkpoint_every": "auto"})
+    assert experiment.run_differences(old, cadence) == []  # so do the checkpoints: the same run resumes
     new = experiment.run_identity("ppo", "cheetah-run", 0, "smoke", [], {"lr": 3e-4},
                                   {"lr": 3e-4, "device": "cpu"})
     assert experiment.run_differences(old, new) == ["hyperparameters.lr: 0.001 -> 0.0003",

@@ -366,3 +366,27 @@ def test_training_job_moves_a_different_run_aside(tmp_path):
     (stale,) = run.parent.glob("seed0.stale-*")
     assert (stale / "checkpoint.pt").read_bytes() == b"an older run's checkpoint"
     assert yaml.safe_load((stale / "config.yaml").read_text()) == old
+
+
+def test_runs_per_gpu_places_several_gpu_runs_per_gpu_and_gives_each_its_memory_share(tmp_path):
+    """runs_per_gpu: 2 with `--resources gpu=1` (one GPU): two of the three GPU jobs (device cuda) start
+    at once beside the CPU job (three jobs, not two: the pool is scaled; not four: it still limits), and
+    the jobs' environment carries JAX's memory share (a CPU run's provenance.json records it). On a
+    machine without CUDA the GPU runs then fail (recorded as failed; the workflow ends non-zero)."""
+    cfg = {"name": "gpushare", "algorithms": ["ppo", "fpo"], "tasks": ["cartpole-balance"], "seeds": [0, 1, 2],
+           "steps": 1920, "preset": "smoke", "runs_per_gpu": 2,
+           "algorithm_overrides": {"fpo": {"set": {"device": "cuda"}}}}
+    (tmp_path / "gpushare.yaml").write_text(yaml.safe_dump(cfg))
+    runs = Path("results", "gpushare", "runs")  # targets: relative to the working directory
+    targets = [str(runs / "fpo" / "cartpole-balance" / f"seed{s}" / "status.json") for s in (0, 1, 2)]
+    targets.append(str(runs / "ppo" / "cartpole-balance" / "seed0" / "status.json"))
+    env = {k: v for k, v in _env().items() if not k.startswith("XLA_")}
+    out = subprocess.run(_snakemake_cmd(tmp_path, *targets, "--cores", "4", "--resources", "gpu=1", "--configfile",
+                                        str(tmp_path / "gpushare.yaml")),
+                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    text = out.stdout + out.stderr
+    first = next((ln for ln in text.splitlines() if ln.startswith("Execute ")), None)
+    assert first == "Execute 3 jobs...", text[-3000:]
+    prov = json.loads((tmp_path / runs / "ppo" / "cartpole-balance" / "seed0" / "provenance.json").read_text())
+    assert prov["jax_memory"] == {"XLA_PYTHON_CLIENT_MEM_FRACTION": "0.375", "XLA_CLIENT_MEM_FRACTION": "0.375",
+                                  "XLA_PYTHON_CLIENT_PREALLOCATE": "true"}

@@ -284,10 +284,8 @@ def collect(trainer, prog: Program) -> dict:
     if trainer.sync_timing and dev.type == "cuda":
         torch.cuda.synchronize(dev)
     trainer.timing["env"] += time.perf_counter() - t0  # env and inference in one program
-    n = int(finished_n)
     return {"obs": obs, "next_obs": packed[..., d:2 * d], "reward": reward, "discount": 1.0 - term.float(),
-            "truncation": trunc.float(), "stored": stored,
-            "train_return": float(finished_sum) / n if n else float("nan")}
+            "truncation": trunc.float(), "stored": stored, "train_return": finished_sum / finished_n}
 
 
 def draw_noises(prog: Program, S: int, N: int, device) -> list[torch.Tensor]:

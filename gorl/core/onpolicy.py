@@ -92,8 +92,13 @@ class OnPolicyConfig:
     """Fixed probe states at which action samples are saved at every evaluation."""
     probe_samples: int
     """Action samples per probe state per evaluation."""
-    checkpoint_every: int
-    """Write a checkpoint every N iterations (and at the end)."""
+    checkpoint_every: int | str
+    """Write a checkpoint every N iterations (and after each evaluation, and at the end). 'auto': every
+    k iterations, k chosen on this machine when the second iteration of the process ends,
+    k = ceil(checkpoint seconds / (0.05 x iteration seconds)), so that checkpointing costs under 5% of
+    the iterations' time (evaluations get no checkpoint of their own, except the last); said in the
+    run's log and kept in the checkpoint (a resumed run keeps it). Where checkpoints fall never
+    changes a result."""
     device: str
     """'auto' (CUDA when present), 'cpu' or 'cuda[:k]'."""
     env_workers: int
@@ -128,9 +133,12 @@ class OnPolicyConfig:
 
     def validate(self) -> None:
         for key in ("total_steps", "num_envs", "unroll_length", "num_minibatches", "batch_size",
-                    "num_epochs", "num_evals", "eval_episodes", "checkpoint_every", "probe_samples"):
+                    "num_epochs", "num_evals", "eval_episodes", "probe_samples"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"{key} must be positive, got {getattr(self, key)}")
+        if self.checkpoint_every != AUTO and not (isinstance(self.checkpoint_every, int) and self.checkpoint_every > 0):
+            raise ConfigError(f"checkpoint_every must be a positive number of iterations or 'auto', "
+                              f"got {self.checkpoint_every!r}")
         if self.learning_rate <= 0:
             raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}")
         if not 0 < self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
@@ -191,6 +199,9 @@ class Agent(Protocol):
 
 
 EVAL_SCHEDULES = ("linspace_inclusive", "reference", "release")
+AUTO = "auto"
+CHECKPOINT_SHARE = 0.05
+"""checkpoint_every auto: the most of the iterations' time that checkpoints may take."""
 RESET_MODES = ("random", "fixed_initial")
 
 
@@ -263,13 +274,17 @@ class OnPolicyTrainer:
         fast = {"fused": True} if self.device.type == "cuda" else {"foreach": True}
         self.optimizer = torch.optim.Adam(self.params, lr=cfg.learning_rate, eps=cfg.adam_eps, **fast)
         self.iteration = 0
+        self.checkpoint_every: int | None = None if cfg.checkpoint_every == AUTO else cfg.checkpoint_every
+        """Iterations between checkpoints (None: ``auto``, not chosen yet, so every iteration)."""
         self.probe_states: np.ndarray | None = run.records.probe_states
         self.on_evaluate: list[Callable[[dict], None]] = []
         self._episode_return = torch.zeros(cfg.num_envs, dtype=torch.float64, device=self.device)
         self.timing = {"env": 0.0, "inference": 0.0, "update": 0.0, "eval": 0.0}
         """Seconds per phase. On a GPU they time the launches, not the work, unless ``sync_timing``
         (benchmarks set it: a synchronisation where each phase ends). With the scan rollout,
-        'env' is the whole fused rollout (env and policy)."""
+        'env' is the whole fused rollout (env and policy). Likewise metrics.csv's ``rollout_s`` ends
+        when the rollout is launched: on a GPU, ``update_s`` holds the rest of its work (the
+        rollout ends with no synchronisation); ``sps`` is exact."""
         self.sync_timing = False
         self.matmul_precision = set_matmul_precision(cfg.matmul_precision, self.device)
         try:
@@ -288,7 +303,7 @@ class OnPolicyTrainer:
                 "critic": self.critic.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "normalizer": self.normalizer.state_dict(), "envs": self.envs.get_state(),
                 "rng": rng_state(), "episode_return": self._episode_return,
-                "step_offset": self.step_offset, "stage": self.stage}
+                "step_offset": self.step_offset, "stage": self.stage, "checkpoint_every": self.checkpoint_every}
 
     def load_state_dict(self, st: dict) -> None:
         self.iteration = st["iteration"]
@@ -302,6 +317,8 @@ class OnPolicyTrainer:
         set_rng_state(st["rng"] if "rng" in st else st["torch_rng"])
         self.probe_states = self.run.records.probe_states
         self._episode_return = torch.as_tensor(st["episode_return"], dtype=torch.float64).to(self.device)
+        if self.cfg.checkpoint_every == AUTO:  # the cadence chosen before the interruption, if any
+            self.checkpoint_every = st.get("checkpoint_every")
 
     def _tensor(self, x: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(x, device=self.device)
@@ -312,7 +329,9 @@ class OnPolicyTrainer:
         """One iteration's rollout: (S, N, ...) tensors, S = steps per env.
 
         Everything stays on the run's device (on-device envs: no host round trip and no
-        synchronisation per step); the training-episode return is reduced once at the end.
+        synchronisation per step or at the end): ``train_return``, the mean return of the training
+        episodes that ended (NaN if none), is a 0-dim device tensor that :meth:`train` reads with
+        the iteration's other metrics.
         """
         if self._scan is not None:
             return jax_rollout.collect(self, self._scan)
@@ -364,10 +383,8 @@ class OnPolicyTrainer:
             t_inf += time.perf_counter() - t0
         self.timing["env"] += t_env
         self.timing["inference"] += t_inf
-        n = int(finished_n)  # the rollout's one synchronisation
         return {"obs": obs_buf, "next_obs": next_obs_buf, "reward": reward_buf, "discount": disc_buf,
-                "truncation": trunc_buf, "stored": stored_buf,
-                "train_return": float(finished_sum) / n if n else float("nan")}
+                "truncation": trunc_buf, "stored": stored_buf, "train_return": finished_sum / finished_n}
 
     # -- update --------------------------------------------------------------------------
     def update(self, batch: dict) -> dict[str, float]:
@@ -491,23 +508,51 @@ class OnPolicyTrainer:
                 break
         return returns.cpu().numpy()
 
+    def _choose_checkpoint_every(self, checkpoint_s: float, iteration_s: float) -> None:
+        """checkpoint_every auto: the fewest iterations between checkpoints that keep a checkpoint's
+        time under CHECKPOINT_SHARE of theirs (measured: the last checkpoint, this iteration)."""
+        self.checkpoint_every = max(1, math.ceil(checkpoint_s / (CHECKPOINT_SHARE * iteration_s)))
+        self.run.log(f"checkpoint_every auto: a checkpoint takes {checkpoint_s:.3g} s, an iteration {iteration_s:.3g} s: "
+                     f"a checkpoint every {self.checkpoint_every} iteration(s), under {CHECKPOINT_SHARE:.0%} of the time")
+
+    def _rollout_scalars(self, train_return: torch.Tensor) -> tuple[float, int]:
+        """The rollout's metrics on the host in one read, after update() has read its own: the
+        training-episode return and the physics-error count of on-device envs (host envs count
+        on the host)."""
+        on_device = getattr(self.envs, "physics_errors_tensor", None)
+        if on_device is None:
+            return float(train_return), int(self.envs.physics_errors)
+        ret, errors = torch.stack([train_return.double(), on_device().to(self.device).double()]).tolist()
+        return ret, int(errors)
+
     # -- the loop ------------------------------------------------------------------------
     def train(self, checkpoint: Callable[[], None] | None = None, progress=None) -> None:
         """Run this trainer's iterations to ``num_iterations`` (resuming at ``self.iteration``).
 
         Evaluations, metrics and probes are appended to ``self.run`` (the run's records,
         earlier stages' included). ``checkpoint()`` is called after every
-        ``checkpoint_every`` iterations (default: save this trainer's state).
+        ``checkpoint_every`` iterations (default: save this trainer's state); ``auto`` times it.
         """
         cfg = self.cfg
         n_iter = cfg.num_iterations
         evals_at = eval_iterations(n_iter, cfg.num_evals, cfg.eval_schedule, self.staged_evals)
-        save = checkpoint or (lambda: self.run.save_checkpoint(self.state_dict()))
+        save_state = checkpoint or (lambda: self.run.save_checkpoint(self.state_dict()))
+        last_save_s = None
+        here = 0  # iterations run by this process (its first one compiles)
+
+        def save() -> None:
+            nonlocal last_save_s
+            t = time.perf_counter()
+            save_state()
+            last_save_s = time.perf_counter() - t
         while True:
             if self.iteration in evals_at and not self.run.has_eval(self.env_step, self.stage):
                 row = self.evaluate(evals_at.index(self.iteration))
                 self.run.append_eval(row)
-                save()  # a resume after this point keeps this evaluation instead of repeating it
+                if cfg.checkpoint_every != AUTO or self.iteration >= n_iter:
+                    save()  # a resume after this point keeps this evaluation instead of repeating it
+                # (auto: the next cadence checkpoint keeps it; a resume from an earlier one repeats it,
+                # exactly, at the same point of every random stream, without costing a checkpoint)
                 if progress is not None:
                     progress.set_postfix(eval_return=f"{row['return_mean']:.1f}", refresh=False)
             if self.iteration >= n_iter:
@@ -520,13 +565,17 @@ class OnPolicyTrainer:
             self.timing["update"] += t2 - t1
             self.iteration += 1
             self.run.env_steps_done = self.env_step
+            train_return, physics_errors = self._rollout_scalars(batch["train_return"])
             self.run.append_metrics({
                 "env_step": self.env_step, "iteration": self.iteration, "stage": self.stage,
                 "sps": round(cfg.steps_per_iteration / (t2 - t0), 1), "rollout_s": round(t1 - t0, 4),
-                "update_s": round(t2 - t1, 4), "train_episode_return": batch["train_return"],
-                "physics_errors": self.envs.physics_errors, **info})
+                "update_s": round(t2 - t1, 4), "train_episode_return": train_return,
+                "physics_errors": physics_errors, **info})
             if progress is not None:
                 progress.update(cfg.steps_per_iteration)
-            if self.iteration % cfg.checkpoint_every == 0 or self.iteration == n_iter or self.run.stop_requested:
+            here += 1
+            if self.checkpoint_every is None and here >= 2 and last_save_s is not None:
+                self._choose_checkpoint_every(last_save_s, t2 - t0)
+            if self.iteration % (self.checkpoint_every or 1) == 0 or self.iteration == n_iter or self.run.stop_requested:
                 save()
             self.run.stop_if_requested()  # SIGTERM/SIGINT: stop here, at a checkpoint

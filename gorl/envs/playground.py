@@ -278,6 +278,11 @@ class PlaygroundEnvs:
     def physics_errors(self) -> int:
         return int(self._nan)
 
+    def physics_errors_tensor(self) -> torch.Tensor:
+        """``physics_errors`` as a 0-dim tensor on torch's device, with no host read of its own
+        (the trainer reads it with the iteration's other metrics)."""
+        return self._torch(self._nan)
+
     def fix_initial_states(self) -> None:
         """Ended envs return to their current (first, seeded) state instead of a fresh reset
         (spec 2.3); re-derived from the seeds when a run resumes."""

@@ -24,6 +24,13 @@ try:
 except BadInput as e:
     raise WorkflowError(str(e))
 
+# runs_per_gpu N: jobs get JAX's memory share (your XLA_* wins); `--resources gpu=G` (GPUs) admits
+# G*N gpu=1 jobs (the pool scales, not the request: slurm makes gpu whole GPUs; docs/pipeline.md)
+for key, value in EXP.gpu_env().items():
+    os.environ.setdefault(key, value)
+if EXP.runs_per_gpu > 1 and "gpu" in workflow.global_resources:
+    workflow.global_resources["gpu"] = workflow.global_resources["gpu"].value * EXP.runs_per_gpu
+
 NAME = EXP.name
 RESULTS = f"results/{NAME}"
 RUNS = f"{RESULTS}/runs"
