@@ -135,6 +135,8 @@ def prepare_train(args):
     if args.steps is not None:
         overrides["total_steps"] = args.steps
     cfg = build_config(algo.config_cls, algo.presets_file, args.preset, args.task, overrides)
+    from gorl.core.run import resolve_device
+    resolve_device(str(getattr(cfg, "device", "auto")))  # a GPU this machine lacks: one line, nothing written
 
     out: Path = args.out
     if out.exists() and not out.is_dir():

@@ -606,7 +606,8 @@ def plan_text(exp: Experiment) -> str:
         env = exp.gpu_env()
         out.append(f"runs_per_gpu {exp.runs_per_gpu}: up to {exp.runs_per_gpu} GPU runs share each GPU "
                    f"(`--resources gpu=G` admits {exp.runs_per_gpu}*G at once; "
-                   f"{math.ceil(summary['gpu_runs'] / exp.runs_per_gpu)} GPUs would run all at once), each with "
+                   f"{math.ceil(sum(r.gpu for r in exp.runs) / exp.runs_per_gpu)} GPUs would run all the "
+                   f"experiment's runs at once; teacher runs come before their GoRL runs), each with "
                    + " ".join(f"{k}={v}" for k, v in env.items() if k != "XLA_CLIENT_MEM_FRACTION"))
     if summary["runs_without_estimate"] < len(exp.runs):
         out.append(f"estimated run time {_hms(summary['run_seconds_known'])} (sum over runs, from measured rates "

@@ -96,7 +96,8 @@ def test_runs_per_gpu_shares_each_gpu_and_splits_jax_memory(tmp_path):
     assert exp.train_args("ppo") == ["--preset", "paper", "--set", "checkpoint_every=auto",
                                       "--set", "device=cuda"]  # no run changes
     plan = json.loads(cli("plan", tmp_path / "gpu4.yaml", "--json").stdout)
-    assert (plan["gpu_runs"], plan["runs_per_gpu"], plan["gpu_env"]) == (200, 4, env)
+    # 200 runs and the 10 humanoid teacher runs they read, all on cuda
+    assert (plan["gpu_runs"], plan["runs_per_gpu"], plan["gpu_env"]) == (200 + 10, 4, env)
     out = cli("plan", tmp_path / "gpu4.yaml").stdout
     assert "runs_per_gpu 4: up to 4 GPU runs share each GPU" in out and "50 GPUs" in out
     assert "XLA_PYTHON_CLIENT_MEM_FRACTION=0.187" in out

@@ -20,13 +20,27 @@ import torch
 from gorl import rundir
 from gorl.envs import env_dims, make_envs
 from gorl.errors import Diverged  # noqa: F401  (re-exported: algorithms raise gorl.core.run.Diverged)
-from gorl.errors import Interrupted
+from gorl.errors import BadInput, Interrupted
 
 
 def resolve_device(name: str) -> torch.device:
+    """The run's torch device: ``auto`` is cuda where torch sees a GPU, else cpu. A device torch
+    cannot use here is a one-line :class:`BadInput` naming the key, raised before training."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise BadInput(f"device: {name!r} is not a torch device (cpu, cuda, cuda:K or auto)") from None
+    if device.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            build = "a CPU build of torch" if torch.version.cuda is None else "no CUDA GPU visible"
+            raise BadInput(f"device: {name!r} but torch {torch.__version__} sees no GPU here ({build}); "
+                           f"use device=cpu or device=auto")
+        if device.index is not None and device.index >= n:
+            raise BadInput(f"device: {name!r} but torch sees {n} GPU(s) (cuda:0 to cuda:{n - 1})")
+    return device
 
 
 def env_seeds(seed: int, stream: int, n: int) -> list[int]:
