@@ -23,12 +23,24 @@ SMOKE = ["--preset", "smoke", "--quiet"]
     (["ppo", "cheetah-run", "--set", "reset_mode=first"], "reset_mode"),
     (["gorl_fm", "cheetah-run", "--set", "decoder_filter_unit=blocks"], "decoder_filter_unit"),
     (["gorl_fm", "cheetah-run", "--set", "decoder_collection=long"], "decoder_collection"),
+    (["ppo", "cheetah-run", "--set", "device=cuda:x"], "device"),
+    (["ppo", "cheetah-run", "--set", "device=cuda:99"], "device"),
 ])
 def test_bad_input_names_the_culprit(tmp_path, args, culprit):
     out = cli("train", *SMOKE, *args, "--out", tmp_path / "run", check=False)
     assert out.returncode == 2, out.stderr
     assert culprit in out.stderr and out.stderr.count("\n") == 1  # one clear line
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_a_gpu_this_machine_lacks_is_one_line_before_anything_is_written(tmp_path):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: device=cuda is valid here")
+    out = cli("train", *SMOKE, "ppo", "cheetah-run", "--set", "device=cuda", "--out", tmp_path / "run", check=False)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert "device: 'cuda'" in out.stderr and "sees no GPU" in out.stderr
+    assert not (tmp_path / "run").exists()
 
 
 def test_unwritable_out(tmp_path):
