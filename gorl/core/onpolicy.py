@@ -441,13 +441,20 @@ class OnPolicyTrainer:
                 vals = vals.float().double()
                 sums = vals if sums is None else sums + vals
                 n_steps += 1
-        sums = dict(zip(info, sums.tolist()))
+        params_finite = torch.stack([torch.isfinite(p).all() for p in self.params]).all()
+        # the iteration's one host read: the update's sums, the parameters' check and the rollout's
+        # metrics (kept in self.rollout_metrics for the metrics row)
+        host = torch.cat([sums, params_finite.double().reshape(1), *self._rollout_metrics(batch)]).tolist()
+        n = len(info)
+        sums, params_ok = dict(zip(info, host[:n])), bool(host[n])
+        self.rollout_metrics = {"train_episode_return": host[n + 1],
+                                "physics_errors": int(host[n + 2]) if len(host) > n + 2 else int(self.envs.physics_errors)}
         if not all(math.isfinite(v) for v in sums.values()):
             bad = [k for k, v in sums.items() if not math.isfinite(v)]
             raise Diverged(f"non-finite loss at iteration {self.iteration}: {', '.join(bad)}")
         if cfg.obs_stats_timing == "rollout":
             self.normalizer.update(batch["obs"])
-        if not bool(torch.stack([torch.isfinite(p).all() for p in self.params]).all()):
+        if not params_ok:
             raise Diverged(f"non-finite parameters after iteration {self.iteration}")
         return {k: v / n_steps for k, v in sums.items()}
 
@@ -515,15 +522,15 @@ class OnPolicyTrainer:
         self.run.log(f"checkpoint_every auto: a checkpoint takes {checkpoint_s:.3g} s, an iteration {iteration_s:.3g} s: "
                      f"a checkpoint every {self.checkpoint_every} iteration(s), under {CHECKPOINT_SHARE:.0%} of the time")
 
-    def _rollout_scalars(self, train_return: torch.Tensor) -> tuple[float, int]:
-        """The rollout's metrics on the host in one read, after update() has read its own: the
-        training-episode return and the physics-error count of on-device envs (host envs count
-        on the host)."""
+    def _rollout_metrics(self, batch: dict) -> list[torch.Tensor]:
+        """The rollout's metrics as device scalars, read with the update's own (one host read per
+        iteration): the training-episode return, and the physics-error count of on-device envs
+        (host envs count on the host)."""
+        out = [torch.as_tensor(batch["train_return"], device=self.device).double().reshape(1)]
         on_device = getattr(self.envs, "physics_errors_tensor", None)
-        if on_device is None:
-            return float(train_return), int(self.envs.physics_errors)
-        ret, errors = torch.stack([train_return.double(), on_device().to(self.device).double()]).tolist()
-        return ret, int(errors)
+        if on_device is not None:
+            out.append(on_device().to(self.device).double().reshape(1))
+        return out
 
     # -- the loop ------------------------------------------------------------------------
     def train(self, checkpoint: Callable[[], None] | None = None, progress=None) -> None:
@@ -565,12 +572,10 @@ class OnPolicyTrainer:
             self.timing["update"] += t2 - t1
             self.iteration += 1
             self.run.env_steps_done = self.env_step
-            train_return, physics_errors = self._rollout_scalars(batch["train_return"])
             self.run.append_metrics({
                 "env_step": self.env_step, "iteration": self.iteration, "stage": self.stage,
                 "sps": round(cfg.steps_per_iteration / (t2 - t0), 1), "rollout_s": round(t1 - t0, 4),
-                "update_s": round(t2 - t1, 4), "train_episode_return": train_return,
-                "physics_errors": physics_errors, **info})
+                "update_s": round(t2 - t1, 4), **self.rollout_metrics, **info})
             if progress is not None:
                 progress.update(cfg.steps_per_iteration)
             here += 1
