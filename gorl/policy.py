@@ -59,8 +59,10 @@ class Policy:
 
     def __init__(self, agent, normalizer, *, algorithm: str, task: str, seed: int, which: str, stage: int,
                  env_step: int, eval_return: float | None, config: dict, device: torch.device,
-                 decoder=None):
+                 decoder=None, critic_state: dict | None = None):
         self.agent, self.normalizer, self.decoder = agent, normalizer, decoder
+        self.critic_state = critic_state
+        """The shared trainer's value function (state dict, CPU tensors) saved with the policy, or None."""
         self.algorithm, self.task, self.seed, self.which = algorithm, task, seed, which
         self.stage, self.env_step, self.eval_return = stage, env_step, eval_return
         self.config, self.device = config, device
@@ -165,7 +167,7 @@ def load_policy(run_dir: Path | str, which: str = "final", *, stage: int | None 
     return Policy(agent, normalizer, algorithm=algo.name, task=meta["task"], seed=int(meta["seed"]),
                   which=which if stage is None else f"stage {stage} best", stage=int(st.get("stage", 0)),
                   env_step=int(st.get("env_step", 0)), eval_return=None if ret is None else float(ret),
-                  config=meta, device=device, decoder=decoder)
+                  config=meta, device=device, decoder=decoder, critic_state=st.get("critic"))
 
 
 # -- running a policy: `gorl-bench evaluate` ----------------------------------------------------

@@ -25,8 +25,6 @@ import torch
 
 from gorl import rundir
 from gorl.algorithm.episode_filter import episodes_of_rows, stage_seed
-from gorl.core.gaussian_policy import GaussianPolicy
-from gorl.core.normalizer import RunningNormalizer
 from gorl.errors import Gated, RunDirError
 
 TEACHER_STREAM = 3_000_000
@@ -75,26 +73,21 @@ def ensure_teacher(cfg, run) -> Path:
 
 def load_teacher(d: Path, obs_dim: int, act_dim: int, device: torch.device, critic: bool = False) -> dict:
     """The teacher's final actor, observation statistics and (``critic``: needed, for a warm
-    start) critic state, from its ``policy_final.pt``, read as tensors and plain data only
-    (:func:`gorl.rundir.load_tensors`: a teacher run may be a directory someone shared; a file
-    holding anything else is refused in one line and nothing in it runs)."""
-    hp = (rundir.read_config(d) or {}).get("hyperparameters") or {}
-    path = Path(d) / rundir.POLICIES["final"]
-    st = rundir.load_tensors(path)
-    if critic and "critic" not in st:
-        raise RunDirError(f"teacher_run {d}: {path.name} holds no critic (the run predates policy files "
-                          f"with one), which teacher_warm_start needs: train the teacher again")
-    agent = GaussianPolicy(obs_dim, act_dim, hp["actor_hidden"], clip_eps=hp["clip_eps"],
-                           entropy_coef=hp["entropy_coef"], entropy_tanh_correction=hp["entropy_tanh_correction"],
-                           scale_cap=hp.get("scale_cap")).to(device)
-    agent.load_state_dict(st["agent"])
-    normalizer = RunningNormalizer(obs_dim, hp["obs_norm_mode"]).to(device)
-    normalizer.load_state_dict(st["normalizer"])
-    normalizer.to(device)
+    start) critic state: :func:`gorl.policy.load_policy` of its ``policy_final.pt`` (tensors and
+    plain data only: a teacher run may be a directory someone shared; a file holding anything
+    else is refused in one line and nothing in it runs), rebuilt by ``ppo_teacher``'s own
+    ``make_agent`` (the dims are its task's, which :func:`ensure_teacher` checked is this run's)."""
+    from gorl.policy import load_policy
+
+    policy = load_policy(d, "final", device=device)
+    if critic and policy.critic_state is None:
+        raise RunDirError(f"teacher_run {d}: {rundir.POLICIES['final']} holds no critic (the run predates "
+                          f"policy files with one), which teacher_warm_start needs: train the teacher again")
+    hp = policy.config.get("hyperparameters") or {}
     status = rundir.read_status(d) or {}
-    return {"dir": str(Path(d).resolve()), "agent": agent, "normalizer": normalizer, "critic": st.get("critic"),
-            "actor_hidden": list(hp["actor_hidden"]), "obs_norm_mode": hp["obs_norm_mode"],
-            "env_steps": int(status.get("env_steps") or 0)}
+    return {"dir": str(Path(d).resolve()), "agent": policy.agent, "normalizer": policy.normalizer,
+            "critic": policy.critic_state, "actor_hidden": list(hp["actor_hidden"]),
+            "obs_norm_mode": hp["obs_norm_mode"], "env_steps": int(status.get("env_steps") or 0)}
 
 
 @torch.no_grad()
