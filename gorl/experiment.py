@@ -255,10 +255,12 @@ class Experiment:
         from gorl.config import build_config, config_to_dict
 
         algo, device = registry.get("ppo_teacher"), self.teacher_device()
-        out = []
+        out, hps = [], {}  # a teacher's configuration depends on its task only: resolved once per task
         for task, seed in dict.fromkeys((r.task, r.seed) for r in self.runs if r.teacher):
-            hp = config_to_dict(build_config(algo.config_cls, algo.presets_file, self.config["preset"], task,
-                                             {"device": device} if device else {}))
+            if task not in hps:
+                hps[task] = config_to_dict(build_config(algo.config_cls, algo.presets_file, self.config["preset"],
+                                                        task, {"device": device} if device else {}))
+            hp = hps[task]
             d = str(hp.get("device", "cpu"))
             out.append(RunSpec(algo.name, task, seed, self.config["preset"], int(hp["total_steps"]), {}, d,
                                1 if d.startswith("cuda") else 0, registry.styles([algo.name])[algo.name], hp))
