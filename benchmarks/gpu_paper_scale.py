@@ -168,7 +168,7 @@ def part_compile(args, out: Path) -> None:
         diff = max(abs(first["compiled"][k] - v) / max(abs(v), 1e-12) for k, v in first["eager"].items())
         cfg = eager.cfg
         update = {k: statistics.median(v[1:]) for k, v in seconds.items()}
-        record(f"compile_{args.task.split(':')[-1]}", out, task=args.task, device=args.device,
+        record(f"compile_{args.task.split(':')[-1]}", out, task=args.task, device=str(eager.device),
                steps_per_iteration=cfg.steps_per_iteration, minibatches=cfg.num_epochs * cfg.num_minibatches,
                eager_update_s=round(update["eager"], 4), compiled_update_s=round(update["compiled"], 4),
                speedup=round(update["eager"] / update["compiled"], 2),

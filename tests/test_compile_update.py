@@ -21,7 +21,7 @@ import torch._inductor.config
 from gorl import registry
 from gorl.config import ConfigError, build_config
 from gorl.core.onpolicy import OnPolicyTrainer
-from gorl.core.run import Run
+from gorl.core.run import Run, resolve_device
 
 TASK = "cartpole-balance"
 PARAM_ATOL = 1e-5
@@ -39,7 +39,7 @@ def trainer(algo: str, tmp_path, name: str, **over) -> OnPolicyTrainer:
         over = {"stage_steps": [1, 1], **over}
     cfg = build_config(spec.config_cls, spec.presets_file, "smoke", TASK, over)
     run = Run(algo=spec.name, task=TASK, seed=0, preset="smoke", dir=tmp_path / name, config={}, quiet=True,
-              device=torch.device(cfg.device))
+              device=resolve_device(cfg.device))
     run.dir.mkdir(parents=True)
     torch.manual_seed(0)
     obs_dim, act_dim = run.env_dims()
