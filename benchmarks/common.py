@@ -14,7 +14,7 @@ import torch
 from gorl import registry
 from gorl.config import build_config
 from gorl.core.onpolicy import OnPolicyTrainer
-from gorl.core.run import Run
+from gorl.core.run import Run, resolve_device
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("MUJOCO_GL", "disable")
@@ -32,7 +32,8 @@ def make_trainer(name: str, task: str, preset: str, tmp: Path, **overrides) -> O
     cfg = build_config(algo.config_cls, algo.presets_file, preset, task, overrides)
     make_agent = importlib.import_module(algo.train.__module__).make_agent
     torch.manual_seed(0)
-    run = Run(algo=name, task=task, seed=0, preset=preset, dir=tmp / name, config={}, quiet=True)
+    run = Run(algo=name, task=task, seed=0, preset=preset, dir=tmp / name, config={}, quiet=True,
+              device=resolve_device(cfg.device))  # the config's device, as the command line places a run
     run.dir.mkdir(parents=True, exist_ok=True)
     return OnPolicyTrainer(cfg, run, make_agent(cfg, *run.env_dims()))
 

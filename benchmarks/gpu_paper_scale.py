@@ -10,6 +10,8 @@ PYTHONPATH, from the repository root:
     python3 benchmarks/gpu_paper_scale.py --out $OUT --parts raw ppo brax precision   # ~6-8 min
     python3 benchmarks/gpu_paper_scale.py --out $OUT --parts gorl cuda_tests sharded checkpoint  # ~5-7 min
 (two calls, each within a 10-minute command limit; the JSON collects both when OUT is the same).
+With less device time, ``--parts compile cuda_tests`` measures the compiled update alone (a
+compilation of ~1-2 min and two paper-scale updates each way, plus tests/test_cuda.py).
 
 Parts (``--parts``; each prints its figures as it ends and adds them to OUT/gpu_paper_scale.json):
   raw     playground:CheetahRun env sets at 2048 envs: env steps/s of the jitted step with
@@ -28,6 +30,10 @@ Parts (``--parts``; each prints its figures as it ends and adds them to OUT/gpu_
   precision  what an f32 matmul is on this GPU: JAX at its default precision (the reference
           stack) and torch at fp32 / tf32 / bf16, each as the error against float64.
   cuda_tests tests/test_cuda.py (device placement, RNG states, cuda:k, scan on CUDA) under pytest.
+  compile PPO ``paper`` on --task: seconds per update, eager vs ``compile_update: true``
+          (torch.compile, CUDA graphs on CUDA), the compilation's seconds, the two first updates'
+          largest relative difference, CUDA-graph skips and graphs compiled after the first update.
+          A failure here is recorded as this part's error; the other parts still run.
   checkpoint PPO ``paper`` on --task: seconds per iteration vs seconds per checkpoint (the state to
           the host, serialised, written, synced) and the ``checkpoint_every`` that keeps
           checkpointing under 5% of an iteration (issue 20, item 3). On a CPU, e.g.
@@ -126,6 +132,50 @@ def _ppo(args, out: Path, rollout: str) -> None:
                update_s=round(b["update"] * trainer.cfg.steps_per_iteration / 1000, 3),
                steps_per_iteration=trainer.cfg.steps_per_iteration, warmup_s=round(warm, 1),
                paper_run_minutes=round(PAPER_RUN_STEPS / b["sps"] / 60, 1))
+
+
+def part_compile(args, out: Path) -> None:
+    """PPO ``paper`` (--tiny: smoke) on --task: seconds per update, eager vs ``compile_update``
+    (torch.compile; on CUDA its 'reduce-overhead' mode, CUDA graphs), on one rollout's batch.
+    Both trainers start from the same weights and seed: their first updates are compared
+    (``first_update_max_rel_diff`` over the logged metrics; float rounding apart, they compute the
+    same). ``compile_s``: the compiled trainer's first update (compilation, CUDA-graph recording)
+    less a steady compiled one. Then ``--iterations`` updates each, interleaved, synchronised, median
+    ``update_s``, ``speedup`` = eager / compiled. ``cudagraph_skips``: graphs inductor ran without
+    a CUDA graph (0 expected; TORCH_LOGS=cudagraphs says why); ``graphs_after_first_update``: graphs
+    compiled after the first update (0 expected: no recompilation per minibatch)."""
+    import statistics
+    from torch._dynamo.utils import counters
+    with tempfile.TemporaryDirectory() as tmp:
+        eager = _trainer("ppo", args, Path(tmp) / "eager")
+        compiled = _trainer("ppo", args, Path(tmp) / "compiled", compile_update=True)
+        batch = eager.collect()
+        sync()
+        first, seconds = {}, {}
+        for name, t in (("eager", eager), ("compiled", compiled)):
+            torch.manual_seed(1)
+            t0 = time.perf_counter()
+            first[name] = t.update(batch)
+            sync()
+            seconds[name] = [time.perf_counter() - t0]
+        graphs = counters["stats"]["unique_graphs"]
+        for _ in range(args.iterations):  # interleaved: both see the same load
+            for name, t in (("eager", eager), ("compiled", compiled)):
+                t0 = time.perf_counter()
+                t.update(batch)
+                sync()
+                seconds[name].append(time.perf_counter() - t0)
+        diff = max(abs(first["compiled"][k] - v) / max(abs(v), 1e-12) for k, v in first["eager"].items())
+        cfg = eager.cfg
+        update = {k: statistics.median(v[1:]) for k, v in seconds.items()}
+        record(f"compile_{args.task.split(':')[-1]}", out, task=args.task, device=str(eager.device),
+               steps_per_iteration=cfg.steps_per_iteration, minibatches=cfg.num_epochs * cfg.num_minibatches,
+               eager_update_s=round(update["eager"], 4), compiled_update_s=round(update["compiled"], 4),
+               speedup=round(update["eager"] / update["compiled"], 2),
+               compiled_ms_per_minibatch=round(1000 * update["compiled"] / (cfg.num_epochs * cfg.num_minibatches), 3),
+               compile_s=round(seconds["compiled"][0] - update["compiled"], 1),
+               first_update_max_rel_diff=f"{diff:.1e}", cudagraph_skips=counters["inductor"]["cudagraph_skips"],
+               graphs_after_first_update=counters["stats"]["unique_graphs"] - graphs)
 
 
 def part_checkpoint(args, out: Path) -> None:
@@ -312,7 +362,8 @@ def part_cuda_tests(args, out: Path) -> None:
 
 
 PARTS = {"raw": part_raw, "ppo": part_ppo, "brax": part_brax, "gorl": part_gorl, "sharded": part_sharded,
-         "precision": part_precision, "cuda_tests": part_cuda_tests, "checkpoint": part_checkpoint}
+         "precision": part_precision, "cuda_tests": part_cuda_tests, "checkpoint": part_checkpoint,
+         "compile": part_compile}
 
 
 def main() -> None:

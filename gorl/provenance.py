@@ -47,6 +47,8 @@ def provenance(run, wall_time: float) -> dict:
         "command": " ".join(sys.argv),
         "matmul_precision": {"setting": (run.config.get("hyperparameters") or {}).get("matmul_precision", "auto"),
                              **matmul_precision()},
+        "compile_update": compile_update((run.config.get("hyperparameters") or {}).get("compile_update", False),
+                                         run.device),
         # JAX's GPU memory settings in the run's environment (the pipeline's runs_per_gpu sets them)
         "jax_memory": {k: os.environ[k] for k in JAX_MEMORY_ENV if k in os.environ},
     }
@@ -85,6 +87,15 @@ def set_matmul_precision(value: str | None, device) -> str:
         else:  # read by JAX when a playground: task imports it
             os.environ["JAX_DEFAULT_MATMUL_PRECISION"] = jax_value
     return value
+
+
+def compile_update(setting: bool, device) -> dict:
+    """How the update's minibatch step ran (``compile_update``): eager, or torch.compile's mode."""
+    import torch
+    mode = None
+    if setting:
+        mode = "reduce-overhead (CUDA graphs)" if torch.device(device).type == "cuda" else "default"
+    return {"setting": bool(setting), "torch_compile_mode": mode}
 
 
 def matmul_precision() -> dict:

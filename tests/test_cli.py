@@ -21,6 +21,7 @@ SMOKE = ["--preset", "smoke", "--quiet"]
     (["ppo", "cheetah-run", "--import", "no_such_module_xyz"], "no_such_module_xyz"),
     (["ppo", "cheetah-run", "--set", "eval_schedule=brax"], "eval_schedule"),
     (["ppo", "cheetah-run", "--set", "reset_mode=first"], "reset_mode"),
+    (["ppo", "cheetah-run", "--set", "compile_update=maybe"], "compile_update: expected true/false, got 'maybe'"),
     (["gorl_fm", "cheetah-run", "--set", "decoder_filter_unit=blocks"], "decoder_filter_unit"),
     (["gorl_fm", "cheetah-run", "--set", "decoder_collection=long"], "decoder_collection"),
     (["ppo", "cheetah-run", "--set", "device=cuda:x"], "device"),

@@ -5,7 +5,8 @@ is skipped without it (benchmarks/gpu_paper_scale.py runs this file on a GPU mac
   (the normaliser is not an nn.Module: its load_state_dict moves tensors itself);
 - the checkpoint holds every generator's state (CUDA's included: rollout noise and minibatch
   permutations are drawn there on a GPU), so a resume is exact on CUDA too;
-- ``cuda:k``: JAX runs on the same device as torch (tests/test_playground.py checks the choice).
+- ``cuda:k``: JAX runs on the same device as torch (tests/test_playground.py checks the choice);
+- ``compile_update``: the minibatch step as CUDA graphs computes what the eager step does.
 """
 import numpy as np
 import pytest
@@ -172,3 +173,17 @@ def test_scan_rollout_matches_the_per_step_path_on_cuda(tmp_path):
     for k in ("obs", "reward"):
         torch.testing.assert_close(b[k][:100], a[k][:100], rtol=1e-3, atol=1e-3)
     torch.testing.assert_close(b["stored"]["x"][:100], a["stored"]["x"][:100], rtol=1e-3, atol=1e-3)
+
+
+@cuda
+@pytest.mark.parametrize("max_grad_norm", [None, 0.5])
+def test_compiled_update_matches_the_eager_one_on_cuda(max_grad_norm, tmp_path):
+    """``compile_update`` on CUDA: torch.compile with CUDA graphs (cudagraph trees, a capturable
+    Adam) over PPO updates (smoke) gives the eager step's metrics and parameters to float
+    rounding and draws the same random numbers (CPU and CUDA generators end equal); every graph
+    runs as a CUDA graph (a skip raises with its reason); without and with the global-norm clip
+    (an in-place scaling of the backward graph's gradients). fp32 matmuls on both sides: the
+    comparison is about the compilation, not TF32."""
+    import test_compile_update
+    test_compile_update.compare("ppo", tmp_path, "inductor", device="cuda", matmul_precision="fp32",
+                                max_grad_norm=max_grad_norm)

@@ -168,14 +168,14 @@ def _trainer(algo: str, rollout: str, tmp_path, **over):
     from gorl import registry
     from gorl.config import build_config
     from gorl.core.onpolicy import OnPolicyTrainer
-    from gorl.core.run import Run
+    from gorl.core.run import Run, resolve_device
     name = "gorl_fm" if algo.startswith("gorl") else algo
     if name == "gorl_fm":
         over = {"stage_steps": [1, 1], **over}  # smoke's four stages do not fit this budget
     spec = registry.get(name)
     cfg = build_config(spec.config_cls, spec.presets_file, "smoke", TASK, dict(rollout=rollout, **over))
     run = Run(algo=name, task=TASK, seed=0, preset="smoke", dir=tmp_path / f"{algo}-{rollout}", config={},
-              quiet=True)
+              quiet=True, device=resolve_device(cfg.device))
     run.dir.mkdir(parents=True)
     torch.manual_seed(0)
     obs_dim, act_dim = run.env_dims()

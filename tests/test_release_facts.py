@@ -41,6 +41,7 @@ NEW_KEYS_V1 = {
     "teacher": "none", "teacher_run": None, "teacher_episodes": 1024, "teacher_min_return": None,
     "teacher_warm_start": False, "action_semantics": "pre_tanh", "latent_bounded": False,
     "encoder_handoff": "best", "benchmark_start_steps": 0, "decoder_init": "fresh", "decoder_obs_stats": "fit",
+    "compile_update": False,  # issue 20: the compiled minibatch step, off everywhere
 }
 
 

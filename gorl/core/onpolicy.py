@@ -113,6 +113,11 @@ class OnPolicyConfig:
     rollout is one JAX program, gorl/core/jax_rollout.py; playground: tasks only) or 'step' (one
     policy call and one env step call per env step). Same random numbers, same results up to
     float rounding (XLA and torch sum matmuls in different orders)."""
+    compile_update: bool
+    """True: each minibatch's step (critic, GAE, policy loss, backward, clip, Adam) runs compiled by
+    torch.compile: on CUDA in 'reduce-overhead' mode (CUDA graphs, a capturable Adam), elsewhere in
+    the default mode; the first update of a process compiles (seconds to a minute). False: eager.
+    Same random numbers; results equal up to float rounding (compiled kernels sum in other orders)."""
 
     @property
     def steps_per_env(self) -> int:
@@ -256,6 +261,10 @@ def grads_clip_(params: list[nn.Parameter], max_norm: float) -> torch.Tensor:
 
 
 class OnPolicyTrainer:
+    compile_backend = "inductor"
+    """torch.compile's backend for ``compile_update`` (tests set 'aot_eager' on a trainer: the same
+    graphs and graph breaks, run by eager kernels, without inductor's code generation)."""
+
     def __init__(self, cfg: OnPolicyConfig, run: Run, agent: nn.Module, *, step_offset: int = 0,
                  stage: int = 0, env_stream: int = TRAIN_STREAM, staged_evals: bool = False):
         self.cfg, self.run, self.agent = cfg, run, agent.to(run.device)
@@ -270,9 +279,16 @@ class OnPolicyTrainer:
         self.critic = Critic(self.obs_dim, cfg.critic_hidden).to(self.device)
         self.params = [*self.agent.parameters(), *self.critic.parameters()]
         # fused Adam on CUDA (one kernel for all parameters); on a CPU the foreach implementation
-        # (a few list ops instead of ~10 ops per parameter; bit-equal to the default loop there)
+        # (a few list ops instead of ~10 ops per parameter; bit-equal to the default loop there).
+        # compile_update: foreach and capturable on every device (capturable: the step count a
+        # tensor on the parameters' device, which a CUDA graph needs; torch.compile does not trace
+        # the fused implementation and fuses foreach's ops itself), so a CPU compiles the optimizer
+        # code a GPU captures (capturable's device check is skipped while compiling)
         fast = {"fused": True} if self.device.type == "cuda" else {"foreach": True}
+        if cfg.compile_update:
+            fast = {"foreach": True, "capturable": True}
         self.optimizer = torch.optim.Adam(self.params, lr=cfg.learning_rate, eps=cfg.adam_eps, **fast)
+        self._compiled = None  # compile_update: the compiled minibatch step, made at the first update
         self.iteration = 0
         self.checkpoint_every: int | None = None if cfg.checkpoint_every == AUTO else cfg.checkpoint_every
         """Iterations between checkpoints (None: ``auto``, not chosen yet, so every iteration)."""
@@ -387,6 +403,56 @@ class OnPolicyTrainer:
                 "truncation": trunc_buf, "stored": stored_buf, "train_return": finished_sum / finished_n}
 
     # -- update --------------------------------------------------------------------------
+    def minibatch_step(self, o: torch.Tensor, boot_o: torch.Tensor, rdt: torch.Tensor,
+                       stored: dict[str, torch.Tensor]) -> tuple[torch.Tensor, tuple[str, ...]]:
+        """One optimisation step on a minibatch of segments: the critic, value targets and
+        advantages with it (GAE), the algorithm's policy loss, backward, the global-norm clip and
+        Adam's step. ``o`` (T, B, d_o) normalised observations, ``boot_o`` (B, d_o) the normalised
+        bootstrap observations, ``rdt`` (T, B, 3) scaled reward, discount and truncation,
+        ``stored`` (T, B, ...) the agent's rollout tensors. Returns the logged scalars as one
+        float64 vector and their names. ``compile_update`` compiles this method as it is."""
+        cfg = self.cfg
+        reward, discount, truncation = rdt.unbind(-1)
+        values = self.critic(o)
+        with torch.no_grad():  # V(bootstrap obs) with the current critic, as Brax does
+            boot = self.critic(boot_o)
+            vs, adv = brax_gae(reward, values.detach(), boot, discount, truncation, cfg.gamma, cfg.gae_lambda)
+            if cfg.normalize_advantage:
+                adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        policy_loss, info = self.agent.policy_loss(o, stored, adv)
+        value_loss = cfg.value_loss_coef * ((vs - values) * (1.0 - truncation)).pow(2).mean()
+        loss = policy_loss + value_loss
+        for p in self.params:  # zero_grad(set_to_none=True), which torch.compile would not trace
+            p.grad = None
+        loss.backward()
+        if cfg.max_grad_norm is not None:
+            info["grad_norm"] = grads_clip_(self.params, cfg.max_grad_norm)
+        self.optimizer.step()
+        info = {"loss": loss, "policy_loss": policy_loss, "value_loss": value_loss, **info}
+        # one stack of the 0-d scalars (float32, then float64 for the sums); a plug-in's
+        # Python float goes through torch.tensor
+        vals = torch.stack([v.detach().reshape(()) if isinstance(v, torch.Tensor) else
+                            torch.tensor(v, device=self.device) for v in info.values()])
+        return vals.float().double(), tuple(info)
+
+    def _compiled_step(self):
+        """:meth:`minibatch_step` compiled (``compile_update``), once per trainer: CUDA graphs on
+        CUDA (PyTorch's cudagraph trees, the 'reduce-overhead' mode), the default mode elsewhere.
+        Random ops run as eager ATen ones (inductor's ``fallback_random``), so the compiled step
+        draws the same numbers from torch's generators as the eager one (resumes stay exact)."""
+        if self._compiled is None:
+            options = None
+            if self.compile_backend == "inductor":
+                options = {"fallback_random": True}
+                if self.device.type == "cuda":
+                    options["triton.cudagraphs"] = True  # what mode="reduce-overhead" sets
+            self._compiled = torch.compile(self.minibatch_step, backend=self.compile_backend, dynamic=False,
+                                           options=options)
+            graphs = " with CUDA graphs" if options and "triton.cudagraphs" in options else ""
+            self.run.log(f"compile_update: the minibatch step runs compiled by torch.compile{graphs}; "
+                         f"the first update compiles it")
+        return self._compiled
+
     def update(self, batch: dict) -> dict[str, float]:
         cfg = self.cfg
         T, S, N = cfg.unroll_length, cfg.steps_per_env, cfg.num_envs
@@ -410,43 +476,28 @@ class OnPolicyTrainer:
         # Per-minibatch scalars are summed on the device (float64, in order, as Python floats
         # were) and read once per iteration: no host synchronisation inside the loop. A
         # non-finite value anywhere makes its sum non-finite, which ends the run as diverged.
+        step = self._compiled_step() if cfg.compile_update else self.minibatch_step
+        graphs = cfg.compile_update and self.device.type == "cuda"
         sums: torch.Tensor | None = None
         n_steps = 0
         for _ in range(cfg.num_epochs):
             perm = torch.randperm(M, device=self.device)
             for mb in range(cfg.num_minibatches):
                 idx = perm[mb * cfg.batch_size:(mb + 1) * cfg.batch_size]
-                o = obs_n[:, idx]
-                reward, discount, truncation = rdt[:, idx].unbind(-1)
-                values = self.critic(o)
-                with torch.no_grad():  # V(bootstrap obs) with the current critic, as Brax does
-                    boot = self.critic(boot_obs_n[idx])
-                    vs, adv = brax_gae(reward, values.detach(), boot, discount, truncation, cfg.gamma,
-                                       cfg.gae_lambda)
-                    if cfg.normalize_advantage:
-                        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-                policy_loss, info = self.agent.policy_loss(o, {k: v[:, idx] for k, v in stored.items()}, adv)
-                value_loss = cfg.value_loss_coef * ((vs - values) * (1.0 - truncation)).pow(2).mean()
-                loss = policy_loss + value_loss
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.max_grad_norm is not None:
-                    info["grad_norm"] = grads_clip_(self.params, cfg.max_grad_norm)
-                self.optimizer.step()
-                info = {"loss": loss, "policy_loss": policy_loss, "value_loss": value_loss, **info}
-                # one stack of the 0-d scalars (float32, then float64 for the sums); a plug-in's
-                # Python float goes through torch.tensor
-                vals = torch.stack([v.detach().reshape(()) if isinstance(v, torch.Tensor) else
-                                    torch.tensor(v, device=self.device) for v in info.values()])
-                vals = vals.float().double()
-                sums = vals if sums is None else sums + vals
+                if graphs:  # a new step for the CUDA graphs: the previous one's outputs may be reused
+                    torch.compiler.cudagraph_mark_step_begin()
+                vals, names = step(obs_n[:, idx], boot_obs_n[idx], rdt[:, idx],
+                                   {k: v[:, idx] for k, v in stored.items()})
+                # vals may live in a CUDA graph's memory, which the next minibatch's replay
+                # overwrites: the sums are tensors of their own (a copy, then new sums)
+                sums = vals.clone() if sums is None else sums + vals
                 n_steps += 1
         params_finite = torch.stack([torch.isfinite(p).all() for p in self.params]).all()
         # the iteration's one host read: the update's sums, the parameters' check and the rollout's
         # metrics (kept in self.rollout_metrics for the metrics row)
         host = torch.cat([sums, params_finite.double().reshape(1), *self._rollout_metrics(batch)]).tolist()
-        n = len(info)
-        sums, params_ok = dict(zip(info, host[:n])), bool(host[n])
+        n = len(names)
+        sums, params_ok = dict(zip(names, host[:n])), bool(host[n])
         self.rollout_metrics = {"train_episode_return": host[n + 1],
                                 "physics_errors": int(host[n + 2]) if len(host) > n + 2 else int(self.envs.physics_errors)}
         if not all(math.isfinite(v) for v in sums.values()):

@@ -1,0 +1,130 @@
+"""``compile_update``: the minibatch step through torch.compile (issue 20, item 2).
+
+The compiled step must compute what the eager one does: same metrics and parameters after
+whole updates, to float rounding (compiled kernels and the compiled Adam, whose bias corrections
+are tensors rather than Python floats, round differently), the same random numbers drawn (the
+generators end in the same state), no recompilation from one minibatch or update to the next, and
+no graph break but the ones PyTorch makes on purpose (``loss.backward()``, and the two inside
+``Optimizer.step``). The default test compiles with the 'aot_eager' backend (the graphs inductor
+gets, run by eager kernels: seconds); the slow ones with inductor, as a run does (a CPU compiles
+PPO's step in ~20 s with a warm inductor cache, ~90 s cold). tests/test_cuda.py holds the CUDA
+graphs to the eager step on a GPU.
+"""
+import copy
+import importlib
+
+import pytest
+import torch
+import torch._dynamo
+import torch._inductor.config
+
+from gorl import registry
+from gorl.config import ConfigError, build_config
+from gorl.core.onpolicy import OnPolicyTrainer
+from gorl.core.run import Run, resolve_device
+
+TASK = "cartpole-balance"
+PARAM_ATOL = 1e-5
+"""Parameters after two updates (16 Adam steps of at most lr = 3e-4 each): within 1e-5 (measured
+~2e-7 with aot_eager, ~7e-7 with inductor)."""
+METRIC_TOL = dict(rel=1e-4, abs=1e-6)
+"""Per-update metrics (means over minibatches): measured within 1e-5 relative."""
+
+
+def trainer(algo: str, tmp_path, name: str, **over) -> OnPolicyTrainer:
+    """``algo``'s trainer on TASK, smoke preset, built from torch seed 0 (GoRL: a stage-1 encoder
+    through a random decoder, as tests/test_playground.py builds it)."""
+    spec = registry.get("gorl_fm" if algo.startswith("gorl") else algo)
+    if algo.startswith("gorl"):
+        over = {"stage_steps": [1, 1], **over}
+    cfg = build_config(spec.config_cls, spec.presets_file, "smoke", TASK, over)
+    run = Run(algo=spec.name, task=TASK, seed=0, preset="smoke", dir=tmp_path / name, config={}, quiet=True,
+              device=resolve_device(cfg.device))
+    run.dir.mkdir(parents=True)
+    torch.manual_seed(0)
+    obs_dim, act_dim = run.env_dims()
+    if algo.startswith("gorl"):
+        from gorl.algorithm.decoder import Decoder
+        from gorl.algorithm.gorl import make_encoder
+        decoder = Decoder(algo.split("_")[1], obs_dim, act_dim, cfg.decoder_hidden, cfg.decoder_steps)
+        decoder.obs_mean.normal_()
+        return OnPolicyTrainer(cfg.stage_config(1), run, make_encoder(cfg, 1, obs_dim, act_dim, decoder))
+    agent = importlib.import_module(spec.train.__module__).make_agent(cfg, obs_dim, act_dim)
+    return OnPolicyTrainer(cfg, run, agent)
+
+
+def rng_states() -> list[torch.Tensor]:
+    return [torch.get_rng_state(), *([torch.cuda.get_rng_state()] if torch.cuda.is_initialized() else [])]
+
+
+def compare(algo: str, tmp_path, backend: str, updates: int = 2, **over) -> None:
+    """Eager and compiled trainers from the same weights update on the same batch ``updates``
+    times from the same torch seed: the same metrics, parameters and generator states (CPU and,
+    on a GPU, CUDA). On CUDA the compiled step must run as CUDA graphs: a graph that cudagraph
+    trees would run without one raises (inductor's ``cudagraph_or_error``), naming the reason."""
+    torch._dynamo.reset()  # this trainer's compilation is not a recompilation of an earlier test's
+    torch._dynamo.utils.counters.clear()
+    eager = trainer(algo, tmp_path, "eager", **over)
+    compiled = trainer(algo, tmp_path, "compiled", compile_update=True, **over)
+    compiled.compile_backend = backend
+    for p, q in zip(eager.params, compiled.params):
+        assert torch.equal(p, q)
+    torch.manual_seed(1)
+    batch = eager.collect()
+    rows, rng = {}, {}
+    for t in (eager, compiled):
+        torch.manual_seed(2)
+        # a recompilation (a guard that fails from one minibatch or update to the next) raises
+        with torch._dynamo.config.patch(error_on_recompile=True), \
+                torch._inductor.config.patch({"triton.cudagraph_or_error": True}):
+            rows[t] = [t.update(copy.deepcopy(batch)) for _ in range(updates)]
+        rng[t] = rng_states()
+    assert all(torch.equal(a, b) for a, b in zip(rng[eager], rng[compiled])), \
+        "the compiled step drew other random numbers"
+    for a, b in zip(rows[eager], rows[compiled]):
+        assert a.keys() == b.keys()
+        for k in a:
+            assert b[k] == pytest.approx(a[k], **METRIC_TOL), k
+    for (name, p), q in zip([*eager.agent.named_parameters(), *eager.critic.named_parameters()], compiled.params):
+        torch.testing.assert_close(q, p, rtol=0, atol=PARAM_ATOL, msg=lambda m: f"{name}: {m}")
+    # the only graph breaks: backward and the two that Optimizer.step makes on purpose
+    breaks = torch._dynamo.utils.counters["graph_break"]
+    unexpected = [r for r in breaks if "backward" not in r and "graph_break()" not in r]
+    assert not unexpected, unexpected
+
+
+def test_compiled_step_matches_the_eager_one(tmp_path):
+    """PPO, with the global-norm clip on (GoRL's encoders clip), graphs by aot_eager."""
+    compare("ppo", tmp_path, "aot_eager", max_grad_norm=0.5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", ["ppo", "fpo", "dppo", "gorl_fm", "gorl_diffusion"])
+def test_inductor_step_matches_the_eager_one(algo, tmp_path):
+    """Every algorithm through inductor, the code a CPU run with compile_update compiles."""
+    compare(algo, tmp_path, "inductor")
+
+
+def test_compile_update_is_a_boolean():
+    spec = registry.get("ppo")
+    assert build_config(spec.config_cls, spec.presets_file, "smoke", TASK).compile_update is False
+    with pytest.raises(ConfigError, match="compile_update: expected true/false, got 'maybe'"):
+        build_config(spec.config_cls, spec.presets_file, "smoke", TASK, {"compile_update": "maybe"})
+
+
+@pytest.mark.slow
+def test_resume_after_kill_is_exact_with_compile_update(tmp_path):
+    """A run killed after two iterations and resumed (a new process compiles again, and Adam's
+    step counts come back as the capturable tensors they were) ends as the uninterrupted one."""
+    from conftest import cli, kill_after_iterations, strip_wall
+    ref, killed = tmp_path / "ref", tmp_path / "killed"
+    args = ["train", "ppo", TASK, "--seed", 5, "--steps", 9600, "--preset", "smoke", "--quiet",
+            "--set", "compile_update=true", "--set", "num_evals=3"]
+    cli(*args, "--out", ref)
+    kill_after_iterations(args, killed)
+    out = cli(*args, "--out", killed)
+    assert "resumed" in out.stdout
+    assert strip_wall(killed / "evals.csv") == strip_wall(ref / "evals.csv")
+    import pandas as pd
+    losses = [pd.read_csv(d / "metrics.csv").drop(columns=["sps", "rollout_s", "update_s"]) for d in (ref, killed)]
+    pd.testing.assert_frame_equal(*losses, check_exact=True)  # every update's metrics, bit for bit
