@@ -2,16 +2,18 @@
 
 Checkpoints are read like every other file of a run directory, with
 ``torch.load(weights_only=True)`` (:func:`gorl.rundir.load_tensors`), which accepts tensors,
-numbers, strings, bytes, bools, None, lists, tuples, sets and dicts, and runs nothing.
+numbers, strings, bools, None, lists, tuples, sets and dicts, and runs nothing.
 :func:`encode` writes the few other kinds a run's state holds as such data, losslessly, and
 :func:`decode` reads them back; anything else is :class:`NotPlain`, naming where it is, when
 the checkpoint is written:
 
-- a numpy array -> ``{"__ndarray__": tensor}`` (same dtype, shape and values; a dtype torch has
-  no tensor for -> ``{"__ndarray__": bytes, "dtype": str, "shape": list}``), a numpy scalar ->
-  ``{"__npscalar__": 0-d tensor or the same}``, a numpy dtype -> ``{"__dtype__": str}``;
+- a numpy array -> ``{"__ndarray__": [start, nbytes], "dtype": str, "shape": list}``, its bytes
+  at ``start`` in the one uint8 tensor under ``"__arrays__"`` (same dtype, shape and bits); a
+  numpy scalar -> the same of its 0-d array plus ``"scalar": True``; ``bytes`` -> the same of
+  its uint8 array plus ``"bytes": True``; a numpy dtype -> ``{"__dtype__": str}``;
 - ``numpy.random.RandomState`` -> ``{"__RandomState__": get_state(legacy=False)}``, a
-  ``numpy.random.Generator`` -> ``{"__Generator__": bit_generator.state}``.
+  ``numpy.random.Generator`` -> ``{"__Generator__": bit_generator.state, "seed_seq": its
+  SeedSequence's entropy, spawn key, pool size and children spawned}``.
 
 Decoding makes only numpy arrays, scalars, dtypes and generators (of numpy's own bit
 generators): the file chooses values, never which code runs.
@@ -27,6 +29,7 @@ no exact plain state.
 from __future__ import annotations
 
 import types
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -36,111 +39,135 @@ _BIT_GENERATORS = ("MT19937", "PCG64", "PCG64DXSM", "Philox", "SFC64")
 _CODE = (types.FunctionType, types.BuiltinFunctionType, types.MethodType, types.BuiltinMethodType,
          types.ModuleType, type, types.MethodWrapperType, types.WrapperDescriptorType, types.MethodDescriptorType,
          classmethod, staticmethod, property)
-_TAGS = ("__ndarray__", "__npscalar__", "__dtype__", "__RandomState__", "__Generator__")
+_TAGS = ("__ndarray__", "__dtype__", "__RandomState__", "__Generator__")
 """The keys :func:`decode` reads as values (a mapping of the state that has one is refused)."""
+ARRAYS = "__arrays__"
+"""The key of the one uint8 tensor that holds every numpy array's bytes (of a state :func:`encode` wrote)."""
+_PLAIN = (type(None), bool, int, float, complex, str)
 
 
 class NotPlain(TypeError):
     """Something in a run's state that is not tensors or plain data (its path and type said)."""
 
 
-def _array(a: np.ndarray) -> dict:
-    if a.dtype.hasobject:
-        raise NotPlain(f"a numpy array of dtype {a.dtype}")
-    a = a.copy(order="C")  # (np.ascontiguousarray would make a 0-d array 1-d)
-    try:
-        if not a.dtype.isnative:
-            raise TypeError
-        return {"__ndarray__": torch.from_numpy(a)}
-    except TypeError:  # no tensor dtype for it (strings, big-endian, ...): its bytes
-        return {"__ndarray__": a.tobytes(), "dtype": a.dtype.str, "shape": list(a.shape)}
+class _Arrays:
+    """The bytes of a state's numpy arrays, end to end: one tensor in the file instead of one per
+    array (a host env set's state has ~20 small arrays per env; thousands of tensors make
+    ``torch.save``/``torch.load`` seconds slower)."""
+
+    def __init__(self):
+        self.chunks: list[bytes] = []
+        self.size = 0
+
+    def add(self, a: np.ndarray, path: str) -> dict:
+        if a.dtype.hasobject:
+            raise NotPlain(f"{path}: a numpy array of dtype {a.dtype}")
+        data = a.tobytes(order="C")
+        self.chunks.append(data)
+        self.size += len(data)
+        return {"__ndarray__": [self.size - len(data), len(data)], "dtype": a.dtype.str, "shape": list(a.shape)}
+
+    def tensor(self) -> torch.Tensor:
+        return torch.from_numpy(np.frombuffer(bytearray(b"".join(self.chunks)), np.uint8))
 
 
-def _unarray(d: dict) -> np.ndarray:
-    x = d["__ndarray__"]
-    if isinstance(x, torch.Tensor):
-        return x.numpy().copy()
-    return np.frombuffer(x, dtype=np.dtype(d["dtype"])).reshape(d["shape"]).copy()
+def encode(state: dict, path: str = "state") -> dict:
+    """``state`` (a mapping) as tensors and plain data (see the module docstring), with the
+    bytes of its numpy arrays in one uint8 tensor under :data:`ARRAYS`; :class:`NotPlain` names
+    the first thing that is neither (subclasses included: an ``IntEnum``, a ``defaultdict``,
+    which ``torch.save`` would pickle as objects)."""
+    if ARRAYS in state:
+        raise NotPlain(f"{path}: a mapping with the reserved key {ARRAYS!r}")
+    arrays = _Arrays()
+    out = _encode(state, path, arrays)
+    if not isinstance(out, dict):
+        raise NotPlain(f"{path}: {_qualname(state)} is not a mapping")
+    out[ARRAYS] = arrays.tensor()
+    return out
 
 
-def encode(obj: Any, path: str = "state") -> Any:
-    """``obj`` as tensors and plain data (see the module docstring); :class:`NotPlain` names
-    the first thing that is neither."""
-    if isinstance(obj, np.generic):  # first: np.float64 is a float, np.str_ a str
-        return {"__npscalar__": _array(np.asarray(obj))["__ndarray__"], **_scalar_meta(obj)}
-    if obj is None or isinstance(obj, (bool, int, float, complex, str, bytes, torch.Tensor, torch.dtype,
-                                       torch.device, torch.Size)):
+def _encode(obj: Any, path: str, arrays: _Arrays) -> Any:
+    if type(obj) in _PLAIN or isinstance(obj, (torch.Tensor, torch.dtype, torch.device, torch.Size)):
         return obj
-    if isinstance(obj, np.ndarray):
-        try:
-            return _array(obj)
-        except NotPlain as e:
-            raise NotPlain(f"{path}: {e}") from None
+    if type(obj) is bytes:  # (torch.save writes an empty bytes as a call weights_only refuses)
+        return dict(arrays.add(np.frombuffer(obj, np.uint8), path), bytes=True)
+    if isinstance(obj, (np.ndarray, np.generic)):
+        enc = arrays.add(np.asarray(obj), path)
+        return dict(enc, scalar=True) if isinstance(obj, np.generic) else enc
     if isinstance(obj, np.dtype):
         return {"__dtype__": obj.str}
-    if isinstance(obj, np.random.RandomState):
-        return {"__RandomState__": encode(obj.get_state(legacy=False), f"{path}.get_state()")}
-    if isinstance(obj, np.random.Generator):
-        return {"__Generator__": encode(obj.bit_generator.state, f"{path}.bit_generator.state")}
-    if isinstance(obj, dict):
-        out = type(obj)() if type(obj) is not dict and _is_ordered(obj) else {}
-        for k, v in obj.items():
-            if not (k is None or isinstance(k, (bool, int, float, str))):
-                raise NotPlain(f"{path}: a key of type {type(k).__name__} ({k!r})")
-            out[k] = encode(v, f"{path}[{k!r}]")
-        if any(t in out for t in _TAGS):
-            raise NotPlain(f"{path}: a mapping with a reserved key ({[t for t in _TAGS if t in out][0]})")
+    if type(obj) is np.random.RandomState:
+        return {"__RandomState__": _encode(obj.get_state(legacy=False), f"{path}.get_state()", arrays)}
+    if type(obj) is np.random.Generator:
+        bg, seq = obj.bit_generator, obj.bit_generator.seed_seq
+        out = {"__Generator__": _encode(bg.state, f"{path}.bit_generator.state", arrays)}
+        if type(seq) is np.random.SeedSequence:  # what spawn() derives children from
+            out["seed_seq"] = _encode({"entropy": seq.entropy, "spawn_key": seq.spawn_key,
+                                       "pool_size": seq.pool_size, "n_children_spawned": seq.n_children_spawned},
+                                      f"{path}.seed_seq", arrays)
         return out
-    if isinstance(obj, (list, tuple)) and type(obj) in (list, tuple):
-        enc = [encode(v, f"{path}[{i}]") for i, v in enumerate(obj)]
-        return enc if isinstance(obj, list) else tuple(enc)
+    if type(obj) in (dict, OrderedDict):
+        out = type(obj)()
+        for k, v in obj.items():
+            if type(k) not in _PLAIN:
+                raise NotPlain(f"{path}: a key of type {type(k).__name__} ({k!r})")
+            out[k] = _encode(v, f"{path}[{k!r}]", arrays)
+        reserved = [t for t in _TAGS if t in out]
+        if reserved:
+            raise NotPlain(f"{path}: a mapping with the reserved key {reserved[0]!r}")
+        return out
+    if type(obj) in (list, tuple):
+        enc = [_encode(v, f"{path}[{i}]", arrays) for i, v in enumerate(obj)]
+        return enc if type(obj) is list else tuple(enc)
     if type(obj) is set:
-        return {encode(v, f"{path}{{}}") for v in obj}
-    raise NotPlain(f"{path}: {type(obj).__module__}.{type(obj).__qualname__} is not tensors or plain data")
+        return {_encode(v, f"{path}{{}}", arrays) for v in obj}
+    raise NotPlain(f"{path}: {_qualname(obj)} is not tensors or plain data")
 
 
-def _is_ordered(obj: dict) -> bool:
-    from collections import OrderedDict
-    return type(obj) is OrderedDict
-
-
-def _scalar_meta(x: np.generic) -> dict:
-    return {} if isinstance(_array(np.asarray(x))["__ndarray__"], torch.Tensor) else \
-        {"dtype": x.dtype.str, "shape": []}
-
-
-def decode(obj: Any) -> Any:
+def decode(state: dict) -> dict:
     """The inverse of :func:`encode`."""
+    state = dict(state)
+    arrays = state.pop(ARRAYS, None)
+    return _decode(state, None if arrays is None else arrays.numpy())
+
+
+def _decode(obj: Any, arrays: np.ndarray | None) -> Any:
     if isinstance(obj, dict):
         if "__ndarray__" in obj:
-            return _unarray(obj)
-        if "__npscalar__" in obj:
-            return _unarray({**obj, "__ndarray__": obj["__npscalar__"]})[()]
+            (start, n), dtype = obj["__ndarray__"], np.dtype(obj["dtype"])
+            a = np.frombuffer(arrays[start:start + n], dtype=dtype).reshape(obj["shape"]).copy()
+            return a.tobytes() if obj.get("bytes") else a[()] if obj.get("scalar") else a
         if "__dtype__" in obj:
             return np.dtype(obj["__dtype__"])
         if "__RandomState__" in obj:
-            rs = np.random.RandomState()
-            rs.set_state(decode(obj["__RandomState__"]))
+            rs = np.random.RandomState(0)  # (seeded: no entropy drawn; the state is set next)
+            rs.set_state(_decode(obj["__RandomState__"], arrays))
             return rs
         if "__Generator__" in obj:
-            st = decode(obj["__Generator__"])
+            st = _decode(obj["__Generator__"], arrays)
             name = st.get("bit_generator")
             if name not in _BIT_GENERATORS:
                 raise ValueError(f"unknown numpy bit generator {name!r}")
-            bg = getattr(np.random, name)()
+            seq = _decode(obj.get("seed_seq"), arrays) or {"entropy": 0}
+            bg = getattr(np.random, name)(np.random.SeedSequence(**seq))
             bg.state = st
             return np.random.Generator(bg)
-        out = type(obj)() if _is_ordered(obj) else {}
+        out = type(obj)()  # dict or OrderedDict (a state dict)
         for k, v in obj.items():
-            out[k] = decode(v)
+            out[k] = _decode(v, arrays)
         return out
     if isinstance(obj, list):
-        return [decode(v) for v in obj]
+        return [_decode(v, arrays) for v in obj]
     if isinstance(obj, tuple):
-        return tuple(decode(v) for v in obj)
+        return tuple(_decode(v, arrays) for v in obj)
     if isinstance(obj, set):
-        return {decode(v) for v in obj}
+        return {_decode(v, arrays) for v in obj}
     return obj
+
+
+def _check(x: Any, path: str) -> None:
+    """:class:`NotPlain` if ``x`` is not tensors or plain data."""
+    _encode(x, path, _Arrays())
 
 
 # -- objects without a state API: their attributes, restored onto a fresh object ----------------
@@ -157,9 +184,8 @@ def _qualname(x: Any) -> str:
 
 
 def _capture(x: Any, path: str, at: list, memo: dict, top: bool = False) -> Any:
-    if not top and (x is None or isinstance(x, (bool, int, float, complex, str, bytes, torch.Tensor, np.generic,
-                                                np.dtype))):
-        encode(x, path)  # raises NotPlain if it is not
+    if not top and (type(x) in (*_PLAIN, bytes) or isinstance(x, (torch.Tensor, np.generic, np.dtype))):
+        _check(x, path)
         return x
     if isinstance(x, _CODE):
         return {"__code__": getattr(x, "__qualname__", type(x).__name__)}
@@ -167,18 +193,19 @@ def _capture(x: Any, path: str, at: list, memo: dict, top: bool = False) -> Any:
         return {"__ref__": memo[id(x)][0]}
     memo[id(x)] = (list(at), x)  # x kept alive: ids stay unique while capturing
     if isinstance(x, (np.ndarray, np.random.RandomState, np.random.Generator)):
-        encode(x, path)
+        if isinstance(x, np.ndarray) and x.dtype.hasobject:
+            raise NotPlain(f"{path}: a numpy array of dtype {x.dtype}")
         return _copy(x)
-    if type(x) in (dict, list, tuple) or _is_ordered(x):
+    if type(x) in (dict, OrderedDict, list, tuple):
         items = x.items() if isinstance(x, dict) else enumerate(x)
         out = {k: _capture(v, f"{path}[{k!r}]", [*at, ("item", k)], memo) for k, v in items}
         if isinstance(x, dict):
-            if not all(k is None or isinstance(k, (bool, int, float, str)) for k in out):
+            if not all(type(k) in _PLAIN for k in out):
                 raise NotPlain(f"{path}: a mapping with keys that are not plain data")
-            return {"__dict__": out}
+            return {"__odict__" if type(x) is OrderedDict else "__dict__": out}
         return {"__list__" if type(x) is list else "__tuple__": [out[i] for i in range(len(x))]}
     if type(x) is set:
-        encode(x, path)
+        _check(x, path)
         return set(x)
     attrs = getattr(x, "__dict__", None)
     if attrs is None or getattr(type(x), "__slots__", None):
@@ -188,15 +215,42 @@ def _capture(x: Any, path: str, at: list, memo: dict, top: bool = False) -> Any:
 
 
 def _copy(x):
-    """A snapshot of a mutable leaf (the env goes on changing the original)."""
+    """A snapshot of a mutable leaf (the env goes on changing the original): an array, or a
+    numpy generator in its current state."""
     if isinstance(x, np.ndarray):
         return x.copy()
-    return decode(encode(x))  # a generator in its current state
+    if isinstance(x, np.random.RandomState):
+        rs = np.random.RandomState(0)
+        rs.set_state(x.get_state())
+        return rs
+    return decode(encode({"x": x}))["x"]
+
+
+def _same_leaf(cur: Any, saved: Any) -> bool:
+    """Whether the value ``cur`` already equals the saved leaf (bit for bit); a numpy
+    generator of the same kind is set to the saved state in place (its holders keep it)."""
+    if type(cur) is not type(saved):  # a tuple, set or mapping held in place: compare the states
+        return isinstance(saved, dict) and _same(_capture(cur, "", [], {}), saved)
+    if isinstance(cur, np.random.RandomState):
+        cur.set_state(saved.get_state())
+        return True
+    if isinstance(cur, np.random.Generator):
+        if type(cur.bit_generator) is not type(saved.bit_generator):
+            return False
+        cur.bit_generator.state = saved.bit_generator.state
+        return True
+    if isinstance(cur, np.ndarray):
+        return cur.dtype == saved.dtype and cur.shape == saved.shape and cur.tobytes() == saved.tobytes()
+    if type(cur) in (float, complex):
+        return repr(cur) == repr(saved)  # -0.0 and NaN as they are
+    if type(cur) in _PLAIN:
+        return cur == saved
+    return _same(_capture(cur, "", [], {}), saved)
 
 
 def _same(a: Any, b: Any) -> bool:
     """Whether two states are equal: as :func:`encode` writes them, tensors by dtype, shape and bits."""
-    return _same_encoded(encode(a), encode(b))
+    return _same_encoded(encode({"v": a}), encode({"v": b}))
 
 
 def _same_encoded(a: Any, b: Any) -> bool:
@@ -225,8 +279,9 @@ def _build(st: Any, path: str) -> Any:
     if isinstance(st, dict):
         if "__attrs__" in st or "__ref__" in st or "__code__" in st:
             raise ValueError(f"{path}: saved as an object or code, which cannot be made anew from a file")
-        if "__dict__" in st:
-            return {k: _build(v, f"{path}[{k!r}]") for k, v in st["__dict__"].items()}
+        for tag, kind in (("__dict__", dict), ("__odict__", OrderedDict)):
+            if tag in st:
+                return kind((k, _build(v, f"{path}[{k!r}]")) for k, v in st[tag].items())
         if "__list__" in st:
             return [_build(v, f"{path}[{i}]") for i, v in enumerate(st["__list__"])]
         if "__tuple__" in st:
@@ -283,8 +338,9 @@ def _restore(holder: Any, kind: str, key: Any, saved: Any, path: str, refs: list
                 raise ValueError(f"{path}: saved as an object, which this env does not have")
             _restore_object(cur, saved, path, refs)
             return
-        if "__dict__" in saved and type(cur) is dict and cur.keys() == saved["__dict__"].keys():
-            for k, v in saved["__dict__"].items():
+        tag = "__dict__" if "__dict__" in saved else "__odict__"
+        if tag in saved and type(cur) in (dict, OrderedDict) and cur.keys() == saved[tag].keys():
+            for k, v in saved[tag].items():
                 _restore(cur, "item", k, v, f"{path}[{k!r}]", refs)
             return
         if "__list__" in saved and type(cur) is list and len(cur) == len(saved["__list__"]):
@@ -295,7 +351,7 @@ def _restore(holder: Any, kind: str, key: Any, saved: Any, path: str, refs: list
             return  # code: as construction made it
     if cur is not _MISSING:
         try:
-            if _same(_capture(cur, path, [], {}), saved):
+            if _same_leaf(cur, saved):
                 return
         except NotPlain:
             pass
