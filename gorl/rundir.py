@@ -481,9 +481,10 @@ def refuse_pickled_checkpoints(run_dir: Path) -> None:
     checkpoint.pt or checkpoint.prev.pt holds pickled objects (a checkpoint of GoRL-Bench
     before checkpoints became tensors and plain data, or a file planted in a directory someone
     shared). Nothing in the file runs and nothing in ``run_dir`` changes. A file that cannot be
-    read at all is left to :func:`load_checkpoint` (which falls back to the previous one)."""
-    for name in (CHECKPOINT, CHECKPOINT_PREVIOUS):
-        path = Path(run_dir) / name
+    read at all is left to :func:`load_checkpoint` (which falls back to the previous one). A
+    GoRL run's own teacher (``teacher/``, resumed by the same command) is checked too."""
+    for path in (Path(d) / name for d in (run_dir, Path(run_dir) / TEACHER)
+                 for name in (CHECKPOINT, CHECKPOINT_PREVIOUS)):
         if not path.exists():
             continue
         try:
