@@ -6,6 +6,8 @@ passes): ``reset(seed=...)`` seeds through ``gym.Env.reset`` and the wrapped env
 """
 from __future__ import annotations
 
+import copy
+
 import gymnasium as gym
 import numpy as np
 
@@ -78,7 +80,7 @@ class GymBoxEnv(gym.Env):
             env = plaindata.object_state(self._env, "env")
         except plaindata.NotPlain:
             env = None
-        return {"env": env, "np_random": self._np_random, "seed": self._seed}
+        return {"env": env, "np_random": copy.deepcopy(self._np_random), "seed": self._seed}
 
     def set_state(self, st: dict) -> None:
         if "pickle" in st:  # a checkpoint of an older version (train --trust-checkpoint)
@@ -87,7 +89,7 @@ class GymBoxEnv(gym.Env):
                 self._env = pickle.loads(st["pickle"])
         elif st.get("env") is not None:
             plaindata.restore_object(self._env, st["env"], "env")
-        if st.get("np_random") is not None:
-            self._np_random = st["np_random"]
+        if st.get("np_random") is not None:  # a copy: a saved state may be restored again (fixed_initial)
+            self._np_random = copy.deepcopy(st["np_random"])
         if "seed" in st:  # the seed the next unseeded reset uses, if not used yet
             self._seed = st["seed"]
