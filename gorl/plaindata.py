@@ -50,6 +50,21 @@ class NotPlain(TypeError):
     """Something in a run's state that is not tensors or plain data (its path and type said)."""
 
 
+class _RandomStateSnapshot:
+    """A ``RandomState``'s state as :func:`object_state` keeps it (its ``get_state`` dict: a
+    copy without building a generator, which costs ~3x more); encoded as the generator is."""
+
+    __slots__ = ("state",)
+
+    def __init__(self, rs: np.random.RandomState):
+        self.state = rs.get_state(legacy=False)
+
+    def build(self) -> np.random.RandomState:
+        rs = np.random.RandomState(0)
+        rs.set_state(self.state)
+        return rs
+
+
 class _Arrays:
     """The bytes of a state's numpy arrays, end to end: one tensor in the file instead of one per
     array (a host env set's state has ~20 small arrays per env; thousands of tensors make
@@ -96,8 +111,9 @@ def _encode(obj: Any, path: str, arrays: _Arrays) -> Any:
         return dict(enc, scalar=True) if isinstance(obj, np.generic) else enc
     if isinstance(obj, np.dtype):
         return {"__dtype__": obj.str}
-    if type(obj) is np.random.RandomState:
-        return {"__RandomState__": _encode(obj.get_state(legacy=False), f"{path}.get_state()", arrays)}
+    if type(obj) in (np.random.RandomState, _RandomStateSnapshot):
+        st = obj.state if type(obj) is _RandomStateSnapshot else obj.get_state(legacy=False)
+        return {"__RandomState__": _encode(st, f"{path}.get_state()", arrays)}
     if type(obj) is np.random.Generator:
         bg, seq = obj.bit_generator, obj.bit_generator.seed_seq
         out = {"__Generator__": _encode(bg.state, f"{path}.bit_generator.state", arrays)}
@@ -195,7 +211,7 @@ def _capture(x: Any, path: str, at: list, memo: dict, top: bool = False) -> Any:
     if isinstance(x, (np.ndarray, np.random.RandomState, np.random.Generator)):
         if isinstance(x, np.ndarray) and x.dtype.hasobject:
             raise NotPlain(f"{path}: a numpy array of dtype {x.dtype}")
-        return _copy(x)
+        return _RandomStateSnapshot(x) if type(x) is np.random.RandomState else _copy(x)
     if type(x) in (dict, OrderedDict, list, tuple):
         items = x.items() if isinstance(x, dict) else enumerate(x)
         out = {k: _capture(v, f"{path}[{k!r}]", [*at, ("item", k)], memo) for k, v in items}
@@ -220,15 +236,18 @@ def _copy(x):
     if isinstance(x, np.ndarray):
         return x.copy()
     if isinstance(x, np.random.RandomState):
-        rs = np.random.RandomState(0)
-        rs.set_state(x.get_state())
-        return rs
+        return _RandomStateSnapshot(x).build()
+    if isinstance(x, _RandomStateSnapshot):
+        return x.build()
     return decode(encode({"x": x}))["x"]
 
 
 def _same_leaf(cur: Any, saved: Any) -> bool:
     """Whether the value ``cur`` already equals the saved leaf (bit for bit); a numpy
     generator of the same kind is set to the saved state in place (its holders keep it)."""
+    if type(cur) is np.random.RandomState and type(saved) is _RandomStateSnapshot:
+        cur.set_state(saved.state)
+        return True
     if type(cur) is not type(saved):  # a tuple, set or mapping held in place: compare the states
         return isinstance(saved, dict) and _same(_capture(cur, "", [], {}), saved)
     if isinstance(cur, np.random.RandomState):
@@ -286,7 +305,8 @@ def _build(st: Any, path: str) -> Any:
             return [_build(v, f"{path}[{i}]") for i, v in enumerate(st["__list__"])]
         if "__tuple__" in st:
             return tuple(_build(v, f"{path}[{i}]") for i, v in enumerate(st["__tuple__"]))
-    return _copy(st) if isinstance(st, (np.ndarray, np.random.RandomState, np.random.Generator)) else st
+    return _copy(st) if isinstance(st, (np.ndarray, np.random.RandomState, np.random.Generator,
+                                        _RandomStateSnapshot)) else st
 
 
 def restore_object(obj: Any, st: dict, path: str = "object") -> None:
