@@ -52,6 +52,9 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true",
                    help="start over: delete what a run wrote in --out (the contract's files and stages/); "
                         "refused if --out holds anything else")
+    p.add_argument("--trust-checkpoint", action="store_true",
+                   help="resume from a checkpoint that holds pickled objects (one written by an older "
+                        "GoRL-Bench); loading it runs whatever it holds: only for a file you wrote yourself")
     return p
 
 
@@ -153,16 +156,17 @@ def prepare_train(args):
                             config_to_dict(cfg))
     lock = rundir.Lock(out)  # held while this process trains; a second process stops here
     try:
-        _claim(out, args.force, resolved)
+        _claim(out, args.force, resolved, args.trust_checkpoint)
     except BaseException:
         lock.release(refused=True)
         raise
     return algo, cfg, resolved, lock
 
 
-def _claim(out: Path, force: bool, resolved: dict) -> None:
+def _claim(out: Path, force: bool, resolved: dict, trust_checkpoint: bool = False) -> None:
     """With the lock held: refuse an ended run (unless --force), start over (--force), or check
-    that an interrupted run has the same configuration."""
+    that an interrupted run has the same configuration and that its checkpoints hold only
+    tensors and plain data (unless --trust-checkpoint), before anything in --out is written."""
     from gorl import rundir
 
     status = rundir.read_status(out)
@@ -179,6 +183,8 @@ def _claim(out: Path, force: bool, resolved: dict) -> None:
         if diff:
             raise BadInput(f"--out {out} holds an interrupted run with a different configuration "
                            f"({', '.join(diff)}); use another --out or --force to start over")
+    if not force and not trust_checkpoint:
+        rundir.refuse_pickled_checkpoints(out)
 
 
 def cmd_train(args) -> int:
@@ -200,7 +206,8 @@ def _train(args, algo, cfg, resolved, lock) -> int:
 
     torch.set_num_threads(max(1, threads))
     run = Run(algo=algo.name, task=args.task, seed=args.seed, preset=args.preset, dir=args.out,
-              config=resolved, device=resolve_device(cfg.device), quiet=args.quiet)
+              config=resolved, device=resolve_device(cfg.device), quiet=args.quiet,
+              trust_checkpoint=args.trust_checkpoint)
     set_matmul_precision(getattr(cfg, "matmul_precision", None), run.device)  # plug-ins too
     if lock.stale_pid:
         run.log(f"took over the lock of process {lock.stale_pid}, which ended without releasing it")

@@ -22,12 +22,16 @@
 Every file is written to a temporary file in the directory and renamed into place, with the
 permissions the user's umask gives a new file (0644 under the usual 022).
 
-Safe to read what others share: every file here but the checkpoints holds only tensors and
-plain data (numbers, strings, lists, dicts), and every reader outside training loads it with
-:func:`load_tensors` (``torch.load(weights_only=True)``), which refuses anything else without
-running it. ``checkpoint.pt``/``checkpoint.prev.pt`` hold pickled env state (the exact
-simulator and task objects a resume continues from); they are read only by ``train``
-resuming its own ``--out``, never by the analysis, ``show``, ``evaluate`` or ``load_policy``.
+Safe to read what others share: every file here holds only tensors and plain data (numbers,
+strings, lists, dicts), and every reader loads it with ``torch.load(weights_only=True)``
+(:func:`load_tensors`), which refuses anything else without running it. That includes
+``checkpoint.pt``/``checkpoint.prev.pt``: the exact env state a resume continues from (MuJoCo
+state arrays, task and Gymnasium env attributes, numpy RNG states, JAX leaves) is written as
+tensors and plain data by :mod:`gorl.plaindata`. ``train`` resuming an ``--out`` whose
+checkpoint holds pickled objects (an older version's checkpoint, or a planted file) refuses in
+one line before it writes anything (:func:`refuse_pickled_checkpoints`), unless
+``--trust-checkpoint`` says the user wrote it. Checkpoints are read only by ``train``, never
+by the analysis, ``show``, ``evaluate`` or ``load_policy``.
 
 Everything else (the trainer, the CLI, ``check-run``, ``analysis/``, ``workflow/``) uses the
 names, columns, statuses and readers defined here. To add a column to ``evals.csv``: add it
@@ -454,11 +458,56 @@ def save_checkpoint(run_dir: Path, data: bytes) -> None:
         raise
 
 
+TRUST_CHECKPOINT = "--trust-checkpoint"
+"""The ``train`` flag that resumes from a pickled checkpoint (an older version's) anyway."""
+
+
+class UnsafeCheckpoint(RunDirError):
+    """A checkpoint that holds pickled objects: refused, never a reason to fall back to another one."""
+
+
+def pickled_globals(path: Path) -> list[str]:
+    """The classes and functions a ``.pt`` file would import and call when unpickled, beyond
+    what ``torch.load(weights_only=True)`` allows (none: tensors and plain data only). Reads
+    the pickle's opcodes; runs nothing. Raises on a file that is not a readable ``.pt`` file."""
+    import torch
+
+    with open(path, "rb") as f:
+        return list(torch.serialization.get_unsafe_globals_in_checkpoint(f))
+
+
+def refuse_pickled_checkpoints(run_dir: Path) -> None:
+    """Before a resume writes anything: :class:`UnsafeCheckpoint`, in one line, if
+    checkpoint.pt or checkpoint.prev.pt holds pickled objects (a checkpoint of GoRL-Bench
+    before checkpoints became tensors and plain data, or a file planted in a directory someone
+    shared). Nothing in the file runs and nothing in ``run_dir`` changes. A file that cannot be
+    read at all is left to :func:`load_checkpoint` (which falls back to the previous one). A
+    GoRL run's own teacher (``teacher/``, resumed by the same command) is checked too."""
+    for path in (Path(d) / name for d in (run_dir, Path(run_dir) / TEACHER)
+                 for name in (CHECKPOINT, CHECKPOINT_PREVIOUS)):
+        if not path.exists():
+            continue
+        try:
+            found = pickled_globals(path)
+        except Exception:  # noqa: BLE001 - unreadable: load_checkpoint says so (or uses the other one)
+            continue
+        if found:
+            raise UnsafeCheckpoint(unsafe_checkpoint_message(path, found[0]))
+
+
+def unsafe_checkpoint_message(path: Path, what: str) -> str:
+    return (f"{path} holds pickled objects ({what}), not only tensors and plain data: a checkpoint of an "
+            f"older GoRL-Bench, or a file someone planted; refusing to load it (it could run code); "
+            f"nothing in {Path(path).parent} was changed: start the run again with a new --out, or, "
+            f"only if you wrote this file yourself, pass {TRUST_CHECKPOINT} to resume from it")
+
+
 def load_checkpoint(run_dir: Path, load: Callable[[Path], Any], log: Callable[[str], None]) -> Any | None:
     """checkpoint.pt, else checkpoint.prev.pt (said in one log line); None if there is neither.
 
     ``load(path)`` reads one file and raises on a corrupt one. If every checkpoint present is
-    unusable, :class:`RunDirError` names the file and the choices.
+    unusable, :class:`RunDirError` names the file and the choices. :class:`UnsafeCheckpoint`
+    from ``load`` is raised as it is (a planted file is no reason to use the other one).
     """
     run_dir = Path(run_dir)
     cur, prev = run_dir / CHECKPOINT, run_dir / CHECKPOINT_PREVIOUS
@@ -468,11 +517,15 @@ def load_checkpoint(run_dir: Path, load: Callable[[Path], Any], log: Callable[[s
     if cur.exists():
         try:
             return load(cur)
+        except UnsafeCheckpoint:
+            raise
         except Exception as e:  # noqa: BLE001 - any unreadable checkpoint
             why = f"{cur} is unreadable ({_first_line(e)})"
     if prev.exists():
         try:
             state = load(prev)
+        except UnsafeCheckpoint:
+            raise
         except Exception:  # noqa: BLE001
             pass
         else:

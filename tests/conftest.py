@@ -59,6 +59,18 @@ def after_stage1_decoder(out) -> bool:
     return (out / "stages/stage1/decoder.pt").exists()
 
 
+def through_checkpoint(state):
+    """``state`` as a checkpoint holds it: encoded as tensors and plain data, saved, read back with
+    ``torch.load(weights_only=True)`` (which refuses anything else) and decoded."""
+    import io
+
+    from gorl import plaindata
+    buf = io.BytesIO()
+    torch.save(plaindata.encode(state), buf)
+    buf.seek(0)
+    return plaindata.decode(torch.load(buf, weights_only=True))
+
+
 def strip_wall(path) -> list[str]:
     """evals.csv lines without the last column (wall_time)."""
     return [line.rsplit(",", 1)[0] for line in path.read_text().splitlines()]

@@ -226,7 +226,7 @@ def test_checkpoint_every_auto_keeps_checkpoints_under_five_percent(tmp_path, ca
     assert k >= 2 and f"every {k} iteration(s)" in line and share / k < 0.05 * 1.01 < share / (k - 1) * 1.02, line
     # evaluations at 0 and 8: the first gets no checkpoint of its own (a resume repeats it), the last does
     assert saved == [1, *(i for i in range(2, 9) if i % k == 0 or i == 8), 8]
-    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["checkpoint_every"] == k
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["checkpoint_every"] == k
     resumed = trainer()
     resumed.load_state_dict(resumed.run.load_checkpoint())
     assert resumed.checkpoint_every == k

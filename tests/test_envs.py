@@ -1,5 +1,10 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
+import torch
+
+from conftest import through_checkpoint
 
 import toy_envs  # noqa: F401  (registers Test/* envs)
 from gorl.envs import PAPER_TASKS, VectorEnv, check_task, make_env
@@ -62,6 +67,39 @@ def test_state_restore_is_exact():
     env.set_state(st)
     b = [env.step(np.full(5, -0.2))[0] for _ in range(20)]
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("task, workers", [("cartpole-balance", 0), ("cartpole-balance", 2),
+                                           ("gym:GoRLBench/TwoModes-v0", 0), ("gym:Pendulum-v1", 0),
+                                           ("gym:Test/NaNAfter-v0", 0)])
+def test_env_state_through_a_weights_only_checkpoint_continues_exactly(task, workers):
+    """Every host backend's state (dm_control in process and sharded over workers, the toy
+    bandit, a classic-control and a user's gym env) is tensors and plain data: it passes
+    through torch.load(weights_only=True) and a new env set continues from it exactly, across
+    episode ends (seeded auto-resets)."""
+    from gorl.envs import make_envs
+    seeds = [3, 4]
+    a = make_envs(task, seeds, workers=workers, imports=("toy_envs",))
+    b = make_envs(task, seeds, workers=workers, imports=("toy_envs",))
+    try:
+        g = torch.Generator().manual_seed(0)
+        acts = [torch.rand(2, a.action_dim, generator=g) * 2 - 1 for _ in range(260)]
+        for x in acts[:30]:
+            a.step(x)
+        st = through_checkpoint(a.get_state())
+        first = [torch.cat([t.reshape(2, -1).float() for t in a.step(x)], 1) for x in acts[30:]]
+        b.set_state(st)
+        again = [torch.cat([t.reshape(2, -1).float() for t in b.step(x)], 1) for x in acts[30:]]
+        assert all(torch.equal(x, y) for x, y in zip(first, again))
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_state_with_an_object_that_is_not_plain_data_is_named():
+    from gorl import plaindata
+    with pytest.raises(plaindata.NotPlain, match=r"state\['envs'\]\[0\]: .*Path"):
+        plaindata.encode({"envs": [Path("x")]})
 
 
 def test_gym_box_env_rescales_actions():

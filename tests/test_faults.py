@@ -61,7 +61,7 @@ def test_full_disk_is_one_line_and_the_previous_checkpoint_survives(tmp_path, mo
     assert "no space left" in err and str(d / rundir.CHECKPOINT) in err, err
     assert not (d / rundir.STATUS).exists()
     assert not [p for p in os.listdir(d) if p.endswith(".tmp")]  # the partial file is gone
-    state = torch.load(d / rundir.CHECKPOINT, weights_only=False)  # the previous checkpoint, whole
+    state = torch.load(d / rundir.CHECKPOINT, weights_only=True)  # the previous checkpoint, whole
     assert state["iteration"] == 1
     monkeypatch.setattr(rundir, "_write_all", real)  # space freed
     assert main([*args, "--out", str(d)]) == 0
@@ -91,7 +91,7 @@ def test_a_real_full_disk(tiny_tmpfs, tmp_path):
     assert out.returncode == 75, out.stdout + out.stderr
     assert "Traceback" not in out.stderr and out.stderr.count("\n") == 1, out.stderr
     assert "no space left" in out.stderr and str(d) in out.stderr, out.stderr
-    torch.load(d / "checkpoint.pt", weights_only=False)  # whole
+    torch.load(d / "checkpoint.pt", weights_only=True)  # whole
     moved = tmp_path / "r"  # space freed: the directory on a roomier disk resumes and completes
     shutil.copytree(d, moved)
     cli(*args, "--out", moved)
@@ -127,7 +127,7 @@ def test_a_signal_stops_the_run_at_a_checkpoint_within_seconds(tmp_path, sig, co
     said = [ln for ln in stdout.splitlines() if ln.startswith("stopped by")]
     assert len(said) == 1 and signal.Signals(sig).name in said[0] and "resume" in said[0], stdout
     rows = _metrics_rows(d)
-    state = torch.load(d / "checkpoint.pt", weights_only=False)
+    state = torch.load(d / "checkpoint.pt", weights_only=True)
     assert state["iteration"] == rows and f"env step {rows * 1920}" in said[0]  # written at the stop
     if sig == signal.SIGTERM:
         cli(*args, "--out", d)
@@ -220,7 +220,7 @@ def test_a_planted_checkpoint_is_never_read_by_show_evaluate_load_policy_or_the_
     marker = tmp_path / "pwned"
     Payload.marker = str(marker)
     for name in ("checkpoint.pt", "checkpoint.prev.pt"):
-        st = torch.load(d / name, weights_only=False)  # our own run's checkpoint
+        st = torch.load(d / name, weights_only=True)  # our own run's checkpoint: tensors and plain data
         torch.save(dict(st, gift=Payload()), d / name)
     from gorl import load_policy
     load_policy(d)
@@ -233,3 +233,94 @@ def test_a_planted_checkpoint_is_never_read_by_show_evaluate_load_policy_or_the_
                          env=_env(), cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr
     assert not marker.exists()
+
+
+# -- checkpoints: tensors and plain data, read with weights_only=True ---------------------------
+@pytest.fixture(scope="module")
+def killed_run(tmp_path_factory) -> Path:
+    """PPO smoke (conftest.PPO_SMOKE) killed with SIGKILL after its first iteration."""
+    from conftest import PPO_SMOKE, kill_after_iterations
+    d = tmp_path_factory.mktemp("killed") / "run"
+    kill_after_iterations(PPO_SMOKE, d, iterations=1)
+    return d
+
+
+def _files(d: Path) -> dict:
+    """Every file under ``d`` and its bytes, but the lock (a refused process takes over a dead
+    holder's lock and leaves it without a PID, as every ended holder does)."""
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file() and p.name != ".lock"}
+
+
+@pytest.mark.parametrize("name", ["checkpoint.pt", "checkpoint.prev.pt"])
+def test_a_planted_pickle_in_a_checkpoint_is_refused_before_anything_runs_or_changes(ppo_smoke_run, tmp_path, name):
+    """Resuming a shared directory whose checkpoint holds a pickle: exit 2, one line naming the
+    file, the pickle never runs (no marker file), and every file of --out is as it was."""
+    from conftest import PPO_SMOKE
+    d = tmp_path / "shared"
+    shutil.copytree(ppo_smoke_run, d)
+    (d / "status.json").unlink()  # as if it had been killed
+    marker = tmp_path / "pwned"
+    Payload.marker = str(marker)
+    st = torch.load(d / name, weights_only=True)
+    torch.save(dict(st, gift=Payload()), d / name)
+    before = _files(d)
+    out = cli(*PPO_SMOKE, "--out", d, check=False)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "Traceback" not in out.stderr, out.stderr
+    assert str(d / name) in out.stderr and "refusing" in out.stderr and "new --out" in out.stderr, out.stderr
+    assert not marker.exists()
+    assert _files(d) == before
+    # the loader itself refuses it too (a caller that skips the CLI's check, e.g. a library user)
+    from gorl.core.run import Run
+    from gorl.rundir import UnsafeCheckpoint
+    if name == "checkpoint.pt":
+        with pytest.raises(UnsafeCheckpoint, match="refusing"):
+            Run(algo="ppo", task="cartpole-balance", seed=0, preset="smoke", dir=d, config={}).load_checkpoint()
+        assert not marker.exists() and _files(d) == before
+
+
+def test_an_old_pickled_checkpoint_is_refused_in_one_line_and_resumes_exactly_when_trusted(killed_run, ppo_smoke_run,
+                                                                                           tmp_path):
+    """A checkpoint in the format of earlier versions (numpy arrays, the dm_control task object
+    pickled into the env state): refused in one line that says what to do, nothing changed;
+    with --trust-checkpoint the run resumes from it and ends exactly as the uninterrupted run."""
+    import pickle
+
+    from conftest import PPO_SMOKE
+    from gorl import plaindata, rundir
+    from gorl.envs import make_env
+    d = tmp_path / "old"
+    shutil.copytree(killed_run, d)
+    for name in ("checkpoint.pt", "checkpoint.prev.pt"):
+        if not (d / name).exists():
+            continue
+        st = plaindata.decode(torch.load(d / name, weights_only=True))  # numpy arrays, as pickled before
+        for e in st["envs"]["envs"]:  # the task object pickled, as the older DMCEnv.get_state did
+            env = make_env("cartpole-balance", 0)
+            plaindata.restore_object(env._env.task, e["task"], "task")
+            e["task"] = pickle.dumps(env._env.task)
+        torch.save(st, d / name)
+        assert rundir.pickled_globals(d / name)
+    before = _files(d)
+    out = cli(*PPO_SMOKE, "--out", d, check=False)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert "checkpoint.pt" in out.stderr and "--trust-checkpoint" in out.stderr and "new --out" in out.stderr
+    assert _files(d) == before
+    out = cli(*PPO_SMOKE, "--out", d, "--trust-checkpoint")
+    assert "resumed" in out.stdout
+    assert strip_wall(d / "evals.csv") == strip_wall(ppo_smoke_run / "evals.csv")
+    torch.load(d / "checkpoint.pt", weights_only=True)  # its next checkpoints are plain data
+
+
+def test_a_resume_from_a_plain_checkpoint_ends_exactly(killed_run, ppo_smoke_run, tmp_path):
+    """The smoke run's own checkpoints load with weights_only=True, and a resume of the killed
+    one ends exactly as the uninterrupted run."""
+    from conftest import PPO_SMOKE
+    from gorl import rundir
+    for name in ("checkpoint.pt", "checkpoint.prev.pt"):
+        assert rundir.pickled_globals(ppo_smoke_run / name) == []
+        rundir.load_tensors(ppo_smoke_run / name)
+    d = tmp_path / "r"
+    shutil.copytree(killed_run, d)
+    out = cli(*PPO_SMOKE, "--out", d)
+    assert "resumed" in out.stdout
+    assert strip_wall(d / "evals.csv") == strip_wall(ppo_smoke_run / "evals.csv")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import cli, kill_after_iterations, strip_wall
+from conftest import cli, kill_after_iterations, strip_wall, through_checkpoint
 
 jax = pytest.importorskip("jax", reason="the playground extra is not installed (pip install -e '.[playground]')")
 pytest.importorskip("mujoco_playground", reason="the playground extra is not installed")
@@ -103,11 +103,12 @@ def test_tensors_cross_without_copies(envs):
 
 
 def test_state_round_trip_continues_identically(envs):
+    """The state passes through a checkpoint read with weights_only=True (every leaf a tensor)."""
     envs.reset([s + 100 for s in SEEDS])
     acts = [torch.rand(N, 1) * 2 - 1 for _ in range(10)]
     for a in acts[:5]:
         envs.step(a)
-    st = envs.get_state()
+    st = through_checkpoint(envs.get_state())
     first = [envs.step(a)[0].clone() for a in acts[5:]]
     envs.set_state(st)
     again = [envs.step(a)[0].clone() for a in acts[5:]]

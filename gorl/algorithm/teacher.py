@@ -56,6 +56,8 @@ def ensure_teacher(cfg, run) -> Path:
                "--seed", str(run.seed), "--out", str(d), "--quiet"]
         for module in run.config.get("imports") or ():
             cmd += ["--import", module]
+        if run.trust_checkpoint:  # the user vouched for this directory, its teacher/ included
+            cmd.append(rundir.TRUST_CHECKPOINT)
         run.log(f"training the teacher: {' '.join(cmd[2:])}")
         proc = subprocess.run(cmd, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True)

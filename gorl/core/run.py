@@ -9,6 +9,7 @@ read back by :func:`gorl.load_policy`) and the stop request of SIGTERM/SIGINT
 """
 from __future__ import annotations
 
+import pickle
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,6 +134,9 @@ class Run:
     """:class:`gorl.sinks.Sink` objects that receive every evaluation and metrics row."""
     stop_requested: int | None = None
     """The signal (SIGTERM/SIGINT) asking the run to stop at its next safe point."""
+    trust_checkpoint: bool = False
+    """Resume from a checkpoint that holds pickled objects (``train --trust-checkpoint``: an older
+    version's checkpoint the user wrote); otherwise such a checkpoint is refused."""
     _rate_mark: tuple[int, float] | None = None
 
     # -- the one logger and the sinks ---------------------------------------------------------
@@ -279,23 +283,42 @@ class Run:
         return self.wall_time_before + time.time() - self.started
 
     def save_checkpoint(self, state: dict) -> None:
-        """The algorithm's state plus the run's records and wall time; the previous checkpoint
-        is kept until this one is complete (:func:`gorl.rundir.save_checkpoint`)."""
-        rundir.save_checkpoint(self.dir, torch_bytes(dict(state, records=self.records.state_dict(),
-                                                          wall_time=self.wall_time())))
+        """The algorithm's state plus the run's records and wall time, as tensors and plain data
+        (:func:`gorl.plaindata.encode`: numpy arrays and generators included); the previous
+        checkpoint is kept until this one is complete (:func:`gorl.rundir.save_checkpoint`)."""
+        from gorl import plaindata
+        state = dict(state, records=self.records.state_dict(), wall_time=self.wall_time())
+        rundir.save_checkpoint(self.dir, torch_bytes(plaindata.encode(state, "checkpoint")))
 
     def load_checkpoint(self) -> dict | None:
         """The algorithm's state from the newest usable checkpoint (None: start from scratch).
 
-        Restores the records and rewrites their files from them, so that evals.csv,
-        metrics.csv and probes.npz continue exactly from the resume point. Raises
+        Read with ``torch.load(weights_only=True)``: a checkpoint holding pickled objects (an
+        older version's, or a planted one) is refused with a one-line
+        :class:`gorl.rundir.UnsafeCheckpoint` and nothing in it runs, unless
+        ``trust_checkpoint`` (``train --trust-checkpoint``) says the user wrote it. Restores the
+        records and rewrites their files from them, so that evals.csv, metrics.csv and
+        probes.npz continue exactly from the resume point. Raises
         :class:`gorl.errors.RunDirError` if no checkpoint present is usable.
         """
+        from gorl import plaindata
+
         def load(path: Path) -> dict:
-            st = torch.load(path, map_location="cpu", weights_only=False)
+            try:
+                st = torch.load(path, map_location="cpu", weights_only=True)
+            except pickle.UnpicklingError as e:
+                try:
+                    found = rundir.pickled_globals(path)
+                except Exception:  # noqa: BLE001 - a damaged file
+                    found = []
+                if not found:  # damaged rather than pickled: unreadable (the previous one is tried)
+                    raise ValueError(rundir._first_line(e)) from None
+                if not self.trust_checkpoint:
+                    raise rundir.UnsafeCheckpoint(rundir.unsafe_checkpoint_message(path, found[0])) from None
+                st = torch.load(path, map_location="cpu", weights_only=False)  # the user vouched for it
             if not isinstance(st, dict) or "records" not in st:
                 raise ValueError("not a checkpoint of this version of GoRL-Bench (no records)")
-            return st
+            return plaindata.decode(st)
 
         state = rundir.load_checkpoint(self.dir, load, self.log)
         if state is None:

@@ -8,19 +8,22 @@ zero-discount last step as termination. A diverged simulation (``PhysicsError``)
 the episode as terminated with zero reward and ``info['physics_error']``.
 
 ``get_state``/``set_state`` capture everything that continues an episode exactly
-(MuJoCo integration state, the task object with its RNG, the model fields tasks randomise
-per episode, the step counter) in a few KB, for checkpoint/resume.
+(MuJoCo integration state, the task object's attributes with its RNG, the model fields tasks
+randomise per episode, the step counter) in a few KB of tensors and plain data, for
+checkpoint/resume (:mod:`gorl.plaindata`: every suite task's attributes are numbers, strings,
+lists, numpy arrays and a ``RandomState``).
 """
 from __future__ import annotations
 
 import logging
-import pickle
 
 import gymnasium as gym
 import mujoco
 import numpy as np
 from dm_control import suite
 from dm_control.rl import control
+
+from gorl import plaindata
 
 
 class _DropSettotalmass(logging.Filter):
@@ -130,7 +133,7 @@ class DMCEnv(gym.Env):
         mujoco.mj_getState(m, d, state, _STATE_SPEC)
         model = {f: np.array(getattr(self._physics.model, f)) for f in _MODEL_FIELDS
                  if hasattr(self._physics.model, f)}
-        return {"mj_state": state, "model": model, "task": pickle.dumps(self._env.task),
+        return {"mj_state": state, "model": model, "task": plaindata.object_state(self._env.task, "task"),
                 "step_count": self._env._step_count, "reset_next_step": self._env._reset_next_step}
 
     def set_state(self, st: dict) -> None:
@@ -138,6 +141,10 @@ class DMCEnv(gym.Env):
             getattr(self._physics.model, f)[...] = v
         mujoco.mj_setState(self._physics.model.ptr, self._physics.data.ptr, st["mj_state"], _STATE_SPEC)
         self._physics.forward()
-        self._env._task = pickle.loads(st["task"])
+        if isinstance(st["task"], bytes):  # a checkpoint of an older version (train --trust-checkpoint)
+            import pickle
+            self._env._task = pickle.loads(st["task"])
+        else:
+            plaindata.restore_object(self._env.task, st["task"], "task")
         self._env._step_count = st["step_count"]
         self._env._reset_next_step = st["reset_next_step"]

@@ -6,11 +6,12 @@ passes): ``reset(seed=...)`` seeds through ``gym.Env.reset`` and the wrapped env
 """
 from __future__ import annotations
 
-import pickle
+import copy
 
 import gymnasium as gym
 import numpy as np
 
+from gorl import plaindata
 from gorl.errors import TaskError
 
 
@@ -71,15 +72,24 @@ class GymBoxEnv(gym.Env):
         self._env.close()
 
     def get_state(self) -> dict:
-        # Generic Gymnasium envs have no state API; pickling the env covers the pure-Python
-        # ones (classic control). Others fall back to a fresh reset on resume.
+        """The wrapped env's attributes, through its wrappers, as plain data
+        (:func:`gorl.plaindata.object_state`): exact for pure-Python envs (classic control, the
+        toy bandits). An env holding an object without plain state (e.g. a simulator's
+        extension object) has ``"env": None`` and falls back to a fresh reset on resume."""
         try:
-            return {"pickle": pickle.dumps(self._env), "np_random": self._np_random}
-        except Exception:
-            return {"pickle": None}
+            env = plaindata.object_state(self._env, "env")
+        except plaindata.NotPlain:
+            env = None
+        return {"env": env, "np_random": copy.deepcopy(self._np_random), "seed": self._seed}
 
     def set_state(self, st: dict) -> None:
-        if st.get("pickle") is not None:
-            self._env = pickle.loads(st["pickle"])
-        if st.get("np_random") is not None:
-            self._np_random = st["np_random"]
+        if "pickle" in st:  # a checkpoint of an older version (train --trust-checkpoint)
+            if st["pickle"] is not None:
+                import pickle
+                self._env = pickle.loads(st["pickle"])
+        elif st.get("env") is not None:
+            plaindata.restore_object(self._env, st["env"], "env")
+        if st.get("np_random") is not None:  # a copy: a saved state may be restored again (fixed_initial)
+            self._np_random = copy.deepcopy(st["np_random"])
+        if "seed" in st:  # the seed the next unseeded reset uses, if not used yet
+            self._seed = st["seed"]

@@ -35,7 +35,7 @@ class VectorEnv:
         reset (the reference's auto-reset, spec 2.3); called right after the seeded first reset,
         so the states are the same in a resumed run."""
         first = [e.get_state() for e in self.envs]
-        if any(st.get("pickle", True) is None for st in first):  # a gym env that cannot be pickled
+        if any("env" in st and st["env"] is None for st in first):  # a gym env without plain state
             raise ValueError("reset_mode fixed_initial needs envs whose state can be saved exactly "
                              "(dm_control suite tasks, pure-Python gym envs)")
         self._first, self._first_obs = first, self._obs.copy()
