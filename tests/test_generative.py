@@ -138,6 +138,55 @@ def test_dppo_chain_logprob_matches_a_direct_gaussian():
     torch.testing.assert_close(ratio, torch.ones_like(ratio), rtol=0, atol=1e-4)
 
 
+@pytest.mark.parametrize("flow_steps", [5, 10])
+def test_dppo_step_noise_is_noise_std_whatever_the_step_size(flow_steps):
+    """Each stored transition is its Gaussian mean plus noise of std ``noise_std`` (0.05), not
+    scaled by dt (spec 5; the reference adds sde_sigma * z at every step): what the per-step
+    likelihood assumes."""
+    torch.manual_seed(0)
+    agent = DPPOAgent(DPPOConfig(flow_steps=flow_steps), 4, 2)
+    obs = torch.randn(4000, 4)
+    with torch.no_grad():
+        _, stored = agent.act(obs, obs)
+        chain = stored["chain"]
+        x_k = chain[:, :-1]
+        mean = x_k - (1.0 / flow_steps) * agent.net(obs.unsqueeze(1), x_k, time_grid(flow_steps))
+        z = (chain[:, 1:] - mean) / agent.noise_std                     # (B, K, d_a)
+    assert abs(float(z.mean())) < 0.02
+    torch.testing.assert_close(z.std(dim=(0, 2)), torch.ones(flow_steps), rtol=0, atol=0.03)
+
+
+def test_dppo_loss_moves_the_sampled_actions_toward_positive_advantage():
+    """A one-state bandit, reward -(tanh(x_0) - 0.5)^2: a few PPO updates on the per-step
+    ratios move the evaluated actions (random x_1 and per-step noise, as in the reference)
+    toward 0.5 and narrow their spread, which comes mostly from x_1, a state without a ratio
+    of its own (the per-step noise alone gives x_0 a std of about 0.16)."""
+    torch.manual_seed(0)
+    agent = DPPOAgent(DPPOConfig(), 3, 1)
+    opt = torch.optim.Adam(agent.parameters(), lr=1e-3)
+    obs = torch.zeros(512, 3)
+
+    def evaluated_actions():
+        with torch.no_grad():
+            return torch.tanh(agent.act_eval(obs, obs)[:, 0])
+
+    before = evaluated_actions()
+    for _ in range(6):
+        with torch.no_grad():
+            x0, stored = agent.act(obs, obs)
+            reward = -(torch.tanh(x0[:, 0]) - 0.5) ** 2
+            adv = (reward - reward.mean()) / reward.std()
+        for _ in range(10):
+            loss, _ = agent.policy_loss(obs, stored, adv)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    after = evaluated_actions()
+    stderr = math.sqrt((before.var() + after.var()) / len(obs))
+    assert after.mean() - before.mean() > 3 * stderr
+    assert after.std() < before.std()
+
+
 @pytest.mark.parametrize("agent_cls,cfg_cls", [(FPOAgent, FPOConfig), (DPPOAgent, DPPOConfig)])
 def test_sampler_shapes_bounds_and_determinism(agent_cls, cfg_cls):
     obs = torch.randn(5, 6)
