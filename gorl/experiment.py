@@ -46,15 +46,23 @@ def run_identity(algorithm: str, task: str, seed: int, preset: str, imports: Ite
             "imports": list(imports), "overrides": dict(overrides), "hyperparameters": dict(hyperparameters)}
 
 
+KEYS_ADDED = {"compile_update": False}
+"""Hyperparameters added after run directories of earlier versions existed, each with the value
+that runs as those versions did: a ``config.yaml`` without the key is the same run as a request
+with that value (so ``train --trust-checkpoint`` can resume such a run)."""
+
+
 def run_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """``["key: old -> new", ...]`` between a run directory's ``config.yaml`` and a new request
     (empty: the same run, which may resume). ``device`` (where it ran), ``effective_total_steps``
     (derived from the hyperparameters; older runs lack it) and, at any depth, ``checkpoint_every``
-    (where checkpoints fall never changes a result) are not compared."""
+    (where checkpoints fall never changes a result) are not compared; a hyperparameter of
+    :data:`KEYS_ADDED` that ``old`` lacks counts as its earlier behaviour's value."""
     def diff(a: Any, b: Any, prefix: str) -> list[str]:
         if isinstance(a, Mapping) and isinstance(b, Mapping):
             return [d for k in sorted(set(a) | set(b)) if k != "checkpoint_every"
-                    for d in diff(a.get(k), b.get(k), f"{prefix}{k}.")]
+                    for d in diff(a.get(k, KEYS_ADDED.get(k) if prefix == "hyperparameters." else None),
+                                  b.get(k), f"{prefix}{k}.")]
         return [] if a == b else [f"{prefix[:-1]}: {a!r} -> {b!r}"]
 
     ignored = ("device", "effective_total_steps")

@@ -157,6 +157,12 @@ def test_run_differences_is_the_one_rule():
                                   {"lr": 3e-4, "device": "cpu"})
     assert experiment.run_differences(old, new) == ["hyperparameters.lr: 0.001 -> 0.0003",
                                                     "overrides.lr: None -> 0.0003"]
+    # a key added since the old run was made: its earlier behaviour's value is the same run, others are not
+    added = experiment.run_identity("ppo", "cheetah-run", 0, "smoke", [], {},
+                                    {"lr": 1e-3, "device": "cpu", "compile_update": False})
+    assert experiment.run_differences(old, added) == []
+    added["hyperparameters"]["compile_update"] = True
+    assert experiment.run_differences(old, added) == ["hyperparameters.compile_update: False -> True"]
     same = experiment.requested_identity("ppo", "cartpole-balance", 0, "smoke", 3840, [], [])
     assert same["hyperparameters"]["total_steps"] == 3840 and same["overrides"] == {}
 
