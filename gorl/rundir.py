@@ -492,10 +492,33 @@ def refuse_pickled_checkpoints(run_dir: Path) -> None:
         except Exception:  # noqa: BLE001 - unreadable: load_checkpoint says so (or uses the other one)
             continue
         if found:
-            raise UnsafeCheckpoint(unsafe_checkpoint_message(path, found[0]))
+            raise UnsafeCheckpoint(_unsafe_checkpoint_message(path, found[0]))
 
 
-def unsafe_checkpoint_message(path: Path, what: str) -> str:
+def read_checkpoint_file(path: Path, trust: bool = False) -> Any:
+    """One checkpoint file, read with ``torch.load(weights_only=True)`` onto the CPU. A file that
+    holds pickled objects raises :class:`UnsafeCheckpoint` in one line (nothing in it runs),
+    unless ``trust`` (``--trust-checkpoint``: the user wrote it), which unpickles it; a damaged
+    file raises ``ValueError`` (:func:`load_checkpoint` then tries the previous one)."""
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        try:
+            found = pickled_globals(path)
+        except Exception:  # noqa: BLE001 - a damaged file
+            found = []
+        if not found:  # damaged rather than pickled: unreadable
+            raise ValueError(_first_line(e)) from None
+        if not trust:
+            raise UnsafeCheckpoint(_unsafe_checkpoint_message(path, found[0])) from None
+        return torch.load(path, map_location="cpu", weights_only=False)  # the user vouched for it
+
+
+def _unsafe_checkpoint_message(path: Path, what: str) -> str:
     return (f"{path} holds pickled objects ({what}), not only tensors and plain data: a checkpoint of an "
             f"older GoRL-Bench, or a file someone planted; refusing to load it (it could run code); "
             f"nothing in {Path(path).parent} was changed: start the run again with a new --out, or, "

@@ -9,7 +9,6 @@ read back by :func:`gorl.load_policy`) and the stop request of SIGTERM/SIGINT
 """
 from __future__ import annotations
 
-import pickle
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -304,18 +303,7 @@ class Run:
         from gorl import plaindata
 
         def load(path: Path) -> dict:
-            try:
-                st = torch.load(path, map_location="cpu", weights_only=True)
-            except pickle.UnpicklingError as e:
-                try:
-                    found = rundir.pickled_globals(path)
-                except Exception:  # noqa: BLE001 - a damaged file
-                    found = []
-                if not found:  # damaged rather than pickled: unreadable (the previous one is tried)
-                    raise ValueError(rundir._first_line(e)) from None
-                if not self.trust_checkpoint:
-                    raise rundir.UnsafeCheckpoint(rundir.unsafe_checkpoint_message(path, found[0])) from None
-                st = torch.load(path, map_location="cpu", weights_only=False)  # the user vouched for it
+            st = rundir.read_checkpoint_file(path, self.trust_checkpoint)
             if not isinstance(st, dict) or "records" not in st:
                 raise ValueError("not a checkpoint of this version of GoRL-Bench (no records)")
             return plaindata.decode(st)
