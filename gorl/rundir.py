@@ -479,7 +479,7 @@ def pickled_globals(path: Path) -> list[str]:
     import torch
 
     with open(path, "rb") as f:
-        return list(torch.serialization.get_unsafe_globals_in_checkpoint(f))
+        return sorted(torch.serialization.get_unsafe_globals_in_checkpoint(f))  # the same order every time
 
 
 def refuse_pickled_checkpoints(run_dir: Path) -> None:
@@ -536,7 +536,8 @@ def _unsafe_checkpoint_message(path: Path, what: str) -> str:
     return (f"{path} holds pickled objects ({what}), not only tensors and plain data: a checkpoint of an "
             f"older GoRL-Bench, or a file someone planted; refusing to load it (it could run code); "
             f"nothing in {Path(path).parent} was changed: start the run again with a new --out, or, "
-            f"only if you wrote this file yourself, pass {TRUST_CHECKPOINT} to resume from it")
+            f"only if you wrote this file yourself, pass {TRUST_CHECKPOINT} to resume from it (in the "
+            f"pipeline: snakemake --config trust_checkpoints=true)")
 
 
 def load_checkpoint(run_dir: Path, load: Callable[[Path], Any], log: Callable[[str], None]) -> Any | None:
