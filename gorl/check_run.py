@@ -212,6 +212,22 @@ def _check_probes(d: Path, problems: list[str], eval_steps: list[int] | None) ->
                             f"env_step {eval_steps} (one snapshot per evaluation)")
 
 
+def _check_checkpoint(d: Path, problems: list[str]) -> None:
+    """checkpoint.pt must be readable with ``torch.load(weights_only=True)`` (tensors and plain
+    data), through the one reader of checkpoints (:func:`gorl.rundir.read_checkpoint_file`):
+    nothing in the file is unpickled, so a planted file runs nothing here either."""
+    if _missing(d, rundir.CHECKPOINT, problems):
+        return
+    try:
+        rundir.read_checkpoint_file(d / rundir.CHECKPOINT)
+    except rundir.UnsafeCheckpoint as e:
+        problems.append(f"{rundir.CHECKPOINT}: holds pickled objects ({e.found[0]}), not only tensors and plain "
+                        f"data (a checkpoint of an older GoRL-Bench, or a planted file); train refuses to resume "
+                        f"from it unless {rundir.TRUST_CHECKPOINT}")
+    except Exception as e:  # noqa: BLE001 - any unreadable file is a problem to report
+        problems.append(f"{rundir.CHECKPOINT}: unreadable ({e})")
+
+
 def check_run(run_dir: Path) -> list[str]:
     d = Path(run_dir)
     if not d.is_dir():
@@ -223,5 +239,5 @@ def check_run(run_dir: Path) -> list[str]:
     eval_steps = _check_evals(d, problems, status, cfg)
     _check_metrics(d, problems, status)
     _check_probes(d, problems, eval_steps)
-    _missing(d, rundir.CHECKPOINT, problems)
+    _check_checkpoint(d, problems)
     return problems

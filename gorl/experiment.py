@@ -211,6 +211,16 @@ class Experiment:
         """Environment of the jobs when ``runs_per_gpu`` > 1 (:func:`gpu_share_env`; {} otherwise)."""
         return gpu_share_env(self.runs_per_gpu)
 
+    @property
+    def trust_checkpoints(self) -> bool:
+        """Whether training jobs resume from pickled checkpoints (``trust_checkpoints``; False)."""
+        return bool(self.config.get("trust_checkpoints", False))
+
+    def train_job_env(self) -> dict[str, str]:
+        """Environment of the training jobs: :data:`TRUST_CHECKPOINTS_ENV` from ``trust_checkpoints``
+        (set either way, so the config alone decides), read by :func:`train_job_flags`."""
+        return {TRUST_CHECKPOINTS_ENV: "1" if self.trust_checkpoints else "0"}
+
     def failed_runs(self, runs_root: Path | str) -> list[tuple[RunSpec, dict]]:
         """The runs whose ``status.json`` says ``failed`` (the training job recorded a crash)."""
         from gorl import rundir
@@ -277,6 +287,20 @@ class Experiment:
     def total_steps(self) -> int:
         """Env steps of the runs and of the teacher runs they read."""
         return sum(r.steps for r in self.runs + self.teacher_runs())
+
+
+TRUST_CHECKPOINTS_ENV = "GORL_BENCH_TRUST_CHECKPOINTS"
+"""How the pipeline tells its training jobs (workflow/scripts/train.py) the config's
+``trust_checkpoints``: the job's environment, not its command, since Snakemake reruns a job
+whose ``params`` or shell command change, and switching it must retrain nothing."""
+
+
+def train_job_flags(environ: Mapping[str, str]) -> list[str]:
+    """The ``gorl-bench train`` flags a pipeline training job adds from its environment
+    (:meth:`Experiment.train_job_env`): ``--trust-checkpoint`` when ``trust_checkpoints`` is true."""
+    from gorl.rundir import TRUST_CHECKPOINT
+
+    return [TRUST_CHECKPOINT] if environ.get(TRUST_CHECKPOINTS_ENV) == "1" else []
 
 
 JAX_DEFAULT_FRACTION = 0.75

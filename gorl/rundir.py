@@ -30,8 +30,9 @@ state arrays, task and Gymnasium env attributes, numpy RNG states, JAX leaves) i
 tensors and plain data by :mod:`gorl.plaindata`. ``train`` resuming an ``--out`` whose
 checkpoint holds pickled objects (an older version's checkpoint, or a planted file) refuses in
 one line before it writes anything (:func:`refuse_pickled_checkpoints`), unless
-``--trust-checkpoint`` says the user wrote it. Checkpoints are read only by ``train``, never
-by the analysis, ``show``, ``evaluate`` or ``load_policy``.
+``--trust-checkpoint`` says the user wrote it. Checkpoints are read only by ``train`` and by
+``check-run`` (weights-only, :func:`read_checkpoint_file`: a pickled or damaged ``checkpoint.pt``
+is a problem line), never by the analysis, ``show``, ``evaluate`` or ``load_policy``.
 
 Everything else (the trainer, the CLI, ``check-run``, ``analysis/``, ``workflow/``) uses the
 names, columns, statuses and readers defined here. To add a column to ``evals.csv``: add it
@@ -463,7 +464,12 @@ TRUST_CHECKPOINT = "--trust-checkpoint"
 
 
 class UnsafeCheckpoint(RunDirError):
-    """A checkpoint that holds pickled objects: refused, never a reason to fall back to another one."""
+    """A checkpoint that holds pickled objects: refused, never a reason to fall back to another one.
+    ``path``: the file; ``found``: the classes and functions it would call (:func:`pickled_globals`)."""
+
+    def __init__(self, path: Path, found: list[str]):
+        self.path, self.found = Path(path), list(found)
+        super().__init__(_unsafe_checkpoint_message(self.path, self.found[0]))
 
 
 def pickled_globals(path: Path) -> list[str]:
@@ -473,7 +479,7 @@ def pickled_globals(path: Path) -> list[str]:
     import torch
 
     with open(path, "rb") as f:
-        return list(torch.serialization.get_unsafe_globals_in_checkpoint(f))
+        return sorted(torch.serialization.get_unsafe_globals_in_checkpoint(f))  # the same order every time
 
 
 def refuse_pickled_checkpoints(run_dir: Path) -> None:
@@ -492,29 +498,37 @@ def refuse_pickled_checkpoints(run_dir: Path) -> None:
         except Exception:  # noqa: BLE001 - unreadable: load_checkpoint says so (or uses the other one)
             continue
         if found:
-            raise UnsafeCheckpoint(_unsafe_checkpoint_message(path, found[0]))
+            raise UnsafeCheckpoint(path, found)
 
 
 def read_checkpoint_file(path: Path, trust: bool = False) -> Any:
     """One checkpoint file, read with ``torch.load(weights_only=True)`` onto the CPU. A file that
     holds pickled objects raises :class:`UnsafeCheckpoint` in one line (nothing in it runs),
     unless ``trust`` (``--trust-checkpoint``: the user wrote it), which unpickles it; a damaged
-    file raises ``ValueError`` (:func:`load_checkpoint` then tries the previous one)."""
+    file (truncated, not a ``.pt`` file) raises ``ValueError`` in one line (:func:`load_checkpoint`
+    then tries the previous one; ``check-run`` reports it)."""
     import pickle
 
     import torch
 
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
+    except EOFError:
+        raise ValueError("EOFError: the file ends early (empty or cut short)") from None
+    except (RuntimeError, ValueError) as e:  # a damaged zip archive
+        raise ValueError(_first_line(e).split(" This is an internal miniz error")[0]) from None
     except pickle.UnpicklingError as e:
         try:
             found = pickled_globals(path)
         except Exception:  # noqa: BLE001 - a damaged file
             found = []
-        if not found:  # damaged rather than pickled: unreadable
-            raise ValueError(_first_line(e)) from None
+        if not found:  # damaged rather than pickled: unreadable (not torch's advice to drop weights_only)
+            lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+            after = next((i for i, ln in enumerate(lines) if "WeightsUnpickler error" in ln), None)
+            detail = lines[after + 1] if after is not None and after + 1 < len(lines) else "damaged"
+            raise ValueError(f"UnpicklingError: {detail}") from None
         if not trust:
-            raise UnsafeCheckpoint(_unsafe_checkpoint_message(path, found[0])) from None
+            raise UnsafeCheckpoint(path, found) from None
         return torch.load(path, map_location="cpu", weights_only=False)  # the user vouched for it
 
 
@@ -522,7 +536,8 @@ def _unsafe_checkpoint_message(path: Path, what: str) -> str:
     return (f"{path} holds pickled objects ({what}), not only tensors and plain data: a checkpoint of an "
             f"older GoRL-Bench, or a file someone planted; refusing to load it (it could run code); "
             f"nothing in {Path(path).parent} was changed: start the run again with a new --out, or, "
-            f"only if you wrote this file yourself, pass {TRUST_CHECKPOINT} to resume from it")
+            f"only if you wrote this file yourself, pass {TRUST_CHECKPOINT} to resume from it (in the "
+            f"pipeline: snakemake --config trust_checkpoints=true)")
 
 
 def load_checkpoint(run_dir: Path, load: Callable[[Path], Any], log: Callable[[str], None]) -> Any | None:

@@ -11,4 +11,5 @@ MALFORMED = [
     ({"algorithm_overrides": {"ppo": {"set": {"clip_epz": 0.1}}}}, "clip_epz"),
     ({"algorithm_overrides": {"ppo": {"preset": "nosuch"}}}, "algorithm_overrides.ppo.preset"),
     ({"algorithm_overrides": {"ppo": {"set": {"num_envs": "many"}}}}, "algorithm_overrides.ppo.set"),
+    ({"trust_checkpoints": "maybe"}, "trust_checkpoints"),
 ]

@@ -135,6 +135,12 @@ def _write(name, text):
     return lambda d: (d / name).write_text(text)
 
 
+def _truncate(path: Path) -> None:
+    """Cut a file in half, as a full disk or a copy cut short leaves it."""
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+
+
 MALFORMED = [
     ("status not JSON", _write(rundir.STATUS, "{"), "status.json: not valid JSON"),
     ("status not a mapping", _write(rundir.STATUS, "[]"), "status.json: expected a mapping"),
@@ -189,6 +195,8 @@ MALFORMED = [
      "probes.npz: 2 probe snapshots but 3 evaluations"),
     ("probe steps differ", lambda d: _npz(d, lambda a: a.update(env_step=a["env_step"] + 1)),
      "probes.npz: 'env_step' [1, 1921, 3841] does not match evals.csv env_step [0, 1920, 3840]"),
+    ("checkpoint truncated", lambda d: _truncate(d / rundir.CHECKPOINT), "checkpoint.pt: unreadable"),
+    ("checkpoint not a tensor file", _write(rundir.CHECKPOINT, "not a checkpoint"), "checkpoint.pt: unreadable"),
 ]
 
 
@@ -198,6 +206,47 @@ def test_malformed_item_is_named(run_copy, capsys, mutate, expected):
     rc, lines = check(run_copy, capsys)
     assert rc == 1
     assert any(line.startswith(expected) for line in lines), lines
+
+
+# ---- checkpoint.pt: tensors and plain data only, read without unpickling anything ----------
+class Payload:
+    """Unpickling this creates a file: the proof that check-run ran code from the checkpoint."""
+
+    marker = ""
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+class Plain:
+    """A plain Python object: harmless, but pickled all the same (not tensors and plain data)."""
+
+    def __init__(self):
+        self.lr = 3e-4
+
+
+@pytest.mark.parametrize("gift, found", [("payload", "io.open"), ("object", "test_check_run.Plain")])
+def test_a_pickled_checkpoint_is_named_in_one_line_and_never_runs(run_copy, tmp_path, capsys, gift, found):
+    """A checkpoint holding pickled objects (planted, or an older version's) is one problem line naming
+    checkpoint.pt and what it would call; nothing in it runs, nothing in the directory changes."""
+    import torch
+
+    marker = tmp_path / "pwned"
+    Payload.marker = str(marker)
+    path = run_copy / rundir.CHECKPOINT
+    st = torch.load(path, weights_only=True)  # the real run's checkpoint: tensors and plain data
+    torch.save(dict(st, gift=Payload() if gift == "payload" else Plain()), path)
+    before = {p.name: p.read_bytes() for p in run_copy.iterdir() if p.is_file()}
+    rc, lines = check(run_copy, capsys)
+    assert rc == 1 and len(lines) == 1, lines
+    assert lines[0].startswith(f"checkpoint.pt: holds pickled objects ({found})"), lines
+    assert "--trust-checkpoint" in lines[0]
+    assert not marker.exists()
+    assert {p.name: p.read_bytes() for p in run_copy.iterdir() if p.is_file()} == before
+    out = cli("check-run", run_copy, check=False)  # the entry point, in a fresh process (no Payload class there)
+    assert out.returncode == 1 and out.stderr.count("\n") == 1 and "Traceback" not in out.stderr, out.stderr
+    assert out.stderr.startswith(f"{run_copy}: checkpoint.pt: holds pickled objects ({found})"), out.stderr
+    assert not marker.exists()
 
 
 def test_not_a_directory(tmp_path, capsys):

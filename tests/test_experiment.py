@@ -118,6 +118,26 @@ def test_runs_per_gpu_bad_values_are_named(value, message):
     assert message in str(e.value)
 
 
+def test_trust_checkpoints_reaches_the_training_jobs_outside_their_command():
+    """trust_checkpoints (default false) becomes --trust-checkpoint in each training job through the
+    job's environment; the jobs' arguments (their rerun trigger) are the same either way."""
+    exp = experiment.load(_smoke())
+    assert exp.trust_checkpoints is False and exp.config["trust_checkpoints"] is False
+    assert experiment.train_job_flags(exp.train_job_env()) == []
+    trusting = experiment.load(_smoke(trust_checkpoints="true"))  # as `snakemake --config` may pass it
+    assert trusting.trust_checkpoints is True
+    assert experiment.train_job_flags(trusting.train_job_env()) == ["--trust-checkpoint"]
+    assert [trusting.train_args(a) for a in trusting.algorithms] == [exp.train_args(a) for a in exp.algorithms]
+    assert experiment.train_job_flags({}) == []  # a job started outside the pipeline trusts nothing
+
+
+@pytest.mark.parametrize("value", [1, "yes", None])
+def test_trust_checkpoints_bad_values_are_named(value):
+    with pytest.raises(ExperimentError) as e:
+        experiment.load(_smoke(trust_checkpoints=value))
+    assert "trust_checkpoints: " in str(e.value) and "is not of type 'boolean'" in str(e.value), str(e.value)
+
+
 # ------------------------------------------------------------------- validation order
 def test_an_unknown_task_is_named_before_the_settings_that_refer_to_it():
     with pytest.raises(ExperimentError) as e:

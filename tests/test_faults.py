@@ -214,7 +214,8 @@ def test_a_planted_pickle_is_refused_in_one_line_and_never_runs(gorl_run, tmp_pa
     assert not marker.exists()
 
 
-def test_a_planted_checkpoint_is_never_read_by_show_evaluate_load_policy_or_the_analysis(gorl_run, tmp_path):
+def test_a_planted_checkpoint_is_never_run_by_show_evaluate_load_policy_check_run_or_the_analysis(gorl_run,
+                                                                                                 tmp_path):
     d = tmp_path / "shared"
     shutil.copytree(gorl_run, d)
     marker = tmp_path / "pwned"
@@ -227,7 +228,9 @@ def test_a_planted_checkpoint_is_never_read_by_show_evaluate_load_policy_or_the_
     load_policy(d, "best")
     cli("show", d)
     cli("evaluate", d, "--episodes", 1)
-    cli("check-run", d)
+    out = cli("check-run", d, check=False)  # reads it weights-only, and names it as not plain data
+    assert out.returncode == 1 and out.stderr.count("\n") == 1, out.stderr
+    assert out.stderr.startswith(f"{d}: checkpoint.pt: holds pickled objects (io.open)"), out.stderr
     out = subprocess.run([sys.executable, "-m", "analysis.bimodality", str(d), "--out", str(tmp_path / "a"),
                           "--envs", "1", "--steps", "20", "--samples", "16"], capture_output=True, text=True,
                          env=_env(), cwd=ROOT, timeout=300)

@@ -390,3 +390,51 @@ def test_runs_per_gpu_places_several_gpu_runs_per_gpu_and_gives_each_its_memory_
     prov = json.loads((tmp_path / runs / "ppo" / "cartpole-balance" / "seed0" / "provenance.json").read_text())
     assert prov["jax_memory"] == {"XLA_PYTHON_CLIENT_MEM_FRACTION": "0.375", "XLA_CLIENT_MEM_FRACTION": "0.375",
                                   "XLA_PYTHON_CLIENT_PREALLOCATE": "true"}
+
+
+def test_trust_checkpoints_resumes_an_older_versions_interrupted_run_and_retrains_nothing(ppo_smoke_run, tmp_path):
+    """An interrupted run whose checkpoints an earlier version wrote (numpy arrays, pickled): its
+    training job fails with the CLI's one line, which tells the pipeline user what to do, and
+    changes nothing; `--config trust_checkpoints=true` makes the job pass --trust-checkpoint and the
+    run resumes to the end of the uninterrupted one. The setting is not in the job's command, so
+    switching it back reruns nothing (Snakemake reruns a job whose command or params change)."""
+    import shutil
+
+    import torch
+
+    from gorl import plaindata, rundir
+    cfg = {"name": "trust", "algorithms": ["ppo"], "tasks": ["cartpole-balance"], "seeds": [0], "steps": 3840,
+           "preset": "smoke"}  # the arguments of ppo_smoke_run (conftest.PPO_SMOKE): the same run
+    cfg_path = tmp_path / "trust.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    target = str(Path("results", "trust", "runs", "ppo", "cartpole-balance", "seed0", rundir.STATUS))
+    run = tmp_path / Path(target).parent
+    shutil.copytree(ppo_smoke_run, run)
+    (run / rundir.STATUS).unlink()  # killed after its last checkpoint
+    for name in (rundir.CHECKPOINT, rundir.CHECKPOINT_PREVIOUS):
+        torch.save(plaindata.decode(torch.load(run / name, weights_only=True)), run / name)  # as pickled before
+        assert rundir.pickled_globals(run / name)
+    files = lambda: {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != rundir.LOCK}  # noqa: E731
+    before = files()
+
+    out = snakemake(tmp_path, target, "--cores", "1", "--configfile", str(cfg_path), timeout=600)
+    assert out.returncode != 0
+    said = [ln for ln in out.stderr.splitlines() if "holds pickled objects" in ln]
+    assert said and all(ln == said[0] for ln in said), out.stderr[-3000:]
+    assert said[0].startswith("gorl-bench rejected its input (exit 2): ") and f"{Path(target).parent / rundir.CHECKPOINT} holds" in said[0]
+    assert "snakemake --config trust_checkpoints=true" in said[0], said[0]
+    assert files() == before
+
+    out = snakemake(tmp_path, target, "--cores", "1", "--configfile", str(cfg_path), "--config",
+                    "trust_checkpoints=true", timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads((run / rundir.STATUS).read_text())["status"] == rundir.COMPLETED
+    log = (tmp_path / "results" / "trust" / "logs" / "train" / "ppo" / "cartpole-balance" / "seed0.log").read_text()
+    command = [ln for ln in log.splitlines() if ln.startswith("# ") and " gorl-bench train " in ln][-1]
+    assert command.split(" --out ")[0].endswith("--trust-checkpoint"), command
+    assert "resumed from" in log
+    evals = [pd.read_csv(d / rundir.EVALS).drop(columns="wall_time") for d in (run, ppo_smoke_run)]
+    pd.testing.assert_frame_equal(*evals)
+
+    out = snakemake(tmp_path, target, "-n", "--configfile", str(cfg_path), timeout=300)
+    assert out.returncode == 0 and "Nothing to be done" in out.stdout + out.stderr, (out.stdout + out.stderr)[-3000:]

@@ -30,6 +30,9 @@ for key, value in EXP.gpu_env().items():
     os.environ.setdefault(key, value)
 if EXP.runs_per_gpu > 1 and "gpu" in workflow.global_resources:
     workflow.global_resources["gpu"] = workflow.global_resources["gpu"].value * EXP.runs_per_gpu
+# trust_checkpoints: the training jobs (scripts/train.py) add --trust-checkpoint; through the
+# environment, not the command, so that switching it retrains nothing (docs/pipeline.md)
+os.environ.update(EXP.train_job_env())
 
 NAME = EXP.name
 RESULTS = f"results/{NAME}"

@@ -10,7 +10,10 @@ Called by the `train` rule (workflow/rules/train.smk) as
   blocks the aggregation of the others; the aggregation lists it in problem_runs.csv and the
   workflow ends non-zero naming it (onsuccess in common.smk).
   Retry it with `rm <its status.json>` and rerun the workflow (it resumes from checkpoint.pt).
-* exit 2 (bad input, e.g. a wrong --set value) fails the job loudly: that is a config error.
+* exit 2 (bad input, e.g. a wrong --set value, or a checkpoint of an older version that holds
+  pickled objects) fails the job loudly, with the CLI's one-line error: that is a config error.
+* the experiment's `trust_checkpoints: true` (in this job's environment:
+  gorl.experiment.train_job_flags) adds --trust-checkpoint.
 * stopped by a signal (Ctrl-C, SLURM time limit: the CLI checkpoints and exits 130/143) or
   by a full disk (exit 75, the last checkpoint intact): fail, so the next invocation resumes it.
 * if the run directory holds a different run (gorl.experiment.run_differences between its
@@ -18,6 +21,7 @@ Called by the `train` rule (workflow/rules/train.smk) as
   to seedN.stale-<time> so that the new run does not resume an incompatible checkpoint.
 """
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -42,7 +46,7 @@ status = a.status
 run_dir = status.parent
 log = a.log
 log.parent.mkdir(parents=True, exist_ok=True)
-cli = ["train", *cli_args]
+cli = ["train", *cli_args, *experiment.train_job_flags(os.environ)]  # trust_checkpoints: --trust-checkpoint
 old = rundir.read_config(run_dir)
 if old is not None:
     args = build_parser().parse_args([*cli, "--out", str(run_dir)])
@@ -73,8 +77,11 @@ with open(log, "a") as f:
 
 if rc == 0 and status.exists():
     sys.exit(0)
-if rc == 2:
-    sys.exit(f"gorl-bench rejected its input (exit 2); see {log}")
+if rc == 2:  # repeat the CLI's one-line error (what was wrong, what to do) from the log
+    prefix, lines = "gorl-bench train: error: ", log.read_text(errors="replace").splitlines()
+    this = max((i for i, ln in enumerate(lines) if ln.startswith("# ") and " gorl-bench " in ln), default=0)
+    said = [ln.removeprefix(prefix) for ln in lines[this:] if ln.startswith(prefix)]  # this attempt's
+    sys.exit(f"gorl-bench rejected its input (exit 2): {said[-1] + '; ' if said else ''}see {log}")
 if rc < 0 or rc in (75, 130, 137, 143):  # 75: no space left (gorl.cli.EXIT_NO_SPACE)
     sys.exit(f"gorl-bench was stopped (exit {rc}); rerun to resume from the checkpoint; see {log}")
 tail = log.read_text(errors="replace").strip().splitlines()[-15:]
