@@ -187,195 +187,152 @@ def _check(x: Any, path: str) -> None:
 
 
 # -- objects without a state API: their attributes, restored onto a fresh object ----------------
+#
+# Two callers: gorl.envs.dmc saves a dm_control task (bools, numbers, strings, lists of strings, a
+# few arrays, its RandomState) and gorl.envs.gym_adapter a Gymnasium env through its wrappers
+# (objects: wrappers, spaces, EnvSpec, a frozen dataclass; dicts, tuples, arrays, a Generator, the
+# env class as EnvSpec.entry_point). object_state keeps each value as:
+#
+#   None, bool, int, float, complex, str,   itself (immutable)
+#   bytes, numpy scalar, numpy dtype
+#   function, method, class, module         {"__code__": its name}: left as construction made it
+#   anything below met a second time        {"__ref__": the steps from the top object to where it was
+#   (an alias, a cycle)                     first met}: restored as the value restored there
+#   numpy array, tensor, set                a copy
+#   numpy RandomState                       its get_state() (a _RandomStateSnapshot)
+#   numpy Generator                         a copy
+#   dict, OrderedDict, list, tuple          {"__dict__" | "__odict__" | "__list__" | "__tuple__": items}
+#   any other object                        {"__type__": its class, "__attrs__": its __dict__}
+#
+# restore_object writes them back into the fresh object's __dict__ (the inverse of reading it; a
+# frozen dataclass refuses setattr). A checkpoint may not choose which classes are built, so an
+# object is restored in place, onto the object of the same class that construction made there;
+# dicts and lists are refilled in place (they may hold such objects: a Dict space's spaces) and
+# generators set in place (cheaper than building one; whoever else holds one keeps it). Every
+# other value is replaced by a copy of the saved one, which stays as it was: a saved state can be
+# restored again (a fixed_initial reset restores one saved state many times).
+
+
 def object_state(obj: Any, path: str = "object") -> dict:
-    """Every attribute of ``obj`` (recursively through the objects it holds) as plain data:
-    ``{"__attrs__": {name: value}, "__type__": qualified class name}``. An object reached twice
-    (an alias, a cycle) is ``{"__ref__": [names from obj]}`` the second time. Raises
-    :class:`NotPlain` naming the attribute that has no plain state."""
-    return _capture(obj, path, [], {}, top=True)
+    """Every attribute of ``obj``, recursively through the objects it holds, as plain data (see
+    above): ``{"__type__": qualified class name, "__attrs__": {name: value}}``. Raises
+    :class:`NotPlain` naming the attribute (``path.attr[key]...``) that has no plain state."""
+    return _capture(obj, path, (), {})
 
 
 def _qualname(x: Any) -> str:
     return f"{type(x).__module__}.{type(x).__qualname__}"
 
 
-def _capture(x: Any, path: str, at: list, memo: dict, top: bool = False) -> Any:
-    if not top and (type(x) in (*_PLAIN, bytes) or isinstance(x, (torch.Tensor, np.generic, np.dtype))):
-        _check(x, path)
+def _capture(x: Any, path: str, at: tuple, memo: dict) -> Any:
+    """``x`` as :func:`object_state` keeps it; ``at``: the steps from the top object to ``x``
+    (``("attr", name)`` or ``("item", key)``), ``memo``: id -> (steps, object) of the values met."""
+    if type(x) in _PLAIN:
+        return x
+    if type(x) is bytes or isinstance(x, (np.generic, np.dtype)):
+        _check(x, path)  # (a numpy scalar of a dtype holding Python objects is not plain data)
         return x
     if isinstance(x, _CODE):
         return {"__code__": getattr(x, "__qualname__", type(x).__name__)}
     if id(x) in memo:
         return {"__ref__": memo[id(x)][0]}
     memo[id(x)] = (list(at), x)  # x kept alive: ids stay unique while capturing
-    if isinstance(x, (np.ndarray, np.random.RandomState, np.random.Generator)):
-        if isinstance(x, np.ndarray) and x.dtype.hasobject:
-            raise NotPlain(f"{path}: a numpy array of dtype {x.dtype}")
-        return _RandomStateSnapshot(x) if type(x) is np.random.RandomState else _copy(x)
-    if type(x) in (dict, OrderedDict, list, tuple):
-        items = x.items() if isinstance(x, dict) else enumerate(x)
-        out = {k: _capture(v, f"{path}[{k!r}]", [*at, ("item", k)], memo) for k, v in items}
-        if isinstance(x, dict):
-            if not all(type(k) in _PLAIN for k in out):
-                raise NotPlain(f"{path}: a mapping with keys that are not plain data")
-            return {"__odict__" if type(x) is OrderedDict else "__dict__": out}
-        return {"__list__" if type(x) is list else "__tuple__": [out[i] for i in range(len(x))]}
-    if type(x) is set:
+    if isinstance(x, (np.ndarray, torch.Tensor)) or type(x) is set:
         _check(x, path)
-        return set(x)
+        return x.clone() if isinstance(x, torch.Tensor) else x.copy()
+    if type(x) is np.random.RandomState:
+        return _RandomStateSnapshot(x)
+    if type(x) is np.random.Generator:
+        return _copy_generator(x)
+    if type(x) in (dict, OrderedDict):
+        for k in x:
+            if type(k) not in _PLAIN:
+                raise NotPlain(f"{path}: a key of type {type(k).__name__} ({k!r})")
+        items = {k: _capture(v, f"{path}[{k!r}]", (*at, ("item", k)), memo) for k, v in x.items()}
+        return {"__dict__" if type(x) is dict else "__odict__": items}
+    if type(x) in (list, tuple):
+        items = [_capture(v, f"{path}[{i}]", (*at, ("item", i)), memo) for i, v in enumerate(x)]
+        return {"__list__" if type(x) is list else "__tuple__": items}
     attrs = getattr(x, "__dict__", None)
-    if attrs is None or getattr(type(x), "__slots__", None):
+    if attrs is None or getattr(type(x), "__slots__", None):  # (slots hold state outside __dict__)
         raise NotPlain(f"{path}: {_qualname(x)} has no plain state (no attributes to save)")
     return {"__type__": _qualname(x),
-            "__attrs__": {k: _capture(v, f"{path}.{k}", [*at, ("attr", k)], memo) for k, v in attrs.items()}}
+            "__attrs__": {k: _capture(v, f"{path}.{k}", (*at, ("attr", k)), memo) for k, v in attrs.items()}}
 
 
-def _copy(x):
-    """A snapshot of a mutable leaf (the env goes on changing the original): an array, or a
-    numpy generator in its current state."""
-    if isinstance(x, np.ndarray):
-        return x.copy()
-    if isinstance(x, np.random.RandomState):
-        return _RandomStateSnapshot(x).build()
-    if isinstance(x, _RandomStateSnapshot):
-        return x.build()
-    return decode(encode({"x": x}))["x"]
-
-
-def _same_leaf(cur: Any, saved: Any) -> bool:
-    """Whether the value ``cur`` already equals the saved leaf (bit for bit); a numpy
-    generator of the same kind is set to the saved state in place (its holders keep it)."""
-    if type(cur) is np.random.RandomState and type(saved) is _RandomStateSnapshot:
-        cur.set_state(saved.state)
-        return True
-    if type(cur) is not type(saved):  # a tuple, set or mapping held in place: compare the states
-        return isinstance(saved, dict) and _same(_capture(cur, "", [], {}), saved)
-    if isinstance(cur, np.random.RandomState):
-        cur.set_state(saved.get_state())
-        return True
-    if isinstance(cur, np.random.Generator):
-        if type(cur.bit_generator) is not type(saved.bit_generator):
-            return False
-        cur.bit_generator.state = saved.bit_generator.state
-        return True
-    if isinstance(cur, np.ndarray):
-        return cur.dtype == saved.dtype and cur.shape == saved.shape and cur.tobytes() == saved.tobytes()
-    if type(cur) in (float, complex):
-        return repr(cur) == repr(saved)  # -0.0 and NaN as they are
-    if type(cur) in _PLAIN:
-        return cur == saved
-    return _same(_capture(cur, "", [], {}), saved)
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Whether two states are equal: as :func:`encode` writes them, tensors by dtype, shape and bits."""
-    return _same_encoded(encode({"v": a}), encode({"v": b}))
-
-
-def _same_encoded(a: Any, b: Any) -> bool:
-    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
-        return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.dtype == b.dtype \
-            and a.shape == b.shape and _same_bits(a, b)
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_same_encoded(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(_same_encoded(x, y) for x, y in zip(a, b))
-    if isinstance(a, float) and a != a:
-        return b != b
-    return a == b
-
-
-def _same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Bit for bit (NaNs and signed zeros included)."""
-    a, b = a.detach().cpu().contiguous().reshape(-1), b.detach().cpu().contiguous().reshape(-1)
-    return a.numel() == 0 or bool(torch.equal(a.view(torch.uint8), b.view(torch.uint8)))
-
-
-def _build(st: Any, path: str) -> Any:
-    """A value of :func:`_capture` as a new value (no objects: those are restored in place)."""
-    if isinstance(st, dict):
-        if "__attrs__" in st or "__ref__" in st or "__code__" in st:
-            raise ValueError(f"{path}: saved as an object or code, which cannot be made anew from a file")
-        for tag, kind in (("__dict__", dict), ("__odict__", OrderedDict)):
-            if tag in st:
-                return kind((k, _build(v, f"{path}[{k!r}]")) for k, v in st[tag].items())
-        if "__list__" in st:
-            return [_build(v, f"{path}[{i}]") for i, v in enumerate(st["__list__"])]
-        if "__tuple__" in st:
-            return tuple(_build(v, f"{path}[{i}]") for i, v in enumerate(st["__tuple__"]))
-    return _copy(st) if isinstance(st, (np.ndarray, np.random.RandomState, np.random.Generator,
-                                        _RandomStateSnapshot)) else st
+def _copy_generator(g: np.random.Generator) -> np.random.Generator:
+    """A copy of ``g`` in its current state, its SeedSequence included (what ``spawn`` uses)."""
+    return decode(encode({"g": g}))["g"]
 
 
 def restore_object(obj: Any, st: dict, path: str = "object") -> None:
-    """Make ``obj`` (built as the saved object was) hold the state :func:`object_state` saved:
-    objects (of the same class) and the dicts and lists holding them are restored in place,
-    each other value is set where it differs; aliases are re-linked last. Raises ValueError
-    naming a value that cannot be restored."""
-    refs: list = []
-    _restore_object(obj, st, path, refs)
-    for holder, kind, key, where, p in refs:
-        src = obj
-        for k, name in where:
-            src = getattr(src, name) if k == "attr" else src[name]
-        if _get(holder, kind, key) is not src:
-            _set(holder, kind, key, src)
+    """Make ``obj`` (built as the saved object was) hold the state :func:`object_state` saved
+    (see above). Raises ValueError naming a value that cannot be restored: an object saved where
+    this one holds another class or nothing, code saved where it holds none."""
+    _restore(obj, st, path, (), {})
 
 
-def _get(holder: Any, kind: str, key: Any) -> Any:
-    if kind == "attr":
-        return getattr(holder, key, _MISSING)
-    try:
-        return holder[key]
-    except (KeyError, IndexError):
-        return _MISSING
+def _restore(cur: Any, saved: Any, path: str, at: tuple, restored: dict) -> Any:
+    """The value to hold at ``path`` from now on: ``saved`` restored onto ``cur`` (what the fresh
+    object holds there now, or _MISSING); ``at``: the steps to ``path``; ``restored``: steps ->
+    each value restored so far (what an alias, saved as ``{"__ref__": steps}``, becomes)."""
+    if type(saved) in _PLAIN:
+        return saved
+    if not isinstance(saved, dict):  # an array, a generator, ...: no tags, nothing inside
+        out = restored[at] = _restore_leaf(cur, saved)
+        return out
+    if "__ref__" in saved:
+        steps = tuple(saved["__ref__"])
+        if steps not in restored:
+            raise ValueError(f"{path}: saved as the value at {steps}, which was not restored before it")
+        return restored[steps]
+    if "__code__" in saved:
+        if not isinstance(cur, _CODE):
+            raise ValueError(f"{path}: saved as code ({saved['__code__']}), which this object does not have there")
+        return cur
+    if "__attrs__" in saved:
+        if cur is _MISSING or _qualname(cur) != saved["__type__"]:
+            has = "nothing" if cur is _MISSING else _qualname(cur)
+            raise ValueError(f"{path}: saved as {saved['__type__']}, but this object has {has} there")
+        restored[at] = cur  # (before its attributes: they may refer back to it)
+        attrs = vars(cur)
+        for k, v in saved["__attrs__"].items():
+            attrs[k] = _restore(attrs.get(k, _MISSING), v, f"{path}.{k}", (*at, ("attr", k)), restored)
+        return cur
+    if "__dict__" in saved or "__odict__" in saved:
+        kind, items = (dict, saved["__dict__"]) if "__dict__" in saved else (OrderedDict, saved["__odict__"])
+        out = restored[at] = cur if type(cur) is kind else kind()
+        new = {k: _restore(out.get(k, _MISSING), v, f"{path}[{k!r}]", (*at, ("item", k)), restored)
+               for k, v in items.items()}
+        out.clear()
+        out.update(new)
+        return out
+    if "__list__" in saved:
+        out = restored[at] = cur if type(cur) is list else []
+        new = [_restore(out[i] if i < len(out) else _MISSING, v, f"{path}[{i}]", (*at, ("item", i)), restored)
+               for i, v in enumerate(saved["__list__"])]
+        out[:] = new
+        return out
+    old = cur if type(cur) is tuple else ()  # a tuple is made anew, the objects in it restored in place
+    out = restored[at] = tuple(_restore(old[i] if i < len(old) else _MISSING, v, f"{path}[{i}]",
+                                        (*at, ("item", i)), restored) for i, v in enumerate(saved["__tuple__"]))
+    return out
 
 
-def _set(holder: Any, kind: str, key: Any, value: Any) -> None:
-    if kind == "attr":
-        setattr(holder, key, value)
-    else:
-        holder[key] = value
-
-
-def _restore_object(obj: Any, st: dict, path: str, refs: list) -> None:
-    if st.get("__type__") != _qualname(obj):
-        raise ValueError(f"{path}: saved as {st.get('__type__')}, but this env has {_qualname(obj)} there")
-    for k, saved in st["__attrs__"].items():
-        _restore(obj, "attr", k, saved, f"{path}.{k}", refs)
-
-
-def _restore(holder: Any, kind: str, key: Any, saved: Any, path: str, refs: list) -> None:
-    cur = _get(holder, kind, key)
-    if isinstance(saved, dict):
-        if "__ref__" in saved:
-            refs.append((holder, kind, key, saved["__ref__"], path))
-            return
-        if "__attrs__" in saved:
-            if cur is _MISSING or cur is None:
-                raise ValueError(f"{path}: saved as an object, which this env does not have")
-            _restore_object(cur, saved, path, refs)
-            return
-        tag = "__dict__" if "__dict__" in saved else "__odict__"
-        if tag in saved and type(cur) in (dict, OrderedDict) and cur.keys() == saved[tag].keys():
-            for k, v in saved[tag].items():
-                _restore(cur, "item", k, v, f"{path}[{k!r}]", refs)
-            return
-        if "__list__" in saved and type(cur) is list and len(cur) == len(saved["__list__"]):
-            for i, v in enumerate(saved["__list__"]):
-                _restore(cur, "item", i, v, f"{path}[{i}]", refs)
-            return
-        if "__code__" in saved and cur is not _MISSING and isinstance(cur, _CODE):
-            return  # code: as construction made it
-    if cur is not _MISSING:
-        try:
-            if _same_leaf(cur, saved):
-                return
-        except NotPlain:
-            pass
-    _set(holder, kind, key, _build(saved, path))
+def _restore_leaf(cur: Any, saved: Any) -> Any:
+    """A value that is not plain data or tagged: a generator set in place, else a copy."""
+    if type(saved) in (np.random.RandomState, _RandomStateSnapshot):
+        rs = cur if type(cur) is np.random.RandomState else np.random.RandomState(0)
+        rs.set_state(saved.state if type(saved) is _RandomStateSnapshot else saved.get_state(legacy=False))
+        return rs
+    if type(saved) is np.random.Generator:
+        if type(cur) is not np.random.Generator or type(cur.bit_generator) is not type(saved.bit_generator):
+            return _copy_generator(saved)
+        cur.bit_generator.state = saved.bit_generator.state
+        return cur
+    if isinstance(saved, (np.ndarray, torch.Tensor)) or type(saved) is set:
+        return saved.clone() if isinstance(saved, torch.Tensor) else saved.copy()
+    return saved  # immutable: bytes, a numpy scalar or dtype
 
 
 _MISSING = object()
