@@ -489,16 +489,26 @@ def refuse_pickled_checkpoints(run_dir: Path) -> None:
     shared). Nothing in the file runs and nothing in ``run_dir`` changes. A file that cannot be
     read at all is left to :func:`load_checkpoint` (which falls back to the previous one). A
     GoRL run's own teacher (``teacher/``, resumed by the same command) is checked too."""
-    for path in (Path(d) / name for d in (run_dir, Path(run_dir) / TEACHER)
-                 for name in (CHECKPOINT, CHECKPOINT_PREVIOUS)):
+    for d in (run_dir, Path(run_dir) / TEACHER):
+        for path, found in pickled_checkpoints(d):
+            raise UnsafeCheckpoint(path, found)
+
+
+def pickled_checkpoints(run_dir: Path) -> list[tuple[Path, list[str]]]:
+    """checkpoint.pt and checkpoint.prev.pt of ``run_dir`` that hold pickled objects, each with
+    what it would call (:func:`pickled_globals`); runs nothing. A file that is missing or cannot be
+    read at all is not listed (:func:`load_checkpoint` says so, or uses the other one)."""
+    out = []
+    for path in (Path(run_dir) / CHECKPOINT, Path(run_dir) / CHECKPOINT_PREVIOUS):
         if not path.exists():
             continue
         try:
             found = pickled_globals(path)
-        except Exception:  # noqa: BLE001 - unreadable: load_checkpoint says so (or uses the other one)
+        except Exception:  # noqa: BLE001 - unreadable
             continue
         if found:
-            raise UnsafeCheckpoint(path, found)
+            out.append((path, found))
+    return out
 
 
 def read_checkpoint_file(path: Path, trust: bool = False) -> Any:

@@ -70,17 +70,20 @@ def test_state_restore_is_exact():
 
 
 @pytest.mark.parametrize("task, workers", [("cartpole-balance", 0), ("cartpole-balance", 2),
+                                           ("point_mass-hard", 0),
                                            ("gym:GoRLBench/TwoModes-v0", 0), ("gym:Pendulum-v1", 0),
                                            ("gym:Test/NaNAfter-v0", 0)])
 def test_env_state_through_a_weights_only_checkpoint_continues_exactly(task, workers):
     """Every host backend's state (dm_control in process and sharded over workers, the toy
     bandit, a classic-control and a user's gym env) is tensors and plain data: it passes
     through torch.load(weights_only=True) and a new env set continues from it exactly, across
-    episode ends (seeded auto-resets)."""
+    episode ends (seeded auto-resets). The new set was reset with other seeds, as a resumed
+    run's envs are in a later episode than their first: whatever an episode start randomises
+    (point_mass-hard: the actuation directions, model.wrap_prm) comes from the state."""
     from gorl.envs import make_envs
     seeds = [3, 4]
     a = make_envs(task, seeds, workers=workers, imports=("toy_envs",))
-    b = make_envs(task, seeds, workers=workers, imports=("toy_envs",))
+    b = make_envs(task, [s + 100 for s in seeds], workers=workers, imports=("toy_envs",))
     try:
         g = torch.Generator().manual_seed(0)
         acts = [torch.rand(2, a.action_dim, generator=g) * 2 - 1 for _ in range(260)]

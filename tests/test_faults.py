@@ -281,18 +281,13 @@ def test_a_planted_pickle_in_a_checkpoint_is_refused_before_anything_runs_or_cha
         assert not marker.exists() and _files(d) == before
 
 
-def test_an_old_pickled_checkpoint_is_refused_in_one_line_and_resumes_exactly_when_trusted(killed_run, ppo_smoke_run,
-                                                                                           tmp_path):
-    """A checkpoint in the format of earlier versions (numpy arrays, the dm_control task object
-    pickled into the env state): refused in one line that says what to do, nothing changed;
-    with --trust-checkpoint the run resumes from it and ends exactly as the uninterrupted run."""
+def _as_old_pickled_checkpoints(d: Path) -> None:
+    """Rewrite d's checkpoints in the format of earlier versions (numpy arrays, the dm_control
+    task object pickled into the env state)."""
     import pickle
 
-    from conftest import PPO_SMOKE
     from gorl import plaindata, rundir
     from gorl.envs import make_env
-    d = tmp_path / "old"
-    shutil.copytree(killed_run, d)
     for name in ("checkpoint.pt", "checkpoint.prev.pt"):
         if not (d / name).exists():
             continue
@@ -303,15 +298,35 @@ def test_an_old_pickled_checkpoint_is_refused_in_one_line_and_resumes_exactly_wh
             e["task"] = pickle.dumps(env._env.task)
         torch.save(st, d / name)
         assert rundir.pickled_globals(d / name)
+
+
+def test_an_old_pickled_checkpoint_is_refused_in_one_line_and_resumes_exactly_when_trusted(killed_run, ppo_smoke_run,
+                                                                                           tmp_path):
+    """A checkpoint in the format of earlier versions: refused in one line that says what to do,
+    nothing changed; with --trust-checkpoint the run resumes from it and ends exactly as the
+    uninterrupted run, leaving only plain-data checkpoints (check-run passes, the next resume
+    needs no flag), also when it was killed after its last checkpoint (it saves no other)."""
+    from conftest import PPO_SMOKE
+    from gorl import rundir
+    from gorl.check_run import check_run
+    d = tmp_path / "old"
+    shutil.copytree(killed_run, d)
+    _as_old_pickled_checkpoints(d)
     before = _files(d)
     out = cli(*PPO_SMOKE, "--out", d, check=False)
     assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
     assert "checkpoint.pt" in out.stderr and "--trust-checkpoint" in out.stderr and "new --out" in out.stderr
     assert _files(d) == before
-    out = cli(*PPO_SMOKE, "--out", d, "--trust-checkpoint")
-    assert "resumed" in out.stdout
-    assert strip_wall(d / "evals.csv") == strip_wall(ppo_smoke_run / "evals.csv")
-    torch.load(d / "checkpoint.pt", weights_only=True)  # its next checkpoints are plain data
+    last = tmp_path / "old_at_its_last_checkpoint"  # killed after its final checkpoint, before status.json
+    shutil.copytree(ppo_smoke_run, last)
+    (last / "status.json").unlink()
+    _as_old_pickled_checkpoints(last)
+    for run in (d, last):
+        out = cli(*PPO_SMOKE, "--out", run, "--trust-checkpoint")
+        assert "resumed" in out.stdout
+        assert strip_wall(run / "evals.csv") == strip_wall(ppo_smoke_run / "evals.csv")
+        assert rundir.pickled_checkpoints(run) == [] and (run / "checkpoint.prev.pt").exists()
+        assert check_run(run) == []
 
 
 def test_a_resume_from_a_plain_checkpoint_ends_exactly(killed_run, ppo_smoke_run, tmp_path):

@@ -825,6 +825,8 @@ class GoRL:
         if state is not None:
             trainer_state = self.load_state_dict(state)
             run.log(f"resumed from {run.checkpoint_path} in stage {self.stage}")
+            if trainer_state is None:  # else once the stage's trainer has it (below)
+                run.replace_pickled_checkpoints(lambda: self.state_dict(None))
         run.extra_status.update(start_env_step=cfg.benchmark_start_steps, **(self.teacher or {}))
         if cfg.teacher != "none" and self.teacher is None:
             self.prepare_teacher()
@@ -839,6 +841,7 @@ class GoRL:
                 if trainer_state is not None:
                     trainer.load_state_dict(trainer_state)
                     trainer_state = None
+                    run.replace_pickled_checkpoints(lambda t=trainer: self.state_dict(t))
                     bar.n = trainer.env_step
                 run.env_steps_done = trainer.env_step
                 trainer.train(checkpoint=lambda t=trainer: self.save(t), progress=bar)

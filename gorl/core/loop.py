@@ -29,6 +29,7 @@ def run_single_trainer(cfg: OnPolicyConfig, run: Run,
     if state is not None:
         trainer.load_state_dict(state)
         run.log(f"resumed from {run.checkpoint_path} at env step {trainer.env_step}")
+        run.replace_pickled_checkpoints(trainer.state_dict)
     from gorl.policy import policy_state
     trainer.on_evaluate.append(lambda row: run.offer_best_policy(
         row, lambda: policy_state(trainer.agent, trainer.normalizer, env_step=row["env_step"], critic=trainer.critic)))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -136,6 +136,8 @@ class Run:
     trust_checkpoint: bool = False
     """Resume from a checkpoint that holds pickled objects (``train --trust-checkpoint``: an older
     version's checkpoint the user wrote); otherwise such a checkpoint is refused."""
+    _pickled_checkpoints: bool = False
+    """A trusted resume found checkpoint files holding pickled objects (:meth:`replace_pickled_checkpoints`)."""
     _rate_mark: tuple[int, float] | None = None
 
     # -- the one logger and the sinks ---------------------------------------------------------
@@ -311,11 +313,30 @@ class Run:
         state = rundir.load_checkpoint(self.dir, load, self.log)
         if state is None:
             return None
+        self._pickled_checkpoints = self.trust_checkpoint and bool(rundir.pickled_checkpoints(self.dir))
         self.records = Records.from_state(state.pop("records"))
         self.write_records()
         self.wall_time_before = float(state.get("wall_time", 0.0))
         self.started = time.time()
         return state
+
+    def replace_pickled_checkpoints(self, state: Callable[[], dict]) -> None:
+        """Called by every algorithm right after its resume restored the checkpoint into its live
+        objects. After a trusted resume (``trust_checkpoint``) from a directory whose checkpoint.pt
+        or checkpoint.prev.pt holds pickled objects (an older version's), both are written anew
+        from ``state()`` (the live objects, as every checkpoint is; never the loaded data) through
+        :meth:`save_checkpoint`, so that a run that ends without another checkpoint leaves none
+        that ``check-run`` reports or a later resume refuses. Two saves: the first makes
+        checkpoint.pt plain data (the pickled one becomes checkpoint.prev.pt), the second replaces
+        that one; a kill at any point leaves a loadable checkpoint. Otherwise does nothing."""
+        if not self._pickled_checkpoints:
+            return
+        st = state()
+        self.save_checkpoint(st)
+        self.save_checkpoint(st)
+        self._pickled_checkpoints = False
+        self.log(f"rewrote {rundir.CHECKPOINT} and {rundir.CHECKPOINT_PREVIOUS} as tensors and plain data "
+                 f"(they held pickled objects)")
 
     # -- policies (gorl.load_policy) ------------------------------------------------------------
     def save_policy(self, which: str, state: dict) -> None:

@@ -46,10 +46,13 @@ if _SKYBOX in suite.common.ASSETS:
     suite.common.ASSETS[_SKYBOX] = suite.common.ASSETS[_SKYBOX].replace(
         b'width="800" height="800"', b'width="8" height="8"')
 
-# Model fields that suite tasks change per episode (targets, colours, sizes).
+# Model fields that suite tasks change per episode (targets, colours, sizes, point_mass-hard's
+# actuation directions wrap_prm, quadruped-escape's terrain hfield_data). Checked by comparing
+# every array field of the model between episodes of every task in suite.ALL_TASKS (dm_control
+# 1.0.50): no task changes a model field while stepping, nor model.opt.
 _MODEL_FIELDS = ("body_pos", "body_quat", "geom_pos", "geom_quat", "geom_size", "geom_rgba",
                  "site_pos", "site_quat", "site_size", "site_rgba", "mat_rgba", "light_pos",
-                 "body_mass", "geom_friction", "jnt_range", "dof_damping")
+                 "body_mass", "geom_friction", "jnt_range", "dof_damping", "wrap_prm", "hfield_data")
 _STATE_SPEC = mujoco.mjtState.mjSTATE_INTEGRATION
 
 
@@ -139,6 +142,11 @@ class DMCEnv(gym.Env):
     def set_state(self, st: dict) -> None:
         for f, v in st["model"].items():
             getattr(self._physics.model, f)[...] = v
+        if "hfield_data" in st["model"] and self._physics._contexts:  # as quadruped-escape does
+            with self._physics.contexts.gl.make_current() as ctx:
+                for i in range(self._physics.model.nhfield):
+                    ctx.call(mujoco.mjr_uploadHField, self._physics.model.ptr,
+                             self._physics.contexts.mujoco.ptr, i)
         mujoco.mj_setState(self._physics.model.ptr, self._physics.data.ptr, st["mj_state"], _STATE_SPEC)
         self._physics.forward()
         if isinstance(st["task"], bytes):  # a checkpoint of an older version (train --trust-checkpoint)
