@@ -310,15 +310,17 @@ def _evals(d) -> list[dict]:
 def test_release_run_passes_check_run_and_resumes_after_kill(tmp_path):
     """gorl_diffusion at smoke geometry with all release switches: completes, passes check-run,
     stage 1 starts from stage 0's best encoder, and a kill -9 after the stage-1 decoder is
-    written resumes to identical evaluations and probes."""
-    args = ["train", "gorl_diffusion", "cartpole-balance", "--preset", "smoke", "--steps", "8000", "--seed", "1",
-            "--quiet", *_set(RELEASE)]
+    written resumes to identical evaluations and probes. Two stages of two iterations (the
+    smoke preset's four stages of one add nothing here but two more decoder fits per run)."""
+    args = ["train", "gorl_diffusion", "cartpole-balance", "--preset", "smoke", "--steps", "7680", "--seed", "1",
+            "--quiet", *_set(RELEASE), "--set", "stage_steps=[1, 1]"]
     ref, killed = tmp_path / "ref", tmp_path / "killed"
     cli(*args, "--out", ref)
     assert cli("check-run", ref).stdout.strip().endswith(": ok")
     rows = _evals(ref)
-    cfg = _cfg("gorl_diffusion", total_steps=8000, **RELEASE)
+    cfg = _cfg("gorl_diffusion", total_steps=7680, stage_steps=[1, 1], **RELEASE)
     n = cfg.stage_iterations()
+    assert n == [2, 2]
     assert [int(r["env_step"]) for r in rows if r["stage"] == "0"][-1] == n[0] * cfg.steps_per_iteration
     assert len(rows) == sum(len(eval_iterations(k, cfg.num_evals, "release", staged=True)) for k in n)
     best0 = torch.load(ref / "stages/stage0/encoder_best.pt", weights_only=False)
@@ -341,9 +343,10 @@ def test_release_fm_run_with_gaussian_warm_value_passes_check_run(tmp_path):
           "decoder_val_redraw": True, "decoder_target_clip": None, "decoder_pairwise_weight": 0.0,
           "decoder_output_scale": 1.0}
     out = tmp_path / "run"
-    cli("train", "gorl_fm", "cartpole-balance", "--preset", "smoke", "--steps", "8000", "--seed", "0", "--quiet",
+    cli("train", "gorl_fm", "cartpole-balance", "--preset", "smoke", "--steps", "3840", "--seed", "0", "--quiet",
         "--out", out, *_set({k: v for k, v in fm.items() if v is not None and not k.startswith("diffusion_")}),
-        "--set", "decoder_target_clip=null")  # FM has no diffusion keys
+        "--set", "decoder_target_clip=null",  # FM has no diffusion keys
+        "--set", "stage_steps=[1, 1]")  # stage 1: a later stage, started gaussian_warm_value
     assert cli("check-run", out).stdout.strip().endswith(": ok")
     summary = json.loads((out / "stages/stage0/dataset_summary.json").read_text())
     assert summary["decoder_checkpoint_metric"] == "val_endpoint_mse"
