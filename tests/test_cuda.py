@@ -176,6 +176,16 @@ def test_scan_rollout_matches_the_per_step_path_on_cuda(tmp_path):
 
 
 @cuda
+@pytest.mark.parametrize("algo, eval_mode", [("ppo", None), ("fpo", "stochastic"), ("dppo", "zero_noise")])
+def test_evaluation_through_the_scan_matches_the_per_step_path_on_cuda(algo, eval_mode, tmp_path):
+    """tests/test_playground.py's evaluation check on CUDA (the draws from CUDA's generator);
+    fp32 matmuls on both sides: TF32's rounding, amplified over 1000 steps, is not the subject."""
+    pytest.importorskip("mujoco_playground")
+    import test_playground
+    test_playground.compare_evaluations(algo, eval_mode, tmp_path, device="cuda", matmul_precision="fp32")
+
+
+@cuda
 @pytest.mark.parametrize("max_grad_norm", [None, 0.5])
 def test_compiled_update_matches_the_eager_one_on_cuda(max_grad_norm, tmp_path):
     """``compile_update`` on CUDA: torch.compile with CUDA graphs (cudagraph trees, a capturable

@@ -329,3 +329,52 @@ def test_decoder_data_collection_through_the_scan_matches_the_per_step_path(tmp_
     np.testing.assert_allclose(o2[:200 * N], o1[:200 * N], rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(a2[:200 * N], a1[:200 * N], rtol=1e-4, atol=1e-4)
     assert s1["episodes_finished"] == s2["episodes_finished"] and s1["rows"] == s2["rows"]
+
+
+@pytest.mark.parametrize("algo, eval_mode", [("ppo", None), ("fpo", "stochastic"), ("dppo", "zero_noise"),
+                                             *(pytest.param(*case, marks=pytest.mark.slow)
+                                               for case in (("gorl_fm", None), ("dppo", "stochastic")))])
+def test_evaluation_through_the_scan_matches_the_per_step_path(algo, eval_mode, tmp_path):
+    """An evaluation's 1000-step episodes as one scan give what the per-step loop gives, acting
+    stochastically (act) and deterministically (act_eval: the mean for PPO and GoRL's encoder;
+    FPO's and DPPO's sampler from x_1 = 0 without noise (zero_noise) or from act's own draws
+    (stochastic)): the same returns (rtol 1e-3, as the training return above), the same probe
+    pool (every 50th observation of env 0: to 1e-4 over the first 200 steps, see above) and the
+    same number of torch draws. Slow cases, whose parts the default ones keep: GoRL's encoder
+    (PPO's zero-noise act_eval; the decoder's translation is checked by the rollout test above)
+    and DPPO's stochastic act_eval (FPO's draws plus DPPO's per-step noise, which its stochastic
+    evaluation here draws)."""
+    compare_evaluations(algo, eval_mode, tmp_path)
+
+
+def compare_evaluations(algo: str, eval_mode: str | None, tmp_path, **over):
+    """The check above on trainers built with ``over`` (tests/test_cuda.py: on CUDA)."""
+    from gorl.core import jax_rollout
+    if eval_mode is not None:
+        over["eval_mode"] = eval_mode
+    step, scan = (_trainer(algo, r, tmp_path, eval_episodes=N, **over) for r in ("step", "scan"))
+    cuda = scan.device.type == "cuda"
+
+    def rng():  # the generators the draws come from (CUDA's on CUDA; the CPU's is checked as well)
+        return [torch.get_rng_state(), *([torch.cuda.get_rng_state(scan.device)] if cuda else [])]
+    assert scan._scan.eval_noise == ("drawn" if eval_mode == "stochastic" else "zero")
+    scan.agent.load_state_dict(step.agent.state_dict())
+    step.normalizer.update(torch.randn(64, 5, device=step.device) * 2 + 1)
+    scan.normalizer.load_state_dict(step.normalizer.state_dict())
+    for deterministic in (True, False):
+        assert jax_rollout.evaluates(scan._scan, scan.eval_envs, deterministic)
+        out = []
+        for t in (step, scan):
+            torch.manual_seed(10)
+            seen = []
+            returns = t._episodes(2, deterministic, seen)
+            out.append((returns, seen, rng()))
+        (r1, seen1, rng1), (r2, seen2, rng2) = out
+        assert r1.shape == r2.shape == (N,) and np.isfinite(r2).all()
+        np.testing.assert_allclose(r2, r1, rtol=1e-3, err_msg=f"deterministic={deterministic}")
+        assert len(seen1) == len(seen2) == 20
+        torch.testing.assert_close(torch.stack(seen2[:4]), torch.stack(seen1[:4]), rtol=1e-4, atol=1e-4)
+        assert all(torch.equal(a, b) for a, b in zip(rng1, rng2))
+        if deterministic and scan._scan.eval_noise == "zero":  # act_eval draws nothing
+            torch.manual_seed(10)
+            assert all(torch.equal(a, b) for a, b in zip(rng2, rng()))

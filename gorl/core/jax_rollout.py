@@ -171,11 +171,15 @@ def decoder_fn(decode: Callable | None, P: Params) -> Callable:
 @dataclass
 class Program:
     """One agent's act rule in JAX: ``draws(n)`` the torch noise shapes of one env step (in the
-    order ``act`` draws them), ``act(params, obs_norm, obs_raw, noises) -> (pre_action, stored)``."""
+    order ``act`` draws them), ``act(params, obs_norm, obs_raw, noises) -> (pre_action, stored)``.
+    ``eval_noise``: what the agent's ``act_eval`` (deterministic evaluation) is in these terms:
+    'zero' (``act`` with zero noise, no torch draw), 'drawn' (``act`` itself, the same draws),
+    None (neither: deterministic evaluation steps once per env step)."""
 
     act: Callable
     draws: Callable[[int], list[tuple[int, ...]]]
     params: Params
+    eval_noise: str | None = None
 
 
 def gaussian_log_prob(x, mean, scale):
@@ -198,17 +202,25 @@ def program(agent: nn.Module) -> Program:
             mean, scale = head(p, obs_norm)
             x = mean + scale * noises[0]
             return decode(p, obs_raw, x), {"x": x, "logp": gaussian_log_prob(x, mean, scale)}
-        return Program(act, lambda n: [(n, d)], P)
+        # act_eval = decode(mean) = act with zero noise (type(agent) is GaussianPolicy: its own act_eval)
+        return Program(act, lambda n: [(n, d)], P, eval_noise="zero")
     # FPO's and DPPO's agents name their sampler (a class attribute of their own class, so a
     # subclass that may act otherwise is not translated): gorl/ never imports baselines/
     rule = type(agent).__dict__.get("jax_rule")
+    # FlowPolicy.act_eval: eval_mode zero_noise samples from x_1 = 0 without per-step noise (act
+    # with zero noise: sigma * 0 added at each Euler step is the noise-free chain); stochastic
+    # samples as act does, with act's draws in act's order (x_1, then the per-step noise)
+    from gorl.generative.policy import FlowPolicy
+    own_eval = isinstance(agent, FlowPolicy) and type(agent).act_eval is FlowPolicy.act_eval
+    eval_noise = {"zero_noise": "zero", "stochastic": "drawn"}.get(getattr(agent, "eval_mode", None)) \
+        if own_eval else None
     if rule == "flow":  # FPO: x_1 ~ N(0, I), K Euler steps
         v, K, d = conditional_fn(agent.net, P), agent.flow_steps, agent.act_dim
 
         def act(p, obs_norm, obs_raw, noises):
             a = euler(v, p, obs_norm, noises[0], K)[0]
             return a, {"a": a}
-        return Program(act, lambda n: [(n, d)], P)
+        return Program(act, lambda n: [(n, d)], P, eval_noise)
     if rule == "flow_sde":  # DPPO: K Euler steps with N(0, sigma^2) noise added at each
         v, K, d, sigma = conditional_fn(agent.net, P), agent.flow_steps, agent.act_dim, agent.noise_std
 
@@ -218,7 +230,7 @@ def program(agent: nn.Module) -> Program:
             z = (chain[1:] - means) / (sigma + 1e-6)                      # gaussian_step_logprob
             logp = -0.5 * (z ** 2).sum(-1) - 0.5 * d * LOG_2PI            # (K, B)
             return x0, {"chain": jnp.swapaxes(chain, 0, 1), "logp": logp.T}
-        return Program(act, lambda n: [(n, d), (K, n, d)], P)
+        return Program(act, lambda n: [(n, d), (K, n, d)], P, eval_noise)
     raise Unsupported(f"no JAX act rule for {type(agent).__module__}.{type(agent).__name__}")
 
 
@@ -304,3 +316,32 @@ def collect_rows(envs, prog: Program, normalizer, steps: int):
     reward, done = packed[..., 2 * d], (packed[..., 2 * d + 1] > 0.5) | (packed[..., 2 * d + 2] > 0.5)
     ep = torch.zeros(envs.num_envs, dtype=torch.float64, device=reward.device)
     return obs, pre, done, reward.to(torch.float64), running_returns(reward, done, ep)
+
+
+def evaluates(prog: Program | None, envs, deterministic: bool) -> bool:
+    """Whether an evaluation (``OnPolicyTrainer._episodes``) runs through the scan: a program,
+    envs with ``scan_rollout`` and a time limit (``episode_length`` steps end every episode),
+    and for a deterministic evaluation an ``act_eval`` the program knows (``eval_noise``)."""
+    return (prog is not None and hasattr(envs, "scan_rollout") and bool(getattr(envs, "episode_length", None))
+            and (not deterministic or prog.eval_noise is not None))
+
+
+def evaluate_returns(envs, prog: Program, normalizer, deterministic: bool, seen: list | None = None) -> torch.Tensor:
+    """An evaluation's ``episode_length`` env steps as one scan from the envs' current (freshly
+    reset) state, as the per-step loop of ``OnPolicyTrainer._episodes`` runs them: each env's
+    return (float64) up to and including its first episode end, and every 50th observation of
+    env 0 appended to ``seen``. The noise is ``act``'s draws (stochastic evaluation, or an
+    ``act_eval`` that samples as ``act`` does) or zeros (an ``act_eval`` that is ``act`` without
+    noise, which draws nothing), so torch's random numbers are consumed as step by step."""
+    S, N, dev = envs.episode_length, envs.num_envs, normalizer.mean.device
+    if deterministic and prog.eval_noise == "zero":
+        noises = [torch.zeros((S, *shape), device=dev) for shape in prog.draws(N)]
+    else:
+        noises = draw_noises(prog, S, N, dev)
+    obs, packed, _, _ = envs.scan_rollout(prog.act, prog.params.tensors, normalizer.mean, normalizer.std, noises)
+    d = envs.obs_dim
+    reward, done = packed[..., 2 * d], (packed[..., 2 * d + 1] > 0.5) | (packed[..., 2 * d + 2] > 0.5)
+    ended = torch.cumsum(done.int(), 0) - done.int()                  # episode ends strictly before each step
+    if seen is not None:
+        seen.extend(obs[::50, 0].clone().unbind(0))
+    return torch.where(ended == 0, reward.to(torch.float64), 0.0).sum(0)

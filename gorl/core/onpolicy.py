@@ -110,7 +110,8 @@ class OnPolicyConfig:
     release's humanoid runs use fp32 ('highest'). Applied before training, stated in provenance.json."""
     rollout: str
     """'auto' (the scan on playground: tasks for the suite's algorithms), 'scan' (each iteration's
-    rollout is one JAX program, gorl/core/jax_rollout.py; playground: tasks only) or 'step' (one
+    rollout is one JAX program, gorl/core/jax_rollout.py; playground: tasks only; so is each
+    evaluation's episode where the agent's evaluation action is known to it) or 'step' (one
     policy call and one env step call per env step). Same random numbers, same results up to
     float rounding (XLA and torch sum matmuls in different orders)."""
     compile_update: bool
@@ -545,9 +546,12 @@ class OnPolicyTrainer:
 
     def _episodes(self, index: int, deterministic: bool, seen: list | None = None) -> np.ndarray:
         """Returns of ``eval_episodes`` full episodes from evaluation ``index``'s seeded resets;
-        ``seen``: every 50th observation of env 0 is appended (the probe states' pool)."""
+        ``seen``: every 50th observation of env 0 is appended (the probe states' pool). With the
+        scan rollout the episodes run as one JAX program (:func:`jax_rollout.evaluate_returns`)."""
         envs = self.eval_envs
         obs = envs.reset(env_seeds(self.run.seed, EVAL_STREAM + 1 + index, envs.num_envs))
+        if jax_rollout.evaluates(self._scan, envs, deterministic):  # the loop below as one JAX program
+            return jax_rollout.evaluate_returns(envs, self._scan, self.normalizer, deterministic, seen).cpu().numpy()
         returns = torch.zeros(envs.num_envs, dtype=torch.float64, device=self.device)
         active = torch.ones(envs.num_envs, dtype=torch.bool, device=self.device)
         step = 0
