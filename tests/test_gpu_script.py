@@ -1,0 +1,60 @@
+"""benchmarks/gpu_paper_scale.py is what a session with a GPU machine runs in its few minutes of
+device time; these checks run its parts that build this suite's configs and trainers on the CPU,
+so that a change of the presets or the trainers cannot break a part unseen until then (the
+``gorl`` part still set v1's decoder epochs after the release presets had made the fit's length
+``decoder_train_steps``, and failed with a ConfigError before it measured anything)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gorl import registry
+from gorl.config import build_config
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "gpu_paper_scale.py"
+PAPER_TASKS = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())["tasks"]
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("gpu_paper_scale", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("task", ["playground:CheetahRun", *PAPER_TASKS])
+def test_the_gorl_part_shortens_the_papers_own_decoder_fit(task):
+    unit, full, short = _script().shortened_decoder_fit(task, "paper", steps=500, epochs=3)
+    algo = registry.get("gorl_fm")
+    preset = build_config(algo.config_cls, algo.presets_file, "paper", task, {}).for_stage(1)
+    shortened = build_config(algo.config_cls, algo.presets_file, "paper", task, short).for_stage(1)
+    assert shortened.decoder_fit_schedule == preset.decoder_fit_schedule
+    if unit == "step":  # the release's schedule: 50,000 steps, timed over 500
+        assert (full, shortened.decoder_train_steps) == (preset.decoder_train_steps, 500)
+        assert shortened.decoder_max_epochs is None
+    else:  # epochs (the humanoid profile)
+        assert preset.decoder_fit_schedule == "epochs" and full == preset.decoder_max_epochs
+        assert shortened.decoder_max_epochs == 3
+
+
+def test_the_parts_that_build_our_trainers_run_in_their_tiny_form(tmp_path):
+    env = dict(os.environ, MUJOCO_GL="disable", OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--tiny", "--device", "cpu", "--task", "cartpole-balance",
+                           "--parts", "gorl", "checkpoint", "sharded", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    figures = json.loads((tmp_path / "gpu_paper_scale.json").read_text())
+    assert sorted(figures) == ["checkpoint_cartpole-balance", "gorl", "sharded"], figures
+    errors = {part: f["error"] for part, f in figures.items() if "error" in f}
+    assert not errors, errors
+    gorl = figures["gorl"]
+    assert gorl["decoder_fit_unit"] == "step" and gorl["decoder_fit_units_run"] == gorl["decoder_fit_units_in_preset"]
+    assert gorl["collect_env_steps"] > 0 and gorl["s_per_decoder_step"] > 0
