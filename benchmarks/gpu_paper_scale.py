@@ -2,16 +2,17 @@
 
 Runs as-is on a bare Python 3.12 machine with an NVIDIA GPU, torch and CUDA jax, after the
 offline wheels of the reference bundle (mujoco, mujoco-mjx, playground, brax, ...) are on
-PYTHONPATH, from the repository root:
+PYTHONPATH. ``benchmarks/gpu_session.sh OUT`` does it all in one call (install, then every part
+in order of what its figures decide, ~10-15 min in all on an H200 by the estimates, unmeasured):
+on a machine lent for minutes, run it with a time limit; every part that ends before the limit is
+in OUT/gpu_paper_scale.json. By hand, from the repository root:
 
     python3 -m pip install -q --no-index --no-deps --target /tmp/site WHEELS/*.whl WHEELS/opt/jaxopt-*.whl \
-        WHEELS/opt/trimesh-*.whl WHEELS/opt/{pytest,pluggy,iniconfig,packaging,pygments}-*.whl  # pytest: cuda_tests
+        WHEELS/opt/trimesh-*.whl
     export PYTHONPATH=/tmp/site:$PWD MUJOCO_GL=disable XLA_PYTHON_CLIENT_PREALLOCATE=false
-    python3 benchmarks/gpu_paper_scale.py --out $OUT --parts raw ppo brax precision   # ~6-8 min
-    python3 benchmarks/gpu_paper_scale.py --out $OUT --parts gorl cuda_tests sharded checkpoint  # ~5-7 min
-(two calls, each within a 10-minute command limit; the JSON collects both when OUT is the same).
-With less device time, ``--parts compile cuda_tests`` measures the compiled update alone (a
-compilation of ~1-2 min and two paper-scale updates each way, plus tests/test_cuda.py).
+    python3 benchmarks/gpu_paper_scale.py --out OUT --parts ppo brax compile gorl cuda_tests
+
+(parts run in the order given; a later call with the same OUT adds its parts to the JSON).
 
 Parts (``--parts``; each prints its figures as it ends and adds them to OUT/gpu_paper_scale.json):
   raw     playground:CheetahRun env sets at 2048 envs: env steps/s of the jitted step with

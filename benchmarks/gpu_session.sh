@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The GPU figures in one call on a bare GPU machine (Python 3.12, torch and CUDA jax installed,
+# no network), from the repository root, with the reference bundle's wheels copied into the
+# checkout's ignored .whl/ (`cp -r ../shared/gpu/whl .whl`; ~14 MB):
+#
+#     bash benchmarks/gpu_session.sh OUT [PART ...]
+#
+# It installs the wheels into /tmp/site (once per machine), then runs benchmarks/gpu_paper_scale.py
+# with the parts in order of what the figures decide, most first (default below): PPO `paper` on
+# playground:CheetahRun through the scan and Brax PPO beside it (issue 20's target), the compiled
+# update (whether config/paper-gpu.yaml turns `compile_update` on), GoRL-FM's stage boundary, the
+# CUDA tests, then the rest. Each part's figures are in OUT/gpu_paper_scale.json as soon as it
+# ends, so a call stopped at its time limit still returns every part it finished; the log is
+# OUT/gpu_paper_scale.log and the GPU's description OUT/nvidia-smi.txt.
+set -uo pipefail
+out=${1:?usage: bash benchmarks/gpu_session.sh OUT [PART ...]}
+shift
+parts=("$@")
+[ ${#parts[@]} -gt 0 ] || parts=(ppo brax compile gorl cuda_tests precision checkpoint raw sharded)
+mkdir -p "$out"
+if [ ! -d /tmp/site/mujoco_playground ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
+        .whl/*.whl .whl/opt/jaxopt-*.whl .whl/opt/trimesh-*.whl || exit
+fi
+export PYTHONPATH=/tmp/site:$PWD MUJOCO_GL=disable XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
+nvidia-smi > "$out/nvidia-smi.txt" 2>&1
+python3 benchmarks/gpu_paper_scale.py --out "$out" --parts "${parts[@]}" 2>&1 | tee "$out/gpu_paper_scale.log"
