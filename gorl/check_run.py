@@ -214,18 +214,25 @@ def _check_probes(d: Path, problems: list[str], eval_steps: list[int] | None) ->
 
 def _check_checkpoint(d: Path, problems: list[str]) -> None:
     """checkpoint.pt must be readable with ``torch.load(weights_only=True)`` (tensors and plain
-    data), through the one reader of checkpoints (:func:`gorl.rundir.read_checkpoint_file`):
-    nothing in the file is unpickled, so a planted file runs nothing here either."""
-    if _missing(d, rundir.CHECKPOINT, problems):
-        return
-    try:
-        rundir.read_checkpoint_file(d / rundir.CHECKPOINT)
-    except rundir.UnsafeCheckpoint as e:
-        problems.append(f"{rundir.CHECKPOINT}: holds pickled objects ({e.found[0]}), not only tensors and plain "
-                        f"data (a checkpoint of an older GoRL-Bench, or a planted file); train refuses to resume "
-                        f"from it unless {rundir.TRUST_CHECKPOINT}")
-    except Exception as e:  # noqa: BLE001 - any unreadable file is a problem to report
-        problems.append(f"{rundir.CHECKPOINT}: unreadable ({e})")
+    data), through the one reader of checkpoints (:func:`gorl.rundir.read_checkpoint_file`), and
+    checkpoint.prev.pt, where there is one, must not hold pickled objects either (train refuses to
+    resume where either does; a damaged previous one is no problem while checkpoint.pt is good).
+    Nothing in either file is unpickled, so a planted file runs nothing here."""
+    def pickled(name: str, found: list[str]) -> str:
+        return (f"{name}: holds pickled objects ({found[0]}), not only tensors and plain data (a checkpoint "
+                f"of an older GoRL-Bench, or a planted file); train refuses to resume from it unless "
+                f"{rundir.TRUST_CHECKPOINT}")
+
+    if not _missing(d, rundir.CHECKPOINT, problems):
+        try:
+            rundir.read_checkpoint_file(d / rundir.CHECKPOINT)
+        except rundir.UnsafeCheckpoint as e:
+            problems.append(pickled(rundir.CHECKPOINT, e.found))
+        except Exception as e:  # noqa: BLE001 - any unreadable file is a problem to report
+            problems.append(f"{rundir.CHECKPOINT}: unreadable ({e})")
+    for path, found in rundir.pickled_checkpoints(d):
+        if path.name == rundir.CHECKPOINT_PREVIOUS:
+            problems.append(pickled(path.name, found))
 
 
 def check_run(run_dir: Path) -> list[str]:

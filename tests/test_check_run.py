@@ -225,28 +225,36 @@ class Plain:
         self.lr = 3e-4
 
 
+@pytest.mark.parametrize("name", [rundir.CHECKPOINT, rundir.CHECKPOINT_PREVIOUS])
 @pytest.mark.parametrize("gift, found", [("payload", "io.open"), ("object", "test_check_run.Plain")])
-def test_a_pickled_checkpoint_is_named_in_one_line_and_never_runs(run_copy, tmp_path, capsys, gift, found):
-    """A checkpoint holding pickled objects (planted, or an older version's) is one problem line naming
-    checkpoint.pt and what it would call; nothing in it runs, nothing in the directory changes."""
+def test_a_pickled_checkpoint_is_named_in_one_line_and_never_runs(run_copy, tmp_path, capsys, gift, found, name):
+    """A checkpoint (checkpoint.pt, or the checkpoint.prev.pt a resume would fall back to) holding
+    pickled objects (planted, or an older version's) is one problem line naming the file and what it
+    would call; nothing in it runs, nothing in the directory changes."""
     import torch
 
     marker = tmp_path / "pwned"
     Payload.marker = str(marker)
-    path = run_copy / rundir.CHECKPOINT
-    st = torch.load(path, weights_only=True)  # the real run's checkpoint: tensors and plain data
-    torch.save(dict(st, gift=Payload() if gift == "payload" else Plain()), path)
+    st = torch.load(run_copy / rundir.CHECKPOINT, weights_only=True)  # the real run's: tensors and plain data
+    torch.save(dict(st, gift=Payload() if gift == "payload" else Plain()), run_copy / name)
     before = {p.name: p.read_bytes() for p in run_copy.iterdir() if p.is_file()}
     rc, lines = check(run_copy, capsys)
     assert rc == 1 and len(lines) == 1, lines
-    assert lines[0].startswith(f"checkpoint.pt: holds pickled objects ({found})"), lines
+    assert lines[0].startswith(f"{name}: holds pickled objects ({found})"), lines
     assert "--trust-checkpoint" in lines[0]
     assert not marker.exists()
     assert {p.name: p.read_bytes() for p in run_copy.iterdir() if p.is_file()} == before
     out = cli("check-run", run_copy, check=False)  # the entry point, in a fresh process (no Payload class there)
     assert out.returncode == 1 and out.stderr.count("\n") == 1 and "Traceback" not in out.stderr, out.stderr
-    assert out.stderr.startswith(f"{run_copy}: checkpoint.pt: holds pickled objects ({found})"), out.stderr
+    assert out.stderr.startswith(f"{run_copy}: {name}: holds pickled objects ({found})"), out.stderr
     assert not marker.exists()
+
+
+def test_a_damaged_previous_checkpoint_is_no_problem(run_copy, capsys):
+    """A resume reads checkpoint.prev.pt only when checkpoint.pt is unusable: a damaged one beside a
+    good checkpoint.pt is not reported."""
+    (run_copy / rundir.CHECKPOINT_PREVIOUS).write_bytes((run_copy / rundir.CHECKPOINT).read_bytes()[:1000])
+    assert check(run_copy, capsys) == (0, ["ok"])
 
 
 def test_not_a_directory(tmp_path, capsys):
