@@ -196,6 +196,8 @@ def _check(x: Any, path: str) -> None:
 #   None, bool, int, float, complex, str,   itself (immutable)
 #   bytes, numpy scalar, numpy dtype
 #   function, method, class, module         {"__code__": its name}: left as construction made it
+#   an instance of one of the ``kept`` types {"__kept__": its class}: left as construction made it
+#   (a simulator's objects, whose owner saves their state its own way)
 #   anything below met a second time        {"__ref__": the steps from the top object to where it was
 #   (an alias, a cycle)                     first met}: restored as the value restored there
 #   numpy array, tensor, set                a copy
@@ -213,18 +215,20 @@ def _check(x: Any, path: str) -> None:
 # restored again (a fixed_initial reset restores one saved state many times).
 
 
-def object_state(obj: Any, path: str = "object") -> dict:
+def object_state(obj: Any, path: str = "object", kept: tuple[type, ...] = ()) -> dict:
     """Every attribute of ``obj``, recursively through the objects it holds, as plain data (see
-    above): ``{"__type__": qualified class name, "__attrs__": {name: value}}``. Raises
-    :class:`NotPlain` naming the attribute (``path.attr[key]...``) that has no plain state."""
-    return _capture(obj, path, (), {})
+    above): ``{"__type__": qualified class name, "__attrs__": {name: value}}``. Instances of the
+    ``kept`` types are left as construction made them (the caller saves their state its own way,
+    e.g. a MuJoCo ``MjData``'s through ``mj_getState``). Raises :class:`NotPlain` naming the
+    attribute (``path.attr[key]...``) that has no plain state."""
+    return _capture(obj, path, (), {}, kept)
 
 
 def _qualname(x: Any) -> str:
     return f"{type(x).__module__}.{type(x).__qualname__}"
 
 
-def _capture(x: Any, path: str, at: tuple, memo: dict) -> Any:
+def _capture(x: Any, path: str, at: tuple, memo: dict, kept: tuple[type, ...]) -> Any:
     """``x`` as :func:`object_state` keeps it; ``at``: the steps from the top object to ``x``
     (``("attr", name)`` or ``("item", key)``), ``memo``: id -> (steps, object) of the values met."""
     if type(x) in _PLAIN:
@@ -234,6 +238,8 @@ def _capture(x: Any, path: str, at: tuple, memo: dict) -> Any:
         return x
     if isinstance(x, _CODE):
         return {"__code__": getattr(x, "__qualname__", type(x).__name__)}
+    if kept and isinstance(x, kept):
+        return {"__kept__": _qualname(x)}
     if id(x) in memo:
         return {"__ref__": memo[id(x)][0]}
     memo[id(x)] = (list(at), x)  # x kept alive: ids stay unique while capturing
@@ -248,16 +254,16 @@ def _capture(x: Any, path: str, at: tuple, memo: dict) -> Any:
         for k in x:
             if type(k) not in _PLAIN:
                 raise NotPlain(f"{path}: a key of type {type(k).__name__} ({k!r})")
-        items = {k: _capture(v, f"{path}[{k!r}]", (*at, ("item", k)), memo) for k, v in x.items()}
+        items = {k: _capture(v, f"{path}[{k!r}]", (*at, ("item", k)), memo, kept) for k, v in x.items()}
         return {"__dict__" if type(x) is dict else "__odict__": items}
     if type(x) in (list, tuple):
-        items = [_capture(v, f"{path}[{i}]", (*at, ("item", i)), memo) for i, v in enumerate(x)]
+        items = [_capture(v, f"{path}[{i}]", (*at, ("item", i)), memo, kept) for i, v in enumerate(x)]
         return {"__list__" if type(x) is list else "__tuple__": items}
     attrs = getattr(x, "__dict__", None)
     if attrs is None or getattr(type(x), "__slots__", None):  # (slots hold state outside __dict__)
         raise NotPlain(f"{path}: {_qualname(x)} has no plain state (no attributes to save)")
     return {"__type__": _qualname(x),
-            "__attrs__": {k: _capture(v, f"{path}.{k}", (*at, ("attr", k)), memo) for k, v in attrs.items()}}
+            "__attrs__": {k: _capture(v, f"{path}.{k}", (*at, ("attr", k)), memo, kept) for k, v in attrs.items()}}
 
 
 def _copy_generator(g: np.random.Generator) -> np.random.Generator:
@@ -289,6 +295,11 @@ def _restore(cur: Any, saved: Any, path: str, at: tuple, restored: dict) -> Any:
     if "__code__" in saved:
         if not isinstance(cur, _CODE):
             raise ValueError(f"{path}: saved as code ({saved['__code__']}), which this object does not have there")
+        return cur
+    if "__kept__" in saved:
+        if cur is _MISSING or _qualname(cur) != saved["__kept__"]:
+            has = "nothing" if cur is _MISSING else _qualname(cur)
+            raise ValueError(f"{path}: saved as a kept {saved['__kept__']}, but this object has {has} there")
         return cur
     if "__attrs__" in saved:
         if cur is _MISSING or _qualname(cur) != saved["__type__"]:

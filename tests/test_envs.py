@@ -72,7 +72,7 @@ def test_state_restore_is_exact():
 @pytest.mark.parametrize("task, workers", [("cartpole-balance", 0), ("cartpole-balance", 2),
                                            ("point_mass-hard", 0),
                                            ("gym:GoRLBench/TwoModes-v0", 0), ("gym:Pendulum-v1", 0),
-                                           ("gym:Test/NaNAfter-v0", 0)])
+                                           ("gym:Test/NaNAfter-v0", 0), ("gym:Hopper-v5", 0)])
 def test_env_state_through_a_weights_only_checkpoint_continues_exactly(task, workers):
     """Every host backend's state (dm_control in process and sharded over workers, the toy
     bandit, a classic-control and a user's gym env) is tensors and plain data: it passes

@@ -24,6 +24,7 @@ from dm_control import suite
 from dm_control.rl import control
 
 from gorl import plaindata
+from gorl.envs import mjstate
 
 
 class _DropSettotalmass(logging.Filter):
@@ -53,7 +54,6 @@ if _SKYBOX in suite.common.ASSETS:
 _MODEL_FIELDS = ("body_pos", "body_quat", "geom_pos", "geom_quat", "geom_size", "geom_rgba",
                  "site_pos", "site_quat", "site_size", "site_rgba", "mat_rgba", "light_pos",
                  "body_mass", "geom_friction", "jnt_range", "dof_damping", "wrap_prm", "hfield_data")
-_STATE_SPEC = mujoco.mjtState.mjSTATE_INTEGRATION
 
 
 class DMCEnv(gym.Env):
@@ -130,10 +130,7 @@ class DMCEnv(gym.Env):
 
     # -- exact save/restore for resume ------------------------------------------------
     def get_state(self) -> dict:
-        m, d = self._physics.model.ptr, self._physics.data.ptr
-        size = mujoco.mj_stateSize(m, _STATE_SPEC)
-        state = np.empty(size, np.float64)
-        mujoco.mj_getState(m, d, state, _STATE_SPEC)
+        state = mjstate.get_state(self._physics.model.ptr, self._physics.data.ptr)
         model = {f: np.array(getattr(self._physics.model, f)) for f in _MODEL_FIELDS
                  if hasattr(self._physics.model, f)}
         return {"mj_state": state, "model": model, "task": plaindata.object_state(self._env.task, "task"),
@@ -147,7 +144,7 @@ class DMCEnv(gym.Env):
                 for i in range(self._physics.model.nhfield):
                     ctx.call(mujoco.mjr_uploadHField, self._physics.model.ptr,
                              self._physics.contexts.mujoco.ptr, i)
-        mujoco.mj_setState(self._physics.model.ptr, self._physics.data.ptr, st["mj_state"], _STATE_SPEC)
+        mjstate.set_state(self._physics.model.ptr, self._physics.data.ptr, st["mj_state"])
         self._physics.forward()
         if isinstance(st["task"], bytes):  # a checkpoint of an older version (train --trust-checkpoint)
             import pickle

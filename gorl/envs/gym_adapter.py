@@ -7,6 +7,7 @@ passes): ``reset(seed=...)`` seeds through ``gym.Env.reset`` and the wrapped env
 from __future__ import annotations
 
 import copy
+import sys
 
 import gymnasium as gym
 import numpy as np
@@ -73,14 +74,21 @@ class GymBoxEnv(gym.Env):
 
     def get_state(self) -> dict:
         """The wrapped env's attributes, through its wrappers, as plain data
-        (:func:`gorl.plaindata.object_state`): exact for pure-Python envs (classic control, the
-        toy bandits). An env holding an object without plain state (e.g. a simulator's
-        extension object) has ``"env": None`` and falls back to a fresh reset on resume."""
+        (:func:`gorl.plaindata.object_state`), exact for pure-Python envs (classic control, the
+        toy bandits); for Gymnasium's MuJoCo envs (``MujocoEnv``) the simulator's integration
+        state too (:mod:`gorl.envs.mjstate`), its model, data and renderer objects left as
+        construction made them. An env holding any other object without plain state (e.g. a
+        simulator's extension object) has ``"env": None`` and falls back to a fresh reset on resume."""
+        sim = _mujoco_env(self._env)
         try:
-            env = plaindata.object_state(self._env, "env")
+            env = plaindata.object_state(self._env, "env", kept=_simulator_types() if sim is not None else ())
         except plaindata.NotPlain:
             env = None
-        return {"env": env, "np_random": copy.deepcopy(self._np_random), "seed": self._seed}
+        st = {"env": env, "np_random": copy.deepcopy(self._np_random), "seed": self._seed}
+        if env is not None and sim is not None:
+            from gorl.envs import mjstate
+            st["mj_state"] = mjstate.get_state(sim.model, sim.data)
+        return st
 
     def set_state(self, st: dict) -> None:
         if "pickle" in st:  # a checkpoint of an older version (train --trust-checkpoint)
@@ -89,7 +97,28 @@ class GymBoxEnv(gym.Env):
                 self._env = pickle.loads(st["pickle"])
         elif st.get("env") is not None:
             plaindata.restore_object(self._env, st["env"], "env")
+            if "mj_state" in st:
+                import mujoco
+
+                from gorl.envs import mjstate
+                sim = self._env.unwrapped
+                mjstate.set_state(sim.model, sim.data, st["mj_state"])
+                mujoco.mj_forward(sim.model, sim.data)
         if st.get("np_random") is not None:  # a copy: a saved state may be restored again (fixed_initial)
             self._np_random = copy.deepcopy(st["np_random"])
         if "seed" in st:  # the seed the next unseeded reset uses, if not used yet
             self._seed = st["seed"]
+
+
+def _mujoco_env(env: gym.Env):
+    """The Gymnasium ``MujocoEnv`` under ``env``'s wrappers, or None (its module is imported
+    only when such an env was made: other envs do not import MuJoCo here)."""
+    module = sys.modules.get("gymnasium.envs.mujoco.mujoco_env")
+    return env.unwrapped if module is not None and isinstance(env.unwrapped, module.MujocoEnv) else None
+
+
+def _simulator_types() -> tuple[type, ...]:
+    """What a ``MujocoEnv`` holds that has no plain state: its model, data and renderer."""
+    import mujoco
+    from gymnasium.envs.mujoco.mujoco_rendering import MujocoRenderer
+    return mujoco.MjModel, mujoco.MjData, MujocoRenderer
