@@ -131,3 +131,21 @@ def test_restoring_onto_an_object_of_another_class_is_refused():
     fresh.spaces["obs"] = Spec()
     with pytest.raises(ValueError, match=r"env\.spaces\['obs'\]: saved as .*Space, but .*Spec"):
         plaindata.restore_object(fresh, st, "env")
+
+
+def test_kept_objects_stay_as_construction_made_them():
+    """``kept`` types (a simulator's objects, whose state the caller saves its own way) are
+    neither walked nor replaced: the fresh object's own instance stays, and a restore onto an
+    object holding something else there is refused."""
+    env = Env()
+    env.sim = threading.Lock()  # no plain state: refused unless kept
+    env.step()
+    st = through_checkpoint({"env": plaindata.object_state(env, "env", kept=(type(env.sim),))})["env"]
+    fresh = Env()
+    sim = fresh.sim = threading.Lock()
+    plaindata.restore_object(fresh, st, "env")
+    assert fresh.sim is sim
+    assert repr([env.step() for _ in range(3)]) == repr([fresh.step() for _ in range(3)])
+    fresh.sim = None
+    with pytest.raises(ValueError, match=r"env\.sim: saved as a kept .*lock, but .*NoneType"):
+        plaindata.restore_object(fresh, st, "env")
