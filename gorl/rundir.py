@@ -488,8 +488,12 @@ def refuse_pickled_checkpoints(run_dir: Path) -> None:
     before checkpoints became tensors and plain data, or a file planted in a directory someone
     shared). Nothing in the file runs and nothing in ``run_dir`` changes. A file that cannot be
     read at all is left to :func:`load_checkpoint` (which falls back to the previous one). A
-    GoRL run's own teacher (``teacher/``, resumed by the same command) is checked too."""
-    for d in (run_dir, Path(run_dir) / TEACHER):
+    GoRL run's own teacher (``teacher/``, resumed by the same command) is checked too, unless it
+    completed: a completed teacher is never resumed (its final policy is read, weights-only), so
+    its checkpoints are never read."""
+    teacher = Path(run_dir) / TEACHER
+    done = (read_status(teacher) or {}).get("status") == COMPLETED
+    for d in (run_dir, *(() if done else (teacher,))):
         for path, found in pickled_checkpoints(d):
             raise UnsafeCheckpoint(path, found)
 

@@ -281,6 +281,20 @@ def test_a_planted_pickle_in_a_checkpoint_is_refused_before_anything_runs_or_cha
         assert not marker.exists() and _files(d) == before
 
 
+def test_a_gorl_runs_own_teacher_is_checked_for_pickled_checkpoints_until_it_completed(tmp_path):
+    """A GoRL run resumes its own unfinished teacher/ with the same command, so a pickled checkpoint
+    there is refused as the run's own; a completed teacher is never resumed (its final policy is
+    read), so an older version's pickled checkpoint left in it is no reason to refuse the run."""
+    from gorl import rundir
+    d = tmp_path / "run"
+    (d / rundir.TEACHER).mkdir(parents=True)
+    torch.save({"state": Path("task")}, d / rundir.TEACHER / rundir.CHECKPOINT)  # an object pickled, as before
+    with pytest.raises(rundir.UnsafeCheckpoint, match=r"teacher/checkpoint\.pt"):
+        rundir.refuse_pickled_checkpoints(d)
+    rundir.write_status(d / rundir.TEACHER, rundir.COMPLETED, None, 1920)
+    rundir.refuse_pickled_checkpoints(d)
+
+
 def _as_old_pickled_checkpoints(d: Path) -> None:
     """Rewrite d's checkpoints in the format of earlier versions (numpy arrays, the dm_control
     task object pickled into the env state)."""
