@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU figures in one call on a bare GPU machine (Python 3.12, torch and CUDA jax installed,
-# no network), from the repository root, with the reference bundle's wheels copied into the
-# checkout's ignored .whl/ (`cp -r ../shared/gpu/whl .whl`; ~14 MB):
+# no network), from the repository root, with the GPU reference bundle's wheel folder (mujoco,
+# mujoco-mjx, dm_control, playground, brax, gymnasium, ..., and its opt/ subfolder; ~14 MB) copied
+# into the checkout's ignored .whl/:
 #
 #     bash benchmarks/gpu_session.sh OUT [PART ...]
 #
