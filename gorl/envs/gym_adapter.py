@@ -77,7 +77,8 @@ class GymBoxEnv(gym.Env):
         (:func:`gorl.plaindata.object_state`), exact for pure-Python envs (classic control, the
         toy bandits); for Gymnasium's MuJoCo envs (``MujocoEnv``) the simulator's integration
         state too (:mod:`gorl.envs.mjstate`), its model, data and renderer objects left as
-        construction made them. An env holding any other object without plain state (e.g. a
+        construction made them (an env that changes its model per episode, e.g. randomised
+        masses, resumes with the model as built). An env holding any other object without plain state (e.g. a
         simulator's extension object) has ``"env": None`` and falls back to a fresh reset on resume."""
         sim = _mujoco_env(self._env)
         try:
