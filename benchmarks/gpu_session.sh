@@ -7,16 +7,22 @@
 #     bash benchmarks/gpu_session.sh OUT [PART ...]
 #
 # It installs the wheels into /tmp/site (once per machine), then runs benchmarks/gpu_paper_scale.py
-# with the parts in order of what the figures decide, most first (default below): PPO `paper` on
+# once per part, in order of what the figures decide, most first (default below): PPO `paper` on
 # playground:CheetahRun through the scan and Brax PPO beside it (issue 20's target), the compiled
 # update (whether config/paper-gpu.yaml turns `compile_update` on), GoRL-FM's stage boundary, the
-# CUDA tests, then the rest. Each part's figures are in OUT/gpu_paper_scale.json as soon as it
-# ends, so a call stopped at its time limit still returns every part it finished; the log is
-# OUT/gpu_paper_scale.log and the GPU's description OUT/nvidia-smi.txt.
+# CUDA tests, then the rest. A process per part: a part that crashes the process (an XLA abort)
+# or hangs (stopped after PART_TIMEOUT seconds, default 300) costs no other part its figures.
+# Each part's figures are in OUT/gpu_paper_scale.json as soon as it ends, so a call stopped at its
+# time limit still returns every part it finished; the log is OUT/gpu_paper_scale.log and the
+# GPU's description OUT/nvidia-smi.txt. Extra options for the script go after the parts, e.g.
+# `bash benchmarks/gpu_session.sh OUT ppo --iterations 3`.
 set -uo pipefail
 out=${1:?usage: bash benchmarks/gpu_session.sh OUT [PART ...]}
 shift
-parts=("$@")
+parts=() opts=()
+for a in "$@"; do
+    if [ ${#opts[@]} -gt 0 ] || [[ $a == -* ]]; then opts+=("$a"); else parts+=("$a"); fi
+done
 [ ${#parts[@]} -gt 0 ] || parts=(ppo brax compile gorl cuda_tests precision checkpoint raw sharded)
 mkdir -p "$out"
 if [ ! -d /tmp/site/mujoco_playground ]; then
@@ -25,4 +31,8 @@ if [ ! -d /tmp/site/mujoco_playground ]; then
 fi
 export PYTHONPATH=/tmp/site:$PWD MUJOCO_GL=disable XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
 nvidia-smi > "$out/nvidia-smi.txt" 2>&1
-python3 benchmarks/gpu_paper_scale.py --out "$out" --parts "${parts[@]}" 2>&1 | tee "$out/gpu_paper_scale.log"
+for part in "${parts[@]}"; do
+    timeout -k 10 "${PART_TIMEOUT:-300}" python3 benchmarks/gpu_paper_scale.py --out "$out" --parts "$part" "${opts[@]}"
+    rc=$?
+    [ $rc -eq 0 ] || echo "[$part] ended with exit status $rc (124: stopped after ${PART_TIMEOUT:-300} s)"
+done 2>&1 | tee "$out/gpu_paper_scale.log"
