@@ -227,6 +227,45 @@ def test_scan_rollout_matches_the_per_step_path(algo, tmp_path):
     torch.testing.assert_close(scan.envs.obs, step.envs.obs, rtol=1e-4, atol=1e-4)
 
 
+def test_agents_of_one_structure_share_one_scan_program_and_each_acts_with_its_own_weights(tmp_path):
+    """A GoRL stage's new encoder (new weights, a new act function) over a decoder of the same
+    structure finds the compiled scan of the stage before; another structure (PPO's policy, or
+    stage 0's encoder over the identity decoder) gets its own. The shared program acts with the new agent's weights: a
+    second agent's rollout through the first one's program equals its rollout through a program
+    of its own (compiled afresh), bit for bit."""
+    from gorl.envs import playground
+    from gorl.core import jax_rollout
+
+    def rollout(trainer):
+        torch.manual_seed(10)
+        return jax_rollout.collect(trainer, trainer._scan)
+
+    first, second = (_trainer("gorl_fm", "scan", tmp_path / str(i)) for i in range(2))
+    for p in second.agent.parameters():  # other weights, same structure
+        p.data.normal_()
+    before = len(playground._SCANS)
+    rollout(first)
+    assert len(playground._SCANS) == before + 1
+    shared = rollout(second)
+    assert len(playground._SCANS) == before + 1  # found, not compiled again
+    saved = dict(playground._SCANS)
+    playground._SCANS.clear()
+    try:
+        third = _trainer("gorl_fm", "scan", tmp_path / "2")
+        third.agent.load_state_dict(second.agent.state_dict())
+        own = rollout(third)  # the same weights and env seeds through a program of its own
+        assert len(playground._SCANS) == 1
+    finally:
+        playground._SCANS.update(saved)
+    for k in ("obs", "reward", "discount"):
+        assert torch.equal(shared[k], own[k]), k
+    for k in shared["stored"]:
+        assert torch.equal(shared["stored"][k], own["stored"][k]), k
+    assert not torch.equal(shared["stored"]["x"], rollout(first)["stored"]["x"])  # it used its own weights
+    rollout(_trainer("ppo", "scan", tmp_path / "ppo"))  # no decoder: another program
+    assert len(playground._SCANS) == before + 2
+
+
 def test_episode_sums_match_the_per_step_loop():
     from gorl.core.jax_rollout import episode_sums
     g = torch.Generator().manual_seed(0)

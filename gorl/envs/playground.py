@@ -25,8 +25,10 @@ machine without one, JAX's CPU backend runs the same code.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import sys
+import weakref
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -150,6 +152,27 @@ def _compiled(name: str):
     return env, episode_length, jax.jit(reset), steps
 
 
+_SCANS: dict = {}
+"""scan_rollout's jitted programs, shared by every env set of the process: (task, fixed initial
+states, time limit, the act rule's fingerprint) -> the program. A GoRL stage's new encoder over a
+decoder of the same structure has a new act function that computes the same thing (weights are
+arguments), so it finds the program of the stage before, traced, lowered and compiled once per run
+instead of once per stage and env set."""
+_FINGERPRINTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+"""act function -> its fingerprint (computed once per function)."""
+
+
+def act_fingerprint(jax, act: Callable, params: list, obs_norm, obs_raw, noises: list) -> tuple:
+    """What ``act(params, obs_norm, obs_raw, noises)`` computes for arguments of these shapes
+    and dtypes: its jaxpr as text (literals at full precision) and the bytes of the constants it
+    closes over. Two act functions with equal fingerprints trace to the same program."""
+    spec = lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype)  # noqa: E731
+    closed = jax.make_jaxpr(act)([spec(x) for x in params], spec(obs_norm), spec(obs_raw), [spec(n) for n in noises])
+    consts = tuple((str(np.asarray(c).dtype), np.shape(c), hashlib.sha256(np.asarray(c).tobytes()).hexdigest())
+                   for c in closed.consts)
+    return str(closed.jaxpr), consts
+
+
 def jax_device_for(device: torch.device, devices: Callable[..., list]):
     """JAX's device for torch's ``device`` (``devices`` is ``jax.devices``): the CPU for the
     CPU, CUDA device k for ``cuda:k``, so that tensors cross by DLPack without a copy. Raises
@@ -199,7 +222,6 @@ class PlaygroundEnvs:
         # That device is torch's own, so that every hand-over is a zero-copy DLPack view.
         self._jax_device = jax_device_for(self.device, self.jax.devices)
         self._nan = self._put(np.zeros((), np.int32))
-        self._scans: dict = {}  # scan_rollout's compiled programs, per (act rule, fixed states, time limit)
         self.reset(seeds)
 
     # -- JAX <-> torch ------------------------------------------------------------------
@@ -249,8 +271,18 @@ class PlaygroundEnvs:
         state continues from the last step, as after S calls of :meth:`step`."""
         jax = self.jax
         fixed = self._first is not None
-        key = (act, fixed, self._limit)
-        fn = self._scans.get(key)
+
+        def put(t: torch.Tensor):  # a copy: the optimiser updates the weights in place later
+            return jax.dlpack.from_dlpack(t.detach().clone())
+        params, mean, std = [put(t) for t in tensors], put(mean), put(std)
+        noises = [jax.dlpack.from_dlpack(n.contiguous()) for n in noises]
+        if act not in _FINGERPRINTS:  # (the shapes and dtypes of one step of the scan below)
+            obs = jax.ShapeDtypeStruct(self._state.obs.shape, np.float32)
+            obs_norm = jax.eval_shape(lambda o, m, s: (o - m) / s, obs, mean, std)
+            _FINGERPRINTS[act] = act_fingerprint(jax, act, params, obs_norm, obs,
+                                                 [jax.ShapeDtypeStruct(n.shape[1:], n.dtype) for n in noises])
+        key = (self.name, fixed, self._limit, _FINGERPRINTS[act])
+        fn = _SCANS.get(key)
         if fn is None:
             step = self._steps[fixed, self._limit]
             jnp = jax.numpy
@@ -263,13 +295,9 @@ class PlaygroundEnvs:
                     state, t, keys, packed, n_nan = step(state, t, keys, n_nan, jnp.tanh(pre), first)
                     return (state, t, keys, n_nan), (obs, packed, stored, pre)
                 return jax.lax.scan(body, (state, t, keys, n_nan), noises)
-            fn = self._scans[key] = jax.jit(rollout)
-
-        def put(t: torch.Tensor):  # a copy: the optimiser updates the weights in place later
-            return jax.dlpack.from_dlpack(t.detach().clone())
+            fn = _SCANS[key] = jax.jit(rollout)
         (self._state, self._t, self._keys, self._nan), (obs, packed, stored, pre) = fn(
-            self._state, self._t, self._keys, self._nan, self._first, [put(t) for t in tensors],
-            put(mean), put(std), [jax.dlpack.from_dlpack(n.contiguous()) for n in noises])
+            self._state, self._t, self._keys, self._nan, self._first, params, mean, std, noises)
         packed = self._torch(packed)
         self._obs = packed[-1, :, :self.obs_dim]
         return self._torch(obs), packed, {k: self._torch(v) for k, v in stored.items()}, self._torch(pre)
