@@ -197,3 +197,14 @@ def test_compiled_update_matches_the_eager_one_on_cuda(max_grad_norm, tmp_path):
     import test_compile_update
     test_compile_update.compare("ppo", tmp_path, "inductor", device="cuda", matmul_precision="fp32",
                                 max_grad_norm=max_grad_norm)
+
+
+@cuda
+@pytest.mark.parametrize("val_redraw", [False, True])
+def test_the_release_fit_draws_the_same_rows_ahead_on_cuda(val_redraw):
+    """The decoder fit's rows drawn ahead and copied once per validation interval (what a CUDA fit
+    does) give the fit that one draw and copy per step gives, bit for bit."""
+    from test_gorl import fit_steps_both_ways
+    (h1, p1), (h2, p2) = fit_steps_both_ways(torch.device("cuda"), val_redraw)
+    assert h1 == h2
+    assert all(torch.equal(a, b) for a, b in zip(p1, p2))

@@ -147,6 +147,43 @@ def test_decoder_fit_learns_a_bimodal_target(kind):
     assert near(-1.5) > 0.3 and near(1.5) > 0.3 and near(0.0) < 0.1
 
 
+def fit_steps_both_ways(device: torch.device, val_redraw: bool) -> tuple[list, list]:
+    """The release's step schedule run twice from the same seeds, the noise from a generator of
+    its own (as on a GPU): rows drawn once per step, and drawn ahead up to each validation.
+    Returns both runs' (history, final parameters)."""
+    from gorl.algorithm.decoder import _fit_steps
+    rng = np.random.default_rng(0)
+    obs = torch.as_tensor(rng.normal(size=(700, 3)).astype(np.float32), device=device)
+    acts = torch.as_tensor(rng.normal(size=(700, 2)).astype(np.float32), device=device)
+    cfg = DecoderFitConfig(hidden=[16, 16], steps=4, learning_rate=1e-3, batch_size=64, max_epochs=1, patience=1,
+                           mc_samples=2, max_samples=10**6, val_fraction=0.1, max_val_batches=2, schedule="steps",
+                           train_steps=23, eval_interval=5, checkpoint_metric="val_endpoint_mse",
+                           val_redraw=val_redraw)
+    out = []
+    for ahead in (False, True):
+        torch.manual_seed(0)
+        dec = Decoder("fm", 3, 2, cfg.hidden, cfg.steps).to(device)
+        for p in dec.net.parameters():  # (a decoder is frozen but while fitted)
+            p.requires_grad_(True)
+        opt = torch.optim.Adam(dec.net.parameters(), lr=cfg.learning_rate)
+        gen, gen_dev = torch.Generator().manual_seed(1), torch.Generator(device=device).manual_seed(2)
+        hist = _fit_steps(dec, opt, lambda o, a, z, eps, t: dec.loss(o, a, eps, t), (obs[:600], acts[:600], None),
+                          (obs[600:], acts[600:], None), cfg, gen, gen_dev, device, draw_ahead=ahead)
+        out.append((hist, [p.detach().cpu().clone() for p in dec.parameters()]))
+    return out
+
+
+@pytest.mark.parametrize("val_redraw", [False, True])
+def test_the_release_fit_draws_the_same_rows_ahead_as_step_by_step(val_redraw):
+    """On a GPU the rows of the steps up to the next validation are drawn at once (one copy to the
+    device, not one per step); they are the same numbers in the same order, also where each
+    validation draws new rows (val_redraw): the same fit, bit for bit."""
+    (h1, p1), (h2, p2) = fit_steps_both_ways(torch.device("cpu"), val_redraw)
+    assert [r["step"] for r in h1] == [0, 1, 5, 10, 15, 20, 23]
+    assert h1 == h2
+    assert all(torch.equal(a, b) for a, b in zip(p1, p2))
+
+
 def _sampler_gain_for_gaussian_target(kind: str, s: float, steps: int = 10) -> float:
     """d(action)/dz / s of the decoder's sampler run on the EXACT field of a 1-D target N(m, s^2).
 

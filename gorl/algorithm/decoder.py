@@ -322,13 +322,15 @@ def _fit_epochs(dec, opt, batch_loss, train, val, cfg: DecoderFitConfig, gen, ge
     return history
 
 
-def _fit_steps(dec, opt, batch_loss, train, val, cfg: DecoderFitConfig, gen, gen_dev, device) -> list[dict]:
+def _fit_steps(dec, opt, batch_loss, train, val, cfg: DecoderFitConfig, gen, gen_dev, device,
+               draw_ahead: bool | None = None) -> list[dict]:
     """The release: ``train_steps`` batches of ``batch_size`` rows drawn with replacement;
     validation on ``max_val_batches`` fixed batches (rows drawn with replacement once, one fixed
     (eps, t) draw each) and on the endpoint MSE of :data:`ENDPOINT_EVAL_SIZE` evenly spaced
     validation rows decoded from a fixed z ~ N(0, I); at step 0 (the initial decoder), 1, every
     ``eval_interval`` and the last; the lowest ``checkpoint_metric`` is kept (an earlier one on
-    ties), no early stopping."""
+    ties), no early stopping. ``draw_ahead``: draw the rows of the steps up to the next validation
+    at once (default: where the noise has a generator of its own, i.e. on a GPU; the same rows)."""
     on_tr, a_tr, z_tr = train
     on_va, a_va, z_va = val
     n_tr, n_val = on_tr.shape[0], on_va.shape[0]
@@ -359,17 +361,34 @@ def _fit_steps(dec, opt, batch_loss, train, val, cfg: DecoderFitConfig, gen, gen
         end = float((dec.decode_normalized(on_va[end_idx], end_z) - a_va[end_idx]).pow(2).mean())
         return {"step": step, "train_loss": train_loss, "val_loss": val / len(val_sets), "val_endpoint_mse": end}
 
+    def validated(step: int) -> bool:
+        return step == 1 or step % cfg.eval_interval == 0 or step == n_steps
+
+    # The rows come from the CPU generator. Where the noise comes from another one (the device's),
+    # nothing else draws from it between two validations, so the rows of all steps up to the next
+    # validation are drawn at once (the same numbers as one draw per step) and cross to the device
+    # in one copy: a copy per step would make the host wait for the device at every step.
+    ahead = gen_dev is not gen if draw_ahead is None else draw_ahead
+    rows = iter(())
     history = [evaluate(0, None)]
     best = history[0][cfg.checkpoint_metric]
     best_state = {k: v.detach().clone() for k, v in dec.state_dict().items()}
     for step in range(1, n_steps + 1):
-        idx = torch.randint(n_tr, (cfg.batch_size,), generator=gen).to(device)
+        if not ahead:
+            idx = torch.randint(n_tr, (cfg.batch_size,), generator=gen).to(device)
+        else:
+            idx = next(rows, None)
+            if idx is None:
+                upto = next(s for s in range(step, n_steps + 1) if validated(s))
+                chunk = torch.randint(n_tr, (upto - step + 1, cfg.batch_size), generator=gen)
+                rows = iter((chunk.pin_memory() if device.type == "cuda" else chunk).to(device, non_blocking=True))
+                idx = next(rows)
         eps, t = dec.draw_noise(idx.shape[0], cfg.mc_samples, gen_dev)
         loss = batch_loss(on_tr[idx], a_tr[idx], pick(z_tr, idx), eps, t)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if step == 1 or step % cfg.eval_interval == 0 or step == n_steps:
+        if validated(step):
             row = evaluate(step, float(loss.detach()))
             history.append(row)
             if not all(math.isfinite(row[k]) for k in ("train_loss", "val_loss", "val_endpoint_mse")):
