@@ -240,30 +240,31 @@ def test_agents_of_one_structure_share_one_scan_program_and_each_acts_with_its_o
         torch.manual_seed(10)
         return jax_rollout.collect(trainer, trainer._scan)
 
-    first, second = (_trainer("gorl_fm", "scan", tmp_path / str(i)) for i in range(2))
-    for p in second.agent.parameters():  # other weights, same structure
-        p.data.normal_()
-    before = len(playground._SCANS)
-    rollout(first)
-    assert len(playground._SCANS) == before + 1
-    shared = rollout(second)
-    assert len(playground._SCANS) == before + 1  # found, not compiled again
-    saved = dict(playground._SCANS)
+    saved = dict(playground._SCANS)  # the programs other tests made stay for them
     playground._SCANS.clear()
     try:
+        first, second = (_trainer("gorl_fm", "scan", tmp_path / str(i)) for i in range(2))
+        for p in second.agent.parameters():  # other weights, same structure
+            p.data.normal_()
+        rollout(first)
+        assert len(playground._SCANS) == 1
+        shared = rollout(second)
+        assert len(playground._SCANS) == 1  # found, not compiled again
+        playground._SCANS.clear()
         third = _trainer("gorl_fm", "scan", tmp_path / "2")
         third.agent.load_state_dict(second.agent.state_dict())
         own = rollout(third)  # the same weights and env seeds through a program of its own
         assert len(playground._SCANS) == 1
+        for k in ("obs", "reward", "discount"):
+            assert torch.equal(shared[k], own[k]), k
+        for k in shared["stored"]:
+            assert torch.equal(shared["stored"][k], own["stored"][k]), k
+        assert not torch.equal(shared["stored"]["x"], rollout(first)["stored"]["x"])  # it used its own weights
+        rollout(_trainer("ppo", "scan", tmp_path / "ppo"))  # no decoder: another program
+        assert len(playground._SCANS) == 2
     finally:
+        playground._SCANS.clear()
         playground._SCANS.update(saved)
-    for k in ("obs", "reward", "discount"):
-        assert torch.equal(shared[k], own[k]), k
-    for k in shared["stored"]:
-        assert torch.equal(shared["stored"][k], own["stored"][k]), k
-    assert not torch.equal(shared["stored"]["x"], rollout(first)["stored"]["x"])  # it used its own weights
-    rollout(_trainer("ppo", "scan", tmp_path / "ppo"))  # no decoder: another program
-    assert len(playground._SCANS) == before + 2
 
 
 def test_episode_sums_match_the_per_step_loop():
@@ -368,6 +369,56 @@ def test_decoder_data_collection_through_the_scan_matches_the_per_step_path(tmp_
     np.testing.assert_allclose(o2[:200 * N], o1[:200 * N], rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(a2[:200 * N], a1[:200 * N], rtol=1e-4, atol=1e-4)
     assert s1["episodes_finished"] == s2["episodes_finished"] and s1["rows"] == s2["rows"]
+
+
+def test_release_collection_through_the_scan_matches_the_per_step_loop(tmp_path):
+    """The release's decoder data (complete episodes from fresh resets, `collect_envs` at a time,
+    the last batch with an env that is not recorded) through one scan per batch: the rows of every
+    episode (to 1e-4 over each episode's first 200 steps; see above), its ids, lengths and the
+    number of env steps as step by step, and torch's generator left where the loop leaves it."""
+    from gorl import registry
+    from gorl.algorithm.gorl import collect_release_data
+    from gorl.config import build_config
+    out = {}
+    for rollout in ("step", "scan"):
+        t = _trainer("gorl_fm", rollout, tmp_path, collect_envs=2, collect_episodes=3)
+        spec = registry.get("gorl_fm")
+        cfg = build_config(spec.config_cls, spec.presets_file, "smoke", TASK,
+                           dict(rollout=rollout, stage_steps=[1, 1], collect_envs=2, collect_episodes=3))
+        t.normalizer.update(torch.randn(64, 5) * 2 + 1)
+        data = collect_release_data(cfg, t.run, 1, t.agent, t.normalizer)
+        out[rollout] = data, torch.randn(3)  # the next draws: where the generator was left
+    (a, next_a), (b, next_b) = out["step"], out["scan"]
+    assert torch.equal(next_a, next_b)
+    np.testing.assert_array_equal(a["episode"], b["episode"])
+    assert a["obs"].shape == b["obs"].shape == (3000, 5)
+    for ep in range(3):
+        rows = slice(1000 * ep, 1000 * ep + 200)
+        for key in ("obs", "action", "latent"):
+            np.testing.assert_allclose(b[key][rows], a[key][rows], rtol=1e-4, atol=1e-4, err_msg=key)
+    for key in ("rows", "env_steps", "episodes_finished", "episode_length_mean"):
+        assert a["summary"][key] == b["summary"][key], key
+
+
+def test_a_release_batch_that_ends_early_leaves_the_generator_as_the_loop_does(envs):
+    """Where every episode of a batch has ended before the scan's last check (here: no env is
+    recorded, so the loop stops at its first check), the scan has drawn more noise than the loop:
+    torch's generator is set back and advanced by the loop's steps."""
+    from gorl.algorithm.gorl import _release_batch_through_the_scan
+    from gorl.core import jax_rollout
+    from gorl.core.gaussian_policy import GaussianPolicy
+    from gorl.core.normalizer import RunningNormalizer
+    agent = GaussianPolicy(5, 1, [8], clip_eps=0.2, entropy_coef=0.0, entropy_tanh_correction=True)
+    prog = jax_rollout.program(agent)
+    envs.reset(SEEDS)
+    torch.manual_seed(4)
+    rows, ret, n = _release_batch_through_the_scan(envs, prog, RunningNormalizer(5), torch.zeros(N, dtype=torch.bool),
+                                                   50, False)
+    after = torch.randn(3)
+    torch.manual_seed(4)
+    jax_rollout.draw_noises(prog, 50, N, torch.device("cpu"))
+    assert n == 50 and not rows["active"].any() and torch.equal(ret, torch.zeros(N, dtype=torch.float64))
+    assert rows["obs"].shape == (N, 50, 5) and torch.equal(after, torch.randn(3))
 
 
 @pytest.mark.parametrize("algo, eval_mode", [("ppo", None), ("fpo", "stochastic"), ("dppo", "zero_noise"),

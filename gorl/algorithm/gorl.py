@@ -556,6 +556,41 @@ def collect_decoder_data(cfg: GoRLConfig, run: Run, stage: int, encoder: Gaussia
     return obs_rows, act_rows, summary
 
 
+CHECK_EVERY = 50
+"""The release collector's loop reads whether any episode of the batch still runs every 50 steps."""
+
+
+def _release_batch_through_the_scan(envs, scan, normalizer, active: torch.Tensor, every: int, latent_bounded: bool):
+    """One batch of :func:`collect_release_data` as one scan from the envs' fresh reset: the rows
+    the per-step loop records (obs, pre-action, latent, whether the env's episode still ran; each
+    (E, n, ...)), the returns it sums and the n steps it runs (to the first check, every ``every``
+    steps, where no episode runs). The scan runs the time limit's steps rounded up to a check, so
+    it may run past n; torch's generator is then set back and advanced by n steps' draws, as the
+    loop leaves it."""
+    gen = torch.cuda.default_generators[active.device.index or 0] if active.device.type == "cuda" \
+        else torch.default_generator
+    before = gen.get_state()
+    S = -(-envs.episode_length // every) * every
+    obs, pre, stored, reward, done = jax_rollout.rollout_rows(envs, scan, normalizer, S)
+    ended = torch.cumsum(done.int(), 0) > 0                         # (S, E): an episode end at or before s
+    ran = active & torch.cat([torch.zeros_like(ended[:1]), ended[:-1]]).logical_not()  # before step s
+    alive = (active & ~ended)[every - 1::every].any(1).tolist()    # after each check (one host read)
+    if all(alive):
+        raise RuntimeError(f"the release collector's episodes still ran after {S} steps (the time limit is "
+                           f"{envs.episode_length})")
+    n = (alive.index(False) + 1) * every
+    if n < S:  # the loop drew n steps' noise
+        gen.set_state(before)
+        jax_rollout.draw_noises(scan, n, envs.num_envs, active.device)
+    r, kept = reward[:n].cpu().numpy(), ran[:n].cpu().numpy()
+    ret = np.zeros(r.shape[1])
+    for s in range(n):  # the loop's float64 sum, in its order
+        ret += r[s] * kept[s]
+    z = torch.tanh(stored["x"]) if latent_bounded else stored["x"]  # what the decoder received
+    rows = {"obs": obs, "action": pre, "latent": z, "active": ran}
+    return {k: v[:n].transpose(0, 1) for k, v in rows.items()}, torch.as_tensor(ret, device=active.device), n
+
+
 @torch.no_grad()
 def collect_release_data(cfg: GoRLConfig, run: Run, stage: int, encoder: GaussianPolicy,
                          normalizer: RunningNormalizer) -> dict:
@@ -568,6 +603,11 @@ def collect_release_data(cfg: GoRLConfig, run: Run, stage: int, encoder: Gaussia
     E, n_eps = cfg.collect_envs, cfg.collect_episodes
     seeds = env_seeds(seed, COLLECT_STREAM, -(-n_eps // E) * E)
     envs = run.make_envs(E, COLLECT_STREAM + stage, cfg.env_workers)
+    # playground: each batch's episodes as one JAX program of the time limit's steps (rounded up to
+    # the loop's checks), which draws the noise of the per-step loop below in its order (where the
+    # encoder has no program, the stage's trainer has said so already: no note here)
+    scan = jax_rollout.select(cfg.rollout, envs, encoder, lambda note: None) \
+        if getattr(envs, "episode_length", None) else None
     pieces: dict[str, list] = {"obs": [], "action": [], "latent": [], "episode": []}
     returns, lengths, env_steps = [], [], 0
     for first in range(0, n_eps, E):
@@ -576,22 +616,28 @@ def collect_release_data(cfg: GoRLConfig, run: Run, stage: int, encoder: Gaussia
         active = torch.arange(E, device=run.device) < m
         ret = torch.zeros(E, dtype=torch.float64, device=run.device)
         steps: dict[str, list] = {"obs": [], "action": [], "latent": [], "active": []}
-        while True:  # on the device; whether any episode still runs is read every 50 steps
-            pre, stored = encoder.act(normalizer(obs), obs)
-            action = env_action(encoder, pre)
-            target = action if cfg.action_semantics == "bounded" else pre  # bounded: the clipped action
-            z = torch.tanh(stored["x"]) if cfg.latent_bounded else stored["x"]  # what the decoder received
-            for key, v in (("obs", obs), ("action", target), ("latent", z), ("active", active.clone())):
-                steps[key].append(v)
-            obs, reward, term, trunc, _ = envs.step(action)
-            env_steps += E
-            ret += reward * active
-            active &= ~(term | trunc)
-            if len(steps["obs"]) % 50 == 0 and not bool(active.any()):
-                break
-        mask = torch.stack(steps.pop("active"), 1)  # (E, S): episode-major rows
+        if scan is not None:
+            steps, ret, n = _release_batch_through_the_scan(envs, scan, normalizer, active, CHECK_EVERY,
+                                                            cfg.latent_bounded)
+            env_steps += n * E
+        else:
+            while True:  # on the device; whether any episode still runs is read every CHECK_EVERY steps
+                pre, stored = encoder.act(normalizer(obs), obs)
+                action = env_action(encoder, pre)
+                target = action if cfg.action_semantics == "bounded" else pre  # bounded: the clipped action
+                z = torch.tanh(stored["x"]) if cfg.latent_bounded else stored["x"]  # what the decoder received
+                for key, v in (("obs", obs), ("action", target), ("latent", z), ("active", active.clone())):
+                    steps[key].append(v)
+                obs, reward, term, trunc, _ = envs.step(action)
+                env_steps += E
+                ret += reward * active
+                active &= ~(term | trunc)
+                if len(steps["obs"]) % CHECK_EVERY == 0 and not bool(active.any()):
+                    break
+            steps = {key: torch.stack(v, 1) for key, v in steps.items()}  # (E, S, ...)
+        mask = steps.pop("active")  # (E, S): episode-major rows
         for key, v in steps.items():
-            pieces[key].append(torch.stack(v, 1)[mask].cpu())
+            pieces[key].append(v[mask].cpu())
         pieces["episode"].append((first + torch.arange(E, device=run.device))[:, None].expand_as(mask)[mask].cpu())
         returns.append(ret[:m].cpu().numpy())
         lengths.append(mask.sum(1)[:m].cpu().numpy())

@@ -307,13 +307,22 @@ def draw_noises(prog: Program, S: int, N: int, device) -> list[torch.Tensor]:
     return [torch.stack([d[i] for d in draws]) for i in range(len(shapes))]
 
 
+def rollout_rows(envs, prog: Program, normalizer, steps: int):
+    """``steps`` env steps through the scan from the envs' current state, with ``act``'s torch
+    draws in the per-step order: the acted-on obs, pre-actions, what ``act`` stores (GoRL's
+    latent ``x``, ...), rewards and episode ends, each (steps, N, ...)."""
+    noises = draw_noises(prog, steps, envs.num_envs, normalizer.mean.device)
+    obs, packed, stored, pre = envs.scan_rollout(prog.act, prog.params.tensors, normalizer.mean, normalizer.std,
+                                                 noises)
+    d = envs.obs_dim
+    reward, done = packed[..., 2 * d], (packed[..., 2 * d + 1] > 0.5) | (packed[..., 2 * d + 2] > 0.5)
+    return obs, pre, stored, reward, done
+
+
 def collect_rows(envs, prog: Program, normalizer, steps: int):
     """GoRL's decoder-data collection (``collect_decoder_data``) through the scan: the
     (obs, pre-action, done, reward, running return) rows of ``steps`` env steps, (steps, N, ...)."""
-    noises = draw_noises(prog, steps, envs.num_envs, normalizer.mean.device)
-    obs, packed, _, pre = envs.scan_rollout(prog.act, prog.params.tensors, normalizer.mean, normalizer.std, noises)
-    d = envs.obs_dim
-    reward, done = packed[..., 2 * d], (packed[..., 2 * d + 1] > 0.5) | (packed[..., 2 * d + 2] > 0.5)
+    obs, pre, _, reward, done = rollout_rows(envs, prog, normalizer, steps)
     ep = torch.zeros(envs.num_envs, dtype=torch.float64, device=reward.device)
     return obs, pre, done, reward.to(torch.float64), running_returns(reward, done, ep)
 
