@@ -27,13 +27,15 @@ def _train_parser(sub) -> argparse.ArgumentParser:
                     "command on an interrupted run resumes it from its last checkpoint.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("algo", help="algorithm name (see `gorl-bench list`)")
-    p.add_argument("task", help="dm_control suite task as 'domain-task' (e.g. cheetah-run, finger-turn_hard) "
+    p.add_argument("task", help="dm_control suite task as 'domain-task' (e.g. cheetah-run, finger-turn_hard), "
+                                "'playground:<Name>' for MuJoCo Playground's MJX port (e.g. playground:CheetahRun) "
                                 "or 'gym:<id>' for a registered Gymnasium env with a Box action space")
     p.add_argument("--seed", type=int, default=1, help="run seed (networks, envs, evaluation resets)")
     p.add_argument("--steps", type=int, default=None,
                    help="env-step budget (overrides the preset's total_steps; GoRL scales its stage budgets)")
     p.add_argument("--preset", default="small", help="hyperparameter preset from the algorithm's presets file "
-                                                     "(paper, small, smoke)")
+                                                     "(paper, paper-v1, small, small-v1, smoke; "
+                                                     "`gorl-bench list ALGO` shows them)")
     p.add_argument("--out", required=True, type=Path, help="run directory to write (created if missing)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one hyperparameter; numbers as usually written (3e-4, 1e9, .5, 1_000_000), "

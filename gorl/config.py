@@ -492,7 +492,10 @@ def build_config(cls: type, presets_file: Path, preset: str, task: str,
                  overrides: dict[str, Any] | None = None):
     """Preset -> the task's values -> --set overrides -> validated dataclass."""
     values, _ = _layered(cls, presets_file, preset, task, overrides)
-    return make_config(cls, values, source="override")
+    cfg = make_config(cls, values, source="override")
+    if getattr(cfg, "rollout", None) == "scan" and not str(task).startswith("playground:"):  # the one task rule
+        raise ConfigError(f"rollout=scan needs a playground: task (this one: {task!r}); use rollout=auto or step")
+    return cfg
 
 
 def resolve_config_sources(cls: type, presets_file: Path, preset: str, task: str | None = None,

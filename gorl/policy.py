@@ -225,6 +225,8 @@ def record_video(policy: Policy, path: Path, *, seed: int = 0, deterministic: bo
     from gorl.core.run import env_seeds
     from gorl.envs import make_env
     from gorl.errors import BadInput
+    if ":" in policy.task:  # gym:<id>, playground:<Name>: refused before any env is built
+        raise BadInput(f"--video: rendering is for dm_control suite tasks; {policy.task} is not one")
     env = make_env(policy.task, None)
     if not hasattr(env, "render_frame"):
         raise BadInput(f"--video: rendering is for dm_control suite tasks; {policy.task} is not one")

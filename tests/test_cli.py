@@ -26,6 +26,7 @@ SMOKE = ["--preset", "smoke", "--quiet"]
     (["gorl_fm", "cheetah-run", "--set", "decoder_collection=long"], "decoder_collection"),
     (["ppo", "cheetah-run", "--set", "device=cuda:x"], "device"),
     (["ppo", "cheetah-run", "--set", "device=cuda:99"], "device"),
+    (["ppo", "cheetah-run", "--set", "rollout=scan"], "rollout=scan needs a playground: task (this one: 'cheetah-run')"),
 ])
 def test_bad_input_names_the_culprit(tmp_path, capsys, args, culprit):
     """``gorl-bench train``'s own ``main`` in this process (each case is refused before anything

@@ -285,3 +285,15 @@ def test_gorl_logs_its_stage_events(tmp_path):
     assert len(fitted) == 1 and f"{summary['decoder_epochs']} {unit}" in fitted[0] and "validation loss" in fitted[0]
     assert f"{summary['decoder_best_val_loss']:.4g}" in fitted[0]
     assert sum(ln.startswith("eval ") for ln in lines) == len((tmp_path / "g" / "evals.csv").read_text().splitlines()) - 1
+
+
+@pytest.mark.parametrize("task", ["playground:CartpoleBalance", "gym:Pendulum-v1"])
+def test_a_video_of_a_task_that_is_not_a_suite_task_is_refused_in_one_line(task, tmp_path):
+    """Only dm_control suite tasks render; any other task is told so before an env is built (a
+    playground: task used to fail inside dm_control with a misleading rendering error)."""
+    from types import SimpleNamespace
+
+    from gorl.errors import BadInput
+    from gorl.policy import record_video
+    with pytest.raises(BadInput, match=rf"rendering is for dm_control suite tasks; {task} is not one"):
+        record_video(SimpleNamespace(task=task, seed=0), tmp_path / "v.gif")

@@ -243,9 +243,8 @@ def select(rollout: str, envs, agent: nn.Module, log: Callable[[str], None]) -> 
     if rollout == "step":
         return None
     if not hasattr(envs, "scan_rollout"):
-        if rollout == "scan":
-            raise ValueError(f"rollout=scan needs a playground: task (this one: {getattr(envs, 'task', envs)!r}); "
-                             "use rollout=auto or step")
+        if rollout == "scan":  # (build_config refuses it before anything runs)
+            raise ValueError("rollout=scan needs a playground: task; use rollout=auto or step")
         return None
     try:
         return program(agent)
