@@ -237,6 +237,13 @@ def test_job_logs_show_each_evaluation_and_gorl_stage_event(pipeline):
             assert "stage 0: collected" in log and "stage 0: decoder 1 fitted" in log, log
 
 
+def test_snakemake_prints_each_log_line_once(pipeline):
+    """Loading the experiment imports dm_control, whose absl logging gave the root logger a handler
+    that printed every Snakemake log line a second time ("INFO:snakemake.logging: ...")."""
+    *_, out = pipeline
+    assert "INFO:snakemake.logging" not in out.stdout + out.stderr
+
+
 def test_report_builds(pipeline):
     work, *_ = pipeline
     out = snakemake(work, "--configfile", str(work / "e2e.yaml"), "--report", "report.html")

@@ -16,6 +16,10 @@ os.environ.update(
 )
 os.environ.setdefault("MUJOCO_GL", "disable")
 
+import logging
+
+_ROOT_HANDLERS = list(logging.getLogger().handlers)
+
 from gorl import experiment, rundir
 from gorl.errors import BadInput
 
@@ -23,6 +27,15 @@ try:
     EXP = experiment.load(config)  # fills the schema's defaults into `config`
 except BadInput as e:
     raise WorkflowError(str(e))
+
+# Checking task names imports dm_control, whose renderer logs through absl at import, and absl then
+# gives the root logger a stderr handler (logging.basicConfig): every line of Snakemake's log, which
+# reaches the root logger too, printed a second time ("INFO:snakemake.logging: ..."). That handler
+# goes; a NullHandler keeps absl from adding it again. Snakemake's own handlers are not on the root.
+for handler in [h for h in logging.getLogger().handlers if h not in _ROOT_HANDLERS]:
+    logging.getLogger().removeHandler(handler)
+if not logging.getLogger().handlers:
+    logging.getLogger().addHandler(logging.NullHandler())
 
 # runs_per_gpu N: jobs get JAX's memory share (your XLA_* wins); `--resources gpu=G` (GPUs) admits
 # G*N gpu=1 jobs (the pool scales, not the request: slurm makes gpu whole GPUs; docs/pipeline.md)
