@@ -37,7 +37,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FIGURES = ["learning_curves", "aggregate_metrics", "probability_of_improvement",
            "performance_profiles", "sample_efficiency", "action_distribution"]
 # jobs of the smoke DAG below that must go through sbatch, at least (the workflow may have more)
-EXPECTED_JOBS = Counter({"train": 2, "aggregate": 1, "statistics": 1, "paper_table": 1,
+EXPECTED_JOBS = Counter({"train": 2, "aggregate": 1, "statistics": 1, "paper_table": 1, "gorl_bimodality": 1,
                          **{f"figure_{f}": 1 for f in FIGURES}})
 LOCAL_RULES = {"default", "all"}  # `localrules:` of Snakefile / workflow/Snakefile
 

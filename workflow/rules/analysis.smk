@@ -264,6 +264,9 @@ rule gorl_bimodality:
         f"{RESULTS}/logs/gorl_bimodality_{{algo}}.log",
     wildcard_constraints:
         algo="|".join(GORL_ALGOS) or "no-gorl-algorithm",
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
         envs=4,
         steps=250,
