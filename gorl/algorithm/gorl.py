@@ -498,7 +498,8 @@ def collect_decoder_data(cfg: GoRLConfig, run: Run, stage: int, encoder: Gaussia
     reward_rows = torch.empty((steps, N), dtype=torch.float64, device=run.device)
     ep_ret = torch.zeros(N, dtype=torch.float64, device=run.device)
     obs = envs.obs
-    scan = jax_rollout.select(cfg.rollout, envs, encoder, run.log)  # playground: one JAX program
+    # playground: one JAX program (where the encoder has none, the stage's trainer has said so)
+    scan = jax_rollout.select(cfg.rollout, envs, encoder, lambda note: None)
     if scan is not None:  # (None for bounded actions: jax_rollout.program refuses an own env_action)
         obs_rows, act_rows, done_rows, reward_rows, return_rows = jax_rollout.collect_rows(envs, scan, normalizer,
                                                                                            steps)
