@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "by training or its evaluations)")
     ev.add_argument("--device", default="cpu")
     ev.add_argument("--video", type=Path, default=None, metavar="OUT.gif|OUT.mp4",
-                    help="render the first episode (dm_control tasks) to a .gif, or an .mp4 with imageio-ffmpeg")
+                    help="render the first episode (dm_control suite and playground: tasks) to a .gif, or an .mp4 "
+                         "with imageio-ffmpeg")
     ev.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE")
     c = sub.add_parser("check-run", help="validate a run directory against the contract")
     c.add_argument("run_dir", type=Path)

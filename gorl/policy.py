@@ -219,30 +219,38 @@ def check_video_path(path: Path) -> None:
 @torch.no_grad()
 def record_video(policy: Policy, path: Path, *, seed: int = 0, deterministic: bool = True, width: int = 320,
                  height: int = 240, camera_id: int = 0, max_fps: float = 30.0) -> dict:
-    """One episode of a dm_control task, rendered by MuJoCo offscreen, to ``path`` (.gif or
-    .mp4); the episode starts from the first seed ``evaluate_policy`` uses with this ``seed``.
-    Returns {"frames", "fps", "return"}. MUJOCO_GL must be egl or osmesa before dm_control loads."""
+    """One episode of a dm_control suite or ``playground:`` task, rendered by MuJoCo offscreen, to
+    ``path`` (.gif or .mp4); the episode starts from the first seed ``evaluate_policy`` uses with
+    this ``seed``. Returns {"frames", "fps", "return"}. MUJOCO_GL must be egl or osmesa before
+    MuJoCo loads."""
     from gorl.core.run import env_seeds
     from gorl.envs import make_env
     from gorl.errors import BadInput
-    if ":" in policy.task:  # gym:<id>, playground:<Name>: refused before any env is built
-        raise BadInput(f"--video: rendering is for dm_control suite tasks; {policy.task} is not one")
-    env = make_env(policy.task, None)
-    if not hasattr(env, "render_frame"):
-        raise BadInput(f"--video: rendering is for dm_control suite tasks; {policy.task} is not one")
+    playground = policy.task.startswith("playground:")
+    if ":" in policy.task and not playground:  # gym:<id>: refused before any env is built
+        raise BadInput(f"--video: rendering is for dm_control suite and playground: tasks; {policy.task} is not one")
     s = env_seeds(policy.seed, EVALUATE_STREAM + seed, 1)[0]
-    obs, _ = env.reset(seed=s)
+    if playground:  # a batch of one env, its first state that of evaluate_policy's first episode
+        from gorl.envs.playground import PlaygroundEnvs
+        env = PlaygroundEnvs(policy.task, [s], policy.device)
+        obs = env.obs
+    else:
+        env = make_env(policy.task, None)
+        if not hasattr(env, "render_frame"):
+            raise BadInput(f"--video: rendering is for dm_control suite and playground: tasks; {policy.task} "
+                           f"is not one")
+        obs, _ = env.reset(seed=s)
     stride = max(1, int(np.ceil(1.0 / env.control_timestep / max_fps)))
     fps = 1.0 / (env.control_timestep * stride)
     frames, total, t = [env.render_frame(width, height, camera_id)], 0.0, 0
     while True:
         obs, reward, term, trunc, _ = env.step(policy(obs, deterministic))
-        total += reward
+        total += float(reward)
         t += 1
+        if bool(term) or bool(trunc):  # (a playground env has reset itself by now: no frame of that)
+            break
         if t % stride == 0:
             frames.append(env.render_frame(width, height, camera_id))
-        if term or trunc:
-            break
     env.free_rendering()
     write_video(Path(path), frames, fps)
     return {"frames": len(frames), "fps": fps, "return": total}

@@ -287,13 +287,55 @@ def test_gorl_logs_its_stage_events(tmp_path):
     assert sum(ln.startswith("eval ") for ln in lines) == len((tmp_path / "g" / "evals.csv").read_text().splitlines()) - 1
 
 
-@pytest.mark.parametrize("task", ["playground:CartpoleBalance", "gym:Pendulum-v1"])
-def test_a_video_of_a_task_that_is_not_a_suite_task_is_refused_in_one_line(task, tmp_path):
-    """Only dm_control suite tasks render; any other task is told so before an env is built (a
-    playground: task used to fail inside dm_control with a misleading rendering error)."""
+def test_a_video_of_a_gym_task_is_refused_in_one_line(tmp_path):
+    """dm_control suite and playground: tasks render; a gym: task is told so before an env is built."""
     from types import SimpleNamespace
 
     from gorl.errors import BadInput
     from gorl.policy import record_video
-    with pytest.raises(BadInput, match=rf"rendering is for dm_control suite tasks; {task} is not one"):
-        record_video(SimpleNamespace(task=task, seed=0), tmp_path / "v.gif")
+    with pytest.raises(BadInput, match="rendering is for dm_control suite and playground: tasks; gym:Pendulum-v1 "
+                                       "is not one"):
+        record_video(SimpleNamespace(task="gym:Pendulum-v1", seed=0), tmp_path / "v.gif")
+
+
+_PLAYGROUND_VIDEO = """
+import json, sys
+import numpy as np, torch
+from PIL import Image
+from gorl import registry
+from gorl.config import build_config
+from gorl.core.normalizer import RunningNormalizer
+from gorl.envs import env_dims
+from gorl.policy import Policy, evaluate_policy, record_video
+task, out = "playground:CartpoleBalance", sys.argv[1]
+spec = registry.get("ppo")
+cfg = build_config(spec.config_cls, spec.presets_file, "smoke", task)
+torch.manual_seed(0)
+agent = spec.make_agent(cfg, *env_dims(task)).eval()
+policy = Policy(agent, RunningNormalizer(env_dims(task)[0], cfg.obs_norm_mode), algorithm="ppo", task=task, seed=0,
+                which="untrained", stage=0, env_step=0, eval_return=None, config={}, device=torch.device("cpu"))
+info = record_video(policy, out, max_fps=5)
+im = Image.open(out)
+im.seek(im.n_frames // 2)
+frame = np.asarray(im.convert("RGB"))
+orange = int(((frame[..., 0].astype(int) - frame[..., 2].astype(int)) > 60).sum())
+print(json.dumps({**info, "n_frames": im.n_frames, "shape": frame.shape, "orange": orange,
+                  "evaluated": float(evaluate_policy(policy, 1)[0])}))
+"""
+
+
+@pytest.mark.skipif(ctypes.util.find_library("OSMesa") is None,
+                    reason="libOSMesa is not installed (apt-get install libosmesa6; scripts/test.sh does as root)")
+def test_a_playground_task_renders_the_episode_that_evaluate_scores(tmp_path):
+    """`evaluate --video` on a playground: task: the MJX state of a one-env batch copied into
+    MuJoCo and rendered offscreen; the episode is evaluate's first (same return) and the cart is
+    in the picture. (MUJOCO_GL is read when MuJoCo loads: a fresh process.)"""
+    pytest.importorskip("mujoco_playground", reason="playground: tasks need the playground extra")
+    video = tmp_path / "episode.gif"
+    out = subprocess.run([sys.executable, "-c", _PLAYGROUND_VIDEO, str(video)], capture_output=True, text=True,
+                         env=_env(MUJOCO_GL="osmesa"), timeout=600, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout.strip().splitlines()[-1])
+    assert info["frames"] == info["n_frames"] and info["fps"] == pytest.approx(5.0) and 10 <= info["frames"] <= 201, info
+    assert info["return"] == info["evaluated"], info
+    assert info["shape"] == [240, 320, 3] and info["orange"] > 200, info

@@ -325,7 +325,38 @@ class PlaygroundEnvs:
         self._step = functools.partial(step, first=self._first) if fixed else step
 
     def close(self) -> None:
-        pass  # nothing outside this process; the compiled functions stay cached for the next env set
+        self.free_rendering()  # nothing else outside this process; the compiled functions stay cached
+
+    # -- rendering (`gorl-bench evaluate --video`) ------------------------------------------
+    @property
+    def control_timestep(self) -> float:
+        """Seconds of simulated time per env step."""
+        return float(self.env.dt)
+
+    def render_frame(self, width: int = 320, height: int = 240, camera_id: int = 0, index: int = 0) -> np.ndarray:
+        """(height, width, 3) uint8 image of env ``index``'s current state, rendered by MuJoCo
+        offscreen from the task's MuJoCo model, as Playground's own ``render`` does (positions,
+        velocities, mocap bodies and applied forces copied into an ``MjData``, then ``mj_forward``).
+        Needs MUJOCO_GL=egl or osmesa before MuJoCo is imported; camera ``camera_id`` (the free
+        camera where the model has none)."""
+        import mujoco
+        model = self.env.mj_model
+        if getattr(self, "_renderer", None) is None or self._renderer_size != (width, height):
+            self.free_rendering()
+            self._renderer, self._renderer_size = mujoco.Renderer(model, height=height, width=width), (width, height)
+            self._render_data = mujoco.MjData(model)
+        src, dst = self.jax.device_get(self._state.data), self._render_data
+        for field in ("qpos", "qvel", "mocap_pos", "mocap_quat", "xfrc_applied"):
+            getattr(dst, field)[:] = np.asarray(getattr(src, field)[index])
+        mujoco.mj_forward(model, dst)
+        self._renderer.update_scene(dst, camera=camera_id if camera_id < model.ncam else -1)
+        return self._renderer.render().copy()
+
+    def free_rendering(self) -> None:
+        """Release the offscreen GL context (if a frame was rendered)."""
+        if getattr(self, "_renderer", None) is not None:
+            self._renderer.close()
+            self._renderer = None
 
     def get_state(self) -> dict[str, Any]:
         """Host copies of every leaf of the batched state, step counters, keys and counters."""
