@@ -43,12 +43,12 @@ the preset it came from.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
+import re
 import typing
 from pathlib import Path
 from typing import Any
-
-import re
 
 import yaml
 
@@ -89,11 +89,22 @@ def _numbers_in(value: Any) -> Any:
     return value
 
 
+_PRESETS_READ: dict[tuple, dict[str, Any]] = {}
+"""Parsed preset files by (path, modification time, size): resolving an experiment's runs reads
+each file dozens of times, and PyYAML's pure-Python parser took most of a second of it."""
+
+
 def read_presets(path: Path) -> dict[str, Any]:
-    data = _numbers_in(yaml.safe_load(Path(path).read_text()) or {})
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of presets")
-    return data
+    """A preset file's presets, numbers parsed (:func:`parse_number`); a fresh copy per call."""
+    path = Path(path)
+    st = path.stat()
+    key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    if key not in _PRESETS_READ:
+        data = _numbers_in(yaml.safe_load(path.read_text()) or {})
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping of presets")
+        _PRESETS_READ[key] = data
+    return copy.deepcopy(_PRESETS_READ[key])
 
 
 PRESETS_DIR = Path(__file__).parent / "presets"
