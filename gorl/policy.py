@@ -224,21 +224,21 @@ def record_video(policy: Policy, path: Path, *, seed: int = 0, deterministic: bo
     this ``seed``. Returns {"frames", "fps", "return"}. MUJOCO_GL must be egl or osmesa before
     MuJoCo loads."""
     from gorl.core.run import env_seeds
-    from gorl.envs import make_env
+    from gorl.envs import make_env, make_envs
+    from gorl.envs.registry import PLAYGROUND_PREFIX
     from gorl.errors import BadInput
-    playground = policy.task.startswith("playground:")
+    refused = BadInput(f"--video: rendering is for dm_control suite and playground: tasks; {policy.task} is not one")
+    playground = policy.task.startswith(PLAYGROUND_PREFIX)
     if ":" in policy.task and not playground:  # gym:<id>: refused before any env is built
-        raise BadInput(f"--video: rendering is for dm_control suite and playground: tasks; {policy.task} is not one")
+        raise refused
     s = env_seeds(policy.seed, EVALUATE_STREAM + seed, 1)[0]
     if playground:  # a batch of one env, its first state that of evaluate_policy's first episode
-        from gorl.envs.playground import PlaygroundEnvs
-        env = PlaygroundEnvs(policy.task, [s], policy.device)
+        env = make_envs(policy.task, [s], policy.device)
         obs = env.obs
     else:
         env = make_env(policy.task, None)
         if not hasattr(env, "render_frame"):
-            raise BadInput(f"--video: rendering is for dm_control suite and playground: tasks; {policy.task} "
-                           f"is not one")
+            raise refused
         obs, _ = env.reset(seed=s)
     stride = max(1, int(np.ceil(1.0 / env.control_timestep / max_fps)))
     fps = 1.0 / (env.control_timestep * stride)

@@ -222,6 +222,7 @@ class PlaygroundEnvs:
         # That device is torch's own, so that every hand-over is a zero-copy DLPack view.
         self._jax_device = jax_device_for(self.device, self.jax.devices)
         self._nan = self._put(np.zeros((), np.int32))
+        self._renderer = None  # render_frame's MuJoCo renderer, made at the first frame
         self.reset(seeds)
 
     # -- JAX <-> torch ------------------------------------------------------------------
@@ -341,20 +342,21 @@ class PlaygroundEnvs:
         camera where the model has none)."""
         import mujoco
         model = self.env.mj_model
-        if getattr(self, "_renderer", None) is None or self._renderer_size != (width, height):
+        if self._renderer is None or (self._renderer.width, self._renderer.height) != (width, height):
             self.free_rendering()
-            self._renderer, self._renderer_size = mujoco.Renderer(model, height=height, width=width), (width, height)
-            self._render_data = mujoco.MjData(model)
-        src, dst = self.jax.device_get(self._state.data), self._render_data
-        for field in ("qpos", "qvel", "mocap_pos", "mocap_quat", "xfrc_applied"):
-            getattr(dst, field)[:] = np.asarray(getattr(src, field)[index])
+            self._renderer, self._render_data = mujoco.Renderer(model, height=height, width=width), mujoco.MjData(model)
+        fields = ("qpos", "qvel", "mocap_pos", "mocap_quat", "xfrc_applied")  # env `index`'s only, to the host
+        state = self.jax.device_get([getattr(self._state.data, f)[index] for f in fields])
+        for field, value in zip(fields, state):
+            getattr(self._render_data, field)[:] = value
+        dst = self._render_data
         mujoco.mj_forward(model, dst)
         self._renderer.update_scene(dst, camera=camera_id if camera_id < model.ncam else -1)
         return self._renderer.render().copy()
 
     def free_rendering(self) -> None:
         """Release the offscreen GL context (if a frame was rendered)."""
-        if getattr(self, "_renderer", None) is not None:
+        if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
 
