@@ -28,7 +28,10 @@ Parts (``--parts``; each prints its figures as it ends and adds them to OUT/gpu_
           decoder-data collection (the release's: 4,096 episodes of 1,000 steps, 64 envs at a
           time) and a shortened decoder fit: ``--decoder-steps`` optimiser steps (the release's
           schedule; `paper` runs 50,000) or ``--decoder-epochs`` epochs (v1's); the seconds per
-          step or epoch and the full fit they project to are reported.
+          step or epoch and the full fit they project to are reported. Then ``--iterations``
+          steady encoder iterations through decoder 0 and through the fitted decoder 1, and the
+          whole run they project to at the preset's stage budgets (``run_minutes_projected``,
+          evaluations apart, as the ppo part's figure).
   sharded dm_control cheetah-run, 2048 envs: one thread vs sharded over the machine's cores.
   precision  what an f32 matmul is on this GPU: JAX at its default precision (the reference
           stack) and torch at fp32 / tf32 / bf16, each as the error against float64.
@@ -290,6 +293,7 @@ def shortened_decoder_fit(task: str, preset: str, steps: int, epochs: int) -> tu
 
 
 def part_gorl(args, out: Path) -> None:
+    from common import breakdown
     from gorl.algorithm.gorl import GoRL
     from gorl.config import build_config
     from gorl.core.run import Run
@@ -310,19 +314,43 @@ def part_gorl(args, out: Path) -> None:
         trainer.train(checkpoint=lambda: None)  # evaluations + 1 encoder iteration (compiles)
         sync()
         t1 = time.perf_counter()
+        encoder = {0: breakdown(g.make_trainer(0), args.iterations, warmup=1)}  # steady, through decoder 0
+        t_refit = time.perf_counter()
         g.refit_decoder(0)
         sync()
         t2 = time.perf_counter()
         summary = json.loads((g.stage_dir(0) / rundir.STAGE_DATASET_SUMMARY).read_text())
         done = summary["decoder_steps"] if unit == "step" else summary["decoder_epochs"]  # what the fit ran
         per = g.timing["decoder_fit"] / max(done, 1)
-        record("gorl", out, task=args.task, preset=preset, stage0_s=round(t1 - t0, 1),
-               collect_s=round(g.timing["collect"], 1), collect_env_steps=g.collection_env_steps,
-               collect_envs=cfg.collect_envs, decoder_fit_s=round(g.timing["decoder_fit"], 1),
-               decoder_fit_unit=unit, decoder_fit_units_run=done, **{f"s_per_decoder_{unit}": round(per, 4)},
-               decoder_fit_units_in_preset=full,
-               decoder_full_fit_s_projected=round(per * full, 1) if full else None,
-               refit_s=round(t2 - t1, 1))
+        figures = dict(task=args.task, preset=preset, stage0_s=round(t1 - t0, 1),
+                       collect_s=round(g.timing["collect"], 1), collect_env_steps=g.collection_env_steps,
+                       collect_envs=cfg.collect_envs, decoder_fit_s=round(g.timing["decoder_fit"], 1),
+                       decoder_fit_unit=unit, decoder_fit_units_run=done, **{f"s_per_decoder_{unit}": round(per, 4)},
+                       decoder_fit_units_in_preset=full,
+                       decoder_full_fit_s_projected=round(per * full, 1) if full else None,
+                       refit_s=round(t2 - t_refit, 1))
+        record("gorl", out, **figures)  # kept if what follows (a new program to compile) runs out of time
+        g.previous_best = g.best  # what stage 1 starts from (GoRL.train hands it over the same way)
+        try:
+            encoder[1] = breakdown(g.make_trainer(1), args.iterations, warmup=1)  # through the fitted decoder 1
+        except Exception as e:  # the stage boundary's figures above still count
+            import traceback
+            traceback.print_exc()
+            record("gorl", out, **figures, projection_error=f"{type(e).__name__}: {e}")
+            return
+        # The whole run at the preset's stage budgets, evaluations apart (as the ppo part's figure):
+        # stage 0's iterations through decoder 0, the later ones through a fitted decoder, and one
+        # collection and full decoder fit per stage boundary.
+        whole = build_config(algo.config_cls, algo.presets_file, preset, args.task, {"device": args.device})
+        iters, spi = whole.stage_iterations(), whole.steps_per_iteration
+        iteration_s = {k: b["total"] * spi / 1000 for k, b in encoder.items()}
+        fit_s = per * full if full else g.timing["decoder_fit"]
+        run_s = iters[0] * iteration_s[0] + sum(iters[1:]) * iteration_s[1] + \
+            (len(iters) - 1) * (g.timing["collect"] + fit_s)
+        record("gorl", out, **figures, steps_per_iteration=spi, stage_iterations=iters,
+               encoder0_iteration_s=round(iteration_s[0], 3), encoder_iteration_s=round(iteration_s[1], 3),
+               encoder_update_s=round(encoder[1]["update"] * spi / 1000, 3),
+               run_minutes_projected=round(run_s / 60, 1), run_encoder_env_steps=sum(iters) * spi)
 
 
 def part_sharded(args, out: Path) -> None:

@@ -15,7 +15,9 @@
 # Each part's figures are in OUT/gpu_paper_scale.json as soon as it ends, so a call stopped at its
 # time limit still returns every part it finished; the log is OUT/gpu_paper_scale.log and the
 # GPU's description OUT/nvidia-smi.txt. Extra options for the script go after the parts, e.g.
-# `bash benchmarks/gpu_session.sh OUT ppo --iterations 3`.
+# `bash benchmarks/gpu_session.sh OUT ppo --iterations 3`. At the end, issue 20's targets against
+# the figures (benchmarks/gpu_report.py, which reads only the JSON: run it again anywhere) are
+# printed and written to OUT/gpu_report.md.
 set -uo pipefail
 out=${1:?usage: bash benchmarks/gpu_session.sh OUT [PART ...]}
 shift
@@ -36,3 +38,4 @@ for part in "${parts[@]}"; do
     rc=$?
     [ $rc -eq 0 ] || echo "[$part] ended with exit status $rc (124: stopped after ${PART_TIMEOUT:-300} s)"
 done 2>&1 | tee "$out/gpu_paper_scale.log"
+python3 benchmarks/gpu_report.py "$out" | tee "$out/gpu_report.md"

@@ -58,3 +58,37 @@ def test_the_parts_that_build_our_trainers_run_in_their_tiny_form(tmp_path):
     gorl = figures["gorl"]
     assert gorl["decoder_fit_unit"] == "step" and gorl["decoder_fit_units_run"] == gorl["decoder_fit_units_in_preset"]
     assert gorl["collect_env_steps"] > 0 and gorl["s_per_decoder_step"] > 0
+    assert gorl["stage_iterations"] and gorl["encoder_iteration_s"] > 0 and gorl["encoder0_iteration_s"] > 0
+    assert gorl["run_encoder_env_steps"] == sum(gorl["stage_iterations"]) * gorl["steps_per_iteration"]
+    report = _report().report(figures)  # what the GPU session prints from the same JSON
+    assert "`ppo_scan` in the JSON" in report and "`sharded`:" in report and "failed" not in report
+
+
+def _report():
+    spec = importlib.util.spec_from_file_location("gpu_report", ROOT / "benchmarks" / "gpu_report.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_report_reads_each_target_from_the_figures_and_names_what_is_missing():
+    ppo = {"task": "playground:CheetahRun", "env_steps_per_s": 400_000, "iteration_s": 2.0, "rollout_s": 1.6,
+           "update_s": 0.4, "steps_per_iteration": 800_000, "paper_run_minutes": 7.5}
+    gorl = {"task": "playground:CheetahRun", "run_minutes_projected": 12.0, "run_encoder_env_steps": 180_000_000,
+            "encoder0_iteration_s": 2.0, "encoder_iteration_s": 3.0, "collect_s": 20.0,
+            "decoder_full_fit_s_projected": 100.0}
+    figures = {"ppo_scan": ppo, "brax": {"env_steps_per_s": 500_000}, "gorl": gorl,
+               "cuda_tests": {"exit_code": 1, "summary": "1 failed, 9 passed"}, "compile_CheetahRun": {"error": "boom"}}
+    rows = {target.split(":")[0].split(" <")[0]: (measured, met) for target, measured, met in
+            _report().targets(figures)}
+    assert rows["PPO `paper` on playground"] == ("400,000 vs 500,000: **0.80x**", "milestone only")
+    assert rows["PPO's update"][1] == "yes" and rows["a 180M-step PPO run"][1] == "no"
+    # GoRL: 12 min over 180M steps = 4 us per step; PPO: 2 s over 800k = 2.5 us: 1.6x
+    assert rows["GoRL-FM's wall time per encoder env step"][0].startswith("**1.60x**")
+    assert rows["GoRL-FM's wall time per encoder env step"][1] == "no"
+    assert rows["checkpointing"] == ("not measured (no `checkpoint` in the JSON)", "-")
+    assert rows["the CUDA tests (tests/test_cuda.py) pass"] == ("1 failed, 9 passed", "no")
+    assert "- `compile_CheetahRun`: boom" in _report().report(figures)
+    figures["brax"] = {"error": "XlaRuntimeError: out of memory"}
+    first = _report().targets(figures)[0]
+    assert first[1:] == ("`brax` failed: XlaRuntimeError: out of memory", "-")

@@ -1,0 +1,136 @@
+"""Issue 20's targets, read from what benchmarks/gpu_paper_scale.py measured.
+
+    python benchmarks/gpu_report.py OUT            # OUT/gpu_paper_scale.json (or the file itself)
+
+Prints a Markdown table for docs/benchmarks.md: each target of issue 20, the figure measured for
+it, and whether it is met; then the other parts' figures, and the parts that failed or are
+missing. Nothing is measured here and nothing is assumed: a target whose parts did not run says
+so. ``benchmarks/gpu_session.sh`` runs it after its parts (OUT/gpu_report.md); it runs on any
+machine, so the JSON a GPU session brought back can be read again here.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+TARGET_RATIO, MILESTONE_RATIO = 1.0, 0.5  # ours / Brax PPO env steps/s, same GPU
+MAX_UPDATE_S = 0.5                         # PPO's update per paper iteration
+MAX_RUN_MINUTES = 5.0                      # a 180M-step PPO run
+MAX_GORL_OVER_PPO = 1.3                    # GoRL-FM's wall time per encoder env step over PPO's
+MAX_CHECKPOINT_SHARE = 0.05                # checkpointing's share of the training time
+
+
+def _n(x, digits: int = 0) -> str:
+    return f"{x:,.{digits}f}" if isinstance(x, (int, float)) else str(x)
+
+
+def _part(figures: dict, name: str) -> tuple[dict | None, str]:
+    """(the part's figures, or None with why)."""
+    f = figures.get(name)
+    if f is None:
+        return None, f"not measured (no `{name}` in the JSON)"
+    if "error" in f:
+        return None, f"`{name}` failed: {f['error']}"
+    return f, ""
+
+
+def _first(figures: dict, prefix: str) -> str:
+    return next((k for k in figures if k.startswith(prefix)), prefix.rstrip("_"))
+
+
+def targets(figures: dict) -> list[tuple[str, str, str]]:
+    """(target, measured, met) rows; met is 'yes', 'no', 'milestone only' or '-' (not measured)."""
+    rows = []
+    ppo, why_ppo = _part(figures, "ppo_scan")
+    brax, why_brax = _part(figures, "brax")
+    target = (f"PPO `paper` on {ppo['task'] if ppo else 'playground:CheetahRun'}: env steps/s >= "
+              f"{TARGET_RATIO}x Brax PPO on the same GPU (milestone {MILESTONE_RATIO}x)")
+    if ppo and brax and brax.get("env_steps_per_s"):
+        ratio = ppo["env_steps_per_s"] / brax["env_steps_per_s"]
+        met = "yes" if ratio >= TARGET_RATIO else "milestone only" if ratio >= MILESTONE_RATIO else "no"
+        rows.append((target, f"{_n(ppo['env_steps_per_s'])} vs {_n(brax['env_steps_per_s'])}: "
+                             f"**{ratio:.2f}x**", met))
+    else:
+        rows.append((target, why_ppo or why_brax or "Brax gave no rate", "-"))
+    if ppo:
+        rows.append((f"PPO's update <= {MAX_UPDATE_S} s per iteration", f"{ppo['update_s']:.3f} s "
+                     f"(iteration {ppo['iteration_s']:.3f} s, rollout {ppo['rollout_s']:.3f} s)",
+                     "yes" if ppo["update_s"] <= MAX_UPDATE_S else "no"))
+        rows.append((f"a 180M-step PPO run < {MAX_RUN_MINUTES:g} min", f"{ppo['paper_run_minutes']} min "
+                     "(evaluations apart)", "yes" if ppo["paper_run_minutes"] < MAX_RUN_MINUTES else "no"))
+    else:
+        rows += [(f"PPO's update <= {MAX_UPDATE_S} s per iteration", why_ppo, "-"),
+                 (f"a 180M-step PPO run < {MAX_RUN_MINUTES:g} min", why_ppo, "-")]
+    gorl, why_gorl = _part(figures, "gorl")
+    target = f"GoRL-FM's wall time per encoder env step <= {MAX_GORL_OVER_PPO}x PPO's"
+    if gorl and ppo and "run_minutes_projected" in gorl:
+        per_step = {"gorl": gorl["run_minutes_projected"] * 60 / gorl["run_encoder_env_steps"],
+                    "ppo": ppo["iteration_s"] / ppo["steps_per_iteration"]}
+        ratio = per_step["gorl"] / per_step["ppo"]
+        same = "" if gorl["task"] == ppo["task"] else f" (GoRL on {gorl['task']}, PPO on {ppo['task']})"
+        rows.append((target, f"**{ratio:.2f}x**: the GoRL run projected to {gorl['run_minutes_projected']} min for "
+                             f"{_n(gorl['run_encoder_env_steps'])} encoder steps (encoder iteration "
+                             f"{gorl['encoder0_iteration_s']:.3f} s through decoder 0, "
+                             f"{gorl['encoder_iteration_s']:.3f} s through a fitted one; per stage boundary "
+                             f"collection {gorl['collect_s']} s + fit {gorl['decoder_full_fit_s_projected']} s)"
+                             f"{same}", "yes" if ratio <= MAX_GORL_OVER_PPO else "no"))
+    else:
+        rows.append((target, why_gorl or why_ppo or f"no whole-run projection in the gorl part "
+                                                    f"({gorl.get('projection_error', 'an older gorl part')})", "-"))
+    name = _first(figures, "checkpoint_")
+    ckpt, why = _part(figures, name)
+    target = f"checkpointing < {MAX_CHECKPOINT_SHARE:.0%} of the training time (`checkpoint_every: auto`)"
+    if ckpt:
+        every = ckpt["every_for_5pct"]
+        rows.append((target, f"one checkpoint {ckpt['checkpoint_s']} s ({ckpt['checkpoint_mib']} MiB) = "
+                             f"{ckpt['checkpoint_over_iteration']:.1%} of an iteration: every {every} "
+                             f"iteration(s)", "yes"))
+    else:
+        rows.append((target, why, "-"))
+    tests, why = _part(figures, "cuda_tests")
+    rows.append(("the CUDA tests (tests/test_cuda.py) pass",
+                 tests["summary"] if tests else why,
+                 ("yes" if tests["exit_code"] == 0 else "no") if tests else "-"))
+    return rows
+
+
+def others(figures: dict) -> list[str]:
+    """One line per other part that ran: its figures as measured."""
+    shown = {"ppo_scan", "brax", "gorl", "cuda_tests"} | {k for k in figures if k.startswith("ratio_")}
+    lines = []
+    for name, f in figures.items():
+        if name in shown or "error" in f:
+            continue
+        lines.append(f"- `{name}`: " + ", ".join(f"{k}={v}" for k, v in f.items()))
+    return lines
+
+
+def report(figures: dict) -> str:
+    out = ["| issue 20 target | measured | met |", "|---|---|---|"]
+    out += [f"| {t} | {m} | {ok} |" for t, m, ok in targets(figures)]
+    rest = others(figures)
+    if rest:
+        out += ["", "Other figures:", ""] + rest
+    failed = [f"- `{k}`: {f['error']}" for k, f in figures.items() if "error" in f]
+    if failed:
+        out += ["", "Parts that failed:", ""] + failed
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("out", type=Path, help="the gpu_paper_scale.py --out folder, or its gpu_paper_scale.json")
+    args = p.parse_args(argv)
+    path = args.out / "gpu_paper_scale.json" if args.out.is_dir() else args.out
+    if not path.is_file():
+        print(f"gpu_report: {path} does not exist (run benchmarks/gpu_paper_scale.py --out {args.out} first)",
+              file=sys.stderr)
+        return 2
+    sys.stdout.write(report(json.loads(path.read_text())))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
