@@ -28,8 +28,12 @@ done
 [ ${#parts[@]} -gt 0 ] || parts=(ppo brax compile gorl cuda_tests precision checkpoint raw sharded)
 mkdir -p "$out"
 if [ ! -d /tmp/site/mujoco_playground ]; then
+    extra=()  # the cuda_tests part's pytest, from the bundle's opt/, where the machine has none
+    for m in pytest pluggy iniconfig pygments packaging; do
+        python3 -c "import $m" 2>/dev/null || extra+=(.whl/opt/"$m"-*.whl)
+    done
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
-        .whl/*.whl .whl/opt/jaxopt-*.whl .whl/opt/trimesh-*.whl || exit
+        .whl/*.whl .whl/opt/jaxopt-*.whl .whl/opt/trimesh-*.whl "${extra[@]}" || exit
 fi
 export PYTHONPATH=/tmp/site:$PWD MUJOCO_GL=disable XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
 nvidia-smi > "$out/nvidia-smi.txt" 2>&1

@@ -10,10 +10,33 @@ from gorl.core.onpolicy import OnPolicyConfig, OnPolicyTrainer
 from gorl.core.run import Run
 
 
+class _Count:
+    """The progress of a ``--quiet`` run: counted, never drawn (the evaluations' log lines say it),
+    so a quiet run (every pipeline job) does not need tqdm."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def update(self, k: int) -> None:
+        self.n += k
+
+    def set_postfix(self, **_) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
 def progress_bar(run: Run, total: int, initial: int = 0):
+    """The run's progress bar (``update``, ``set_postfix``, ``n``; a context manager)."""
+    if run.quiet:
+        return _Count(initial)
     from tqdm import tqdm
-    return tqdm(total=total, initial=initial, disable=run.quiet, unit="step", unit_scale=True,
-                dynamic_ncols=True, desc=f"{run.algo} {run.task} s{run.seed}")
+    return tqdm(total=total, initial=initial, unit="step", unit_scale=True, dynamic_ncols=True,
+                desc=f"{run.algo} {run.task} s{run.seed}")
 
 
 def run_single_trainer(cfg: OnPolicyConfig, run: Run,
