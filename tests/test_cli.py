@@ -63,12 +63,13 @@ def _evals(d):
 def test_eval_schedule_switch(tmp_path):
     """eval_schedule=reference (spec 1.4) evaluates before the update of iterations 0, 4, 9 of
     10 and never after the last; the smoke preset keeps linspace_inclusive (0, 5, 10)."""
-    spi = 1920  # smoke: 4 x 16 x 30 steps per iteration
+    spi = 60  # 1 minibatch x 2 segments x 30 steps per iteration: ten iterations cost little
+    small = ["--set", "num_envs=2", "--set", "num_minibatches=1", "--set", "batch_size=2", "--set", "eval_episodes=1"]
     steps = {}
     for schedule in ("reference", None):
         d = tmp_path / str(schedule)
         extra = ["--set", f"eval_schedule={schedule}"] if schedule else []
-        cli("train", "ppo", "cartpole-balance", "--seed", 0, "--steps", 10 * spi, "--out", d, *SMOKE, *extra)
+        cli("train", "ppo", "cartpole-balance", "--seed", 0, "--steps", 10 * spi, "--out", d, *SMOKE, *small, *extra)
         steps[schedule] = [int(line.split(",")[0]) for line in _evals(d)[1:]]
         assert cli("check-run", d).stdout.strip().endswith(": ok")
     assert steps["reference"] == [0, 4 * spi, 9 * spi]
