@@ -85,8 +85,8 @@ def targets(figures: dict) -> list[tuple[str, str, str]]:
     if ckpt:
         every = ckpt["every_for_5pct"]
         rows.append((target, f"one checkpoint {ckpt['checkpoint_s']} s ({ckpt['checkpoint_mib']} MiB) = "
-                             f"{ckpt['checkpoint_over_iteration']:.1%} of an iteration: every {every} "
-                             f"iteration(s)", "yes"))
+                             f"{ckpt['checkpoint_over_iteration']:.1%} of an iteration",
+                     f"yes, checkpointing every {every} iteration(s)"))  # what `auto` picks from these
     else:
         rows.append((target, why, "-"))
     tests, why = _part(figures, "cuda_tests")
