@@ -23,11 +23,20 @@ SCRIPT = ROOT / "benchmarks" / "gpu_paper_scale.py"
 PAPER_TASKS = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())["tasks"]
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("gpu_paper_scale", SCRIPT)
+def _load(path: Path):
+    """A benchmarks/ script as a module (benchmarks/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _script():
+    return _load(SCRIPT)
+
+
+def _report():
+    return _load(ROOT / "benchmarks" / "gpu_report.py")
 
 
 @pytest.mark.parametrize("task", ["playground:CheetahRun", *PAPER_TASKS])
@@ -62,13 +71,6 @@ def test_the_parts_that_build_our_trainers_run_in_their_tiny_form(tmp_path):
     assert gorl["run_encoder_env_steps"] == sum(gorl["stage_iterations"]) * gorl["steps_per_iteration"]
     report = _report().report(figures)  # what the GPU session prints from the same JSON
     assert "`ppo_scan` in the JSON" in report and "`sharded`:" in report and "failed" not in report
-
-
-def _report():
-    spec = importlib.util.spec_from_file_location("gpu_report", ROOT / "benchmarks" / "gpu_report.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_the_report_reads_each_target_from_the_figures_and_names_what_is_missing():
