@@ -227,10 +227,10 @@ def record_video(policy: Policy, path: Path, *, seed: int = 0, deterministic: bo
     from gorl.envs import make_env, make_envs
     from gorl.envs.registry import PLAYGROUND_PREFIX
     from gorl.errors import BadInput
-    refused = BadInput(f"--video: rendering is for dm_control suite and playground: tasks; {policy.task} is not one")
+    refused = f"--video: rendering is for dm_control suite and playground: tasks; {policy.task} is not one"
     playground = policy.task.startswith(PLAYGROUND_PREFIX)
     if ":" in policy.task and not playground:  # gym:<id>: refused before any env is built
-        raise refused
+        raise BadInput(refused)
     s = env_seeds(policy.seed, EVALUATE_STREAM + seed, 1)[0]
     if playground:  # a batch of one env, its first state that of evaluate_policy's first episode
         env = make_envs(policy.task, [s], policy.device)
@@ -238,7 +238,7 @@ def record_video(policy: Policy, path: Path, *, seed: int = 0, deterministic: bo
     else:
         env = make_env(policy.task, None)
         if not hasattr(env, "render_frame"):
-            raise refused
+            raise BadInput(refused)
         obs, _ = env.reset(seed=s)
     stride = max(1, int(np.ceil(1.0 / env.control_timestep / max_fps)))
     fps = 1.0 / (env.control_timestep * stride)

@@ -346,10 +346,9 @@ class PlaygroundEnvs:
             self.free_rendering()
             self._renderer, self._render_data = mujoco.Renderer(model, height=height, width=width), mujoco.MjData(model)
         fields = ("qpos", "qvel", "mocap_pos", "mocap_quat", "xfrc_applied")  # env `index`'s only, to the host
-        state = self.jax.device_get([getattr(self._state.data, f)[index] for f in fields])
+        state, dst = self.jax.device_get([getattr(self._state.data, f)[index] for f in fields]), self._render_data
         for field, value in zip(fields, state):
-            getattr(self._render_data, field)[:] = value
-        dst = self._render_data
+            getattr(dst, field)[:] = value
         mujoco.mj_forward(model, dst)
         self._renderer.update_scene(dst, camera=camera_id if camera_id < model.ncam else -1)
         return self._renderer.render().copy()
