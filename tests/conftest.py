@@ -71,6 +71,35 @@ def through_checkpoint(state):
     return plaindata.decode(torch.load(buf, weights_only=True))
 
 
+def as_old_pickled_checkpoints(d, task: str = "cartpole-balance") -> None:
+    """Rewrite run directory ``d``'s checkpoint.pt and checkpoint.prev.pt in the format of earlier
+    versions: numpy arrays pickled, and every dm_control env state's task object pickled (as the
+    older ``DMCEnv.get_state`` did), wherever in the checkpoint the env states are."""
+    import pickle
+
+    from gorl import plaindata, rundir
+    from gorl.envs import make_env
+
+    def pickle_tasks(x):
+        if isinstance(x, dict):
+            if {"mj_state", "task", "step_count"} <= x.keys():
+                env = make_env(task, 0)
+                plaindata.restore_object(env._env.task, x["task"], "task")
+                x["task"] = pickle.dumps(env._env.task)
+            for v in x.values():
+                pickle_tasks(v)
+        elif isinstance(x, (list, tuple)):
+            for v in x:
+                pickle_tasks(v)
+
+    for name in (rundir.CHECKPOINT, rundir.CHECKPOINT_PREVIOUS):
+        if (d / name).exists():
+            st = plaindata.decode(torch.load(d / name, weights_only=True))  # numpy arrays, as pickled before
+            pickle_tasks(st)
+            torch.save(st, d / name)
+            assert rundir.pickled_globals(d / name)
+
+
 def strip_wall(path) -> list[str]:
     """evals.csv lines without the last column (wall_time)."""
     return [line.rsplit(",", 1)[0] for line in path.read_text().splitlines()]

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import ROOT, TESTS, cli, strip_wall
+from conftest import ROOT, TESTS, as_old_pickled_checkpoints, cli, strip_wall
 
 SMOKE = ["--preset", "smoke", "--quiet"]
 
@@ -296,25 +296,6 @@ def test_a_gorl_runs_own_teacher_is_checked_for_pickled_checkpoints_until_it_com
     rundir.refuse_pickled_checkpoints(d)
 
 
-def _as_old_pickled_checkpoints(d: Path) -> None:
-    """Rewrite d's checkpoints in the format of earlier versions (numpy arrays, the dm_control
-    task object pickled into the env state)."""
-    import pickle
-
-    from gorl import plaindata, rundir
-    from gorl.envs import make_env
-    for name in ("checkpoint.pt", "checkpoint.prev.pt"):
-        if not (d / name).exists():
-            continue
-        st = plaindata.decode(torch.load(d / name, weights_only=True))  # numpy arrays, as pickled before
-        for e in st["envs"]["envs"]:  # the task object pickled, as the older DMCEnv.get_state did
-            env = make_env("cartpole-balance", 0)
-            plaindata.restore_object(env._env.task, e["task"], "task")
-            e["task"] = pickle.dumps(env._env.task)
-        torch.save(st, d / name)
-        assert rundir.pickled_globals(d / name)
-
-
 def test_an_old_pickled_checkpoint_is_refused_in_one_line_and_resumes_exactly_when_trusted(killed_run, ppo_smoke_run,
                                                                                            tmp_path):
     """A checkpoint in the format of earlier versions: refused in one line that says what to do,
@@ -326,7 +307,7 @@ def test_an_old_pickled_checkpoint_is_refused_in_one_line_and_resumes_exactly_wh
     from gorl.check_run import check_run
     d = tmp_path / "old"
     shutil.copytree(killed_run, d)
-    _as_old_pickled_checkpoints(d)
+    as_old_pickled_checkpoints(d)
     before = _files(d)
     out = cli(*PPO_SMOKE, "--out", d, check=False)
     assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
@@ -335,7 +316,7 @@ def test_an_old_pickled_checkpoint_is_refused_in_one_line_and_resumes_exactly_wh
     last = tmp_path / "old_at_its_last_checkpoint"  # killed after its final checkpoint, before status.json
     shutil.copytree(ppo_smoke_run, last)
     (last / "status.json").unlink()
-    _as_old_pickled_checkpoints(last)
+    as_old_pickled_checkpoints(last)
     for run in (d, last):
         out = cli(*PPO_SMOKE, "--out", run, "--trust-checkpoint")
         assert "resumed" in out.stdout

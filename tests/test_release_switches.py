@@ -6,14 +6,17 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import after_stage1_decoder, cli, kill_when
+from conftest import after_stage1_decoder, as_old_pickled_checkpoints, cli, kill_when
+from gorl import rundir
 from gorl.algorithm.decoder import Decoder, DecoderFitConfig, fit_decoder, split_rows
 from gorl.algorithm.gorl import GoRL, GoRLConfig, collect_release_data, gaussian_output_, make_encoder
+from gorl.check_run import check_run
 from gorl.config import ConfigError, build_config
 from gorl.core.normalizer import RunningNormalizer
 from gorl.core.onpolicy import eval_iterations
@@ -310,7 +313,9 @@ def _evals(d) -> list[dict]:
 def test_release_run_passes_check_run_and_resumes_after_kill(tmp_path):
     """gorl_diffusion at smoke geometry with all release switches: completes, passes check-run,
     stage 1 starts from stage 0's best encoder, and a kill -9 after the stage-1 decoder is
-    written resumes to identical evaluations and probes. Two stages of two iterations (the
+    written resumes to identical evaluations and probes, also with --trust-checkpoint from the
+    same checkpoints in an older version's pickled format (a boundary checkpoint: no trainer),
+    leaving only plain-data checkpoints. Two stages of two iterations (the
     smoke preset's four stages of one add nothing here but two more decoder fits per run)."""
     args = ["train", "gorl_diffusion", "cartpole-balance", "--preset", "smoke", "--steps", "7680", "--seed", "1",
             "--quiet", *_set(RELEASE), "--set", "stage_steps=[1, 1]"]
@@ -330,10 +335,17 @@ def test_release_run_passes_check_run_and_resumes_after_kill(tmp_path):
     summary = json.loads((ref / "stages/stage0/dataset_summary.json").read_text())
     assert summary["collection"] == "release" and summary["episodes_finished"] == 6
     kill_when(args, killed, after_stage1_decoder, timeout=300)
+    older = tmp_path / "older"  # the same kill, its checkpoints in an older version's pickled format
+    shutil.copytree(killed, older)
+    as_old_pickled_checkpoints(older)
     cli(*args, "--out", killed)
-    assert _evals(killed) == rows
-    a, b = np.load(ref / "probes.npz"), np.load(killed / "probes.npz")
-    assert np.array_equal(a["actions"], b["actions"])
+    out = cli(*args, "--out", older, "--trust-checkpoint")
+    assert "rewrote checkpoint.pt and checkpoint.prev.pt" in out.stdout, out.stdout
+    for d in (killed, older):
+        assert _evals(d) == rows
+        a, b = np.load(ref / "probes.npz"), np.load(d / "probes.npz")
+        assert np.array_equal(a["actions"], b["actions"])
+    assert rundir.pickled_checkpoints(older) == [] and check_run(older) == []
 
 
 def test_release_fm_run_with_gaussian_warm_value_passes_check_run(tmp_path):
