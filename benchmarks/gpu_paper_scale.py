@@ -350,7 +350,8 @@ def part_gorl(args, out: Path) -> None:
         record("gorl", out, **figures, steps_per_iteration=spi, stage_iterations=iters,
                encoder0_iteration_s=round(iteration_s[0], 3), encoder_iteration_s=round(iteration_s[1], 3),
                encoder_update_s=round(encoder[1]["update"] * spi / 1000, 3),
-               run_minutes_projected=round(run_s / 60, 1), run_encoder_env_steps=sum(iters) * spi)
+               run_s_projected=round(run_s, 1), run_minutes_projected=round(run_s / 60, 1),
+               run_encoder_env_steps=sum(iters) * spi)
 
 
 def part_sharded(args, out: Path) -> None:

@@ -66,7 +66,8 @@ def targets(figures: dict) -> list[tuple[str, str, str]]:
     gorl, why_gorl = _part(figures, "gorl")
     target = f"GoRL-FM's wall time per encoder env step <= {MAX_GORL_OVER_PPO}x PPO's"
     if gorl and ppo and "run_minutes_projected" in gorl:
-        per_step = {"gorl": gorl["run_minutes_projected"] * 60 / gorl["run_encoder_env_steps"],
+        run_s = gorl.get("run_s_projected", gorl["run_minutes_projected"] * 60)  # the minutes are rounded
+        per_step = {"gorl": run_s / gorl["run_encoder_env_steps"],
                     "ppo": ppo["iteration_s"] / ppo["steps_per_iteration"]}
         ratio = per_step["gorl"] / per_step["ppo"]
         same = "" if gorl["task"] == ppo["task"] else f" (GoRL on {gorl['task']}, PPO on {ppo['task']})"

@@ -37,6 +37,19 @@ if [ ! -d /tmp/site/mujoco_playground ]; then
 fi
 export PYTHONPATH=/tmp/site:$PWD MUJOCO_GL=disable XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
 nvidia-smi > "$out/nvidia-smi.txt" 2>&1
+# What the parts import, checked once: playground 0.2.0 imports tqdm, and pillow through brax.io,
+# neither of them in the bundle (the machine it was measured on had them). A missing one is named
+# here in one line (OUT/imports.txt); the parts that need it then fail in seconds each.
+python3 - <<'PY' 2>&1 | tee "$out/imports.txt"
+import importlib
+missing = []
+for name in ("torch", "jax", "mujoco", "mujoco.mjx", "dm_control.suite", "mujoco_playground", "brax", "yaml"):
+    try:
+        importlib.import_module(name)
+    except Exception as e:  # noqa: BLE001 - any failure to import is what this reports
+        missing.append(f"{name} ({type(e).__name__}: {e})")
+print("imports: " + ("all there" if not missing else "MISSING " + "; ".join(missing)))
+PY
 for part in "${parts[@]}"; do
     timeout -k 10 "${PART_TIMEOUT:-300}" python3 benchmarks/gpu_paper_scale.py --out "$out" --parts "$part" "${opts[@]}"
     rc=$?

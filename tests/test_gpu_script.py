@@ -88,6 +88,10 @@ def test_the_report_reads_each_target_from_the_figures_and_names_what_is_missing
     # GoRL: 12 min over 180M steps = 4 us per step; PPO: 2 s over 800k = 2.5 us: 1.6x
     assert rows["GoRL-FM's wall time per encoder env step"][0].startswith("**1.60x**")
     assert rows["GoRL-FM's wall time per encoder env step"][1] == "no"
+    # the unrounded seconds, where the part recorded them, win over the minutes (rounded to 0.1)
+    figures["gorl"] = {**gorl, "run_s_projected": 540.0}  # 3 us per step: 1.2x
+    row = [r for r in _report().targets(figures) if r[0].startswith("GoRL-FM")][0]
+    assert row[1].startswith("**1.20x**") and row[2] == "yes"
     assert rows["checkpointing"] == ("not measured (no `checkpoint` in the JSON)", "-")
     assert rows["the CUDA tests (tests/test_cuda.py) pass"] == ("1 failed, 9 passed", "no")
     assert "- `compile_CheetahRun`: boom" in _report().report(figures)
