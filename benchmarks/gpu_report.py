@@ -1,6 +1,7 @@
 """Issue 20's targets, read from what benchmarks/gpu_paper_scale.py measured.
 
     python benchmarks/gpu_report.py OUT            # OUT/gpu_paper_scale.json (or the file itself)
+    python benchmarks/gpu_report.py OUT1 OUT2      # the parts of several calls, read as one
 
 Prints a Markdown table for docs/benchmarks.md: each target of issue 20, the figure measured for
 it, and whether it is met; then the other parts' figures, and the parts that failed or are
@@ -122,14 +123,19 @@ def report(figures: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("out", type=Path, help="the gpu_paper_scale.py --out folder, or its gpu_paper_scale.json")
+    p.add_argument("out", type=Path, nargs="+",
+                   help="gpu_paper_scale.py --out folders (or their gpu_paper_scale.json), e.g. one per call of "
+                        "a GPU session; a part measured in several is taken from the last one given")
     args = p.parse_args(argv)
-    path = args.out / "gpu_paper_scale.json" if args.out.is_dir() else args.out
-    if not path.is_file():
-        print(f"gpu_report: {path} does not exist (run benchmarks/gpu_paper_scale.py --out {args.out} first)",
-              file=sys.stderr)
-        return 2
-    sys.stdout.write(report(json.loads(path.read_text())))
+    figures = {}
+    for out in args.out:
+        path = out / "gpu_paper_scale.json" if out.is_dir() else out
+        if not path.is_file():
+            print(f"gpu_report: {path} does not exist (run benchmarks/gpu_paper_scale.py --out {out} first)",
+                  file=sys.stderr)
+            return 2
+        figures.update(json.loads(path.read_text()))
+    sys.stdout.write(report(figures))
     return 0
 
 

@@ -17,7 +17,9 @@
 # GPU's description OUT/nvidia-smi.txt. Extra options for the script go after the parts, e.g.
 # `bash benchmarks/gpu_session.sh OUT ppo --iterations 3`. At the end, issue 20's targets against
 # the figures (benchmarks/gpu_report.py, which reads only the JSON: run it again anywhere) are
-# printed and written to OUT/gpu_report.md.
+# printed and written to OUT/gpu_report.md. A session may split the parts over two calls (each
+# gets an empty $OUT; the machine, and /tmp/site with it, stays warm for a call that follows at
+# once): `python benchmarks/gpu_report.py CALL1_FILES CALL2_FILES` reads both as one.
 set -uo pipefail
 out=${1:?usage: bash benchmarks/gpu_session.sh OUT [PART ...]}
 shift

@@ -98,3 +98,21 @@ def test_the_report_reads_each_target_from_the_figures_and_names_what_is_missing
     figures["brax"] = {"error": "XlaRuntimeError: out of memory"}
     first = _report().targets(figures)[0]
     assert first[1:] == ("`brax` failed: XlaRuntimeError: out of memory", "-")
+
+
+def test_the_report_reads_the_parts_of_several_calls_as_one(tmp_path, capsys):
+    """A GPU session may split its parts over two calls (each has an empty $OUT): the report reads
+    their folders together; a part measured in both is taken from the later one."""
+    first, second = tmp_path / "call1", tmp_path / "call2"
+    for d, parts in ((first, {"ppo_scan": {"task": "playground:CheetahRun", "env_steps_per_s": 100, "iteration_s": 1.0,
+                                           "rollout_s": 0.5, "update_s": 0.5, "steps_per_iteration": 100,
+                                           "paper_run_minutes": 30.0},
+                              "brax": {"error": "boom"}}),
+                     (second, {"brax": {"env_steps_per_s": 400}})):
+        d.mkdir()
+        (d / "gpu_paper_scale.json").write_text(json.dumps(parts))
+    assert _report().main([str(first), str(second / "gpu_paper_scale.json")]) == 0
+    out = capsys.readouterr().out
+    assert "100 vs 400: **0.25x**" in out and "boom" not in out
+    assert _report().main([str(first), str(tmp_path / "nowhere")]) == 2
+    assert "nowhere does not exist" in capsys.readouterr().err
