@@ -314,9 +314,10 @@ def test_release_run_passes_check_run_and_resumes_after_kill(tmp_path):
     """gorl_diffusion at smoke geometry with all release switches: completes, passes check-run,
     stage 1 starts from stage 0's best encoder, and a kill -9 after the stage-1 decoder is
     written resumes to identical evaluations and probes, also with --trust-checkpoint from the
-    same checkpoints in an older version's pickled format (a boundary checkpoint: no trainer),
-    leaving only plain-data checkpoints. Two stages of two iterations (the
-    smoke preset's four stages of one add nothing here but two more decoder fits per run)."""
+    same checkpoints in an older version's pickled format (the kill comes right after the stage
+    boundary's checkpoint, which holds no trainer), leaving only plain-data checkpoints. Two
+    stages of two iterations (the smoke preset's four stages of one add nothing here but two more
+    decoder fits per run)."""
     args = ["train", "gorl_diffusion", "cartpole-balance", "--preset", "smoke", "--steps", "7680", "--seed", "1",
             "--quiet", *_set(RELEASE), "--set", "stage_steps=[1, 1]"]
     ref, killed = tmp_path / "ref", tmp_path / "killed"
