@@ -28,6 +28,30 @@ def cli(*args, check=True, env=None, timeout=600) -> subprocess.CompletedProcess
     return out
 
 
+def cli_here(*args, check=True) -> subprocess.CompletedProcess:
+    """``gorl-bench ARGS`` run by :func:`gorl.cli.main` in this test process, as :func:`cli` runs it
+    (same working directory, output captured, exit code returned), without a fresh interpreter's
+    2-4 s of imports (torch, dm_control, ...). For the runs a test is not about as a process: the
+    reference of a resume, refusals, ``plan``. Tests of kills, signals, locks, the installed entry
+    point or another environment keep :func:`cli`. Where a test compares a run made here with one
+    made by :func:`cli`, it also checks that a run does not depend on what its process did before."""
+    import contextlib
+    import io
+
+    from gorl.cli import main
+    out, err = io.StringIO(), io.StringIO()
+    argv = [str(a) for a in args]
+    with contextlib.chdir(ROOT), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as e:  # argparse's usage errors
+            code = e.code if isinstance(e.code, int) else 2
+    done = subprocess.CompletedProcess(["gorl-bench", *argv], code, out.getvalue(), err.getvalue())
+    if check and code != 0:
+        raise AssertionError(f"exit {code}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}")
+    return done
+
+
 def kill_when(args, out, ready, timeout: float = 300) -> None:
     """Start ``python -m gorl ARGS --out OUT``, SIGKILL it once ``ready(OUT)`` holds (or it ends,
     or ``timeout`` seconds pass); the run must not have finished."""
@@ -118,9 +142,10 @@ PPO_SMOKE = ["train", "ppo", "cartpole-balance", "--seed", "0", "--steps", "3840
 def ppo_smoke_run(tmp_path_factory) -> Path:
     """One real run made once per session and shared by the tests that only read it (copy it,
     ``shutil.copytree``, to change it): PPO ``smoke`` on cartpole-balance, seed 0, two
-    iterations (3840 env steps, 3 evaluations). Made by ``cli(*PPO_SMOKE, "--out", DIR)``."""
+    iterations (3840 env steps, 3 evaluations). Made by ``cli_here(*PPO_SMOKE, "--out", DIR)``, in the test
+    process: tests compare runs resumed in fresh processes with it."""
     d = tmp_path_factory.mktemp("ppo_smoke") / "run"
-    cli(*PPO_SMOKE, "--out", d)
+    cli_here(*PPO_SMOKE, "--out", d)
     return d
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import cli
+from conftest import cli, cli_here
 from gorl import rundir
 from gorl.check_run import (CONFIG_KEYS, METRICS_COLUMNS, PROBE_ARRAYS, PROVENANCE_KEYS, REQUIRED_FILES,
                             STATUS_KEYS)
@@ -96,7 +96,7 @@ def test_real_run_is_ok(good_run, capsys):
 def test_diverged_run_is_ok(tmp_path, capsys):
     """Divergence is data: status 'diverged' with a reason, exit 0, and a valid directory."""
     d = tmp_path / "nan"
-    out = cli("train", "ppo", "gym:Test/NaNAfter-v0", "--import", "toy_envs", "--steps", 19200, "--out", d, *SMOKE)
+    out = cli_here("train", "ppo", "gym:Test/NaNAfter-v0", "--import", "toy_envs", "--steps", 19200, "--out", d, *SMOKE)
     assert out.returncode == 0 and json.loads((d / rundir.STATUS).read_text())["status"] == "diverged"
     assert check(d, capsys)[0] == 0
     _json(d, rundir.STATUS, lambda s: s.update(reason=None))

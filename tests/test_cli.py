@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from conftest import cli, kill_after_iterations, strip_wall
+from conftest import cli, cli_here, kill_after_iterations, strip_wall
 
 SMOKE = ["--preset", "smoke", "--quiet"]
 
@@ -69,17 +69,20 @@ def test_eval_schedule_switch(tmp_path):
     for schedule in ("reference", None):
         d = tmp_path / str(schedule)
         extra = ["--set", f"eval_schedule={schedule}"] if schedule else []
-        cli("train", "ppo", "cartpole-balance", "--seed", 0, "--steps", 10 * spi, "--out", d, *SMOKE, *small, *extra)
+        cli_here("train", "ppo", "cartpole-balance", "--seed", 0, "--steps", 10 * spi, "--out", d, *SMOKE, *small,
+                 *extra)
         steps[schedule] = [int(line.split(",")[0]) for line in _evals(d)[1:]]
-        assert cli("check-run", d).stdout.strip().endswith(": ok")
+        assert cli_here("check-run", d).stdout.strip().endswith(": ok")
     assert steps["reference"] == [0, 4 * spi, 9 * spi]
     assert steps[None] == [0, 5 * spi, 10 * spi]
 
 
 def test_same_seed_identical_and_completed_run_protected(tmp_path):
+    """The same command twice gives the same run: once in a fresh process, once in this test
+    process, which has trained and imported other things before (a run depends on nothing else)."""
     a, b = tmp_path / "a", tmp_path / "b"
-    for d in (a, b):
-        cli("train", "ppo", "cartpole-balance", "--seed", 3, "--steps", 5760, "--out", d, *SMOKE)
+    cli("train", "ppo", "cartpole-balance", "--seed", 3, "--steps", 5760, "--out", a, *SMOKE)
+    cli_here("train", "ppo", "cartpole-balance", "--seed", 3, "--steps", 5760, "--out", b, *SMOKE)
     assert strip_wall(a / "evals.csv") == strip_wall(b / "evals.csv")
     for f in ("config.yaml", "evals.csv", "metrics.csv", "probes.npz", "provenance.json", "checkpoint.pt",
               "status.json"):
@@ -89,7 +92,8 @@ def test_same_seed_identical_and_completed_run_protected(tmp_path):
     prov = json.loads((a / "provenance.json").read_text())
     assert prov["seed"] == 3 and prov["versions"]["torch"] and prov["device"] == "cpu"
     before = (a / "evals.csv").read_bytes()
-    again = cli("train", "ppo", "cartpole-balance", "--seed", 3, "--steps", 5760, "--out", a, *SMOKE, check=False)
+    again = cli_here("train", "ppo", "cartpole-balance", "--seed", 3, "--steps", 5760, "--out", a, *SMOKE,
+                     check=False)
     assert again.returncode == 2 and "completed" in again.stderr and "--force" in again.stderr
     assert (a / "evals.csv").read_bytes() == before
 
@@ -97,10 +101,11 @@ def test_same_seed_identical_and_completed_run_protected(tmp_path):
 @pytest.mark.parametrize("extra", [[], ["--set", "reset_mode=fixed_initial"]], ids=["random", "fixed_initial"])
 def test_resume_after_kill_matches_uninterrupted(tmp_path, extra):
     """(fixed_initial: 1440 steps per env cross the 1000-step limit after the resume, so the
-    resumed run's envs must return to the same first states)"""
+    resumed run's envs must return to the same first states). The reference runs in this test
+    process, the killed run and its resume each in a fresh one."""
     ref, killed = tmp_path / "ref", tmp_path / "killed"
     args = ["train", "ppo", "cartpole-balance", "--seed", 5, "--steps", 11520, *SMOKE, *extra]
-    cli(*args, "--out", ref)
+    cli_here(*args, "--out", ref)
     kill_after_iterations(args, killed, timeout=120)
     out = cli(*args, "--out", killed)
     assert "resumed" in out.stdout
@@ -171,7 +176,7 @@ def test_resume_after_the_last_evaluation_keeps_it(tmp_path, ppo_smoke_run):
     args = [*PPO_SMOKE, "--out", d]
     before = (d / "evals.csv").read_bytes()  # wall_time column: a repeated evaluation rewrites it
     (d / "status.json").unlink()  # pretend it was killed before it could finish
-    out = cli(*args)
+    out = cli_here(*args)
     assert "resumed" in out.stdout
     assert (d / "evals.csv").read_bytes() == before
     assert (d / "status.json").exists()
@@ -179,17 +184,17 @@ def test_resume_after_the_last_evaluation_keeps_it(tmp_path, ppo_smoke_run):
 
 def test_changed_config_refuses_to_resume(tmp_path):
     d = tmp_path / "r"
-    cli("train", "ppo", "cartpole-balance", "--steps", 1920, "--out", d, *SMOKE)
+    cli_here("train", "ppo", "cartpole-balance", "--steps", 1920, "--out", d, *SMOKE)
     (d / "status.json").unlink()  # pretend it was interrupted
-    out = cli("train", "ppo", "cartpole-balance", "--steps", 1920, "--out", d, "--set", "clip_eps=0.3", *SMOKE,
-              check=False)
+    out = cli_here("train", "ppo", "cartpole-balance", "--steps", 1920, "--out", d, "--set", "clip_eps=0.3", *SMOKE,
+                   check=False)
     assert out.returncode == 2 and "clip_eps" in out.stderr
 
 
 def test_divergence_is_data(tmp_path):
     d = tmp_path / "nan"
-    out = cli("train", "ppo", "gym:Test/NaNAfter-v0", "--import", "toy_envs", "--steps", 19200, "--out", d,
-              *SMOKE)
+    out = cli_here("train", "ppo", "gym:Test/NaNAfter-v0", "--import", "toy_envs", "--steps", 19200, "--out", d,
+                   *SMOKE)
     assert out.returncode == 0
     status = json.loads((d / "status.json").read_text())
     assert status["status"] == "diverged" and "non-finite" in status["reason"]

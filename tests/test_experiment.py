@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import cli
+from conftest import cli, cli_here
 from malformed_configs import MALFORMED
 from gorl import experiment, registry
 from gorl.errors import ExperimentError
@@ -43,7 +43,7 @@ PAPER_TOTAL = 5 * (6 * (3 * 179_896_320 + 2 * 180_000_000)
 def test_plan_prints_the_runs_and_total_env_steps(config, runs, teachers, total):
     """The total counts the teacher runs the pipeline trains for GoRL (one per task and seed that
     needs one, rows of their own) with the runs."""
-    out = cli("plan", config).stdout
+    out = cli_here("plan", config).stdout
     lines = out.splitlines()
     assert lines[0].split()[:5] == ["algorithm", "task", "seed", "preset", "env"]
     exp = experiment.load(ROOT / config)
@@ -61,7 +61,7 @@ def test_plan_json_and_measured_rates(tmp_path):
                                                    "preset": "smoke"}))
     (d / "status.json").write_text(json.dumps({"status": "completed", "env_steps": 20000}))
     (d / "provenance.json").write_text(json.dumps({"wall_time_s": 40.0, "device": "cpu"}))
-    plan = json.loads(cli("plan", SMOKE, "--json", "--results", tmp_path / "results").stdout)
+    plan = json.loads(cli_here("plan", SMOKE, "--json", "--results", tmp_path / "results").stdout)
     assert plan["total_env_steps"] == 400_000 and len(plan["runs"]) == 20
     assert plan["teacher_runs"] == [] and plan["teacher_env_steps"] == 0
     ppo = [r for r in plan["runs"] if r["algorithm"] == "ppo"]
@@ -95,10 +95,10 @@ def test_runs_per_gpu_shares_each_gpu_and_splits_jax_memory(tmp_path):
     assert exp.gpu_env() == env
     assert exp.train_args("ppo") == ["--preset", "paper", "--set", "checkpoint_every=auto",
                                       "--set", "device=cuda"]  # no run changes
-    plan = json.loads(cli("plan", tmp_path / "gpu4.yaml", "--json").stdout)
+    plan = json.loads(cli_here("plan", tmp_path / "gpu4.yaml", "--json").stdout)
     # 200 runs and the 10 humanoid teacher runs they read, all on cuda
     assert (plan["gpu_runs"], plan["runs_per_gpu"], plan["gpu_env"]) == (200 + 10, 4, env)
-    out = cli("plan", tmp_path / "gpu4.yaml").stdout
+    out = cli_here("plan", tmp_path / "gpu4.yaml").stdout
     assert "runs_per_gpu 4: up to 4 GPU runs share each GPU" in out and "50 GPUs" in out
     assert "XLA_PYTHON_CLIENT_MEM_FRACTION=0.187" in out
     # one GPU per run (the default): JAX keeps its own policy, the plan says nothing more
@@ -159,7 +159,7 @@ def test_plan_refuses_what_the_pipeline_refuses(change, culprit):
 def test_plan_names_a_bad_config_in_one_line(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(_smoke(algorithm_overrides={"ppo": {"set": {"clip_epz": 0.1}}})))
-    out = cli("plan", path, check=False)
+    out = cli_here("plan", path, check=False)
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
     (line,) = out.stderr.strip().splitlines()
     assert line == ("gorl-bench plan: error: config: algorithm_overrides.ppo.set: unknown hyperparameter "

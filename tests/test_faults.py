@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import ROOT, TESTS, as_old_pickled_checkpoints, cli, strip_wall
+from conftest import ROOT, TESTS, as_old_pickled_checkpoints, cli, cli_here, strip_wall
 
 SMOKE = ["--preset", "smoke", "--quiet"]
 
@@ -94,8 +94,8 @@ def test_a_real_full_disk(tiny_tmpfs, tmp_path):
     torch.load(d / "checkpoint.pt", weights_only=True)  # whole
     moved = tmp_path / "r"  # space freed: the directory on a roomier disk resumes and completes
     shutil.copytree(d, moved)
-    cli(*args, "--out", moved)
-    cli(*args, "--out", tmp_path / "ref")
+    cli_here(*args, "--out", moved)
+    cli_here(*args, "--out", tmp_path / "ref")
     assert strip_wall(moved / "evals.csv") == strip_wall(tmp_path / "ref" / "evals.csv")
 
 
@@ -130,8 +130,8 @@ def test_a_signal_stops_the_run_at_a_checkpoint_within_seconds(tmp_path, sig, co
     state = torch.load(d / "checkpoint.pt", weights_only=True)
     assert state["iteration"] == rows and f"env step {rows * 1920}" in said[0]  # written at the stop
     if sig == signal.SIGTERM:
-        cli(*args, "--out", d)
-        cli(*args, "--out", tmp_path / "ref")
+        cli_here(*args, "--out", d)
+        cli_here(*args, "--out", tmp_path / "ref")
         assert strip_wall(d / "evals.csv") == strip_wall(tmp_path / "ref" / "evals.csv")
         assert (d / "metrics.csv").read_text().count("\n") == (tmp_path / "ref" / "metrics.csv").read_text().count("\n")
 
@@ -169,7 +169,8 @@ class Payload:
 @pytest.fixture(scope="module")
 def gorl_run(tmp_path_factory):
     d = tmp_path_factory.mktemp("shared") / "gorl"
-    cli("train", "gorl_fm", "cartpole-balance", "--steps", 3840, "--out", d, *SMOKE, "--set", "stage_steps=[1, 1]")  # two stages fit
+    cli_here("train", "gorl_fm", "cartpole-balance", "--steps", 3840, "--out", d, *SMOKE, "--set",
+             "stage_steps=[1, 1]")  # two stages fit
     return d
 
 
@@ -335,6 +336,6 @@ def test_a_resume_from_a_plain_checkpoint_ends_exactly(killed_run, ppo_smoke_run
         rundir.load_tensors(ppo_smoke_run / name)
     d = tmp_path / "r"
     shutil.copytree(killed_run, d)
-    out = cli(*PPO_SMOKE, "--out", d)
+    out = cli_here(*PPO_SMOKE, "--out", d)
     assert "resumed" in out.stdout
     assert strip_wall(d / "evals.csv") == strip_wall(ppo_smoke_run / "evals.csv")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import after_stage1_decoder, cli, kill_when
+from conftest import after_stage1_decoder, cli, cli_here, kill_when
 from gorl.algorithm.decoder import Decoder, DecoderFitConfig, fit_decoder
 from gorl.algorithm.gorl import GoRLConfig, make_encoder
 from gorl.config import ConfigError, build_config
@@ -257,8 +257,8 @@ def _evals(d):
 @pytest.mark.parametrize("algo", ["gorl_fm", "gorl_diffusion"])
 def test_smoke_run_one_axis_and_artifacts(tmp_path, algo):
     out = tmp_path / algo
-    cli("train", algo, "cartpole-balance", "--preset", "smoke", "--steps", "8000", "--seed", "0",
-        "--quiet", "--out", out)
+    cli_here("train", algo, "cartpole-balance", "--preset", "smoke", "--steps", "8000", "--seed", "0",
+             "--quiet", "--out", out)
     cfg = _smoke(algo, total_steps=8000)
     rows = _evals(out)
     stages = [int(r["stage"]) for r in rows]
@@ -271,15 +271,15 @@ def test_smoke_run_one_axis_and_artifacts(tmp_path, algo):
     assert (out / "stages/stage0/decoder_fit.csv").exists() and (out / "stages/stage0/encoder_best.pt").exists()
     probes = np.load(out / "probes.npz")
     assert probes["actions"].shape[0] == len(rows) and np.abs(probes["actions"]).max() <= 1
-    assert cli("check-run", out).stdout.strip().endswith(": ok")
+    assert cli_here("check-run", out).stdout.strip().endswith(": ok")
 
 
 def test_reference_eval_schedule_per_stage(tmp_path):
     """eval_schedule=reference (spec 1.4): each stage evaluates at int(linspace(0, n - 1, k))
     before the update, never at the stage's end, and the best encoder is one of those."""
     out = tmp_path / "run"
-    cli("train", "gorl_fm", "cartpole-balance", "--preset", "smoke", "--steps", "11520", "--seed", "0",
-        "--quiet", "--out", out, "--set", "eval_schedule=reference", "--set", "num_evals=3", *_set(V1))
+    cli_here("train", "gorl_fm", "cartpole-balance", "--preset", "smoke", "--steps", "11520", "--seed", "0",
+             "--quiet", "--out", out, "--set", "eval_schedule=reference", "--set", "num_evals=3", *_set(V1))
     cfg = _cfg(total_steps=11520, eval_schedule="reference", num_evals=3)
     spi = cfg.steps_per_iteration
     assert cfg.stage_iterations() == [3, 3]
@@ -289,7 +289,7 @@ def test_reference_eval_schedule_per_stage(tmp_path):
         assert steps == [off, off + spi, off + 2 * spi]  # int(linspace(0, 2, 3)); never off + 3 * spi
     best = torch.load(out / "stages/stage0/encoder_best.pt", weights_only=False)
     assert best["env_step"] in {int(r["env_step"]) for r in rows if int(r["stage"]) == 0}
-    assert cli("check-run", out).stdout.strip().endswith(": ok")
+    assert cli_here("check-run", out).stdout.strip().endswith(": ok")
 
 
 def test_all_reference_switches_together(tmp_path):
@@ -298,14 +298,14 @@ def test_all_reference_switches_together(tmp_path):
     the reference evaluation schedule; the run completes and passes check-run."""
     import json
     out = tmp_path / "run"
-    cli("train", "gorl_fm", "cartpole-balance", "--preset", "smoke", "--steps", "8000", "--seed", "0", "--quiet",
-        "--out", out, *_set(V1), "--set", "reset_mode=fixed_initial", "--set", "decoder_collection=reference",
-        "--set", "eval_schedule=reference", "--set", "decoder_data_filter=percentile",
-        "--set", "decoder_filter_unit=reference_blocks")
+    cli_here("train", "gorl_fm", "cartpole-balance", "--preset", "smoke", "--steps", "8000", "--seed", "0", "--quiet",
+             "--out", out, *_set(V1), "--set", "reset_mode=fixed_initial", "--set", "decoder_collection=reference",
+             "--set", "eval_schedule=reference", "--set", "decoder_data_filter=percentile",
+             "--set", "decoder_filter_unit=reference_blocks")
     summary = json.loads((out / "stages/stage0/dataset_summary.json").read_text())
     assert summary["collection"] == "reference" and summary["reset_mode"] == "fixed_initial"
     assert summary["episodes_finished"] == 0 and summary["rows"] == 1000  # the better of 2 blocks
-    assert cli("check-run", out).stdout.strip().endswith(": ok")
+    assert cli_here("check-run", out).stdout.strip().endswith(": ok")
 
 
 # slow: smoke is the release's GoRL now, so tests/test_release_switches.py::

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, after_stage1_decoder, cli, kill_when
+from conftest import ROOT, after_stage1_decoder, cli, cli_here, kill_when
 from gorl import rundir
 from gorl.algorithm.decoder import Decoder, DecoderFitConfig, fit_decoder
 from gorl.algorithm.gorl import bounded_action, make_encoder
@@ -49,8 +49,8 @@ def _cfg(algo: str = "gorl_fm", preset: str = "smoke", task: str = "cartpole-bal
 def teacher(tmp_path_factory) -> Path:
     """One small ppo_teacher run on cartpole-balance (welford statistics, as the encoder's)."""
     out = tmp_path_factory.mktemp("teacher") / "run"
-    cli("train", "ppo_teacher", "cartpole-balance", "--preset", "smoke", "--steps", "3840", "--seed", "0",
-        "--quiet", "--out", out, "--set", "obs_norm_mode=welford")
+    cli_here("train", "ppo_teacher", "cartpole-balance", "--preset", "smoke", "--steps", "3840", "--seed", "0",
+             "--quiet", "--out", out, "--set", "obs_norm_mode=welford")
     return out
 
 
@@ -108,7 +108,7 @@ def test_humanoid_profile_resolves_to_the_release():
 
 
 def test_list_shows_the_humanoid_values_and_their_origin():
-    out = cli("list", "gorl_fm", "--preset", "paper", "--task", "humanoid-run").stdout
+    out = cli_here("list", "gorl_fm", "--preset", "paper", "--task", "humanoid-run").stdout
     line = next(x for x in out.splitlines() if x.startswith("benchmark_start_steps"))
     assert "60000000" in line and "tasks[humanoid-run]" in line
 
@@ -211,29 +211,29 @@ def test_warm_decoder_fit_statistics(mode):
 def test_gated_teacher_ends_the_run_with_a_recorded_reason(tmp_path, teacher):
     from analysis.collect import collect, problems
     out = tmp_path / "gorl_fm" / "cartpole-balance" / "seed0"
-    r = cli("train", "gorl_fm", "cartpole-balance", "--preset", "smoke", "--steps", "3840", "--seed", "0",
-            "--quiet", "--out", out, *HUMANOID_SWITCHES, "--set", "teacher=ppo_teacher",
-            "--set", f"teacher_run={teacher}", "--set", "teacher_min_return=1e9", "--set", "stage_steps=[1, 1]")
+    r = cli_here("train", "gorl_fm", "cartpole-balance", "--preset", "smoke", "--steps", "3840", "--seed", "0",
+                 "--quiet", "--out", out, *HUMANOID_SWITCHES, "--set", "teacher=ppo_teacher",
+                 "--set", f"teacher_run={teacher}", "--set", "teacher_min_return=1e9", "--set", "stage_steps=[1, 1]")
     assert r.returncode == 0
     st = json.loads((out / "status.json").read_text())
     assert st["status"] == "gated" and "below teacher_min_return" in st["reason"]
     assert st["teacher_run"] == str(teacher.resolve()) and np.isfinite(st["teacher_dataset_return_mean"])
     assert (out / "stages/teacher/dataset_summary.json").exists() and not (out / "stages/stage0/decoder.pt").exists()
-    assert cli("check-run", out).stdout.strip().endswith(": ok")
+    assert cli_here("check-run", out).stdout.strip().endswith(": ok")
     _, finals = collect(tmp_path, [("gorl_fm", "cartpole-balance", 0)])
     bad = problems(finals)
     assert list(bad["status"]) == ["gated"] and "teacher_min_return" in bad["reason"].iloc[0]
-    again = cli("train", "gorl_fm", "cartpole-balance", "--preset", "smoke", "--out", out, check=False)
+    again = cli_here("train", "gorl_fm", "cartpole-balance", "--preset", "smoke", "--out", out, check=False)
     assert again.returncode == 2 and "gated" in again.stderr  # an ended run, not retried
 
 
 def test_teacher_run_feeds_gorl_with_warm_start_handoff_and_anchor(tmp_path, teacher):
     out = tmp_path / "run"
-    cli("train", "gorl_fm", "cartpole-balance", "--preset", "smoke", "--steps", "3840", "--seed", "0", "--quiet",
-        "--out", out, *HUMANOID_SWITCHES, "--set", "teacher=ppo_teacher", "--set", f"teacher_run={teacher}",
-        "--set", "teacher_warm_start=true", "--set", "encoder_handoff=final", "--set", "benchmark_start_steps=5000",
-        "--set", "teacher_min_return=0", "--set", "decoder_init=warm", "--set", "later_stages.decoder_obs_stats=frozen",
-        "--set", "stage_steps=[1, 1]")
+    cli_here("train", "gorl_fm", "cartpole-balance", "--preset", "smoke", "--steps", "3840", "--seed", "0", "--quiet",
+             "--out", out, *HUMANOID_SWITCHES, "--set", "teacher=ppo_teacher", "--set", f"teacher_run={teacher}",
+             "--set", "teacher_warm_start=true", "--set", "encoder_handoff=final", "--set", "benchmark_start_steps=5000",
+             "--set", "teacher_min_return=0", "--set", "decoder_init=warm",
+             "--set", "later_stages.decoder_obs_stats=frozen", "--set", "stage_steps=[1, 1]")
     st = json.loads((out / "status.json").read_text())
     assert st["status"] == "completed" and st["teacher_run"] == str(teacher.resolve())
     assert st["teacher_env_steps"] == 3840 and st["start_env_step"] == 5000
@@ -244,7 +244,7 @@ def test_teacher_run_feeds_gorl_with_warm_start_handoff_and_anchor(tmp_path, tea
     assert int(rows[0]["env_step"]) == 5000 and int(rows[-1]["env_step"]) == st["env_steps"] == 5000 + 3840
     assert json.loads((out / "stages/stage0/dataset_summary.json").read_text())["encoder_handoff"] == "final"
     assert not torch.load(out / "stages/stage0/decoder.pt", weights_only=False)["identity"]  # fitted on the teacher
-    assert cli("check-run", out).stdout.strip().endswith(": ok")
+    assert cli_here("check-run", out).stdout.strip().endswith(": ok")
 
 
 def test_resume_after_kill_with_a_teacher_gives_identical_evaluations(tmp_path, teacher):
@@ -252,7 +252,7 @@ def test_resume_after_kill_with_a_teacher_gives_identical_evaluations(tmp_path, 
             "--quiet", *HUMANOID_SWITCHES, "--set", "teacher=ppo_teacher", "--set", f"teacher_run={teacher}",
             "--set", "teacher_warm_start=true", "--set", "eval_deterministic=false", "--set", "stage_steps=[1, 1]"]
     ref, killed = tmp_path / "ref", tmp_path / "killed"
-    cli(*args, "--out", ref)
+    cli_here(*args, "--out", ref)  # the reference in this process; the killed run and its resume in fresh ones
     kill_when(args, killed, after_stage1_decoder, timeout=300)
     cli(*args, "--out", killed)
     assert _evals(killed) == _evals(ref) and "return_mean_deterministic" in _evals(ref)[0]
@@ -261,14 +261,14 @@ def test_resume_after_kill_with_a_teacher_gives_identical_evaluations(tmp_path, 
 
 
 def test_a_named_teacher_must_be_a_completed_run_of_the_task(tmp_path, teacher):
-    r = cli("train", "gorl_fm", "cartpole-balance", "--preset", "smoke", "--quiet", "--out", tmp_path / "a",
-            "--set", "teacher=ppo_teacher", "--set", f"teacher_run={tmp_path / 'nothing'}", check=False)
+    r = cli_here("train", "gorl_fm", "cartpole-balance", "--preset", "smoke", "--quiet", "--out", tmp_path / "a",
+                 "--set", "teacher=ppo_teacher", "--set", f"teacher_run={tmp_path / 'nothing'}", check=False)
     assert r.returncode == 2 and "teacher_run" in r.stderr and "not a completed run" in r.stderr
-    r = cli("train", "gorl_fm", "pendulum-swingup", "--preset", "smoke", "--quiet", "--out", tmp_path / "b",
-            "--set", "teacher=ppo_teacher", "--set", f"teacher_run={teacher}", check=False)
+    r = cli_here("train", "gorl_fm", "pendulum-swingup", "--preset", "smoke", "--quiet", "--out", tmp_path / "b",
+                 "--set", "teacher=ppo_teacher", "--set", f"teacher_run={teacher}", check=False)
     assert r.returncode == 2 and "cartpole-balance" in r.stderr
-    r = cli("train", "gorl_fm", "cartpole-balance", "--preset", "smoke", "--quiet", "--out", tmp_path / "c",
-            "--set", "teacher_warm_start=true", check=False)
+    r = cli_here("train", "gorl_fm", "cartpole-balance", "--preset", "smoke", "--quiet", "--out", tmp_path / "c",
+                 "--set", "teacher_warm_start=true", check=False)
     assert r.returncode == 2 and "teacher_warm_start needs a teacher" in r.stderr
 
 
@@ -306,9 +306,9 @@ def test_a_teacher_run_holding_a_pickled_object_is_refused_in_one_line(tmp_path,
         st["agent"] = dict(st["agent"], gift=_Payload(marker))
         torch.save(st, d / name)
     out = tmp_path / "run"
-    r = cli("train", "gorl_fm", "cartpole-balance", "--preset", "smoke", "--steps", "3840", "--quiet", "--out", out,
-            *HUMANOID_SWITCHES, "--set", "teacher=ppo_teacher", "--set", f"teacher_run={d}",
-            "--set", "teacher_warm_start=true", "--set", "stage_steps=[1, 1]", check=False)
+    r = cli_here("train", "gorl_fm", "cartpole-balance", "--preset", "smoke", "--steps", "3840", "--quiet", "--out",
+                 out, *HUMANOID_SWITCHES, "--set", "teacher=ppo_teacher", "--set", f"teacher_run={d}",
+                 "--set", "teacher_warm_start=true", "--set", "stage_steps=[1, 1]", check=False)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
     assert "policy_final.pt" in r.stderr and "refusing" in r.stderr, r.stderr
     assert not marker.exists()
@@ -375,7 +375,7 @@ def test_pipeline_teacher_is_trained_once_and_a_rerun_retrains_nothing(tmp_path)
     targets = [f"results/h/runs/{a}/cartpole-balance/seed0/status.json" for a in ("gorl_fm", "gorl_diffusion")]
     _snakemake(tmp_path, cfg, "--cores", "2", *targets)
     teacher = tmp_path / "results/h/teachers/ppo_teacher/cartpole-balance/seed0"
-    assert cli("check-run", teacher).stdout.strip().endswith(": ok")
+    assert cli_here("check-run", teacher).stdout.strip().endswith(": ok")
     log = (tmp_path / "results/h/logs/teacher/cartpole-balance/seed0.log").read_text()
     assert log.count("gorl-bench train ppo_teacher") == 1
     for a in ("gorl_fm", "gorl_diffusion"):

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT, TESTS, cli
+from conftest import ROOT, TESTS, cli, cli_here
 
 SMOKE = ["--preset", "smoke", "--quiet"]
 
@@ -91,7 +91,7 @@ def test_tensorboard_event_files_read_back_by_tensorboard(ppo_run):
 def test_show_prints_the_summary_and_plots(ppo_run, tmp_path):
     d, _ = ppo_run
     evals = [r.split(",") for r in (d / "evals.csv").read_text().splitlines()[1:]]
-    out = cli("show", d, "--plot", tmp_path / "curves.png")
+    out = cli_here("show", d, "--plot", tmp_path / "curves.png")
     head, row = out.stdout.splitlines()[:2]
     for word in ("algorithm", "task", "seed", "preset", "status", "env steps", "final", "best", "wall", "steps/s"):
         assert word in head
@@ -102,7 +102,7 @@ def test_show_prints_the_summary_and_plots(ppo_run, tmp_path):
 
 
 def test_show_on_a_folder_of_runs_and_a_bad_path(tmp_path):
-    err = cli("show", tmp_path / "nothing", check=False)
+    err = cli_here("show", tmp_path / "nothing", check=False)
     assert err.returncode == 2 and err.stderr.count("\n") == 1 and "nothing" in err.stderr
 
 
@@ -159,7 +159,7 @@ def test_load_policy_reproduces_the_last_evaluation(ppo_run):
 def test_load_policy_every_builtin_algorithm(tmp_path, algo):
     d = tmp_path / algo
     stages = ["--set", "stage_steps=[1, 1]"] if algo.startswith("gorl") else []  # two stages fit 3840 steps
-    cli("train", algo, "cartpole-balance", "--steps", 3840, "--out", d, *SMOKE, *stages)
+    cli_here("train", algo, "cartpole-balance", "--steps", 3840, "--out", d, *SMOKE, *stages)
     _check_policy(d)
 
 
@@ -189,7 +189,7 @@ def test_load_policy_of_a_plugin(tmp_path):
 # -- evaluate, with a video rendered offscreen -----------------------------------------------
 def test_evaluate_prints_returns(ppo_run):
     d, _ = ppo_run
-    out = cli("evaluate", d, "--episodes", 2, "--which", "best")
+    out = cli_here("evaluate", d, "--episodes", 2, "--which", "best")
     assert "over 2 episodes" in out.stdout and "deterministic" in out.stdout
 
 
@@ -267,15 +267,15 @@ def test_wandb_without_the_package_is_one_line_before_training(tmp_path):
     except ImportError:
         pass
     d = tmp_path / "r"
-    out = cli("train", "ppo", "cartpole-balance", "--out", d, "--wandb", "offline", *SMOKE, check=False)
+    out = cli_here("train", "ppo", "cartpole-balance", "--out", d, "--wandb", "offline", *SMOKE, check=False)
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "pip install wandb" in out.stderr, out.stderr
     assert not (d / "evals.csv").exists()
 
 
 # -- GoRL's stage events are logged --------------------------------------------------------
 def test_gorl_logs_its_stage_events(tmp_path):
-    out = cli("train", "gorl_fm", "cartpole-balance", "--steps", 3840, "--out", tmp_path / "g", *SMOKE,
-              "--set", "stage_steps=[1, 1]")  # two stages fit 3840 steps
+    out = cli_here("train", "gorl_fm", "cartpole-balance", "--steps", 3840, "--out", tmp_path / "g", *SMOKE,
+                   "--set", "stage_steps=[1, 1]")  # two stages fit 3840 steps
     lines = out.stdout.splitlines()
     summary = json.loads((tmp_path / "g" / "stages/stage0/dataset_summary.json").read_text())
     collected = [ln for ln in lines if ln.startswith("stage 0: collected")]

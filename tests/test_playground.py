@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import cli, kill_after_iterations, strip_wall, through_checkpoint
+from conftest import cli, cli_here, kill_after_iterations, strip_wall, through_checkpoint
 
 jax = pytest.importorskip("jax", reason="the playground extra is not installed (pip install -e '.[playground]')")
 pytest.importorskip("mujoco_playground", reason="the playground extra is not installed")
@@ -310,7 +310,7 @@ def test_scan_resume_after_kill_matches_uninterrupted(tmp_path):
     args = ["train", "gorl_fm", TASK, "--seed", 3, "--steps", 7680, "--preset", "smoke", "--quiet",
             "--set", f"eval_episodes={N}", "--set", "num_evals=2", "--set", "rollout=scan",
             "--set", "stage_steps=[1, 1]"]  # two stages of two iterations: the kill lands in the stage machinery
-    cli(*args, "--out", ref)
+    cli_here(*args, "--out", ref)  # the reference in this process; the killed run and its resume in fresh ones
     # the reference run is also the default suite's "GoRL trains on playground" check
     assert "completed" in (ref / "status.json").read_text()
     lines = (ref / "evals.csv").read_text().splitlines()

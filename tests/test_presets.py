@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cli
+from conftest import cli_here
 from gorl import registry
 from gorl.config import (COMMON_PRESETS, RESERVED_KEYS, ConfigError, build_config, config_to_dict,
                          read_presets, resolve_preset)
@@ -69,14 +69,14 @@ def test_the_baselines_keep_the_reference_normaliser():
 
 
 def test_list_prints_a_resolved_preset_with_sources():
-    out = cli("list", "ppo", "--preset", "smoke", "--task", "finger-spin", "--set", "clip_eps=2e-1").stdout
+    out = cli_here("list", "ppo", "--preset", "smoke", "--task", "finger-spin", "--set", "clip_eps=2e-1").stdout
     rows = {ln.split()[0]: ln for ln in out.splitlines() if ln and not ln.startswith("#")}
     assert rows["num_envs"].split("#")[1].strip() == "common.yaml:smoke"
     assert rows["unroll_length"].split("#")[1].strip() == "common.yaml:paper"
     assert rows["actor_hidden"].split("#")[1].strip() == "ppo.yaml:all_presets"
     assert rows["gamma"].split()[1] == "0.95" and rows["gamma"].endswith("common.yaml:paper tasks[finger-spin]")
     assert rows["clip_eps"].split()[1] == "0.2" and rows["clip_eps"].endswith("# --set")
-    bad = cli("list", "ppo", "--preset", "huge", check=False)
+    bad = cli_here("list", "ppo", "--preset", "huge", check=False)
     assert bad.returncode == 2 and "huge" in bad.stderr and bad.stderr.count("\n") == 1
 
 
@@ -132,13 +132,13 @@ def test_bad_per_stage_keys_are_one_line_errors(key, message):
 
 
 def test_list_shows_each_stage_and_where_it_comes_from():
-    out = cli("list", "gorl_diffusion", "--preset", "paper", "--task", "walker-walk").stdout
+    out = cli_here("list", "gorl_diffusion", "--preset", "paper", "--task", "walker-walk").stdout
     rows = {ln.split()[0]: ln for ln in out.splitlines() if ln and not ln.startswith("#")}
     assert rows["learning_rate"].split("#")[0].split()[1:] == ["0.001", "/", "0.0003", "/", "0.0001", "/", "0.0001"]
     assert "stage 1: gorl_diffusion.yaml:all_presets stage1" in rows["learning_rate"]
     assert "stages 2-3: gorl_diffusion.yaml:all_presets later_stages" in rows["learning_rate"]
     assert rows["clip_eps"].split()[1] == "0.15" and "/" not in rows["clip_eps"].split("#")[0]
-    v1 = cli("list", "gorl_diffusion", "--preset", "paper-v1", "--task", "walker-walk").stdout
+    v1 = cli_here("list", "gorl_diffusion", "--preset", "paper-v1", "--task", "walker-walk").stdout
     rows = {ln.split()[0]: ln for ln in v1.splitlines() if ln and not ln.startswith("#")}
     assert rows["clip_eps"].split("#")[0].split()[1:] == ["0.15", "/", "0.3", "/", "0.3", "/", "0.3"]
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import after_stage1_decoder, as_old_pickled_checkpoints, cli, kill_when
+from conftest import after_stage1_decoder, as_old_pickled_checkpoints, cli, cli_here, kill_when
 from gorl import rundir
 from gorl.algorithm.decoder import Decoder, DecoderFitConfig, fit_decoder, split_rows
 from gorl.algorithm.gorl import GoRL, GoRLConfig, collect_release_data, gaussian_output_, make_encoder
@@ -321,8 +321,8 @@ def test_release_run_passes_check_run_and_resumes_after_kill(tmp_path):
     args = ["train", "gorl_diffusion", "cartpole-balance", "--preset", "smoke", "--steps", "7680", "--seed", "1",
             "--quiet", *_set(RELEASE), "--set", "stage_steps=[1, 1]"]
     ref, killed = tmp_path / "ref", tmp_path / "killed"
-    cli(*args, "--out", ref)
-    assert cli("check-run", ref).stdout.strip().endswith(": ok")
+    cli_here(*args, "--out", ref)  # the reference in this process; the killed run and the resumes in fresh ones
+    assert cli_here("check-run", ref).stdout.strip().endswith(": ok")
     rows = _evals(ref)
     cfg = _cfg("gorl_diffusion", total_steps=7680, stage_steps=[1, 1], **RELEASE)
     n = cfg.stage_iterations()
@@ -356,11 +356,11 @@ def test_release_fm_run_with_gaussian_warm_value_passes_check_run(tmp_path):
           "decoder_val_redraw": True, "decoder_target_clip": None, "decoder_pairwise_weight": 0.0,
           "decoder_output_scale": 1.0}
     out = tmp_path / "run"
-    cli("train", "gorl_fm", "cartpole-balance", "--preset", "smoke", "--steps", "3840", "--seed", "0", "--quiet",
-        "--out", out, *_set({k: v for k, v in fm.items() if v is not None and not k.startswith("diffusion_")}),
-        "--set", "decoder_target_clip=null",  # FM has no diffusion keys
-        "--set", "stage_steps=[1, 1]")  # stage 1: a later stage, started gaussian_warm_value
-    assert cli("check-run", out).stdout.strip().endswith(": ok")
+    cli_here("train", "gorl_fm", "cartpole-balance", "--preset", "smoke", "--steps", "3840", "--seed", "0", "--quiet",
+             "--out", out, *_set({k: v for k, v in fm.items() if v is not None and not k.startswith("diffusion_")}),
+             "--set", "decoder_target_clip=null",  # FM has no diffusion keys
+             "--set", "stage_steps=[1, 1]")  # stage 1: a later stage, started gaussian_warm_value
+    assert cli_here("check-run", out).stdout.strip().endswith(": ok")
     summary = json.loads((out / "stages/stage0/dataset_summary.json").read_text())
     assert summary["decoder_checkpoint_metric"] == "val_endpoint_mse"
     with open(out / "stages/stage0/decoder_fit.csv") as f:

@@ -13,7 +13,7 @@ import gymnasium as gym
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from conftest import ROOT, TESTS, cli
+from conftest import ROOT, TESTS, cli, cli_here
 
 SMOKE = ["--preset", "smoke", "--quiet"]
 
@@ -36,8 +36,8 @@ def test_force_refuses_a_directory_with_foreign_files(tmp_path):
     (d / "thesis.tex").write_text("three years of work")
     (d / "data").mkdir()
     (d / "data" / "measurements.csv").write_text("1,2,3\n")
-    err = _one_line_error(cli("train", "ppo", "cartpole-balance", "--steps", 1920, "--out", d, "--force", *SMOKE,
-                              check=False))
+    err = _one_line_error(cli_here("train", "ppo", "cartpole-balance", "--steps", 1920, "--out", d, "--force", *SMOKE,
+                                   check=False))
     assert "thesis.tex" in err or "data" in err
     assert (d / "thesis.tex").read_text() == "three years of work"
     assert (d / "data" / "measurements.csv").exists()
@@ -46,9 +46,9 @@ def test_force_refuses_a_directory_with_foreign_files(tmp_path):
 
 def test_force_starts_over_on_a_run_directory(tmp_path):
     d = tmp_path / "r"
-    cli("train", "ppo", "cartpole-balance", "--steps", 1920, "--out", d, *SMOKE)
+    cli_here("train", "ppo", "cartpole-balance", "--steps", 1920, "--out", d, *SMOKE)
     first = (d / "status.json").stat().st_mtime_ns
-    cli("train", "ppo", "cartpole-balance", "--steps", 3840, "--out", d, "--force", *SMOKE)
+    cli_here("train", "ppo", "cartpole-balance", "--steps", 3840, "--out", d, "--force", *SMOKE)
     assert json.loads((d / "status.json").read_text())["env_steps"] == 3840
     assert (d / "status.json").stat().st_mtime_ns != first
 
@@ -79,11 +79,11 @@ def test_second_process_on_the_same_out_stops_at_once(tmp_path):
         first.send_signal(signal.SIGKILL)
         first.wait()
     # the lock of a killed process is stale: a new run takes it over
-    out = cli("train", "ppo", "cartpole-balance", "--steps", 1920, "--out", d, "--force", *SMOKE)
+    out = cli_here("train", "ppo", "cartpole-balance", "--steps", 1920, "--out", d, "--force", *SMOKE)
     assert f"took over the lock of process {first.pid}" in out.stdout
     assert json.loads((d / "status.json").read_text())["status"] == "completed"
     # a run that ended released its lock: the next one takes it silently
-    out = cli("train", "ppo", "cartpole-balance", "--steps", 1920, "--out", d, "--force", *SMOKE)
+    out = cli_here("train", "ppo", "cartpole-balance", "--steps", 1920, "--out", d, "--force", *SMOKE)
     assert "took over" not in out.stdout
 
 
@@ -91,8 +91,8 @@ def test_second_process_on_the_same_out_stops_at_once(tmp_path):
 def test_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path):
     ref, d = tmp_path / "ref", tmp_path / "r"
     args = ["train", "ppo", "cartpole-balance", "--seed", 2, "--steps", 5760, *SMOKE]
-    cli(*args, "--out", ref)
-    cli(*args, "--out", d)
+    cli_here(*args, "--out", ref)
+    cli_here(*args, "--out", d)
     ckpt = d / "checkpoint.pt"
     (d / "status.json").unlink()  # as if killed before it could finish
     data = ckpt.read_bytes()
@@ -117,7 +117,7 @@ def test_no_usable_checkpoint_is_one_line_naming_the_file(tmp_path, ppo_smoke_ru
         if f.name.startswith("checkpoint"):
             f.write_bytes(f.read_bytes()[:1000])
     evals = (d / "evals.csv").read_bytes()
-    err = _one_line_error(cli(*args, check=False))
+    err = _one_line_error(cli_here(*args, check=False))
     assert "checkpoint.pt" in err and "--force" in err
     assert (d / "evals.csv").read_bytes() == evals  # nothing computed is lost
 
@@ -178,7 +178,7 @@ def test_pipeline_config_accepts_the_numbers_people_write(tmp_path):
 ])
 def test_unsupported_tasks_are_one_line_errors(tmp_path, task, culprit):
     d = tmp_path / "r"
-    err = _one_line_error(cli("train", "ppo", task, "--import", "toy_envs", "--out", d, *SMOKE, check=False))
+    err = _one_line_error(cli_here("train", "ppo", task, "--import", "toy_envs", "--out", d, *SMOKE, check=False))
     assert culprit in err
     assert not (d / "checkpoint.pt").exists() and not (d / "evals.csv").exists()
 
