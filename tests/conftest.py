@@ -129,11 +129,6 @@ def strip_wall(path) -> list[str]:
     return [line.rsplit(",", 1)[0] for line in path.read_text().splitlines()]
 
 
-@pytest.fixture
-def run_cli():
-    return cli
-
-
 PPO_SMOKE = ["train", "ppo", "cartpole-balance", "--seed", "0", "--steps", "3840", "--preset", "smoke", "--quiet"]
 """The arguments of :func:`ppo_smoke_run` (add ``--out DIR``)."""
 
@@ -148,6 +143,20 @@ def ppo_smoke_run(tmp_path_factory) -> Path:
     cli_here(*PPO_SMOKE, "--out", d)
     return d
 
+
+
+GORL_SMOKE = ["train", "gorl_fm", "cartpole-balance", "--seed", "0", "--steps", "3840", "--preset", "smoke", "--quiet",
+              "--set", "stage_steps=[1, 1]"]
+"""The arguments of :func:`gorl_smoke_run` (add ``--out DIR``): two stages of one iteration each,
+so that stage 0's data, decoder fit and best encoder and stage 1's encoder are all there."""
+
+
+@pytest.fixture(scope="session")
+def gorl_smoke_run(tmp_path_factory) -> tuple[Path, str]:
+    """One real GoRL-FM run made once per session, and what it printed, shared by the tests that only
+    read it (copy it, ``shutil.copytree``, to change it). Made by ``cli_here(*GORL_SMOKE, "--out", DIR)``."""
+    d = tmp_path_factory.mktemp("gorl_smoke") / "run"
+    return d, cli_here(*GORL_SMOKE, "--out", d).stdout
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):

@@ -66,10 +66,8 @@ def test_decoder_fitted_across_a_sharp_switch_has_two_peaks_near_the_switch_only
     np.testing.assert_allclose(st["mean"][far], [-1.5, 1.5], atol=0.2)
 
 
-def test_measure_run_end_to_end_on_a_tiny_gorl_run(tmp_path, run_cli):
-    run = tmp_path / "run"
-    run_cli("train", "gorl_fm", "cartpole-balance", "--preset", "smoke", "--steps", "4000", "--seed", "0",
-            "--quiet", "--out", run, "--set", "stage_steps=[1, 1]")  # two stages fit 4000 steps
+def test_measure_run_end_to_end_on_a_tiny_gorl_run(tmp_path, gorl_smoke_run):
+    run = gorl_smoke_run[0]  # conftest: GoRL-FM smoke, two stages (read only)
     assert bm.stage_pairs(run) == [0]
     tab = bm.measure_run(run, n_envs=2, n_steps=30, samples=64, stride=3)
     assert set(tab["stage"]) == {0} and set(tab["decoder"]) == {1} and len(tab) == 2 * 10

@@ -166,12 +166,10 @@ class Payload:
         return (open, (self.marker, "w"))
 
 
-@pytest.fixture(scope="module")
-def gorl_run(tmp_path_factory):
-    d = tmp_path_factory.mktemp("shared") / "gorl"
-    cli_here("train", "gorl_fm", "cartpole-balance", "--steps", 3840, "--out", d, *SMOKE, "--set",
-             "stage_steps=[1, 1]")  # two stages fit
-    return d
+@pytest.fixture
+def gorl_run(gorl_smoke_run):
+    """The shared GoRL-FM smoke run (conftest.gorl_smoke_run): two stages; the tests copy it."""
+    return gorl_smoke_run[0]
 
 
 def _plant(path: Path, marker: Path) -> None:

@@ -156,10 +156,13 @@ def test_load_policy_reproduces_the_last_evaluation(ppo_run):
 
 
 @pytest.mark.parametrize("algo", ["fpo", "dppo", "gorl_fm", "gorl_diffusion"])
-def test_load_policy_every_builtin_algorithm(tmp_path, algo):
-    d = tmp_path / algo
-    stages = ["--set", "stage_steps=[1, 1]"] if algo.startswith("gorl") else []  # two stages fit 3840 steps
-    cli_here("train", algo, "cartpole-balance", "--steps", 3840, "--out", d, *SMOKE, *stages)
+def test_load_policy_every_builtin_algorithm(tmp_path, algo, request):
+    if algo == "gorl_fm":  # the shared run (conftest), which has the same two stages
+        d = request.getfixturevalue("gorl_smoke_run")[0]
+    else:
+        d = tmp_path / algo
+        stages = ["--set", "stage_steps=[1, 1]"] if algo.startswith("gorl") else []  # two stages fit 3840 steps
+        cli_here("train", algo, "cartpole-balance", "--steps", 3840, "--out", d, *SMOKE, *stages)
     _check_policy(d)
 
 
@@ -273,18 +276,17 @@ def test_wandb_without_the_package_is_one_line_before_training(tmp_path):
 
 
 # -- GoRL's stage events are logged --------------------------------------------------------
-def test_gorl_logs_its_stage_events(tmp_path):
-    out = cli_here("train", "gorl_fm", "cartpole-balance", "--steps", 3840, "--out", tmp_path / "g", *SMOKE,
-                   "--set", "stage_steps=[1, 1]")  # two stages fit 3840 steps
-    lines = out.stdout.splitlines()
-    summary = json.loads((tmp_path / "g" / "stages/stage0/dataset_summary.json").read_text())
+def test_gorl_logs_its_stage_events(gorl_smoke_run):
+    run, stdout = gorl_smoke_run  # conftest: two stages, --quiet
+    lines = stdout.splitlines()
+    summary = json.loads((run / "stages/stage0/dataset_summary.json").read_text())
     collected = [ln for ln in lines if ln.startswith("stage 0: collected")]
     fitted = [ln for ln in lines if ln.startswith("stage 0: decoder 1 fitted")]
     assert len(collected) == 1 and f"{summary['rows']:,} rows" in collected[0], lines
     unit = "validations" if "decoder_train_steps" in summary else "epochs"  # the release's fit: steps
     assert len(fitted) == 1 and f"{summary['decoder_epochs']} {unit}" in fitted[0] and "validation loss" in fitted[0]
     assert f"{summary['decoder_best_val_loss']:.4g}" in fitted[0]
-    assert sum(ln.startswith("eval ") for ln in lines) == len((tmp_path / "g" / "evals.csv").read_text().splitlines()) - 1
+    assert sum(ln.startswith("eval ") for ln in lines) == len((run / "evals.csv").read_text().splitlines()) - 1
 
 
 def test_a_video_of_a_gym_task_is_refused_in_one_line(tmp_path):
