@@ -144,7 +144,6 @@ def ppo_smoke_run(tmp_path_factory) -> Path:
     return d
 
 
-
 GORL_SMOKE = ["train", "gorl_fm", "cartpole-balance", "--seed", "0", "--steps", "3840", "--preset", "smoke", "--quiet",
               "--set", "stage_steps=[1, 1]"]
 """The arguments of :func:`gorl_smoke_run` (add ``--out DIR``): two stages of one iteration each,
@@ -157,6 +156,7 @@ def gorl_smoke_run(tmp_path_factory) -> tuple[Path, str]:
     read it (copy it, ``shutil.copytree``, to change it). Made by ``cli_here(*GORL_SMOKE, "--out", DIR)``."""
     d = tmp_path_factory.mktemp("gorl_smoke") / "run"
     return d, cli_here(*GORL_SMOKE, "--out", d).stdout
+
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
