@@ -16,13 +16,19 @@ ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
 
 
+def cli_env(**extra) -> dict:
+    """The environment of a fresh test process: single-threaded, no rendering, tests/ importable
+    (toy envs, plug-ins); ``extra`` replaces entries."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", MUJOCO_GL="disable",
+               PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+    env.update(extra)
+    return env
+
+
 def cli(*args, check=True, env=None, timeout=600) -> subprocess.CompletedProcess:
     """Run ``python -m gorl ...`` in a fresh single-threaded process."""
-    e = dict(os.environ, OMP_NUM_THREADS="1", MUJOCO_GL="disable",
-             PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
-    e.update(env or {})
     out = subprocess.run([sys.executable, "-m", "gorl", *map(str, args)], capture_output=True, text=True,
-                         env=e, timeout=timeout, cwd=ROOT)
+                         env=cli_env(**(env or {})), timeout=timeout, cwd=ROOT)
     if check and out.returncode != 0:
         raise AssertionError(f"exit {out.returncode}\nstdout:\n{out.stdout}\nstderr:\n{out.stderr}")
     return out
@@ -44,8 +50,8 @@ def cli_here(*args, check=True) -> subprocess.CompletedProcess:
     with contextlib.chdir(ROOT), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             code = main(argv)
-        except SystemExit as e:  # argparse's usage errors
-            code = e.code if isinstance(e.code, int) else 2
+        except SystemExit as e:  # argparse's usage errors (2), --help (0): as a process would exit
+            code = 0 if e.code is None else e.code if isinstance(e.code, int) else 1
     done = subprocess.CompletedProcess(["gorl-bench", *argv], code, out.getvalue(), err.getvalue())
     if check and code != 0:
         raise AssertionError(f"exit {code}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}")
@@ -57,9 +63,7 @@ def kill_when(args, out, ready, timeout: float = 300) -> None:
     or ``timeout`` seconds pass); the run must not have finished."""
     import signal
     import time
-    env = dict(os.environ, OMP_NUM_THREADS="1", MUJOCO_GL="disable",
-               PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.Popen([sys.executable, "-m", "gorl", *map(str, args), "--out", str(out)], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "gorl", *map(str, args), "--out", str(out)], env=cli_env(),
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + timeout
     while not ready(out) and proc.poll() is None and time.time() < deadline:

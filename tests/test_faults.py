@@ -19,14 +19,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import ROOT, TESTS, as_old_pickled_checkpoints, cli, cli_here, strip_wall
+from conftest import ROOT, as_old_pickled_checkpoints, cli, cli_env, cli_here, strip_wall
 
 SMOKE = ["--preset", "smoke", "--quiet"]
-
-
-def _env():
-    return dict(os.environ, OMP_NUM_THREADS="1", MUJOCO_GL="disable",
-                PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
 
 
 def _metrics_rows(d: Path) -> int:
@@ -106,7 +101,7 @@ def test_a_signal_stops_the_run_at_a_checkpoint_within_seconds(tmp_path, sig, co
     and ends exactly as an undisturbed run."""
     d = tmp_path / "r"
     args = ["train", "ppo", "cartpole-balance", "--steps", "23040", "--set", "checkpoint_every=1000", *SMOKE]
-    proc = subprocess.Popen([sys.executable, "-m", "gorl", *args, "--out", str(d)], env=_env(), cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "gorl", *args, "--out", str(d)], env=cli_env(), cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 300
@@ -203,7 +198,7 @@ def test_a_planted_pickle_is_refused_in_one_line_and_never_runs(gorl_run, tmp_pa
     assert not marker.exists()
     if target.startswith("stages"):  # the analysis reads GoRL's stage files
         out = subprocess.run([sys.executable, "-m", "analysis.bimodality", str(d), "--out", str(tmp_path / "a"),
-                              "--envs", "1", "--steps", "20"], capture_output=True, text=True, env=_env(), cwd=ROOT,
+                              "--envs", "1", "--steps", "20"], capture_output=True, text=True, env=cli_env(), cwd=ROOT,
                              timeout=300)
         assert out.returncode != 0 and "Traceback" not in out.stderr and out.stderr.count("\n") == 1, out.stderr
         assert "refusing" in out.stderr
@@ -233,7 +228,7 @@ def test_a_planted_checkpoint_is_never_run_by_show_evaluate_load_policy_check_ru
     assert [line.split(": ")[1] for line in out.stderr.splitlines()] == ["checkpoint.pt", "checkpoint.prev.pt"]
     out = subprocess.run([sys.executable, "-m", "analysis.bimodality", str(d), "--out", str(tmp_path / "a"),
                           "--envs", "1", "--steps", "20", "--samples", "16"], capture_output=True, text=True,
-                         env=_env(), cwd=ROOT, timeout=300)
+                         env=cli_env(), cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr
     assert not marker.exists()
 

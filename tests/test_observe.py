@@ -19,16 +19,9 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT, TESTS, cli, cli_here
+from conftest import ROOT, TESTS, cli, cli_env, cli_here
 
 SMOKE = ["--preset", "smoke", "--quiet"]
-
-
-def _env(**extra):
-    e = dict(os.environ, OMP_NUM_THREADS="1", MUJOCO_GL="disable",
-             PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
-    e.update(extra)
-    return e
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +30,7 @@ def ppo_run(tmp_path_factory):
     d = tmp_path_factory.mktemp("observe") / "ppo"
     out = subprocess.run(["bash", "-c", 'umask 027 && exec "$0" -m gorl "$@"', sys.executable, "train", "ppo",
                           "cartpole-balance", "--steps", "4000", "--out", str(d), *SMOKE],
-                         capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=600)
+                         capture_output=True, text=True, env=cli_env(), cwd=ROOT, timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr
     return d, out.stdout
 
@@ -185,7 +178,7 @@ def test_load_policy_of_a_plugin(tmp_path):
     check = ("import sys; from test_observe import _check_policy; from pathlib import Path; "
              "_check_policy(Path(sys.argv[1])); print('ok')")
     out = subprocess.run([sys.executable, "-c", check, str(d)], capture_output=True, text=True, cwd=ROOT,
-                         env=_env(PYTHONPATH=path), timeout=300)
+                         env=cli_env(PYTHONPATH=path), timeout=300)
     assert out.returncode == 0 and "ok" in out.stdout, out.stdout + out.stderr
 
 
@@ -335,7 +328,7 @@ def test_a_playground_task_renders_the_episode_that_evaluate_scores(tmp_path):
     pytest.importorskip("mujoco_playground", reason="playground: tasks need the playground extra")
     video = tmp_path / "episode.gif"
     out = subprocess.run([sys.executable, "-c", _PLAYGROUND_VIDEO, str(video)], capture_output=True, text=True,
-                         env=_env(MUJOCO_GL="osmesa"), timeout=600, cwd=ROOT)
+                         env=cli_env(MUJOCO_GL="osmesa"), timeout=600, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     info = json.loads(out.stdout.strip().splitlines()[-1])
     assert info["frames"] == info["n_frames"] and info["fps"] == pytest.approx(5.0) and 10 <= info["frames"] <= 201, info

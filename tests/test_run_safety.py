@@ -13,7 +13,7 @@ import gymnasium as gym
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from conftest import ROOT, TESTS, cli, cli_here
+from conftest import ROOT, cli, cli_env, cli_here
 
 SMOKE = ["--preset", "smoke", "--quiet"]
 
@@ -54,15 +54,10 @@ def test_force_starts_over_on_a_run_directory(tmp_path):
 
 
 # -- a lock on --out -----------------------------------------------------------------------
-def _env():
-    return dict(os.environ, OMP_NUM_THREADS="1", MUJOCO_GL="disable",
-                PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
-
-
 def test_second_process_on_the_same_out_stops_at_once(tmp_path):
     d = tmp_path / "r"
     args = ["train", "ppo", "cartpole-balance", "--steps", "2000000", "--out", str(d), *SMOKE]
-    first = subprocess.Popen([sys.executable, "-m", "gorl", *args], env=_env(), cwd=ROOT,
+    first = subprocess.Popen([sys.executable, "-m", "gorl", *args], env=cli_env(), cwd=ROOT,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 120
@@ -159,7 +154,7 @@ def test_pipeline_config_accepts_the_numbers_people_write(tmp_path):
                           str(tmp_path), "-n", "-p", "--configfile", str(cfg), "--config", "seeds=[0,1]",
                           "algorithm_overrides={fpo: {steps: 1_920, set: {learning_rate: 1e-3, clip_eps: .5}}, "
                           "ppo: {set: {learning_rate: 3e-4, gamma: 1e0}}}"],
-                         capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=300)
+                         capture_output=True, text=True, env=cli_env(), cwd=tmp_path, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     text = out.stdout + out.stderr
     assert "ppo cartpole-balance --seed 1 --steps 10000 " in text, text[-3000:]
