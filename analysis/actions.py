@@ -41,32 +41,53 @@ def bimodality_coefficient(x: np.ndarray, axis: int = -1) -> np.ndarray:
 
 def gmm2(x: np.ndarray, iters: int = 200, tol: float = 1e-8) -> tuple[float, float, float, float]:
     """Two-component 1-D Gaussian mixture by EM -> (ashman_d, min_weight, mu_low, mu_high)."""
-    x = np.asarray(x, dtype=float).ravel()
-    if x.size < 4 or np.std(x) < 1e-9:
-        return 0.0, 0.0, float(np.mean(x)), float(np.mean(x))
-    lo, hi = np.quantile(x, [0.25, 0.75])
-    mu = np.array([lo, hi], dtype=float)
-    var = np.full(2, max(np.var(x) / 4, 1e-6))
-    w = np.array([0.5, 0.5])
-    prev = -np.inf
-    floor = max(1e-6, 1e-4 * np.var(x))
+    d, wmin, lo, hi = gmm2_rows(np.asarray(x, dtype=float).reshape(1, -1), iters, tol)[0]
+    return float(d), float(wmin), float(lo), float(hi)
+
+
+def gmm2_rows(x: np.ndarray, iters: int = 200, tol: float = 1e-8) -> np.ndarray:
+    """:func:`gmm2` of every row of ``x`` (M, K) -> (M, 4), fitted together: each row's EM starts
+    from its own quartiles and stops on its own, when its log-likelihood changes by less than
+    ``tol`` (relative) or after ``iters`` steps, so a row gets the fit it gets alone."""
+    x = np.asarray(x, dtype=float)
+    out = np.zeros((x.shape[0], 4))
+    mean = x.mean(axis=1) if x.shape[1] else np.full(x.shape[0], np.nan)
+    out[:, 2] = out[:, 3] = mean
+    fit = np.flatnonzero(x.std(axis=1) >= 1e-9) if x.shape[1] >= 4 else np.array([], dtype=int)
+    if not fit.size:
+        return out
+    xs = x[fit]  # (m, K); the components' parameters are (m, 2), their log densities (2, m, K)
+    mu = np.stack(np.quantile(xs, [0.25, 0.75], axis=1), axis=1)
+    spread = xs.var(axis=1)
+    var = np.repeat(np.maximum(spread / 4, 1e-6)[:, None], 2, axis=1)
+    w = np.full_like(mu, 0.5)
+    floor = np.maximum(1e-6, 1e-4 * spread)[:, None]
+    prev = np.full(len(fit), -np.inf)
+    active = np.arange(len(fit))  # rows whose EM has not converged
     for _ in range(iters):
-        logp = -0.5 * (x[:, None] - mu) ** 2 / var - 0.5 * np.log(2 * np.pi * var) + np.log(w)
-        mx = logp.max(axis=1, keepdims=True)
-        ll = float((mx[:, 0] + np.log(np.exp(logp - mx).sum(axis=1))).sum())
+        xa, m, v = xs[active], mu[active].T[:, :, None], var[active].T[:, :, None]
+        logp = -0.5 * (xa - m) ** 2 / v - 0.5 * np.log(2 * np.pi * v) + np.log(w[active]).T[:, :, None]
+        mx = np.maximum(logp[0], logp[1])
         r = np.exp(logp - mx)
-        r /= r.sum(axis=1, keepdims=True)
-        nk = r.sum(axis=0) + 1e-12
-        w = nk / nk.sum()
-        mu = (r * x[:, None]).sum(axis=0) / nk
-        var = np.maximum((r * (x[:, None] - mu) ** 2).sum(axis=0) / nk, floor)
-        if abs(ll - prev) < tol * max(1.0, abs(ll)):
+        total = r[0] + r[1]
+        ll = (mx + np.log(total)).sum(axis=1)
+        r /= total
+        nk = r.sum(axis=2).T + 1e-12  # (a, 2)
+        w[active] = nk / nk.sum(axis=1, keepdims=True)
+        m = (r * xa).sum(axis=2).T / nk
+        mu[active] = m
+        var[active] = np.maximum((r * (xa - m.T[:, :, None]) ** 2).sum(axis=2).T / nk, floor[active])
+        done = np.abs(ll - prev[active]) < tol * np.maximum(1.0, np.abs(ll))
+        prev[active] = ll
+        active = active[~done]
+        if not active.size:
             break
-        prev = ll
-    o = np.argsort(mu)
-    mu, var, w = mu[o], var[o], w[o]
-    d = float(np.sqrt(2) * abs(mu[1] - mu[0]) / np.sqrt(var[0] + var[1]))
-    return d, float(w.min()), float(mu[0]), float(mu[1])
+    swap = mu[:, 0] > mu[:, 1]  # component 0 is the lower peak
+    mu[swap], var[swap], w[swap] = mu[swap, ::-1], var[swap, ::-1], w[swap, ::-1]
+    out[fit, 0] = np.sqrt(2) * np.abs(mu[:, 1] - mu[:, 0]) / np.sqrt(var[:, 0] + var[:, 1])
+    out[fit, 1] = w.min(axis=1)
+    out[fit, 2], out[fit, 3] = mu[:, 0], mu[:, 1]
+    return out
 
 
 def snapshot_indices(n_evals: int, n_snapshots: int) -> list[int]:

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.actions import BC_THRESHOLD, bimodality_coefficient, gmm2
+from analysis.actions import BC_THRESHOLD, bimodality_coefficient, gmm2_rows
 
 TWO_PEAK_D = 2.0
 # Peak rel_steepness of the synthetic switch N(1.5 tanh(s / w), 0.3^2), s ~ U(-1, 1), and what a
@@ -55,7 +55,7 @@ def peak_stats(x: np.ndarray) -> dict[str, np.ndarray]:
     """(M, K) samples -> per row: bc, ashman_d, w_min, separation, std, mean; and two_peaked."""
     x = np.asarray(x, dtype=float)
     bc = bimodality_coefficient(x, axis=-1)
-    fits = np.array([gmm2(row) for row in x]).reshape(-1, 4)
+    fits = gmm2_rows(x.reshape(-1, x.shape[-1]))
     d, wmin, lo, hi = fits.T
     two = (bc > BC_THRESHOLD) & (d > TWO_PEAK_D) & (wmin >= TWO_PEAK_WEIGHT)
     return {"bc": bc, "ashman_d": d, "w_min": wmin, "separation": hi - lo, "std": x.std(-1),

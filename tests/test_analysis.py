@@ -362,6 +362,54 @@ def test_curves_on_grid_interpolates_without_extrapolating(tmp_path):
     assert curves0["ppo"][1, 1, -1] == 0.0
 
 
+def _gmm2_alone(x, iters=200, tol=1e-8):
+    """The textbook EM of one sample: the fit gmm2_rows must give each row."""
+    x = np.asarray(x, dtype=float)
+    if x.size < 4 or np.std(x) < 1e-9:
+        return 0.0, 0.0, float(np.mean(x)), float(np.mean(x))
+    mu = np.quantile(x, [0.25, 0.75])
+    var = np.full(2, max(np.var(x) / 4, 1e-6))
+    w = np.array([0.5, 0.5])
+    floor = max(1e-6, 1e-4 * np.var(x))
+    prev = -np.inf
+    for _ in range(iters):
+        logp = -0.5 * (x[:, None] - mu) ** 2 / var - 0.5 * np.log(2 * np.pi * var) + np.log(w)
+        mx = logp.max(axis=1, keepdims=True)
+        ll = float((mx[:, 0] + np.log(np.exp(logp - mx).sum(axis=1))).sum())
+        r = np.exp(logp - mx)
+        r /= r.sum(axis=1, keepdims=True)
+        nk = r.sum(axis=0) + 1e-12
+        w, mu = nk / nk.sum(), (r * x[:, None]).sum(axis=0) / nk
+        var = np.maximum((r * (x[:, None] - mu) ** 2).sum(axis=0) / nk, floor)
+        if abs(ll - prev) < tol * max(1.0, abs(ll)):
+            break
+        prev = ll
+    o = np.argsort(mu)
+    mu, var, w = mu[o], var[o], w[o]
+    return float(np.sqrt(2) * abs(mu[1] - mu[0]) / np.sqrt(var[0] + var[1])), float(w.min()), float(mu[0]), float(mu[1])
+
+
+def test_mixtures_fitted_together_equal_each_fitted_alone():
+    """gmm2_rows fits many samples at once (the bimodality analysis fits thousands): each row
+    converges on its own, so its fit is the one-sample EM's, also for rows that stop early or late,
+    constant rows and actions piled at the bounds."""
+    rng = np.random.default_rng(1)
+    k = 256
+    rows = [rng.normal(0, 0.2, k), np.concatenate([rng.normal(-0.7, 0.1, k // 2), rng.normal(0.7, 0.1, k // 2)]),
+            np.full(k, 0.3), np.clip(rng.normal(0, 3, k), -1, 1), rng.uniform(-1, 1, k),
+            np.concatenate([rng.normal(0.5, 0.05, k - 10), rng.normal(-0.9, 0.01, 10)]), np.where(rng.random(k) < 0.5, -1.0, 1.0)]
+    rows += [np.tanh(rng.normal(rng.uniform(-2, 2), rng.uniform(0.05, 2), k)) for _ in range(40)]
+    x = np.stack(rows)
+    together = actions.gmm2_rows(x)
+    alone = np.array([_gmm2_alone(r) for r in x])
+    np.testing.assert_allclose(together, alone, rtol=1e-7, atol=1e-9)
+    for iters in (1, 3):  # stopped by the iteration limit, not convergence
+        np.testing.assert_allclose(actions.gmm2_rows(x, iters=iters), [_gmm2_alone(r, iters=iters) for r in x],
+                                   rtol=1e-7, atol=1e-9)
+    assert actions.gmm2(rows[1]) == pytest.approx(tuple(alone[1]), rel=1e-7)
+    assert actions.gmm2_rows(x[:0]).shape == (0, 4) and actions.gmm2_rows(np.ones((2, 3)))[:, :2].tolist() == [[0, 0]] * 2
+
+
 def test_bimodality_statistics():
     rng = np.random.default_rng(0)
     one = rng.normal(0, 0.2, 4000)
