@@ -9,45 +9,13 @@ epsilon 0.2 per step and the env-step advantage, mean over (t, env, k); no entro
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
 import torch
 
-from gorl.config import defaults_from
+from baselines.config import DPPOConfig
 from gorl.core.gaussian_policy import clip_fraction, clipped_surrogate
-from gorl.core.onpolicy import OnPolicyConfig, OnPolicyTrainer
+from gorl.core.onpolicy import OnPolicyTrainer
 from gorl.core.run import Run
-from gorl.errors import ConfigError
-from gorl.generative import EVAL_MODES, FlowPolicy, gaussian_step_logprob, time_grid
-from gorl.registry import Algorithm
-
-PRESETS = Path(__file__).with_name("presets") / "dppo.yaml"
-
-
-@dataclass
-@defaults_from(PRESETS)
-class DPPOConfig(OnPolicyConfig):
-    actor_hidden: list[int]
-    """Hidden layers of the velocity network v(obs_norm, x_t, emb(t))."""
-    output_scale: float
-    """The velocity network's output is multiplied by this."""
-    flow_steps: int
-    """Denoising (Euler) steps; each is one transition of the denoising MDP."""
-    noise_std: float
-    """Std of the Gaussian noise added at every Euler step (sde_sigma; not scaled by dt)."""
-    clip_eps: float
-    """PPO clipping epsilon, applied to each per-step ratio."""
-    eval_mode: str
-    """'stochastic' (reference: random x_1 and per-step noise at evaluation) or 'zero_noise'."""
-
-    def validate(self) -> None:
-        super().validate()
-        if self.eval_mode not in EVAL_MODES:
-            raise ConfigError(f"eval_mode must be one of {EVAL_MODES}, got {self.eval_mode!r}")
-        for key in ("flow_steps", "noise_std", "clip_eps", "output_scale"):
-            if getattr(self, key) <= 0:
-                raise ConfigError(f"{key} must be positive, got {getattr(self, key)}")
+from gorl.generative import FlowPolicy, gaussian_step_logprob, time_grid
 
 
 class DPPOAgent(FlowPolicy):
@@ -87,8 +55,3 @@ def make_agent(cfg: DPPOConfig, obs_dim: int, act_dim: int) -> DPPOAgent:
 def train(cfg: DPPOConfig, run: Run) -> OnPolicyTrainer:
     from gorl.core.loop import run_single_trainer
     return run_single_trainer(cfg, run, make_agent)
-
-
-ALGORITHM = Algorithm(name="dppo", config_cls=DPPOConfig, presets_file=PRESETS, train=train, label="DPPO",
-                      color="#029e73", family="baseline",
-                      description="DPPO as in the GoRL code: per-denoising-step PPO ratio (spec 5)", make_agent=make_agent)

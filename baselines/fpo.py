@@ -10,57 +10,13 @@ end, before any statistics update: one batched call instead of one per env step)
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
 import torch
 
-from gorl.config import defaults_from
+from baselines.config import FPOConfig
 from gorl.core.gaussian_policy import clip_fraction, clipped_surrogate
-from gorl.core.onpolicy import OnPolicyConfig, OnPolicyTrainer
+from gorl.core.onpolicy import OnPolicyTrainer
 from gorl.core.run import Run
-from gorl.errors import ConfigError
-from gorl.generative import EVAL_MODES, FlowPolicy, cfm_loss, grid_time
-from gorl.registry import Algorithm
-
-PRESETS = Path(__file__).with_name("presets") / "fpo.yaml"
-
-
-@dataclass
-@defaults_from(PRESETS)
-class FPOConfig(OnPolicyConfig):
-    actor_hidden: list[int]
-    """Hidden layers of the velocity network v(obs_norm, x_t, emb(t))."""
-    output_scale: float
-    """The velocity network's output is multiplied by this (policy_mlp_output_scale)."""
-    flow_steps: int
-    """Euler steps from t = 1 (noise) to t = 0 (action)."""
-    num_mc_samples: int
-    """(eps, t) pairs drawn and stored per action for the CFM-loss ratio."""
-    discretize_t: bool
-    """Draw the training t from the Euler grid {1.0, ..., 1/flow_steps} (reference); else U(0, 1)."""
-    clip_eps: float
-    """PPO clipping epsilon."""
-    average_losses_before_exp: bool
-    """False (GoRL v1): one ratio per (eps, t) sample, exp(clip(l_old - l_new, -ratio_log_clip, ratio_log_clip));
-    True (upstream FPO): one ratio per action, exp(mean l_old - mean l_new), no clip."""
-    ratio_log_clip: float | None
-    """Clip of l_old - l_new before the exp in the per-sample mode (null when averaged, which has no clip)."""
-    eval_mode: str
-    """'stochastic' (reference: random x_1 at evaluation, spec 1.4) or 'zero_noise' (x_1 = 0)."""
-
-    def validate(self) -> None:
-        super().validate()
-        if self.eval_mode not in EVAL_MODES:
-            raise ConfigError(f"eval_mode must be one of {EVAL_MODES}, got {self.eval_mode!r}")
-        if self.average_losses_before_exp and self.ratio_log_clip is not None:
-            raise ConfigError(f"ratio_log_clip={self.ratio_log_clip} would not be used (average_losses_before_exp "
-                              "true has no clip); set it to null")
-        if not self.average_losses_before_exp and self.ratio_log_clip is None:
-            raise ConfigError("ratio_log_clip must be set when average_losses_before_exp is false")
-        for key in ("flow_steps", "num_mc_samples", "clip_eps", "ratio_log_clip", "output_scale"):
-            if getattr(self, key) is not None and getattr(self, key) <= 0:
-                raise ConfigError(f"{key} must be positive, got {getattr(self, key)}")
+from gorl.generative import FlowPolicy, cfm_loss, grid_time
 
 
 class FPOAgent(FlowPolicy):
@@ -126,8 +82,3 @@ def make_agent(cfg: FPOConfig, obs_dim: int, act_dim: int) -> FPOAgent:
 def train(cfg: FPOConfig, run: Run) -> OnPolicyTrainer:
     from gorl.core.loop import run_single_trainer
     return run_single_trainer(cfg, run, make_agent)
-
-
-ALGORITHM = Algorithm(name="fpo", config_cls=FPOConfig, presets_file=PRESETS, train=train, label="FPO",
-                      color="#de8f05", family="baseline",
-                      description="Flow Policy Optimization, CFM-loss ratio (spec 4)", make_agent=make_agent)

@@ -22,7 +22,8 @@ import torch
 
 from common import best_of, gorl_bench
 from gorl.algorithm.decoder import Decoder
-from gorl.algorithm.gorl import GoRLConfig, make_encoder
+from gorl.algorithm.config import GoRLConfig
+from gorl.algorithm.gorl import make_encoder
 from gorl import rundir
 from gorl.config import build_config
 from gorl.envs import make_env

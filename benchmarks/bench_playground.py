@@ -25,7 +25,8 @@ import torch
 import common  # noqa: F401  (sets MUJOCO_GL)
 from common import breakdown, make_trainer
 from gorl.envs import make_envs
-from gorl.envs.playground import CPU_FRIENDLY, SUITE_NAMES
+from gorl.envs.playground import CPU_FRIENDLY
+from gorl.envs.names import SUITE_NAMES
 
 TASKS = ("CartpoleBalance", "CheetahRun", "FingerSpin", "FingerTurnHard", "FishSwim", "HopperStand", "WalkerWalk")
 

@@ -1,7 +1,6 @@
 """Shared pieces of the benchmark scripts (they print figures; nothing here is a test)."""
 from __future__ import annotations
 
-import importlib
 import os
 import resource
 import subprocess
@@ -30,7 +29,7 @@ def make_trainer(name: str, task: str, preset: str, tmp: Path, **overrides) -> O
     whose module defines ``make_agent(cfg, obs_dim, act_dim)``)."""
     algo = registry.get(name)
     cfg = build_config(algo.config_cls, algo.presets_file, preset, task, overrides)
-    make_agent = importlib.import_module(algo.train.__module__).make_agent
+    make_agent = algo.make_agent
     torch.manual_seed(0)
     run = Run(algo=name, task=task, seed=0, preset=preset, dir=tmp / name, config={}, quiet=True,
               device=resolve_device(cfg.device))  # the config's device, as the command line places a run

@@ -335,7 +335,7 @@ def select_task(values: dict[str, Any], origin: dict[str, str], task: str | None
     physics), then adds any listed under its own name."""
     names: list[str] = []
     if task:
-        from gorl.envs.playground import suite_name
+        from gorl.envs.names import suite_name
         names = [suite_name(task)] if suite_name(task) != task else []
         names.append(task)
     per_task = {k: split_key(k)[0] for k in values}

@@ -23,12 +23,12 @@ ENTRY_POINT_GROUP = "gorl_bench.algorithms"
 
 BUILTIN_ALGORITHMS = (
     # name              "module:attribute" of its Algorithm, as an entry point would say it
-    ("ppo", "baselines.ppo:ALGORITHM"),
-    ("fpo", "baselines.fpo:ALGORITHM"),
-    ("dppo", "baselines.dppo:ALGORITHM"),
-    ("ppo_teacher", "baselines.ppo:TEACHER"),
-    ("gorl_fm", "gorl.algorithm.gorl:GORL_FM"),
-    ("gorl_diffusion", "gorl.algorithm.gorl:GORL_DIFFUSION"),
+    ("ppo", "baselines.config:PPO"),
+    ("fpo", "baselines.config:FPO"),
+    ("dppo", "baselines.config:DPPO"),
+    ("ppo_teacher", "baselines.config:PPO_TEACHER"),
+    ("gorl_fm", "gorl.algorithm.config:GORL_FM"),
+    ("gorl_diffusion", "gorl.algorithm.config:GORL_DIFFUSION"),
 )
 """The built-in algorithms (the only place they are listed), in registration order."""
 
@@ -44,6 +44,25 @@ def _check_baselines_package() -> None:
             "environment")
 
 
+@dataclass(frozen=True)
+class Lazy:
+    """A function named ``"module:attribute"`` and imported on its first call.
+
+    The built-ins declare ``train`` and ``make_agent`` this way, beside their config classes
+    (baselines/config.py, gorl/algorithm/config.py), so that reading the registry, which the
+    pipeline's Snakefile and ``gorl-bench plan`` do, imports neither the algorithms nor torch.
+    A plug-in may pass a function or a ``Lazy``."""
+
+    target: str
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.resolve()(*args, **kwargs)
+
+    def resolve(self) -> Callable[..., Any]:
+        module, _, attribute = self.target.partition(":")
+        return getattr(importlib.import_module(module), attribute)
+
+
 class RegistryError(RuntimeError):
     """A plug-in's entry point is broken (the message names it, its package and the cause)."""
 
@@ -57,7 +76,7 @@ class Algorithm:
     presets_file: Path
     """YAML file with presets (``paper``, ``paper-v1``, ``small``, ``smoke``, ...); see :mod:`gorl.config`."""
     train: Callable[..., Any]
-    """``train(cfg, run)``: trains one run (see :class:`gorl.core.run.Run`)."""
+    """``train(cfg, run)``: trains one run (see :class:`gorl.core.run.Run`); a function or a :class:`Lazy`."""
     label: str = ""
     """Legend label in figures (defaults to the name)."""
     color: str | None = None

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from analysis import bimodality as bm
-from gorl.algorithm.decoder import Decoder, DecoderFitConfig, fit_decoder
+from gorl.algorithm.config import DecoderFitConfig
+from gorl.algorithm.decoder import Decoder, fit_decoder
 
 GRID = np.array([-0.5, -0.2, -0.01, 0.0, 0.01, 0.2, 0.5], np.float32)[:, None]
 

@@ -11,7 +11,6 @@ PPO's step in ~20 s with a warm inductor cache, ~90 s cold). tests/test_cuda.py 
 graphs to the eager step on a GPU.
 """
 import copy
-import importlib
 
 import pytest
 import torch
@@ -49,7 +48,7 @@ def trainer(algo: str, tmp_path, name: str, **over) -> OnPolicyTrainer:
         decoder = Decoder(algo.split("_")[1], obs_dim, act_dim, cfg.decoder_hidden, cfg.decoder_steps)
         decoder.obs_mean.normal_()
         return OnPolicyTrainer(cfg.stage_config(1), run, make_encoder(cfg, 1, obs_dim, act_dim, decoder))
-    agent = importlib.import_module(spec.train.__module__).make_agent(cfg, obs_dim, act_dim)
+    agent = spec.make_agent(cfg, obs_dim, act_dim)
     return OnPolicyTrainer(cfg, run, agent)
 
 

@@ -67,7 +67,6 @@ def test_checkpoint_holds_every_generator():
 
 
 def test_trainer_checkpoint_holds_the_rng_states(tmp_path):
-    import importlib
 
     from gorl import registry
     from gorl.config import build_config
@@ -76,7 +75,7 @@ def test_trainer_checkpoint_holds_the_rng_states(tmp_path):
     spec = registry.get("ppo")
     cfg = build_config(spec.config_cls, spec.presets_file, "smoke", "cartpole-balance", {})
     run = Run(algo="ppo", task="cartpole-balance", seed=0, preset="smoke", dir=tmp_path, config={}, quiet=True)
-    agent = importlib.import_module(spec.train.__module__).make_agent(cfg, *run.env_dims())
+    agent = spec.make_agent(cfg, *run.env_dims())
     st = OnPolicyTrainer(cfg, run, agent).state_dict()
     assert set(st["rng"]) == {"torch", "cuda", "numpy"}
 

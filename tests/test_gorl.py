@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from conftest import after_stage1_decoder, cli, cli_here, kill_when
-from gorl.algorithm.decoder import Decoder, DecoderFitConfig, fit_decoder
-from gorl.algorithm.gorl import GoRLConfig, make_encoder
+from gorl.algorithm.config import DecoderFitConfig, GoRLConfig
+from gorl.algorithm.decoder import Decoder, fit_decoder
+from gorl.algorithm.gorl import make_encoder
 from gorl.config import ConfigError, build_config
 from gorl.core.gaussian_policy import GaussianPolicy
 from gorl.generative import cosine_alpha_bar, ddim_sample, linear_alpha_bar

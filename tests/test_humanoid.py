@@ -19,7 +19,8 @@ import torch
 
 from conftest import ROOT, after_stage1_decoder, cli, cli_here, kill_when
 from gorl import rundir
-from gorl.algorithm.decoder import Decoder, DecoderFitConfig, fit_decoder
+from gorl.algorithm.config import DecoderFitConfig
+from gorl.algorithm.decoder import Decoder, fit_decoder
 from gorl.algorithm.gorl import bounded_action, make_encoder
 from gorl.config import build_config
 from gorl.core.gaussian_policy import GaussianPolicy
@@ -58,7 +59,7 @@ def teacher(tmp_path_factory) -> Path:
 def test_humanoid_tasks_are_paper_tasks_with_their_dims():
     from gorl.envs import PAPER_TASKS, env_dims
     from gorl.envs.playground import PAPER_TASKS as PLAYGROUND_TASKS
-    from gorl.envs.playground import suite_name
+    from gorl.envs.names import suite_name
     assert {"humanoid-stand", "humanoid-run"} <= set(PAPER_TASKS)
     assert {"playground:HumanoidStand", "playground:HumanoidRun"} <= set(PLAYGROUND_TASKS)
     assert suite_name("playground:HumanoidRun") == "humanoid-run"

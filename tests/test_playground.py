@@ -117,6 +117,10 @@ def test_state_round_trip_continues_identically(envs):
 
 
 def test_task_names_and_dims():
+    from gorl.envs import playground
+    from gorl.envs.names import SUITE_NAMES
+
+    assert set(SUITE_NAMES) <= set(playground.task_names())  # check_task accepts these without Playground
     check_task(TASK)
     assert env_dims(TASK) == (5, 1)
     with pytest.raises(ValueError, match=r"^unknown Playground task 'playground:CartpoleBalanc' "
@@ -164,7 +168,6 @@ def test_resume_after_kill_matches_uninterrupted(tmp_path):
 # -- the rollout as one JAX program (issue 20) -------------------------------------------------
 def _trainer(algo: str, rollout: str, tmp_path, **over):
     """A trainer of ``algo`` on TASK (smoke preset, N envs), built from torch seed 0."""
-    import importlib
 
     from gorl import registry
     from gorl.config import build_config
@@ -187,7 +190,7 @@ def _trainer(algo: str, rollout: str, tmp_path, **over):
         decoder.obs_mean.normal_()
         agent = make_encoder(cfg, 1, obs_dim, act_dim, decoder)
         return OnPolicyTrainer(cfg.stage_config(1), run, agent)
-    agent = importlib.import_module(spec.train.__module__).make_agent(cfg, obs_dim, act_dim)
+    agent = spec.make_agent(cfg, obs_dim, act_dim)
     return OnPolicyTrainer(cfg, run, agent)
 
 

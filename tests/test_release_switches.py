@@ -14,8 +14,9 @@ import torch
 
 from conftest import after_stage1_decoder, as_old_pickled_checkpoints, cli, cli_here, kill_when
 from gorl import rundir
-from gorl.algorithm.decoder import Decoder, DecoderFitConfig, fit_decoder, split_rows
-from gorl.algorithm.gorl import GoRL, GoRLConfig, collect_release_data, gaussian_output_, make_encoder
+from gorl.algorithm.config import DecoderFitConfig, GoRLConfig
+from gorl.algorithm.decoder import Decoder, fit_decoder, split_rows
+from gorl.algorithm.gorl import GoRL, collect_release_data, gaussian_output_, make_encoder
 from gorl.check_run import check_run
 from gorl.config import ConfigError, build_config
 from gorl.core.normalizer import RunningNormalizer

@@ -1,5 +1,4 @@
-"""GoRL (spec 6): latent PPO encoder + generative decoder, trained in stages."""
-from gorl.algorithm.decoder import DECODER_KINDS, Decoder, fit_decoder
-from gorl.algorithm.gorl import GoRLConfig, GoRLDiffusionConfig, train
+"""GoRL (spec 6): latent PPO encoder + generative decoder, trained in stages.
 
-__all__ = ["Decoder", "DECODER_KINDS", "fit_decoder", "GoRLConfig", "GoRLDiffusionConfig", "train"]
+gorl/algorithm/config.py holds its settings (no torch), gorl.py the algorithm, decoder.py the
+decoder and its fit, episode_filter.py the collector's episode filter, teacher.py the teacher."""

@@ -11,24 +11,14 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
+from gorl.algorithm.config import DECODER_KINDS, DIFFUSION_FORMS, IDENTITY_KINDS, DecoderFitConfig
 from gorl.generative import (ConditionalMLP, cfm_loss, cosine_alpha_bar, ddim_sample, ddim_sample_zero_network,
                              delta_ddim_sample, eps_delta_loss, eps_prediction_loss, euler_sample, linear_alpha_bar)
-
-DECODER_KINDS = ("fm", "diffusion")
-DIFFUSION_FORMS = ("v1", "release")
-"""'v1': cosine abar over indices, epsilon prediction, T - 1 DDIM steps (spec 6.5); 'release':
-linear abar(t) = 1e-3 + (1 - 1e-3)(1 - t) and the identity-centred epsilon-delta
-parameterisation, T steps (gorl.generative.diffusion)."""
-IDENTITY_KINDS = ("zero_network", "exact")
-"""Stage 0's decoder: 'zero_network' (v1: the sampler run on an all-zero network, which is z
-for FM and 1.052 z for v1's diffusion) or 'exact' (the release's IdentityDecoder: z)."""
-
 
 class Decoder(nn.Module):
     """g(s, z): ``kind`` 'fm' (Euler ODE from t = 1 to 0) or 'diffusion' (DDIM, ``diffusion_form``).
@@ -139,47 +129,7 @@ class Decoder(nn.Module):
         return eps, torch.randint(self.alpha_bar.shape[0], (n, k), generator=gen, device=dev)
 
 
-FIT_SCHEDULES = ("epochs", "steps")
-SPLITS = ("transition", "episode")
-CHECKPOINT_METRICS = ("val_loss", "val_endpoint_mse")
 ENDPOINT_EVAL_SIZE = 4096  # the release's endpoint_eval_size (validation rows decoded from z ~ N(0, I))
-
-
-@dataclass
-class DecoderFitConfig:
-    hidden: list[int]
-    steps: int
-    learning_rate: float
-    batch_size: int
-    max_epochs: int
-    patience: int
-    mc_samples: int
-    max_samples: int
-    val_fraction: float
-    max_val_batches: int
-    schedule: str = "epochs"
-    """'epochs' (v1): permutation epochs, validation once per epoch, early stopping after
-    ``patience``; 'steps' (release): ``train_steps`` batches drawn with replacement, validation
-    at steps 0, 1, every ``eval_interval`` and the last, no early stopping."""
-    train_steps: int | None = None
-    """'steps': optimiser steps; None = max_epochs x floor(n_train / batch) (the release's epochs)."""
-    eval_interval: int = 100
-    checkpoint_metric: str = "val_loss"
-    """The validation number whose lowest value is kept: 'val_loss' or 'val_endpoint_mse'
-    (MSE of validation actions decoded from z ~ N(0, I); computed by the 'steps' schedule)."""
-    split: str = "transition"
-    """Validation split by 'transition' (v1) or by whole 'episode' (release)."""
-    target_clip: float | None = None
-    """Clip the pre-tanh targets to [-c, c] before the split (release: 3)."""
-    zero_init_last: bool = False
-    output_scale: float = 1.0
-    diffusion_form: str = "v1"
-    pairwise_weight: float = 0.0
-    """Weight of mean (g(s, z_stored) - a)^2, the decoder run from the collector's latent (release diffusion: 1e-3)."""
-    val_redraw: bool = False
-    """'steps': draw the validation batches and their noise anew at every validation, and the
-    endpoint rows one at random per equal interval (the release's FishSwim FM,
-    ``rng_schedule = legacy_interleaved``), instead of fixed batches and evenly spaced rows."""
 
 
 def split_rows(n: int, val_fraction: float, gen: torch.Generator, episode: np.ndarray | None = None,

@@ -28,9 +28,9 @@ import torch
 from torch import nn
 
 from gorl.core.networks import GaussianHead
+from gorl.core.onpolicy_config import ROLLOUTS
 
 LOG_2PI = math.log(2.0 * math.pi)
-ROLLOUTS = ("auto", "scan", "step")
 
 
 class Unsupported(ValueError):

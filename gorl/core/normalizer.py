@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import torch
 
+from gorl.core.onpolicy_config import OBS_NORM_MODES
+
 
 class RunningNormalizer:
-    MODES = ("legacy", "welford")
+    MODES = OBS_NORM_MODES
 
     def __init__(self, dim: int, mode: str = "legacy"):
         if mode not in self.MODES:

@@ -34,13 +34,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-PREFIX = "playground:"
+from gorl.envs.names import PLAYGROUND_PREFIX as PREFIX
+from gorl.envs.names import SUITE_NAMES, suite_name  # noqa: F401 (the names: gorl/envs/names.py)
 
-# The paper's six tasks and the CPU test task, with their dm_control suite names.
-SUITE_NAMES = {"CheetahRun": "cheetah-run", "FingerSpin": "finger-spin", "FingerTurnHard": "finger-turn_hard",
-               "FishSwim": "fish-swim", "HopperStand": "hopper-stand", "WalkerWalk": "walker-walk",
-               "HumanoidStand": "humanoid-stand", "HumanoidRun": "humanoid-run",
-               "CartpoleBalance": "cartpole-balance"}
 PAPER_TASKS = tuple(f"{PREFIX}{n}" for n in SUITE_NAMES if n != "CartpoleBalance")
 # Tasks without contacts: MJX steps them fast on a CPU (CartpoleBalance 150-310k env steps/s at
 # 256 envs here). Contact tasks (the six paper tasks: 30 (HopperStand) to 18k env steps/s at
@@ -75,13 +71,6 @@ def task_names() -> tuple[str, ...]:
     """Every DM Control Suite task Playground ports (needs the optional JAX stack)."""
     _, registry = _import()
     return tuple(registry.dm_control_suite.ALL_ENVS)
-
-
-def suite_name(task: str) -> str:
-    """``playground:FingerSpin`` -> ``finger-spin`` (for per-task settings); others unchanged."""
-    if task.startswith(PREFIX):
-        return SUITE_NAMES.get(task[len(PREFIX):], task)
-    return task
 
 
 def dims(task: str) -> tuple[int, int]:

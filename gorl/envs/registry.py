@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import importlib
-from typing import Sequence
+import importlib.util
+from typing import TYPE_CHECKING, Sequence
 
 import gymnasium as gym
-import torch
 
+if TYPE_CHECKING:
+    import torch
+
+from gorl.envs.names import PLAYGROUND_PREFIX, SUITE_NAMES
 from gorl.envs.single import GYM_PREFIX, host_env_dims, make_env
 from gorl.errors import TaskError, did_you_mean
 
@@ -15,9 +19,6 @@ __all__ = ["PAPER_TASKS", "GYM_PREFIX", "PLAYGROUND_PREFIX", "check_task", "env_
 
 PAPER_TASKS = ("cheetah-run", "finger-spin", "finger-turn_hard", "fish-swim", "hopper-stand", "walker-walk",
                "humanoid-stand", "humanoid-run")
-PLAYGROUND_PREFIX = "playground:"
-
-
 def list_suite_tasks() -> list[str]:
     from dm_control import suite
     return [f"{d}-{t}" for d, t in suite.ALL_TASKS]
@@ -29,6 +30,8 @@ def check_task(task: str, imports: tuple[str, ...] = ()) -> None:
     registered gym id, or a gym env whose spaces the adapter cannot present (builds the gym
     env once, steps nothing)."""
     if task.startswith(PLAYGROUND_PREFIX):
+        if task[len(PLAYGROUND_PREFIX):] in SUITE_NAMES and importlib.util.find_spec("mujoco_playground"):
+            return  # a name the suite ships settings for: known without importing Playground (~5 s)
         from gorl.envs import playground
         try:
             names = playground.task_names()

@@ -10,10 +10,9 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from gorl.core.onpolicy_config import EVAL_MODES
 from gorl.generative.flow import euler_sample
 from gorl.generative.networks import ConditionalMLP
-
-EVAL_MODES = ("stochastic", "zero_noise")
 
 
 class FlowPolicy(nn.Module):

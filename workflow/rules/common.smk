@@ -24,7 +24,9 @@ from gorl import experiment, rundir
 from gorl.errors import BadInput
 
 try:
-    EXP = experiment.load(config)  # fills the schema's defaults into `config`
+    # fills the schema's defaults into `config`; a job's own Snakemake process (a SLURM job step)
+    # skips the task checks the main process made (for playground: tasks, importing Playground: ~6 s)
+    EXP = experiment.load(config, check_tasks=workflow.is_main_process)
 except BadInput as e:
     raise WorkflowError(str(e))
 
