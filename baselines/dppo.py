@@ -6,6 +6,7 @@ Acting: x_1 ~ N(0, I); x_{k+1} = x_k + dt v(s, x_k, t_k) + 0.05 z_k; the env rec
 tanh(x_0). Stored: the 11 chain states and the 10 rollout-time step log-likelihoods.
 Loss: rho_k = exp(logp_k,new - logp_k,old) (no pre-exp clip), clipped surrogate with
 epsilon 0.2 per step and the env-step advantage, mean over (t, env, k); no entropy.
+Settings: ``DPPOConfig`` (baselines/config.py).
 """
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ rollout-time parameters and statistics (both drawn/computed for the whole rollou
 end, before any statistics update: one batched call instead of one per env step). Loss: rho_i = exp(clip(l_old_i - l_new_i,
 -3, 3)) (GoRL v1, per sample) or exp(mean l_old - mean l_new) (upstream FPO,
 ``average_losses_before_exp``), PPO clip 0.05, no entropy term.
+Settings: ``FPOConfig`` (baselines/config.py).
 """
 from __future__ import annotations
 

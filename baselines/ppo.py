@@ -2,6 +2,7 @@
 
 u ~ N(mu(s), sigma(s)); the env receives tanh(u); clipped ratio over log N(u);
 entropy bonus with the tanh correction; actor 32x4, critic 256x5, one Adam.
+Settings: ``PPOConfig`` (baselines/config.py); also the teacher's algorithm (``ppo_teacher``).
 """
 from __future__ import annotations
 

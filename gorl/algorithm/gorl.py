@@ -16,7 +16,8 @@ Stage k (k = 0 .. n_stages - 1), on one global env-step axis:
 decoder_0 is the identity (an all-zero network), so stage 0 is Gaussian PPO through an
 identity map. Per-stage artifacts go to ``stages/stage<k>/`` in the run directory
 (:func:`gorl.rundir.stage_path`); every stage appends its evaluations, metrics and probes
-to the one :class:`~gorl.core.run.Run`, which owns the run's records.
+to the one :class:`~gorl.core.run.Run`, which owns the run's records. The settings:
+:class:`~gorl.algorithm.config.GoRLConfig` (gorl/algorithm/config.py).
 """
 from __future__ import annotations
 
