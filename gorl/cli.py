@@ -304,7 +304,7 @@ def cmd_list(args) -> int:
         print(f"{name:16s} presets: {presets:{w}s}  {description}")
     print("\npaper = the authors' ICML 2026 release, paper-v1 = the arXiv v1 code, small = paper on a workstation, "
           "smoke = seconds (spec 11, 13)")
-    from gorl.envs.playground import PAPER_TASKS as PLAYGROUND_TASKS
+    from gorl.envs.names import PAPER_TASKS as PLAYGROUND_TASKS
     print(f"\npaper tasks: {', '.join(PAPER_TASKS)} (any dm_control suite 'domain-task' or gym:<id> works)")
     print(f"paper tasks on the paper's physics (MJX, pip install -e '.[playground]'): "
           f"{', '.join(PLAYGROUND_TASKS)}, playground:CartpoleBalance (any Playground DM Control Suite task)")

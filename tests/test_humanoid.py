@@ -58,8 +58,7 @@ def teacher(tmp_path_factory) -> Path:
 # -- tasks and presets ------------------------------------------------------------------------
 def test_humanoid_tasks_are_paper_tasks_with_their_dims():
     from gorl.envs import PAPER_TASKS, env_dims
-    from gorl.envs.playground import PAPER_TASKS as PLAYGROUND_TASKS
-    from gorl.envs.names import suite_name
+    from gorl.envs.names import PAPER_TASKS as PLAYGROUND_TASKS, suite_name
     assert {"humanoid-stand", "humanoid-run"} <= set(PAPER_TASKS)
     assert {"playground:HumanoidStand", "playground:HumanoidRun"} <= set(PLAYGROUND_TASKS)
     assert suite_name("playground:HumanoidRun") == "humanoid-run"

@@ -88,19 +88,21 @@ def test_env_routes_meet_in_a_leaf():
 
 
 def test_reading_an_experiment_imports_neither_torch_nor_an_algorithm():
-    """The Snakefile (every `snakemake` call, every SLURM job step) and `gorl-bench plan` read the
-    registry and resolve every run's config: config classes and registry entries live in
+    """The Snakefile (every `snakemake` call, every SLURM job step), `gorl-bench list` and `plan` read
+    the registry and resolve every run's config: config classes and registry entries live in
     torch-free modules (gorl/core/onpolicy_config.py, baselines/config.py,
     gorl/algorithm/config.py) and name the algorithms lazily. Checked in a fresh interpreter."""
     import subprocess
     import sys
 
     code = """
-import sys
-from gorl import experiment, registry
-for path in ("config/paper.yaml", "config/small.yaml", ".test/config/e2e.yaml"):
+import contextlib, io, sys
+from gorl import cli, experiment, registry
+for path in ("config/paper.yaml", "config/small.yaml", "config/paper-gpu.yaml", ".test/config/e2e.yaml"):
     experiment.load(path)
 algo = registry.get("gorl_fm")
+with contextlib.redirect_stdout(io.StringIO()):
+    assert cli.main(["list"]) in (0, None) and cli.main(["plan", "config/paper.yaml"]) in (0, None)
 print(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "jax")
              or m in ("baselines.ppo", "baselines.fpo", "baselines.dppo", "gorl.algorithm.gorl")))
 """

@@ -8,6 +8,7 @@ SUITE_NAMES = {"CheetahRun": "cheetah-run", "FingerSpin": "finger-spin", "Finger
                "FishSwim": "fish-swim", "HopperStand": "hopper-stand", "WalkerWalk": "walker-walk",
                "HumanoidStand": "humanoid-stand", "HumanoidRun": "humanoid-run",
                "CartpoleBalance": "cartpole-balance"}
+PAPER_TASKS = tuple(f"{PLAYGROUND_PREFIX}{n}" for n in SUITE_NAMES if n != "CartpoleBalance")
 
 
 def suite_name(task: str) -> str:
