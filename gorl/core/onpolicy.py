@@ -21,7 +21,8 @@ from gorl.core import jax_rollout
 from gorl.core.advantages import brax_gae
 from gorl.core.networks import Critic
 from gorl.core.normalizer import RunningNormalizer
-from gorl.core.onpolicy_config import AUTO, EVAL_SCHEDULES, RESET_MODES, OnPolicyConfig  # noqa: F401 (plug-ins subclass gorl.core.onpolicy.OnPolicyConfig)
+# OnPolicyConfig lives with its choices in a torch-free module; re-exported here, where plug-ins subclass it
+from gorl.core.onpolicy_config import AUTO, EVAL_SCHEDULES, OnPolicyConfig  # noqa: F401
 from gorl.core.run import EVAL_STREAM, TRAIN_STREAM, Run, env_seeds, rng_state, set_rng_state
 from gorl.errors import ConfigError, Diverged
 from gorl.provenance import set_matmul_precision
