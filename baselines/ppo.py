@@ -6,7 +6,7 @@ Settings: ``PPOConfig`` (baselines/config.py); also the teacher's algorithm (``p
 """
 from __future__ import annotations
 
-from baselines.config import PRESETS, PPOConfig  # noqa: F401 (the settings: baselines/config.py)
+from baselines.config import PPOConfig
 from gorl.core.gaussian_policy import GaussianPolicy
 from gorl.core.onpolicy import OnPolicyTrainer
 from gorl.core.run import Run

@@ -504,7 +504,8 @@ def build_config(cls: type, presets_file: Path, preset: str, task: str,
     """Preset -> the task's values -> --set overrides -> validated dataclass."""
     values, _ = _layered(cls, presets_file, preset, task, overrides)
     cfg = make_config(cls, values, source="override")
-    if getattr(cfg, "rollout", None) == "scan" and not str(task).startswith("playground:"):  # the one task rule
+    from gorl.envs.names import PLAYGROUND_PREFIX
+    if getattr(cfg, "rollout", None) == "scan" and not str(task).startswith(PLAYGROUND_PREFIX):  # the one task rule
         raise ConfigError(f"rollout=scan needs a playground: task (this one: {task!r}); use rollout=auto or step")
     return cfg
 

@@ -1,6 +1,6 @@
 """An algorithm whose training raises (a bug in a plug-in's code), for the pipeline's
 failed-run handling (tests/test_workflow.py): registered when imported (`imports:`)."""
-from baselines.ppo import PRESETS, PPOConfig
+from baselines.config import PRESETS, PPOConfig
 from gorl.registry import Algorithm, register
 
 CRASH = "deliberate crash in the algorithm's own code"

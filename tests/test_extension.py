@@ -78,7 +78,8 @@ def test_bad_base_is_named(tmp_path, base, words):
 
 
 def test_cycle_across_files_is_an_error(tmp_path):
-    from baselines.ppo import PPOConfig, train
+    from baselines.config import PPOConfig
+    from baselines.ppo import train
     a = _write(tmp_path / "a.yaml", 'smoke:\n  base: "cyc_b:smoke"\n')
     b = _write(tmp_path / "b.yaml", 'smoke:\n  base: "cyc_a:smoke"\n')
     algos = [registry.Algorithm(name=n, config_cls=PPOConfig, presets_file=f, train=train)
@@ -135,11 +136,11 @@ def _dist_info(site: Path, line: str, module: str | None = None) -> None:
     ("broken = broken_algo:algorithm", "def algorithm():\n    return 3\n",
      ["broken_algo:algorithm", "gave int, not a gorl.registry.Algorithm"]),
     ("other = broken_algo:algorithm",
-     "from baselines.ppo import PPOConfig, PRESETS, train\nfrom gorl.registry import Algorithm\n"
+     "from baselines.config import PPOConfig, PRESETS\nfrom baselines.ppo import train\nfrom gorl.registry import Algorithm\n"
      "def algorithm():\n    return Algorithm('broken', PPOConfig, PRESETS, train)\n",
      ["registers the name 'broken'", "must be named after the algorithm"]),
     ("ppo = broken_algo:algorithm",
-     "from baselines.ppo import PPOConfig, PRESETS\nfrom gorl.registry import Algorithm\n"
+     "from baselines.config import PPOConfig, PRESETS\nfrom gorl.registry import Algorithm\n"
      "def algorithm():\n    return Algorithm('ppo', PPOConfig, PRESETS, lambda cfg, run: None)\n",
      ["entry point ppo = broken_algo:algorithm", "'ppo' is already registered"]),
 ])
@@ -165,7 +166,7 @@ def test_cli_names_a_broken_plugin_in_one_line(tmp_path):
 
 def test_good_entry_point_registers(tmp_path, monkeypatch, fresh_registry):
     _dist_info(tmp_path / "site", "good_one = broken_algo:ALGO",
-               "from baselines.ppo import PPOConfig, PRESETS, train\nfrom gorl.registry import Algorithm\n"
+               "from baselines.config import PPOConfig, PRESETS\nfrom baselines.ppo import train\nfrom gorl.registry import Algorithm\n"
                "ALGO = Algorithm('good_one', PPOConfig, PRESETS, train, label='Good')\n")
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     algos = registry.algorithms()
@@ -187,7 +188,7 @@ def example(monkeypatch):
 @pytest.mark.parametrize("preset", ["paper", "small", "smoke"])
 @pytest.mark.parametrize("task", ["cheetah-run", "finger-spin"])
 def test_example_presets_are_ppos_plus_its_own(example, preset, task):
-    from baselines.ppo import PRESETS, PPOConfig
+    from baselines.config import PRESETS, PPOConfig
     mine = build_config(example.FixedStdPPOConfig, example.PRESETS, preset, task)
     ppo = build_config(PPOConfig, PRESETS, preset, task)
     for f in dataclasses.fields(PPOConfig):

@@ -35,7 +35,6 @@ import numpy as np
 import torch
 
 from gorl.envs.names import PLAYGROUND_PREFIX as PREFIX
-from gorl.envs.names import PAPER_TASKS, SUITE_NAMES, suite_name  # noqa: F401 (the names: gorl/envs/names.py)
 
 # Tasks without contacts: MJX steps them fast on a CPU (CartpoleBalance 150-310k env steps/s at
 # 256 envs here). Contact tasks (the six paper tasks: 30 (HopperStand) to 18k env steps/s at

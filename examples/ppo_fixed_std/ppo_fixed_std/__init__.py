@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from baselines.ppo import PPOConfig
+from baselines.config import PPOConfig
 from gorl.core.gaussian_policy import clip_fraction, clipped_surrogate
 from gorl.core.networks import gaussian_entropy, gaussian_log_prob, mlp, tanh_log_det_jacobian
 from gorl.registry import Algorithm
