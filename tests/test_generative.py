@@ -8,7 +8,9 @@ import torch
 
 from baselines.dppo import DPPOAgent, DPPOConfig
 from baselines.fpo import FPOAgent, FPOConfig
-from gorl.generative import ConditionalMLP, cfm_loss, cosine_alpha_bar, euler_sample, sinusoidal_embedding, time_grid
+from gorl.generative import (ConditionalMLP, cfm_loss, cosine_alpha_bar, delta_ddim_sample, euler_sample,
+                             sinusoidal_embedding, time_grid)
+from gorl.generative.diffusion import delta_coefficients
 
 
 class TrueVelocity(torch.nn.Module):
@@ -67,25 +69,43 @@ def test_sampler_fast_path_equals_the_plain_forward():
                 torch.testing.assert_close(got.detach(), want, rtol=1e-5, atol=1e-6)
 
 
-def test_sampler_constants_follow_parameter_updates():
-    """The sampler caches its parameter-derived constants under no_grad; an optimiser step
-    and a load_state_dict must both invalidate them."""
+def _plain_euler(net, obs, x1):
+    x = x1
+    for t in time_grid(10):
+        x = x - 0.1 * net(obs, x, t)
+    return x
+
+
+def _plain_delta_ddim(net, obs, z):
+    """The release's sampler written out: x <- x + c_k net(obs, x, t_k)."""
+    t = torch.arange(10, 0, -1, dtype=torch.float64) / 10
+    _, c = delta_coefficients(t, 10)
+    x = z
+    for k in range(10):
+        x = x + float(c[k]) * net(obs, x, float(t[k]))
+    return x
+
+
+@pytest.mark.parametrize("sampler, plain, exact", [
+    (lambda net, obs, x: euler_sample(net, obs, x, 10), _plain_euler, False),
+    (lambda net, obs, x: delta_ddim_sample(net, obs, x, 10), _plain_delta_ddim, True),
+], ids=["euler", "delta_ddim"])
+def test_sampler_constants_follow_parameter_updates(sampler, plain, exact):
+    """The samplers cache their parameter-derived constants under no_grad; an optimiser step
+    and a load_state_dict must both invalidate them. The release's DDIM sampler caches only
+    what it used to compute per step, so it stays equal to the plain loop bit for bit."""
     torch.manual_seed(0)
     net = ConditionalMLP(4, 2, [16, 16], output_scale=0.25)
     obs, x1 = torch.randn(5, 4), torch.randn(5, 2)
-
-    def plain():
-        x = x1
-        for t in time_grid(10):
-            x = x - 0.1 * net(obs, x, t)
-        return x
+    check = torch.testing.assert_close if not exact else (lambda a, b, **_: torch.testing.assert_close(
+        a, b, rtol=0, atol=0))
 
     opt = torch.optim.Adam(net.parameters(), lr=0.1)
     before = {k: v.clone() for k, v in net.state_dict().items()}
     for change in ("optimiser", "load_state_dict"):
         with torch.no_grad():
-            first = euler_sample(net, obs, x1, 10)
-            torch.testing.assert_close(euler_sample(net, obs, x1, 10), first)  # cached path
+            first = sampler(net, obs, x1)
+            check(sampler(net, obs, x1), first)  # cached path
         if change == "optimiser":
             opt.zero_grad()
             net(obs, x1, torch.rand(5)).pow(2).sum().backward()
@@ -93,9 +113,15 @@ def test_sampler_constants_follow_parameter_updates():
         else:
             net.load_state_dict(before)
         with torch.no_grad():
-            after = euler_sample(net, obs, x1, 10)
-            torch.testing.assert_close(after, plain(), rtol=1e-5, atol=1e-6)
+            after = sampler(net, obs, x1)
+            check(after, plain(net, obs, x1), rtol=1e-5, atol=1e-6)
         assert not torch.allclose(after, first)
+    with torch.enable_grad():  # not cached under autograd, and differentiable (the release's pairwise loss)
+        obs_g = obs.clone().requires_grad_(True)
+        got = torch.autograd.grad(sampler(net, obs_g, x1).sum(), obs_g)[0]
+        want = torch.autograd.grad(plain(net, obs_g, x1).sum(), obs_g)[0]
+        # not bit for bit: the plain loop sums the observation's gradient over its steps
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
 
 
 def _fpo(**kw):

@@ -139,13 +139,24 @@ def delta_coefficients(t: torch.Tensor, steps: int) -> tuple[torch.Tensor, torch
 def delta_ddim_sample(net: ConditionalMLP, obs_norm: torch.Tensor, z: torch.Tensor, steps: int) -> torch.Tensor:
     """The release's deterministic sampler: from z at t = 1, for t_k = 1, 1 - 1/T, ..., 1/T,
     x <- x + c_k net(obs, x, t_k) (:func:`delta_coefficients`). obs_norm broadcasts against z."""
-    t = torch.arange(steps, 0, -1, dtype=torch.float64) / steps
-    _, c = delta_coefficients(t, steps)
+    t_shares, c = _delta_constants(net, steps, z.device)
     cond = net.condition(obs_norm)
     x = z
-    for k in range(steps):
-        x = x + float(c[k]) * net.from_condition(cond, x, float(t[k]))
+    for t_share, c_k in zip(t_shares, c):
+        x = x + c_k * net.from_condition_t(cond + t_share, x)
     return x
+
+
+def _delta_constants(net: ConditionalMLP, steps: int, device: torch.device) -> tuple:
+    """Per-step constants of :func:`delta_ddim_sample`: the first layer's time share at each
+    t_k and the step sizes c_k (floats); cached like the other samplers' while the network is
+    unchanged. Each share is computed as ``net.from_condition(cond, x, t_k)`` computes it (one
+    scalar t at a time), so the cached sampler gives the same floats as the uncached one."""
+    def build() -> tuple:
+        t = torch.arange(steps, 0, -1, dtype=torch.float64) / steps
+        _, c = delta_coefficients(t, steps)
+        return [net.time_condition(float(t_k), device) for t_k in t], [float(c_k) for c_k in c]
+    return net.sampler_constants("delta_ddim", (steps, device), build)
 
 
 def eps_delta_loss(net: ConditionalMLP, obs_norm: torch.Tensor, a: torch.Tensor, eps: torch.Tensor,
