@@ -173,12 +173,11 @@ def _trainer(algo: str, rollout: str, tmp_path, **over):
     from gorl.config import build_config
     from gorl.core.onpolicy import OnPolicyTrainer
     from gorl.core.run import Run, resolve_device
-    name = "gorl_fm" if algo.startswith("gorl") else algo
-    if name == "gorl_fm":
+    if algo.startswith("gorl"):
         over = {"stage_steps": [1, 1], **over}  # smoke's four stages do not fit this budget
-    spec = registry.get(name)
+    spec = registry.get(algo)
     cfg = build_config(spec.config_cls, spec.presets_file, "smoke", TASK, dict(rollout=rollout, **over))
-    run = Run(algo=name, task=TASK, seed=0, preset="smoke", dir=tmp_path / f"{algo}-{rollout}", config={},
+    run = Run(algo=algo, task=TASK, seed=0, preset="smoke", dir=tmp_path / f"{algo}-{rollout}", config={},
               quiet=True, device=resolve_device(cfg.device))
     run.dir.mkdir(parents=True)
     torch.manual_seed(0)
@@ -186,7 +185,8 @@ def _trainer(algo: str, rollout: str, tmp_path, **over):
     if algo.startswith("gorl"):  # the encoder through a trained-looking (random, not identity) decoder
         from gorl.algorithm.decoder import Decoder
         from gorl.algorithm.gorl import make_encoder
-        decoder = Decoder(algo.split("_")[1], obs_dim, act_dim, cfg.decoder_hidden, cfg.decoder_steps)
+        decoder = Decoder(cfg.decoder_kind, obs_dim, act_dim, cfg.decoder_hidden, cfg.decoder_steps,
+                          output_scale=cfg.decoder_output_scale, diffusion_form=cfg.diffusion_form)
         decoder.obs_mean.normal_()
         agent = make_encoder(cfg, 1, obs_dim, act_dim, decoder)
         return OnPolicyTrainer(cfg.stage_config(1), run, agent)
@@ -228,6 +228,30 @@ def test_scan_rollout_matches_the_per_step_path(algo, tmp_path):
     np.testing.assert_allclose(b["train_return"], a["train_return"], rtol=1e-3)
     torch.testing.assert_close(scan._episode_return, step._episode_return, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(scan.envs.obs, step.envs.obs, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("identity", [False, "zero_network", "exact"])
+@pytest.mark.parametrize("kind, form", [("fm", "v1"), ("diffusion", "v1"), ("diffusion", "release")])
+def test_every_decoder_translates_to_what_it_decodes(kind, form, identity):
+    """The scan's JAX decoder (jax_rollout.decoder_fn) gives what ``Decoder.forward`` gives, for
+    every decoder GoRL builds: FM, v1 DDIM and the release's epsilon-delta DDIM (the default of
+    `gorl_diffusion`), fitted (random weights) or stage 0's identity (v1's zero network, whose
+    DDIM chain scales z, or the exact map z -> z)."""
+    from gorl.algorithm.decoder import Decoder
+    from gorl.core import jax_rollout
+    torch.manual_seed(0)
+    dec = Decoder(kind, 5, 2, [16, 16], 10, identity=identity, output_scale=0.25, diffusion_form=form)
+    if not identity:
+        for p in dec.parameters():
+            p.data.normal_(0.0, 0.3)
+    P = jax_rollout.Params()
+    g = jax_rollout.decoder_fn(dec.forward, P)
+    obs, z = torch.randn(6, 5) * 2, torch.randn(6, 2)
+    got = np.asarray(g([jax.numpy.asarray(t.numpy()) for t in P.tensors], jax.numpy.asarray(obs.numpy()),
+                       jax.numpy.asarray(z.numpy())))
+    want = dec(obs, z).numpy()
+    assert identity or not np.allclose(want, z.numpy(), atol=1e-2)  # a decoder that does something
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
 def test_agents_of_one_structure_share_one_scan_program_and_each_acts_with_its_own_weights(tmp_path):

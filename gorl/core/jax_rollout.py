@@ -135,8 +135,21 @@ def euler(v: Callable, p, obs_norm, x1, steps: int, noise=None):
     return x, jnp.stack(chain), jnp.stack(means)
 
 
+def delta_ddim(v: Callable, p, obs_norm, z, steps: int):
+    """The release's deterministic sampler of :func:`gorl.generative.diffusion.delta_ddim_sample`:
+    x <- x + c_k v(obs, x, t_k), t_k = (T - k) / T, the c_k from ``delta_coefficients``."""
+    from gorl.generative.diffusion import delta_coefficients
+    _, jnp = _jnp()
+    t = torch.arange(steps, 0, -1, dtype=torch.float64) / steps
+    _, c = delta_coefficients(t, steps)
+    for t_k, c_k in zip(t.tolist(), c.tolist()):
+        z = z + c_k * v(p, obs_norm, z, jnp.float32(t_k))
+    return z
+
+
 def decoder_fn(decode: Callable | None, P: Params) -> Callable:
-    """GaussianPolicy's ``decode`` (None, or GoRL's frozen ``Decoder.forward``) -> g(params, obs_raw, z)."""
+    """GaussianPolicy's ``decode`` (None, or GoRL's frozen ``Decoder.forward``) -> g(params, obs_raw, z),
+    case by case as ``Decoder.forward`` and ``Decoder.decode_normalized`` decide."""
     if decode is None:
         return lambda p, obs_raw, z: z
     from gorl.algorithm.decoder import Decoder
@@ -144,10 +157,13 @@ def decoder_fn(decode: Callable | None, P: Params) -> Callable:
     dec = getattr(decode, "__self__", None)
     if type(dec) is not Decoder or getattr(decode, "__func__", None) is not Decoder.forward:
         raise Unsupported(f"no JAX translation of the decode function {decode!r}")
-    if dec.kind == "fm" and dec.identity_init:
+    if dec.kind not in ("fm", "diffusion") or dec.diffusion_form not in ("v1", "release"):
+        raise Unsupported(f"no JAX translation of a {dec.kind} decoder of form {dec.diffusion_form!r}")
+    if dec.identity_init and (dec.kind == "fm" or dec.identity_init == "exact"):  # z itself
         return lambda p, obs_raw, z: z
-    coefs = ddim_coefficients(dec.alpha_bar) if dec.kind == "diffusion" else None
-    if dec.identity_init:  # the zero network's DDIM: x <- a_i x
+    if dec.identity_init:  # v1's zero-network diffusion decoder: x <- a_i x (1.052 z at T = 10)
+        coefs = ddim_coefficients(dec.alpha_bar)
+
         def zero_ddim(p, obs_raw, z):
             for _, a, _ in coefs:
                 z = z * a
@@ -155,16 +171,21 @@ def decoder_fn(decode: Callable | None, P: Params) -> Callable:
         return zero_ddim
     v = conditional_fn(dec.net, P)
     i_mean, i_std, steps = P.add(dec.obs_mean), P.add(dec.obs_std), dec.steps
-    T = int(dec.alpha_bar.shape[0])
+    if dec.kind == "fm":
+        sample = lambda p, obs_norm, z: euler(v, p, obs_norm, z, steps)[0]  # noqa: E731
+    elif dec.diffusion_form == "release":
+        sample = lambda p, obs_norm, z: delta_ddim(v, p, obs_norm, z, steps)  # noqa: E731
+    else:  # v1: DDIM on the cosine schedule, epsilon prediction
+        coefs, T = ddim_coefficients(dec.alpha_bar), int(dec.alpha_bar.shape[0])
+
+        def sample(p, obs_norm, z):
+            _, jnp = _jnp()
+            for i, a, b in coefs:
+                z = a * z + b * v(p, obs_norm, z, jnp.float32(i) / jnp.float32(T))
+            return z
 
     def g(p, obs_raw, z):
-        obs_norm = (obs_raw - p[i_mean]) / (p[i_std] + 1e-8)
-        if coefs is None:
-            return euler(v, p, obs_norm, z, steps)[0]
-        for i, a, b in coefs:
-            _, jnp = _jnp()
-            z = a * z + b * v(p, obs_norm, z, jnp.float32(i) / jnp.float32(T))
-        return z
+        return sample(p, (obs_raw - p[i_mean]) / (p[i_std] + 1e-8), z)
     return g
 
 
