@@ -138,11 +138,9 @@ def euler(v: Callable, p, obs_norm, x1, steps: int, noise=None):
 def delta_ddim(v: Callable, p, obs_norm, z, steps: int):
     """The release's deterministic sampler of :func:`gorl.generative.diffusion.delta_ddim_sample`:
     x <- x + c_k v(obs, x, t_k), t_k = (T - k) / T, the c_k from ``delta_coefficients``."""
-    from gorl.generative.diffusion import delta_coefficients
+    from gorl.generative.diffusion import delta_schedule
     _, jnp = _jnp()
-    t = torch.arange(steps, 0, -1, dtype=torch.float64) / steps
-    _, c = delta_coefficients(t, steps)
-    for t_k, c_k in zip(t.tolist(), c.tolist()):
+    for t_k, c_k in zip(*delta_schedule(steps)):
         z = z + c_k * v(p, obs_norm, z, jnp.float32(t_k))
     return z
 

@@ -153,10 +153,17 @@ def _delta_constants(net: ConditionalMLP, steps: int, device: torch.device) -> t
     unchanged. Each share is computed as ``net.from_condition(cond, x, t_k)`` computes it (one
     scalar t at a time), so the cached sampler gives the same floats as the uncached one."""
     def build() -> tuple:
-        t = torch.arange(steps, 0, -1, dtype=torch.float64) / steps
-        _, c = delta_coefficients(t, steps)
-        return [net.time_condition(float(t_k), device) for t_k in t], [float(c_k) for c_k in c]
+        t, c = delta_schedule(steps)
+        return [net.time_condition(t_k, device) for t_k in t], c
     return net.sampler_constants("delta_ddim", (steps, device), build)
+
+
+def delta_schedule(steps: int) -> tuple[list[float], list[float]]:
+    """The times t_k = 1, 1 - 1/T, ..., 1/T of :func:`delta_ddim_sample` and its step sizes c_k
+    (:func:`delta_coefficients`), as Python floats (also the JAX translation's schedule)."""
+    t = torch.arange(steps, 0, -1, dtype=torch.float64) / steps
+    _, c = delta_coefficients(t, steps)
+    return t.tolist(), c.tolist()
 
 
 def eps_delta_loss(net: ConditionalMLP, obs_norm: torch.Tensor, a: torch.Tensor, eps: torch.Tensor,
