@@ -133,7 +133,7 @@ def test_task_names_and_dims():
 # FPO and DPPO differ from PPO only in the policy half, which never sees the env (the trainer
 # speaks to every env set through one interface): their Playground runs are in `-m slow`.
 @pytest.mark.slow
-@pytest.mark.parametrize("algo", ["ppo", "fpo", "dppo", "gorl_fm"])
+@pytest.mark.parametrize("algo", ["ppo", "fpo", "dppo", "gorl_fm", "gorl_diffusion"])
 def test_every_algorithm_trains_on_playground(tmp_path, algo):
     """PPO, FPO, DPPO and GoRL (decoder collection and fit included) through the same contract.
     Slow: in the default suite GoRL-FM's run is the reference run of
@@ -146,7 +146,7 @@ def test_every_algorithm_trains_on_playground(tmp_path, algo):
     assert "completed" in (d / "status.json").read_text()
     lines = (d / "evals.csv").read_text().splitlines()
     assert len(lines) >= 3 and all("nan" not in line for line in lines[1:])
-    if algo == "gorl_fm":
+    if algo.startswith("gorl"):
         assert (d / "stages" / "stage1" / "decoder.pt").exists()
 
 
