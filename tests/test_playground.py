@@ -194,18 +194,27 @@ def _trainer(algo: str, rollout: str, tmp_path, **over):
     return OnPolicyTrainer(cfg, run, agent)
 
 
-@pytest.mark.parametrize("algo", ["ppo", "gorl_fm", *(pytest.param(a, marks=pytest.mark.slow)
-                                                     for a in ("fpo", "dppo", "gorl_diffusion"))])
-def test_scan_rollout_matches_the_per_step_path(algo, tmp_path):
+BOUNDED = dict(action_semantics="bounded", latent_bounded=True)
+"""GoRL's humanoid profile's act rule (spec 14): a bounded latent, the env action = the decoder's
+output clipped to [-1, 1] (its other switches do not change how it acts)."""
+
+
+@pytest.mark.parametrize("algo, switches", [
+    ("ppo", {}), ("gorl_fm", {}), pytest.param("gorl_fm", BOUNDED, id="gorl_fm-bounded"),
+    *(pytest.param(a, {}, marks=pytest.mark.slow) for a in ("fpo", "dppo", "gorl_diffusion")),
+    pytest.param("gorl_diffusion", BOUNDED, marks=pytest.mark.slow, id="gorl_diffusion-bounded")])
+def test_scan_rollout_matches_the_per_step_path(algo, switches, tmp_path):
     """Same weights, env state and torch seed: the scan rollout (one JAX program) and the
     per-step path give the same observations, actions (stored samples), log-probs, rewards and
     flags over 1050 steps per env (a time-limit reset inside). XLA and torch sum a matmul in
     different orders (1e-7 apart) and the dynamics amplify that (to ~1e-2 by step 500): equal to
     1e-4 over the first 200 steps and again after the reset at step 1000 (the same per-env keys
-    give the same fresh states), identical flags throughout."""
-    over = dict(num_minibatches=35, batch_size=N)  # 35 x 8 x 30 / 8 = 1050 steps per env
+    give the same fresh states), identical flags throughout. With GoRL's bounded actions the
+    decoder (random weights) outputs actions outside [-1, 1], which the env receives clipped."""
+    over = dict(num_minibatches=35, batch_size=N, **switches)  # 35 x 8 x 30 / 8 = 1050 steps per env
     step, scan = _trainer(algo, "step", tmp_path, **over), _trainer(algo, "scan", tmp_path, **over)
     assert step._scan is None and scan._scan is not None
+    assert scan._scan.env_action == ("clip" if switches else "tanh")
     scan.agent.load_state_dict(step.agent.state_dict())
     scan.critic.load_state_dict(step.critic.state_dict())
     step.normalizer.update(torch.randn(64, 5) * 2 + 1)
@@ -225,6 +234,9 @@ def test_scan_rollout_matches_the_per_step_path(algo, tmp_path):
     for k in ("discount", "truncation"):
         assert torch.equal(a[k], b[k]), k
     assert a["truncation"].sum() == N and a["truncation"][999].all()  # the time limit
+    if switches:  # the clip mattered: the decoded actions leave [-1, 1]
+        decoded = scan.agent.decode(b["obs"][:200].reshape(-1, 5), b["stored"]["x"][:200].reshape(-1, 1))
+        assert decoded.abs().max() > 1.0
     np.testing.assert_allclose(b["train_return"], a["train_return"], rtol=1e-3)
     torch.testing.assert_close(scan._episode_return, step._episode_return, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(scan.envs.obs, step.envs.obs, rtol=1e-4, atol=1e-4)
@@ -251,6 +263,26 @@ def test_every_decoder_translates_to_what_it_decodes(kind, form, identity):
                        jax.numpy.asarray(z.numpy())))
     want = dec(obs, z).numpy()
     assert identity or not np.allclose(want, z.numpy(), atol=1e-2)  # a decoder that does something
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind, form", [("fm", "v1"), ("diffusion", "release")])
+def test_a_bounded_latent_translates_to_the_decoder_of_its_tanh(kind, form):
+    """GoRL's bounded latent (``latent_bounded``): the encoder's decode is
+    ``Decoder.forward_bounded_latent``, whose JAX translation decodes tanh of the sample."""
+    from gorl.algorithm.decoder import Decoder
+    from gorl.core import jax_rollout
+    torch.manual_seed(0)
+    dec = Decoder(kind, 5, 2, [16, 16], 10, output_scale=0.25, diffusion_form=form)
+    for p in dec.parameters():
+        p.data.normal_(0.0, 0.3)
+    P = jax_rollout.Params()
+    g = jax_rollout.decoder_fn(dec.forward_bounded_latent, P)
+    obs, x = torch.randn(6, 5) * 2, torch.randn(6, 2) * 3
+    got = np.asarray(g([jax.numpy.asarray(t.numpy()) for t in P.tensors], jax.numpy.asarray(obs.numpy()),
+                       jax.numpy.asarray(x.numpy())))
+    want = dec(obs, torch.tanh(x)).numpy()
+    assert not np.allclose(want, dec(obs, x).numpy(), atol=1e-2)  # the tanh changes what it decodes
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
@@ -374,14 +406,16 @@ def test_jax_device_matches_torch_device_or_fails_clearly():
     assert jax_device_for(torch.device("cpu"), jax.devices) is jax.devices("cpu")[0]
 
 
-def test_decoder_data_collection_through_the_scan_matches_the_per_step_path(tmp_path):
+@pytest.mark.parametrize("switches", [{}, pytest.param(BOUNDED, id="bounded")])
+def test_decoder_data_collection_through_the_scan_matches_the_per_step_path(switches, tmp_path):
     """GoRL's collector (spec 6.3, 'reference': fixed first states, no time limit) gives the same
-    rows through the scan as step by step (to 1e-4 over the first 200 steps; see above)."""
+    rows through the scan as step by step (to 1e-4 over the first 200 steps; see above); with
+    bounded actions the targets are the env actions (the decoded actions clipped to [-1, 1])."""
     from gorl.algorithm.gorl import collect_decoder_data
     rows = {}
     # v1's collector (no episode ids: split by transition), on smoke's release settings otherwise
     over = dict(collect_envs=N, collect_steps=300 * N, collect_episodes=None, decoder_collection="reference",
-                decoder_split="transition")
+                decoder_split="transition", **switches)
     for rollout in ("step", "scan"):
         t = _trainer("gorl_fm", rollout, tmp_path, **over)
         from gorl import registry
@@ -396,22 +430,27 @@ def test_decoder_data_collection_through_the_scan_matches_the_per_step_path(tmp_
     np.testing.assert_allclose(o2[:200 * N], o1[:200 * N], rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(a2[:200 * N], a1[:200 * N], rtol=1e-4, atol=1e-4)
     assert s1["episodes_finished"] == s2["episodes_finished"] and s1["rows"] == s2["rows"]
+    if switches:  # clipped targets, some at the bounds
+        assert np.abs(a2).max() == 1.0 and (np.abs(a2) == 1.0).any()
 
 
-def test_release_collection_through_the_scan_matches_the_per_step_loop(tmp_path):
+@pytest.mark.parametrize("switches", [{}, pytest.param(BOUNDED, id="bounded")])
+def test_release_collection_through_the_scan_matches_the_per_step_loop(switches, tmp_path):
     """The release's decoder data (complete episodes from fresh resets, `collect_envs` at a time,
     the last batch with an env that is not recorded) through one scan per batch: the rows of every
     episode (to 1e-4 over each episode's first 200 steps; see above), its ids, lengths and the
-    number of env steps as step by step, and torch's generator left where the loop leaves it."""
+    number of env steps as step by step, and torch's generator left where the loop leaves it.
+    Bounded: the targets are the clipped env actions, the latents tanh of the samples."""
     from gorl import registry
     from gorl.algorithm.gorl import collect_release_data
     from gorl.config import build_config
     out = {}
     for rollout in ("step", "scan"):
-        t = _trainer("gorl_fm", rollout, tmp_path, collect_envs=2, collect_episodes=3)
+        t = _trainer("gorl_fm", rollout, tmp_path, collect_envs=2, collect_episodes=3, **switches)
         spec = registry.get("gorl_fm")
         cfg = build_config(spec.config_cls, spec.presets_file, "smoke", TASK,
-                           dict(rollout=rollout, stage_steps=[1, 1], collect_envs=2, collect_episodes=3))
+                           dict(rollout=rollout, stage_steps=[1, 1], collect_envs=2, collect_episodes=3,
+                                **switches))
         t.normalizer.update(torch.randn(64, 5) * 2 + 1)
         data = collect_release_data(cfg, t.run, 1, t.agent, t.normalizer)
         out[rollout] = data, torch.randn(3)  # the next draws: where the generator was left
@@ -425,6 +464,8 @@ def test_release_collection_through_the_scan_matches_the_per_step_loop(tmp_path)
             np.testing.assert_allclose(b[key][rows], a[key][rows], rtol=1e-4, atol=1e-4, err_msg=key)
     for key in ("rows", "env_steps", "episodes_finished", "episode_length_mean"):
         assert a["summary"][key] == b["summary"][key], key
+    if switches:
+        assert np.abs(b["action"]).max() == 1.0 and np.abs(b["latent"]).max() < 1.0
 
 
 def test_a_release_batch_that_ends_early_leaves_the_generator_as_the_loop_does(envs):
@@ -440,7 +481,7 @@ def test_a_release_batch_that_ends_early_leaves_the_generator_as_the_loop_does(e
     envs.reset(SEEDS)
     torch.manual_seed(4)
     rows, ret, n = _release_batch_through_the_scan(envs, prog, RunningNormalizer(5), torch.zeros(N, dtype=torch.bool),
-                                                   50, False)
+                                                   50, False, False)
     after = torch.randn(3)
     torch.manual_seed(4)
     jax_rollout.draw_noises(prog, 50, N, torch.device("cpu"))
@@ -450,7 +491,8 @@ def test_a_release_batch_that_ends_early_leaves_the_generator_as_the_loop_does(e
 
 @pytest.mark.parametrize("algo, eval_mode", [("ppo", None), ("fpo", "stochastic"), ("dppo", "zero_noise"),
                                              *(pytest.param(*case, marks=pytest.mark.slow)
-                                               for case in (("gorl_fm", None), ("dppo", "stochastic")))])
+                                               for case in (("gorl_fm", None), ("dppo", "stochastic"),
+                                                            ("gorl_fm-bounded", None)))])
 def test_evaluation_through_the_scan_matches_the_per_step_path(algo, eval_mode, tmp_path):
     """An evaluation's 1000-step episodes as one scan give what the per-step loop gives, acting
     stochastically (act) and deterministically (act_eval: the mean for PPO and GoRL's encoder;
@@ -460,8 +502,9 @@ def test_evaluation_through_the_scan_matches_the_per_step_path(algo, eval_mode, 
     same number of torch draws. Slow cases, whose parts the default ones keep: GoRL's encoder
     (PPO's zero-noise act_eval; the decoder's translation is checked by the rollout test above)
     and DPPO's stochastic act_eval (FPO's draws plus DPPO's per-step noise, which its stochastic
-    evaluation here draws)."""
-    compare_evaluations(algo, eval_mode, tmp_path)
+    evaluation here draws), and GoRL's encoder with bounded actions (the humanoid profile's act)."""
+    algo, _, bounded = algo.partition("-")
+    compare_evaluations(algo, eval_mode, tmp_path, **(BOUNDED if bounded else {}))
 
 
 def compare_evaluations(algo: str, eval_mode: str | None, tmp_path, **over):

@@ -98,6 +98,11 @@ class Decoder(nn.Module):
         self.sampling_time += time.perf_counter() - t0
         return out
 
+    def forward_bounded_latent(self, obs_raw: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The decoder of a bounded latent (``latent_bounded``, spec 14): it receives tanh of the
+        encoder's Gaussian sample x."""
+        return self(obs_raw, torch.tanh(x))
+
     def decode_normalized(self, obs_norm: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """The fitted decoder's sampler on normalised observations (differentiable under
         autograd: the release's pairwise loss trains through it)."""

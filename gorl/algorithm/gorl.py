@@ -52,7 +52,7 @@ def make_encoder(cfg: GoRLConfig, stage: int, obs_dim: int, act_dim: int, decode
     of the Gaussian sample; ``action_semantics`` bounded: the env action is the decoder's output
     clipped to [-1, 1] (spec 14)."""
     scfg = cfg.for_stage(stage)
-    decode = (lambda obs, x: decoder(obs, torch.tanh(x))) if scfg.latent_bounded else decoder.forward
+    decode = decoder.forward_bounded_latent if scfg.latent_bounded else decoder.forward
     encoder = GaussianPolicy(obs_dim, act_dim, scfg.actor_hidden, clip_eps=scfg.clip_eps,
                              entropy_coef=scfg.entropy_coef, entropy_tanh_correction=scfg.latent_bounded,
                              scale_cap=scfg.scale_cap, latent_reg=scfg.latent_reg,
@@ -106,9 +106,11 @@ def collect_decoder_data(cfg: GoRLConfig, run: Run, stage: int, encoder: Gaussia
     obs = envs.obs
     # playground: one JAX program (where the encoder has none, the stage's trainer has said so)
     scan = jax_rollout.select(cfg.rollout, envs, encoder, lambda note: None)
-    if scan is not None:  # (None for bounded actions: jax_rollout.program refuses an own env_action)
+    if scan is not None:
         obs_rows, act_rows, done_rows, reward_rows, return_rows = jax_rollout.collect_rows(envs, scan, normalizer,
                                                                                            steps)
+        if cfg.action_semantics == "bounded":  # the decoder's target: the env action (as below)
+            act_rows = bounded_action(act_rows)
     else:
         for s in range(steps):  # on the device: no host round trip per step
             pre, _ = encoder.act(normalizer(obs), obs)
@@ -167,10 +169,11 @@ CHECK_EVERY = 50
 """The release collector's loop reads whether any episode of the batch still runs every 50 steps."""
 
 
-def _release_batch_through_the_scan(envs, scan, normalizer, active: torch.Tensor, every: int, latent_bounded: bool):
+def _release_batch_through_the_scan(envs, scan, normalizer, active: torch.Tensor, every: int, bounded: bool,
+                                    latent_bounded: bool):
     """One batch of :func:`collect_release_data` as one scan from the envs' fresh reset: the rows
-    the per-step loop records (obs, pre-action, latent, whether the env's episode still ran; each
-    (E, n, ...)), the returns it sums and the n steps it runs (to the first check, every ``every``
+    the per-step loop records (obs, decoder target, latent, whether the env's episode still ran;
+    each (E, n, ...)), the returns it sums and the n steps it runs (to the first check, every ``every``
     steps, where no episode runs). The scan runs the time limit's steps rounded up to a check, so
     it may run past n; torch's generator is then set back and advanced by n steps' draws, as the
     loop leaves it."""
@@ -193,8 +196,9 @@ def _release_batch_through_the_scan(envs, scan, normalizer, active: torch.Tensor
     ret = np.zeros(r.shape[1])
     for s in range(n):  # the loop's float64 sum, in its order
         ret += r[s] * kept[s]
+    target = bounded_action(pre) if bounded else pre  # as the loop's target (action_semantics bounded)
     z = torch.tanh(stored["x"]) if latent_bounded else stored["x"]  # what the decoder received
-    rows = {"obs": obs, "action": pre, "latent": z, "active": ran}
+    rows = {"obs": obs, "action": target, "latent": z, "active": ran}
     return {k: v[:n].transpose(0, 1) for k, v in rows.items()}, torch.as_tensor(ret, device=active.device), n
 
 
@@ -225,7 +229,7 @@ def collect_release_data(cfg: GoRLConfig, run: Run, stage: int, encoder: Gaussia
         steps: dict[str, list] = {"obs": [], "action": [], "latent": [], "active": []}
         if scan is not None:
             steps, ret, n = _release_batch_through_the_scan(envs, scan, normalizer, active, CHECK_EVERY,
-                                                            cfg.latent_bounded)
+                                                            cfg.action_semantics == "bounded", cfg.latent_bounded)
             env_steps += n * E
         else:
             while True:  # on the device; whether any episode still runs is read every CHECK_EVERY steps

@@ -146,15 +146,20 @@ def delta_ddim(v: Callable, p, obs_norm, z, steps: int):
 
 
 def decoder_fn(decode: Callable | None, P: Params) -> Callable:
-    """GaussianPolicy's ``decode`` (None, or GoRL's frozen ``Decoder.forward``) -> g(params, obs_raw, z),
-    case by case as ``Decoder.forward`` and ``Decoder.decode_normalized`` decide."""
+    """GaussianPolicy's ``decode`` (None, or GoRL's frozen ``Decoder.forward`` or, for a bounded
+    latent, ``Decoder.forward_bounded_latent``) -> g(params, obs_raw, z), case by case as
+    ``Decoder.forward`` and ``Decoder.decode_normalized`` decide."""
     if decode is None:
         return lambda p, obs_raw, z: z
     from gorl.algorithm.decoder import Decoder
     from gorl.generative.diffusion import ddim_coefficients
-    dec = getattr(decode, "__self__", None)
-    if type(dec) is not Decoder or getattr(decode, "__func__", None) is not Decoder.forward:
+    dec, method = getattr(decode, "__self__", None), getattr(decode, "__func__", None)
+    if type(dec) is not Decoder or method not in (Decoder.forward, Decoder.forward_bounded_latent):
         raise Unsupported(f"no JAX translation of the decode function {decode!r}")
+    if method is Decoder.forward_bounded_latent:  # the decoder of tanh(x) (latent_bounded)
+        g = decoder_fn(dec.forward, P)
+        _, jnp = _jnp()
+        return lambda p, obs_raw, x: g(p, obs_raw, jnp.tanh(x))
     if dec.identity_init and (dec.kind == "fm" or dec.identity_init == "exact"):  # z itself
         return lambda p, obs_raw, z: z
     if dec.identity_init:  # v1's zero-network diffusion decoder: x <- a_i x (1.052 z at T = 10)
@@ -193,12 +198,30 @@ class Program:
     order ``act`` draws them), ``act(params, obs_norm, obs_raw, noises) -> (pre_action, stored)``.
     ``eval_noise``: what the agent's ``act_eval`` (deterministic evaluation) is in these terms:
     'zero' (``act`` with zero noise, no torch draw), 'drawn' (``act`` itself, the same draws),
-    None (neither: deterministic evaluation steps once per env step)."""
+    None (neither: deterministic evaluation steps once per env step). ``env_action``: what the
+    env receives of act's output (:func:`gorl.core.onpolicy.env_action`), one of ENV_ACTIONS."""
 
     act: Callable
     draws: Callable[[int], list[tuple[int, ...]]]
     params: Params
     eval_noise: str | None = None
+    env_action: str = "tanh"
+
+
+ENV_ACTIONS = ("tanh", "clip")
+"""The env action of an act output: 'tanh' of a pre-action (every algorithm's default) or the
+output 'clip'ped to [-1, 1] (GoRL's bounded actions, ``gorl.algorithm.gorl.bounded_action``)."""
+
+
+def env_action_kind(agent: nn.Module) -> str:
+    """The agent's env action as one of ENV_ACTIONS (Unsupported for a map of its own)."""
+    from gorl.algorithm.gorl import bounded_action
+    squash = getattr(agent, "env_action", None)
+    if squash is None:
+        return "tanh"
+    if squash is bounded_action:
+        return "clip"
+    raise Unsupported(f"no JAX translation of the agent's env_action {squash!r}")
 
 
 def gaussian_log_prob(x, mean, scale):
@@ -210,9 +233,7 @@ def gaussian_log_prob(x, mean, scale):
 def program(agent: nn.Module) -> Program:
     """The JAX act rule of one of the suite's agents (exact class; a subclass may act otherwise)."""
     from gorl.core.gaussian_policy import GaussianPolicy
-    P = Params()
-    if getattr(agent, "env_action", None) is not None:  # not tanh(pre): GoRL's bounded actions (spec 14)
-        raise Unsupported("the agent maps its output to env actions itself (env_action)")
+    P, squash = Params(), env_action_kind(agent)
     if type(agent) is GaussianPolicy:  # PPO, GoRL's encoder (+ frozen decoder)
         head, decode = gaussian_head_fn(agent.actor, P), decoder_fn(agent.decode, P)
         d = agent.actor.out_dim
@@ -222,7 +243,7 @@ def program(agent: nn.Module) -> Program:
             x = mean + scale * noises[0]
             return decode(p, obs_raw, x), {"x": x, "logp": gaussian_log_prob(x, mean, scale)}
         # act_eval = decode(mean) = act with zero noise (type(agent) is GaussianPolicy: its own act_eval)
-        return Program(act, lambda n: [(n, d)], P, eval_noise="zero")
+        return Program(act, lambda n: [(n, d)], P, eval_noise="zero", env_action=squash)
     # FPO's and DPPO's agents name their sampler (a class attribute of their own class, so a
     # subclass that may act otherwise is not translated): gorl/ never imports baselines/
     rule = type(agent).__dict__.get("jax_rule")
@@ -239,7 +260,7 @@ def program(agent: nn.Module) -> Program:
         def act(p, obs_norm, obs_raw, noises):
             a = euler(v, p, obs_norm, noises[0], K)[0]
             return a, {"a": a}
-        return Program(act, lambda n: [(n, d)], P, eval_noise)
+        return Program(act, lambda n: [(n, d)], P, eval_noise, squash)
     if rule == "flow_sde":  # DPPO: K Euler steps with N(0, sigma^2) noise added at each
         v, K, d, sigma = conditional_fn(agent.net, P), agent.flow_steps, agent.act_dim, agent.noise_std
 
@@ -249,7 +270,7 @@ def program(agent: nn.Module) -> Program:
             z = (chain[1:] - means) / (sigma + 1e-6)                      # gaussian_step_logprob
             logp = -0.5 * (z ** 2).sum(-1) - 0.5 * d * LOG_2PI            # (K, B)
             return x0, {"chain": jnp.swapaxes(chain, 0, 1), "logp": logp.T}
-        return Program(act, lambda n: [(n, d), (K, n, d)], P, eval_noise)
+        return Program(act, lambda n: [(n, d), (K, n, d)], P, eval_noise, squash)
     raise Unsupported(f"no JAX act rule for {type(agent).__module__}.{type(agent).__name__}")
 
 
@@ -303,7 +324,8 @@ def collect(trainer, prog: Program) -> dict:
     t0 = time.perf_counter()
     noises = draw_noises(prog, S, N, dev)
     norm = trainer.normalizer
-    obs, packed, stored, _ = trainer.envs.scan_rollout(prog.act, prog.params.tensors, norm.mean, norm.std, noises)
+    obs, packed, stored, _ = trainer.envs.scan_rollout(prog.act, prog.params.tensors, norm.mean, norm.std, noises,
+                                                       prog.env_action)
     d = trainer.obs_dim
     reward, term, trunc = packed[..., 2 * d], packed[..., 2 * d + 1] > 0.5, packed[..., 2 * d + 2] > 0.5
     finished_sum, finished_n = episode_sums(reward, term | trunc, trainer._episode_return)
@@ -331,7 +353,7 @@ def rollout_rows(envs, prog: Program, normalizer, steps: int):
     latent ``x``, ...), rewards and episode ends, each (steps, N, ...)."""
     noises = draw_noises(prog, steps, envs.num_envs, normalizer.mean.device)
     obs, packed, stored, pre = envs.scan_rollout(prog.act, prog.params.tensors, normalizer.mean, normalizer.std,
-                                                 noises)
+                                                 noises, prog.env_action)
     d = envs.obs_dim
     reward, done = packed[..., 2 * d], (packed[..., 2 * d + 1] > 0.5) | (packed[..., 2 * d + 2] > 0.5)
     return obs, pre, stored, reward, done
@@ -365,7 +387,8 @@ def evaluate_returns(envs, prog: Program, normalizer, deterministic: bool, seen:
         noises = [torch.zeros((S, *shape), device=dev) for shape in prog.draws(N)]
     else:
         noises = draw_noises(prog, S, N, dev)
-    obs, packed, _, _ = envs.scan_rollout(prog.act, prog.params.tensors, normalizer.mean, normalizer.std, noises)
+    obs, packed, _, _ = envs.scan_rollout(prog.act, prog.params.tensors, normalizer.mean, normalizer.std, noises,
+                                          prog.env_action)
     d = envs.obs_dim
     reward, done = packed[..., 2 * d], (packed[..., 2 * d + 1] > 0.5) | (packed[..., 2 * d + 2] > 0.5)
     ended = torch.cumsum(done.int(), 0) - done.int()                  # episode ends strictly before each step

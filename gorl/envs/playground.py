@@ -248,10 +248,11 @@ class PlaygroundEnvs:
         return obs, reward, term, trunc, final_obs
 
     def scan_rollout(self, act, tensors: list[torch.Tensor], mean: torch.Tensor, std: torch.Tensor,
-                     noises: list[torch.Tensor]):
+                     noises: list[torch.Tensor], env_action: str = "tanh"):
         """S env steps as one JAX program (``lax.scan``; :mod:`gorl.core.jax_rollout`): at each
         step ``act(params, (obs - mean) / std, obs, noise_s) -> (pre_action, stored)``, the env
-        receives tanh(pre_action). ``tensors`` (the policy's weights), ``mean``/``std`` and
+        receives tanh(pre_action), or with ``env_action`` 'clip' the output clipped to [-1, 1]
+        (GoRL's bounded actions). ``tensors`` (the policy's weights), ``mean``/``std`` and
         ``noises`` (each (S, ...)) cross by DLPack once. Returns torch views of the acted-on
         observations (S, N, d), the per-step packed arrays (S, N, 2d + 3: next obs, final obs,
         reward, term, trunc, as :meth:`step` packs them), ``stored`` (S, N, ...) and the
@@ -269,18 +270,21 @@ class PlaygroundEnvs:
             obs_norm = jax.eval_shape(lambda o, m, s: (o - m) / s, obs, mean, std)
             _FINGERPRINTS[act] = act_fingerprint(jax, act, params, obs_norm, obs,
                                                  [jax.ShapeDtypeStruct(n.shape[1:], n.dtype) for n in noises])
-        key = (self.name, fixed, self._limit, _FINGERPRINTS[act])
+        if env_action not in ("tanh", "clip"):
+            raise ValueError(f"env_action must be 'tanh' or 'clip', got {env_action!r}")
+        key = (self.name, fixed, self._limit, env_action, _FINGERPRINTS[act])
         fn = _SCANS.get(key)
         if fn is None:
             step = self._steps[fixed, self._limit]
             jnp = jax.numpy
+            squash = jnp.tanh if env_action == "tanh" else (lambda a: jnp.clip(a, -1.0, 1.0))
 
             def rollout(state, t, keys, n_nan, first, params, mean, std, noises):
                 def body(carry, noise):
                     state, t, keys, n_nan = carry
                     obs = state.obs.astype(jnp.float32)
                     pre, stored = act(params, (obs - mean) / std, obs, noise)
-                    state, t, keys, packed, n_nan = step(state, t, keys, n_nan, jnp.tanh(pre), first)
+                    state, t, keys, packed, n_nan = step(state, t, keys, n_nan, squash(pre), first)
                     return (state, t, keys, n_nan), (obs, packed, stored, pre)
                 return jax.lax.scan(body, (state, t, keys, n_nan), noises)
             fn = _SCANS[key] = jax.jit(rollout)
