@@ -468,6 +468,47 @@ def test_release_collection_through_the_scan_matches_the_per_step_loop(switches,
         assert np.abs(b["action"]).max() == 1.0 and np.abs(b["latent"]).max() < 1.0
 
 
+@pytest.mark.parametrize("chunk", [1000, 300])
+def test_teacher_data_through_the_scan_match_the_per_step_loop(chunk, tmp_path, monkeypatch):
+    """GoRL's teacher data (spec 14: `teacher_episodes` whole episodes of the teacher, the
+    targets clipped env actions) through scans of `chunk` steps give the rows, episode ids and
+    summary of the per-step loop, and leave torch's generator where it leaves it: 11 episodes of
+    8 envs end at step 2000, inside the seventh 300-step scan, whose extra draws are given back.
+    (The return statistics to 0.1: the dynamics amplify float rounding, see above.)"""
+    from gorl import registry
+    from gorl.algorithm import teacher as tp
+    from gorl.config import build_config
+    from gorl.core.gaussian_policy import GaussianPolicy
+    from gorl.core.normalizer import RunningNormalizer
+    from gorl.core.run import Run
+    default = tp.teacher_rows_through_the_scan
+    monkeypatch.setattr(tp, "teacher_rows_through_the_scan", lambda *a: default(*a[:4], chunk, a[5]))
+    out = {}
+    for rollout in ("step", "scan"):
+        over = dict(rollout=rollout, stage_steps=[1, 1], teacher="ppo_teacher", teacher_episodes=11,
+                    collect_envs=N, **BOUNDED)
+        spec = registry.get("gorl_fm")
+        cfg = build_config(spec.config_cls, spec.presets_file, "smoke", TASK, over)
+        run = Run(algo="gorl_fm", task=TASK, seed=0, preset="smoke", dir=tmp_path / rollout, config={}, quiet=True)
+        torch.manual_seed(3)
+        agent = GaussianPolicy(5, 1, [8], clip_eps=0.3, entropy_coef=0.0, entropy_tanh_correction=True)
+        norm = RunningNormalizer(5, "welford")
+        norm.update(torch.randn(64, 5) * 2 + 1)
+        teacher = {"agent": agent, "normalizer": norm, "dir": "t", "env_steps": 7}
+        out[rollout] = tp.collect_teacher_data(cfg, run, teacher), torch.randn(3)
+    ((o1, a1, e1, s1), next1), ((o2, a2, e2, s2), next2) = out["step"], out["scan"]
+    assert torch.equal(next1, next2)
+    np.testing.assert_array_equal(e1, e2)
+    assert o1.shape == o2.shape == (11000, 5) and s1 == s2 | {k: s1[k] for k in s1 if k.startswith("episode_return")}
+    np.testing.assert_allclose([s2[k] for k in s2 if k.startswith("episode_return")],
+                               [s1[k] for k in s1 if k.startswith("episode_return")], rtol=1e-3, atol=0.1)
+    assert np.abs(a2).max() <= 1.0 and s1["env_steps"] == 2000 * N
+    for ep in range(11):
+        rows = slice(1000 * ep, 1000 * ep + 200)
+        np.testing.assert_allclose(o2[rows], o1[rows], rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(a2[rows], a1[rows], rtol=1e-4, atol=1e-4)
+
+
 def test_a_release_batch_that_ends_early_leaves_the_generator_as_the_loop_does(envs):
     """Where every episode of a batch has ended before the scan's last check (here: no env is
     recorded, so the loop stops at its first check), the scan has drawn more noise than the loop:

@@ -177,9 +177,7 @@ def _release_batch_through_the_scan(envs, scan, normalizer, active: torch.Tensor
     steps, where no episode runs). The scan runs the time limit's steps rounded up to a check, so
     it may run past n; torch's generator is then set back and advanced by n steps' draws, as the
     loop leaves it."""
-    gen = torch.cuda.default_generators[active.device.index or 0] if active.device.type == "cuda" \
-        else torch.default_generator
-    before = gen.get_state()
+    before = jax_rollout.generator(active.device).get_state()
     S = -(-envs.episode_length // every) * every
     obs, pre, stored, reward, done = jax_rollout.rollout_rows(envs, scan, normalizer, S)
     ended = torch.cumsum(done.int(), 0) > 0                         # (S, E): an episode end at or before s
@@ -190,8 +188,7 @@ def _release_batch_through_the_scan(envs, scan, normalizer, active: torch.Tensor
                            f"{envs.episode_length})")
     n = (alive.index(False) + 1) * every
     if n < S:  # the loop drew n steps' noise
-        gen.set_state(before)
-        jax_rollout.draw_noises(scan, n, envs.num_envs, active.device)
+        jax_rollout.keep_draws(scan, before, n, envs.num_envs, active.device)
     r, kept = reward[:n].cpu().numpy(), ran[:n].cpu().numpy()
     ret = np.zeros(r.shape[1])
     for s in range(n):  # the loop's float64 sum, in its order

@@ -25,6 +25,7 @@ import torch
 
 from gorl import rundir
 from gorl.algorithm.episode_filter import episodes_of_rows, stage_seed
+from gorl.core import jax_rollout
 from gorl.errors import Gated, RunDirError
 
 TEACHER_STREAM = 3_000_000
@@ -96,41 +97,47 @@ def load_teacher(d: Path, obs_dim: int, act_dim: int, device: torch.device, crit
 def collect_teacher_data(cfg, run, teacher: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """``teacher_episodes`` complete episodes of the teacher (sampling), ``collect_envs`` at a time
     from seeded resets: (obs, target, episode id) rows of those episodes only (episode-major) and a
-    summary. The target is
-    the env action (tanh of the pre-action) clipped to [-1, 1] with ``action_semantics``
-    'bounded', else the pre-action."""
-
+    summary. The target is the env action (tanh of the pre-action) clipped to [-1, 1] with
+    ``action_semantics`` 'bounded', else the pre-action. On ``playground:`` tasks the steps run
+    as JAX programs of ``episode_length`` steps each (``rollout``; the same draws and rows)."""
     torch.manual_seed(stage_seed(run.seed, 0, 4))
     envs = run.make_envs(cfg.collect_envs, TEACHER_STREAM, cfg.env_workers)
     agent, normalizer = teacher["agent"], teacher["normalizer"]
     N, want = envs.num_envs, cfg.teacher_episodes
-    obs_rows, act_rows, done_rows, ret_rows = [], [], [], []
-    ep_ret = torch.zeros(N, dtype=torch.float64, device=run.device)
-    finished = 0
-    obs = envs.obs
-    while finished < want:
-        pre, _ = agent.act(normalizer(obs), obs)
-        action = torch.tanh(pre)
-        target = action.clamp(-1.0, 1.0) if cfg.action_semantics == "bounded" else pre
-        obs_rows.append(obs.cpu().numpy())
-        act_rows.append(target.cpu().numpy())
-        obs, reward, term, trunc, _ = envs.step(action)
-        ep_ret += reward
-        done = term | trunc
-        done_rows.append(done.cpu().numpy())
-        ret_rows.append(ep_ret.cpu().numpy().copy())
-        ep_ret.masked_fill_(done, 0.0)
-        finished += int(done.sum())
+    scan = jax_rollout.select(cfg.rollout, envs, agent, lambda note: None) \
+        if getattr(envs, "episode_length", None) else None
+
+    def target(pre):  # the env action (tanh of the pre-action) clipped to [-1, 1], or the pre-action
+        return torch.tanh(pre).clamp(-1.0, 1.0) if cfg.action_semantics == "bounded" else pre
+    if scan is not None:
+        rows = teacher_rows_through_the_scan(envs, scan, normalizer, want, envs.episode_length, target)
+    else:
+        rows = ([], [], [], [])
+        ep_ret = torch.zeros(N, dtype=torch.float64, device=run.device)
+        finished = 0
+        obs = envs.obs
+        while finished < want:
+            pre, _ = agent.act(normalizer(obs), obs)
+            for r, v in zip(rows[:2], (obs, target(pre))):
+                r.append(v.cpu().numpy())
+            obs, reward, term, trunc, _ = envs.step(torch.tanh(pre))
+            ep_ret += reward
+            done = term | trunc
+            rows[2].append(done.cpu().numpy())
+            rows[3].append(ep_ret.cpu().numpy().copy())
+            ep_ret.masked_fill_(done, 0.0)
+            finished += int(done.sum())
+        rows = tuple(np.stack(r) for r in rows)
     envs.close()
-    S = len(obs_rows)
-    row_episode, episode_return = episodes_of_rows(np.stack(done_rows), np.stack(ret_rows))
+    obs_rows, act_rows, ends, ret_rows = rows  # (S, N, ...)
+    S = obs_rows.shape[0]
+    row_episode, episode_return = episodes_of_rows(ends, ret_rows)
     # the first `want` episodes to finish, in (step, env) order: ids N.. are assigned in that order
-    ends = np.stack(done_rows)
     first_ids = row_episode.reshape(S, N)[ends][:want]
     keep = np.flatnonzero(np.isin(row_episode, first_ids))
     keep = keep[np.argsort(row_episode[keep], kind="stable")]  # episode-major rows
-    obs_all = np.stack(obs_rows).reshape(S * N, -1)[keep]
-    act_all = np.stack(act_rows).reshape(S * N, -1)[keep]
+    obs_all = obs_rows.reshape(S * N, -1)[keep]
+    act_all = act_rows.reshape(S * N, -1)[keep]
     returns = episode_return[first_ids]
     summary = {"teacher_run": teacher["dir"], "teacher_env_steps": teacher["env_steps"],
                "episodes": int(want), "rows": int(keep.shape[0]), "env_steps": int(S * N), "envs": N,
@@ -138,6 +145,29 @@ def collect_teacher_data(cfg, run, teacher: dict) -> tuple[np.ndarray, np.ndarra
                "episode_return_min": float(returns.min()), "episode_return_max": float(returns.max()),
                "action_semantics": cfg.action_semantics, "min_return": cfg.teacher_min_return}
     return obs_all.astype(np.float32), act_all.astype(np.float32), row_episode[keep], summary
+
+
+def teacher_rows_through_the_scan(envs, scan, normalizer, want: int, chunk: int, target):
+    """The per-step loop of :func:`collect_teacher_data` as scans of ``chunk`` steps: (obs,
+    ``target(pre-action)``, episode end, running return) per step (S, N, ...) numpy, S the step at which
+    ``want`` episodes have finished (one host read per chunk); torch's generator is left where
+    the loop leaves it."""
+    N, device = envs.num_envs, normalizer.mean.device
+    ep_ret = torch.zeros(N, dtype=torch.float64, device=device)
+    parts, finished = [], 0
+    while True:
+        before = jax_rollout.generator(device).get_state()
+        obs, pre, _, reward, done = jax_rollout.rollout_rows(envs, scan, normalizer, chunk)
+        ret = jax_rollout.running_returns(reward, done, ep_ret)
+        counts = (finished + torch.cumsum(done.sum(1), 0)).cpu().numpy()
+        reached = np.flatnonzero(counts >= want)
+        n = int(reached[0]) + 1 if reached.size else chunk
+        parts.append([v[:n].cpu().numpy() for v in (obs, target(pre), done, ret)])
+        if reached.size:
+            if n < chunk:  # the loop stops at step n of this chunk
+                jax_rollout.keep_draws(scan, before, n, N, device)
+            return tuple(np.concatenate(p) for p in zip(*parts))
+        finished = int(counts[-1])
 
 
 def gate(cfg, summary: dict) -> None:

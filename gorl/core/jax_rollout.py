@@ -347,6 +347,22 @@ def draw_noises(prog: Program, S: int, N: int, device) -> list[torch.Tensor]:
     return [torch.stack([d[i] for d in draws]) for i in range(len(shapes))]
 
 
+def generator(device: torch.device) -> torch.Generator:
+    """The torch generator ``act``'s draws on ``device`` come from."""
+    if device.type == "cuda":
+        return torch.cuda.default_generators[device.index if device.index is not None
+                                             else torch.cuda.current_device()]
+    return torch.default_generator
+
+
+def keep_draws(prog: Program, before: torch.Tensor, steps: int, N: int, device) -> None:
+    """A scan drew more steps' noise than the per-step loop it stands for ran: set the generator
+    back to ``before`` (its state when the scan drew) and advance it by ``steps`` steps' draws,
+    where the loop leaves it."""
+    generator(torch.device(device)).set_state(before)
+    draw_noises(prog, steps, N, device)
+
+
 def rollout_rows(envs, prog: Program, normalizer, steps: int):
     """``steps`` env steps through the scan from the envs' current state, with ``act``'s torch
     draws in the per-step order: the acted-on obs, pre-actions, what ``act`` stores (GoRL's
