@@ -175,13 +175,26 @@ def test_scan_rollout_matches_the_per_step_path_on_cuda(tmp_path):
 
 
 @cuda
-@pytest.mark.parametrize("algo, eval_mode", [("ppo", None), ("fpo", "stochastic"), ("dppo", "zero_noise")])
+@pytest.mark.parametrize("algo, eval_mode", [("ppo", None), ("fpo", "stochastic"), ("dppo", "zero_noise"),
+                                             ("gorl_fm-bounded", None)])
 def test_evaluation_through_the_scan_matches_the_per_step_path_on_cuda(algo, eval_mode, tmp_path):
-    """tests/test_playground.py's evaluation check on CUDA (the draws from CUDA's generator);
-    fp32 matmuls on both sides: TF32's rounding, amplified over 1000 steps, is not the subject."""
+    """tests/test_playground.py's evaluation check on CUDA (the draws from CUDA's generator;
+    gorl_fm-bounded: GoRL's humanoid act rule); fp32 matmuls on both sides: TF32's rounding,
+    amplified over 1000 steps, is not the subject."""
     pytest.importorskip("mujoco_playground")
     import test_playground
-    test_playground.compare_evaluations(algo, eval_mode, tmp_path, device="cuda", matmul_precision="fp32")
+    algo, _, bounded = algo.partition("-")
+    test_playground.compare_evaluations(algo, eval_mode, tmp_path, device="cuda", matmul_precision="fp32",
+                                        **(test_playground.BOUNDED if bounded else {}))
+
+
+@cuda
+def test_teacher_data_through_the_scan_match_the_per_step_loop_on_cuda(tmp_path, monkeypatch):
+    """tests/test_playground.py's teacher-data check on CUDA: the scans that run past the loop's
+    last step give CUDA's generator back, as on the CPU."""
+    pytest.importorskip("mujoco_playground")
+    import test_playground
+    test_playground.compare_teacher_data(300, tmp_path, monkeypatch, device="cuda")
 
 
 @cuda

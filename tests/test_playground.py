@@ -475,27 +475,36 @@ def test_teacher_data_through_the_scan_match_the_per_step_loop(chunk, tmp_path, 
     summary of the per-step loop, and leave torch's generator where it leaves it: 11 episodes of
     8 envs end at step 2000, inside the seventh 300-step scan, whose extra draws are given back.
     (The return statistics to 0.1: the dynamics amplify float rounding, see above.)"""
+    compare_teacher_data(chunk, tmp_path, monkeypatch)
+
+
+def compare_teacher_data(chunk: int, tmp_path, monkeypatch, device: str = "cpu"):
+    """The check above on ``device`` (tests/test_cuda.py: on CUDA, CUDA's generator)."""
     from gorl import registry
     from gorl.algorithm import teacher as tp
     from gorl.config import build_config
     from gorl.core.gaussian_policy import GaussianPolicy
     from gorl.core.normalizer import RunningNormalizer
     from gorl.core.run import Run
+    from gorl.provenance import set_matmul_precision
     default = tp.teacher_rows_through_the_scan
     monkeypatch.setattr(tp, "teacher_rows_through_the_scan", lambda *a: default(*a[:4], chunk, a[5]))
+    dev = torch.device(device)
+    set_matmul_precision("fp32", dev)
     out = {}
     for rollout in ("step", "scan"):
         over = dict(rollout=rollout, stage_steps=[1, 1], teacher="ppo_teacher", teacher_episodes=11,
                     collect_envs=N, **BOUNDED)
         spec = registry.get("gorl_fm")
         cfg = build_config(spec.config_cls, spec.presets_file, "smoke", TASK, over)
-        run = Run(algo="gorl_fm", task=TASK, seed=0, preset="smoke", dir=tmp_path / rollout, config={}, quiet=True)
+        run = Run(algo="gorl_fm", task=TASK, seed=0, preset="smoke", dir=tmp_path / rollout, config={}, quiet=True,
+                  device=dev)
         torch.manual_seed(3)
-        agent = GaussianPolicy(5, 1, [8], clip_eps=0.3, entropy_coef=0.0, entropy_tanh_correction=True)
-        norm = RunningNormalizer(5, "welford")
-        norm.update(torch.randn(64, 5) * 2 + 1)
+        agent = GaussianPolicy(5, 1, [8], clip_eps=0.3, entropy_coef=0.0, entropy_tanh_correction=True).to(dev)
+        norm = RunningNormalizer(5, "welford").to(dev)
+        norm.update(torch.randn(64, 5, device=dev) * 2 + 1)
         teacher = {"agent": agent, "normalizer": norm, "dir": "t", "env_steps": 7}
-        out[rollout] = tp.collect_teacher_data(cfg, run, teacher), torch.randn(3)
+        out[rollout] = tp.collect_teacher_data(cfg, run, teacher), torch.randn(3, device=dev)
     ((o1, a1, e1, s1), next1), ((o2, a2, e2, s2), next2) = out["step"], out["scan"]
     assert torch.equal(next1, next2)
     np.testing.assert_array_equal(e1, e2)
