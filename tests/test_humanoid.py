@@ -20,8 +20,8 @@ import torch
 from conftest import ROOT, after_stage1_decoder, cli, cli_here, kill_when
 from gorl import rundir
 from gorl.algorithm.config import DecoderFitConfig
-from gorl.algorithm.decoder import Decoder, fit_decoder
-from gorl.algorithm.gorl import bounded_action, make_encoder
+from gorl.algorithm.decoder import Decoder, bounded_action, fit_decoder
+from gorl.algorithm.gorl import make_encoder
 from gorl.config import build_config
 from gorl.core.gaussian_policy import GaussianPolicy
 from gorl.core.normalizer import RunningNormalizer

@@ -472,8 +472,9 @@ def test_release_collection_through_the_scan_matches_the_per_step_loop(switches,
 def test_teacher_data_through_the_scan_match_the_per_step_loop(chunk, tmp_path, monkeypatch):
     """GoRL's teacher data (spec 14: `teacher_episodes` whole episodes of the teacher, the
     targets clipped env actions) through scans of `chunk` steps give the rows, episode ids and
-    summary of the per-step loop, and leave torch's generator where it leaves it: 11 episodes of
-    8 envs end at step 2000, inside the seventh 300-step scan, whose extra draws are given back.
+    summary of the per-step loop, and leave torch's generator where it leaves it: the first 3
+    episodes of 8 envs end at step 1000, inside the fourth 300-step scan, whose extra draws are
+    given back (or at the end of the first 1000-step scan, the default length).
     (The return statistics to 0.1: the dynamics amplify float rounding, see above.)"""
     compare_teacher_data(chunk, tmp_path, monkeypatch)
 
@@ -493,7 +494,7 @@ def compare_teacher_data(chunk: int, tmp_path, monkeypatch, device: str = "cpu")
     set_matmul_precision("fp32", dev)
     out = {}
     for rollout in ("step", "scan"):
-        over = dict(rollout=rollout, stage_steps=[1, 1], teacher="ppo_teacher", teacher_episodes=11,
+        over = dict(rollout=rollout, stage_steps=[1, 1], teacher="ppo_teacher", teacher_episodes=3,
                     collect_envs=N, **BOUNDED)
         spec = registry.get("gorl_fm")
         cfg = build_config(spec.config_cls, spec.presets_file, "smoke", TASK, over)
@@ -508,11 +509,11 @@ def compare_teacher_data(chunk: int, tmp_path, monkeypatch, device: str = "cpu")
     ((o1, a1, e1, s1), next1), ((o2, a2, e2, s2), next2) = out["step"], out["scan"]
     assert torch.equal(next1, next2)
     np.testing.assert_array_equal(e1, e2)
-    assert o1.shape == o2.shape == (11000, 5) and s1 == s2 | {k: s1[k] for k in s1 if k.startswith("episode_return")}
+    assert o1.shape == o2.shape == (3000, 5) and s1 == s2 | {k: s1[k] for k in s1 if k.startswith("episode_return")}
     np.testing.assert_allclose([s2[k] for k in s2 if k.startswith("episode_return")],
                                [s1[k] for k in s1 if k.startswith("episode_return")], rtol=1e-3, atol=0.1)
-    assert np.abs(a2).max() <= 1.0 and s1["env_steps"] == 2000 * N
-    for ep in range(11):
+    assert np.abs(a2).max() <= 1.0 and s1["env_steps"] == 1000 * N
+    for ep in range(3):
         rows = slice(1000 * ep, 1000 * ep + 200)
         np.testing.assert_allclose(o2[rows], o1[rows], rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(a2[rows], a1[rows], rtol=1e-4, atol=1e-4)

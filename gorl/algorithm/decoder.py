@@ -20,6 +20,13 @@ from gorl.algorithm.config import DECODER_KINDS, DIFFUSION_FORMS, IDENTITY_KINDS
 from gorl.generative import (ConditionalMLP, cfm_loss, cosine_alpha_bar, ddim_sample, ddim_sample_zero_network,
                              delta_ddim_sample, eps_delta_loss, eps_prediction_loss, euler_sample, linear_alpha_bar)
 
+
+def bounded_action(action: torch.Tensor) -> torch.Tensor:
+    """The env action of a bounded-semantics decoder output (``action_semantics`` 'bounded', spec
+    14): clipped to [-1, 1]."""
+    return action.clamp(-1.0, 1.0)
+
+
 class Decoder(nn.Module):
     """g(s, z): ``kind`` 'fm' (Euler ODE from t = 1 to 0) or 'diffusion' (DDIM, ``diffusion_form``).
 

@@ -31,7 +31,7 @@ import torch
 
 from gorl import rundir
 from gorl.algorithm.config import GoRLConfig
-from gorl.algorithm.decoder import Decoder, fit_decoder
+from gorl.algorithm.decoder import Decoder, bounded_action, fit_decoder
 from gorl.algorithm.episode_filter import episodes_of_rows, reference_blocks, rows_of_episodes, select_episodes, stage_seed
 from gorl.core import jax_rollout
 from gorl.core.gaussian_policy import GaussianPolicy
@@ -60,11 +60,6 @@ def make_encoder(cfg: GoRLConfig, stage: int, obs_dim: int, act_dim: int, decode
     if scfg.action_semantics == "bounded":  # the decoder's output is the action: a final [-1, 1] clip
         encoder.env_action = bounded_action
     return encoder
-
-
-def bounded_action(action: torch.Tensor) -> torch.Tensor:
-    """The env action of a bounded-semantics decoder output: clipped to [-1, 1]."""
-    return action.clamp(-1.0, 1.0)
 
 
 @torch.no_grad()

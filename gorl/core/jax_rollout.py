@@ -210,12 +210,12 @@ class Program:
 
 ENV_ACTIONS = ("tanh", "clip")
 """The env action of an act output: 'tanh' of a pre-action (every algorithm's default) or the
-output 'clip'ped to [-1, 1] (GoRL's bounded actions, ``gorl.algorithm.gorl.bounded_action``)."""
+output 'clip'ped to [-1, 1] (GoRL's bounded actions, ``gorl.algorithm.decoder.bounded_action``)."""
 
 
 def env_action_kind(agent: nn.Module) -> str:
     """The agent's env action as one of ENV_ACTIONS (Unsupported for a map of its own)."""
-    from gorl.algorithm.gorl import bounded_action
+    from gorl.algorithm.decoder import bounded_action
     squash = getattr(agent, "env_action", None)
     if squash is None:
         return "tanh"
