@@ -149,9 +149,9 @@ def collect_teacher_data(cfg, run, teacher: dict) -> tuple[np.ndarray, np.ndarra
 
 def teacher_rows_through_the_scan(envs, scan, normalizer, want: int, chunk: int, target):
     """The per-step loop of :func:`collect_teacher_data` as scans of ``chunk`` steps: (obs,
-    ``target(pre-action)``, episode end, running return) per step (S, N, ...) numpy, S the step at which
-    ``want`` episodes have finished (one host read per chunk); torch's generator is left where
-    the loop leaves it."""
+    ``target(pre-action)``, episode end, running return) per step, (S, N, ...) numpy arrays,
+    S the step at which ``want`` episodes have finished (one host read per chunk); torch's
+    generator is left where the loop leaves it."""
     N, device = envs.num_envs, normalizer.mean.device
     ep_ret = torch.zeros(N, dtype=torch.float64, device=device)
     parts, finished = [], 0

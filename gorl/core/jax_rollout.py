@@ -209,8 +209,9 @@ class Program:
 
 
 ENV_ACTIONS = ("tanh", "clip")
-"""The env action of an act output: 'tanh' of a pre-action (every algorithm's default) or the
-output 'clip'ped to [-1, 1] (GoRL's bounded actions, ``gorl.algorithm.decoder.bounded_action``)."""
+"""What the env receives of an act output: 'tanh': its tanh (a pre-action; every algorithm's
+default); 'clip': the output clipped to [-1, 1] (GoRL's bounded actions,
+``gorl.algorithm.decoder.bounded_action``)."""
 
 
 def env_action_kind(agent: nn.Module) -> str:
