@@ -186,7 +186,7 @@ def _trainer(algo: str, rollout: str, tmp_path, **over):
         from gorl.algorithm.decoder import Decoder
         from gorl.algorithm.gorl import make_encoder
         decoder = Decoder(cfg.decoder_kind, obs_dim, act_dim, cfg.decoder_hidden, cfg.decoder_steps,
-                          output_scale=cfg.decoder_output_scale, diffusion_form=cfg.diffusion_form)
+                          output_scale=cfg.decoder_output_scale, diffusion_form=cfg.diffusion_form).to(run.device)
         decoder.obs_mean.normal_()
         agent = make_encoder(cfg, 1, obs_dim, act_dim, decoder)
         return OnPolicyTrainer(cfg.stage_config(1), run, agent)
@@ -434,31 +434,31 @@ def test_decoder_data_collection_through_the_scan_matches_the_per_step_path(swit
         assert np.abs(a2).max() == 1.0 and (np.abs(a2) == 1.0).any()
 
 
-@pytest.mark.parametrize("switches", [{}, pytest.param(BOUNDED, id="bounded")])
-def test_release_collection_through_the_scan_matches_the_per_step_loop(switches, tmp_path):
+@pytest.mark.parametrize("switches, episodes", [({}, 3), pytest.param(BOUNDED, 2, id="bounded")])
+def test_release_collection_through_the_scan_matches_the_per_step_loop(switches, episodes, tmp_path):
     """The release's decoder data (complete episodes from fresh resets, `collect_envs` at a time,
     the last batch with an env that is not recorded) through one scan per batch: the rows of every
     episode (to 1e-4 over each episode's first 200 steps; see above), its ids, lengths and the
     number of env steps as step by step, and torch's generator left where the loop leaves it.
-    Bounded: the targets are the clipped env actions, the latents tanh of the samples."""
+    Bounded (one batch): the targets are the clipped env actions, the latents tanh of the samples."""
     from gorl import registry
     from gorl.algorithm.gorl import collect_release_data
     from gorl.config import build_config
     out = {}
     for rollout in ("step", "scan"):
-        t = _trainer("gorl_fm", rollout, tmp_path, collect_envs=2, collect_episodes=3, **switches)
+        counts = dict(collect_envs=2, collect_episodes=episodes, **switches)
+        t = _trainer("gorl_fm", rollout, tmp_path, **counts)
         spec = registry.get("gorl_fm")
         cfg = build_config(spec.config_cls, spec.presets_file, "smoke", TASK,
-                           dict(rollout=rollout, stage_steps=[1, 1], collect_envs=2, collect_episodes=3,
-                                **switches))
+                           dict(rollout=rollout, stage_steps=[1, 1], **counts))
         t.normalizer.update(torch.randn(64, 5) * 2 + 1)
         data = collect_release_data(cfg, t.run, 1, t.agent, t.normalizer)
         out[rollout] = data, torch.randn(3)  # the next draws: where the generator was left
     (a, next_a), (b, next_b) = out["step"], out["scan"]
     assert torch.equal(next_a, next_b)
     np.testing.assert_array_equal(a["episode"], b["episode"])
-    assert a["obs"].shape == b["obs"].shape == (3000, 5)
-    for ep in range(3):
+    assert a["obs"].shape == b["obs"].shape == (1000 * episodes, 5)
+    for ep in range(episodes):
         rows = slice(1000 * ep, 1000 * ep + 200)
         for key in ("obs", "action", "latent"):
             np.testing.assert_allclose(b[key][rows], a[key][rows], rtol=1e-4, atol=1e-4, err_msg=key)
