@@ -19,6 +19,9 @@ from gorl.envs.playground import PlaygroundEnvs, _compiled  # noqa: E402
 TASK = "playground:CartpoleBalance"
 N = 8
 SEEDS = list(range(11, 11 + N))
+BOUNDED = dict(action_semantics="bounded", latent_bounded=True)
+"""GoRL's humanoid profile's act rule (spec 14): a bounded latent, the env action = the decoder's
+output clipped to [-1, 1] (its other switches do not change how it acts)."""
 
 
 @pytest.fixture(scope="module")
@@ -133,16 +136,20 @@ def test_task_names_and_dims():
 # FPO and DPPO differ from PPO only in the policy half, which never sees the env (the trainer
 # speaks to every env set through one interface): their Playground runs are in `-m slow`.
 @pytest.mark.slow
-@pytest.mark.parametrize("algo", ["ppo", "fpo", "dppo", "gorl_fm", "gorl_diffusion"])
+@pytest.mark.parametrize("algo", ["ppo", "fpo", "dppo", "gorl_fm", "gorl_diffusion", "gorl_fm-bounded"])
 def test_every_algorithm_trains_on_playground(tmp_path, algo):
-    """PPO, FPO, DPPO and GoRL (decoder collection and fit included) through the same contract.
+    """PPO, FPO, DPPO and GoRL (decoder collection and fit included; `-bounded`: the humanoid
+    profile's act rule) through the same contract.
     Slow: in the default suite GoRL-FM's run is the reference run of
     test_scan_resume_after_kill_matches_uninterrupted (same checks), and every algorithm's
     rollout is held to the per-step path by test_scan_rollout_matches_the_per_step_path."""
     d = tmp_path / algo
+    algo, _, bounded = algo.partition("-")
     stages = ["--set", "stage_steps=[1, 1]"] if algo.startswith("gorl") else []  # two stages fit 3840 steps
+    switches = [arg for key, value in (BOUNDED if bounded else {}).items()
+                for arg in ("--set", f"{key}={str(value).lower()}")]
     cli("train", algo, TASK, "--preset", "smoke", "--quiet", "--steps", 3840, "--out", d,
-        "--set", f"eval_episodes={N}", *stages)
+        "--set", f"eval_episodes={N}", *stages, *switches)
     assert "completed" in (d / "status.json").read_text()
     lines = (d / "evals.csv").read_text().splitlines()
     assert len(lines) >= 3 and all("nan" not in line for line in lines[1:])
@@ -192,11 +199,6 @@ def _trainer(algo: str, rollout: str, tmp_path, **over):
         return OnPolicyTrainer(cfg.stage_config(1), run, agent)
     agent = spec.make_agent(cfg, obs_dim, act_dim)
     return OnPolicyTrainer(cfg, run, agent)
-
-
-BOUNDED = dict(action_semantics="bounded", latent_bounded=True)
-"""GoRL's humanoid profile's act rule (spec 14): a bounded latent, the env action = the decoder's
-output clipped to [-1, 1] (its other switches do not change how it acts)."""
 
 
 @pytest.mark.parametrize("algo, switches", [
