@@ -105,7 +105,7 @@ def collect_decoder_data(cfg: GoRLConfig, run: Run, stage: int, encoder: Gaussia
         obs_rows, act_rows, done_rows, reward_rows, return_rows = jax_rollout.collect_rows(envs, scan, normalizer,
                                                                                            steps)
         if cfg.action_semantics == "bounded":  # the decoder's target: the env action (as below)
-            act_rows = bounded_action(act_rows)
+            act_rows = env_action(encoder, act_rows)
     else:
         for s in range(steps):  # on the device: no host round trip per step
             pre, _ = encoder.act(normalizer(obs), obs)

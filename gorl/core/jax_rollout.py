@@ -199,7 +199,8 @@ class Program:
     ``eval_noise``: what the agent's ``act_eval`` (deterministic evaluation) is in these terms:
     'zero' (``act`` with zero noise, no torch draw), 'drawn' (``act`` itself, the same draws),
     None (neither: deterministic evaluation steps once per env step). ``env_action``: what the
-    env receives of act's output (:func:`gorl.core.onpolicy.env_action`), one of ENV_ACTIONS."""
+    env receives of act's output (:func:`gorl.core.onpolicy.env_action`), one of
+    ``gorl.envs.playground.ENV_ACTIONS``."""
 
     act: Callable
     draws: Callable[[int], list[tuple[int, ...]]]
@@ -208,14 +209,9 @@ class Program:
     env_action: str = "tanh"
 
 
-ENV_ACTIONS = ("tanh", "clip")
-"""What the env receives of an act output: 'tanh': its tanh (a pre-action; every algorithm's
-default); 'clip': the output clipped to [-1, 1] (GoRL's bounded actions,
-``gorl.algorithm.decoder.bounded_action``)."""
-
-
 def env_action_kind(agent: nn.Module) -> str:
-    """The agent's env action as one of ENV_ACTIONS (Unsupported for a map of its own)."""
+    """The agent's env action as one of ``gorl.envs.playground.ENV_ACTIONS`` (Unsupported for a
+    map of its own)."""
     from gorl.algorithm.decoder import bounded_action
     squash = getattr(agent, "env_action", None)
     if squash is None:

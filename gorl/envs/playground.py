@@ -141,10 +141,16 @@ def _compiled(name: str):
 
 _SCANS: dict = {}
 """scan_rollout's jitted programs, shared by every env set of the process: (task, fixed initial
-states, time limit, the act rule's fingerprint) -> the program. A GoRL stage's new encoder over a
-decoder of the same structure has a new act function that computes the same thing (weights are
-arguments), so it finds the program of the stage before, traced, lowered and compiled once per run
-instead of once per stage and env set."""
+states, time limit, env action, the act rule's fingerprint) -> the program. A GoRL stage's new
+encoder over a decoder of the same structure has a new act function that computes the same thing
+(weights are arguments), so it finds the program of the stage before, traced, lowered and
+compiled once per run instead of once per stage and env set."""
+
+ENV_ACTIONS = ("tanh", "clip")
+"""What the env receives of an act output in :meth:`PlaygroundEnvs.scan_rollout`: 'tanh': its
+tanh (a pre-action; every algorithm's default); 'clip': the output clipped to [-1, 1] (GoRL's
+bounded actions, ``gorl.algorithm.decoder.bounded_action``)."""
+
 _FINGERPRINTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 """act function -> its fingerprint (computed once per function)."""
 
@@ -270,8 +276,8 @@ class PlaygroundEnvs:
             obs_norm = jax.eval_shape(lambda o, m, s: (o - m) / s, obs, mean, std)
             _FINGERPRINTS[act] = act_fingerprint(jax, act, params, obs_norm, obs,
                                                  [jax.ShapeDtypeStruct(n.shape[1:], n.dtype) for n in noises])
-        if env_action not in ("tanh", "clip"):
-            raise ValueError(f"env_action must be 'tanh' or 'clip', got {env_action!r}")
+        if env_action not in ENV_ACTIONS:
+            raise ValueError(f"env_action must be one of {ENV_ACTIONS}, got {env_action!r}")
         key = (self.name, fixed, self._limit, env_action, _FINGERPRINTS[act])
         fn = _SCANS.get(key)
         if fn is None:
