@@ -91,6 +91,7 @@ def test_same_seed_identical_and_completed_run_protected(tmp_path):
     assert status["status"] == "completed" and status["env_steps"] == 5760
     prov = json.loads((a / "provenance.json").read_text())
     assert prov["seed"] == 3 and prov["versions"]["torch"] and prov["device"] == "cpu"
+    assert prov["rollout"] == {"setting": "auto", "used": "step"}  # a dm_control task steps once per step
     before = (a / "evals.csv").read_bytes()
     again = cli_here("train", "ppo", "cartpole-balance", "--seed", 3, "--steps", 5760, "--out", a, *SMOKE,
                      check=False)

@@ -4,6 +4,8 @@ All on JAX's CPU backend with CartpoleBalance (no contacts: fast under MJX on a 
 compiles each (task, batch size) once per machine (the persistent cache ~/.cache/gorl-bench/jax
 makes later processes load it), so every env set here has the smoke preset's 8 envs.
 """
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -377,6 +379,7 @@ def test_scan_resume_after_kill_matches_uninterrupted(tmp_path):
     lines = (ref / "evals.csv").read_text().splitlines()
     assert len(lines) >= 3 and all("nan" not in line for line in lines[1:])
     assert (ref / "stages" / "stage1" / "decoder.pt").exists()
+    assert json.loads((ref / "provenance.json").read_text())["rollout"] == {"setting": "scan", "used": "scan"}
     kill_after_iterations(args, killed)
     out = cli(*args, "--out", killed)
     assert "resumed" in out.stdout

@@ -155,6 +155,7 @@ class OnPolicyTrainer:
             self._scan = jax_rollout.select(cfg.rollout, self.envs, self.agent, run.log)
         except ValueError as e:
             raise ConfigError(str(e)) from None
+        run.rollout = "step" if self._scan is None else "scan"  # what `rollout: auto` chose, for provenance
 
     # -- bookkeeping ---------------------------------------------------------------------
     @property

@@ -123,6 +123,10 @@ class Run:
     """Wall time spent by earlier (interrupted) attempts of this run, from the checkpoint."""
     env_steps_done: int = 0
     """Global env steps trained so far (kept current by the trainer; reported on divergence)."""
+    rollout: str | None = None
+    """The rollout path the trainer took, stated in provenance.json: 'scan' (each iteration one
+    JAX program) or 'step' (one policy call and one env call per env step); None before a trainer
+    exists, and for a plug-in trainer that does not say."""
     extra_status: dict[str, Any] = field(default_factory=dict)
     """Algorithm-specific facts added to status.json (e.g. GoRL's data-collection env steps)."""
     records: Records = field(default_factory=Records)
