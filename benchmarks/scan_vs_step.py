@@ -43,10 +43,8 @@ def trainer(args, rollout: str, out: Path) -> OnPolicyTrainer:
     torch.manual_seed(0)
     obs_dim, act_dim = run.env_dims()
     if hasattr(cfg, "for_stage"):  # GoRL: stage 1's encoder through a decoder with random weights
-        from gorl.algorithm.decoder import Decoder
-        from gorl.algorithm.gorl import make_encoder
-        decoder = Decoder(cfg.decoder_kind, obs_dim, act_dim, cfg.decoder_hidden, cfg.decoder_steps,
-                          output_scale=cfg.decoder_output_scale, diffusion_form=cfg.diffusion_form).to(run.device)
+        from gorl.algorithm.gorl import make_decoder, make_encoder
+        decoder = make_decoder(cfg, obs_dim, act_dim).to(run.device)
         return OnPolicyTrainer(cfg.stage_config(1), run, make_encoder(cfg, 1, obs_dim, act_dim, decoder))
     return OnPolicyTrainer(cfg, run, spec.make_agent(cfg, obs_dim, act_dim))
 

@@ -33,7 +33,7 @@ METRIC_TOL = dict(rel=1e-4, abs=1e-6)
 def trainer(algo: str, tmp_path, name: str, **over) -> OnPolicyTrainer:
     """``algo``'s trainer on TASK, smoke preset, built from torch seed 0 (GoRL: a stage-1 encoder
     through a random decoder, as tests/test_playground.py builds it)."""
-    spec = registry.get("gorl_fm" if algo.startswith("gorl") else algo)
+    spec = registry.get(algo)
     if algo.startswith("gorl"):
         over = {"stage_steps": [1, 1], **over}
     cfg = build_config(spec.config_cls, spec.presets_file, "smoke", TASK, over)
@@ -43,9 +43,8 @@ def trainer(algo: str, tmp_path, name: str, **over) -> OnPolicyTrainer:
     torch.manual_seed(0)
     obs_dim, act_dim = run.env_dims()
     if algo.startswith("gorl"):
-        from gorl.algorithm.decoder import Decoder
-        from gorl.algorithm.gorl import make_encoder
-        decoder = Decoder(algo.split("_")[1], obs_dim, act_dim, cfg.decoder_hidden, cfg.decoder_steps)
+        from gorl.algorithm.gorl import make_decoder, make_encoder
+        decoder = make_decoder(cfg, obs_dim, act_dim)
         decoder.obs_mean.normal_()
         return OnPolicyTrainer(cfg.stage_config(1), run, make_encoder(cfg, 1, obs_dim, act_dim, decoder))
     agent = spec.make_agent(cfg, obs_dim, act_dim)

@@ -192,10 +192,8 @@ def _trainer(algo: str, rollout: str, tmp_path, **over):
     torch.manual_seed(0)
     obs_dim, act_dim = run.env_dims()
     if algo.startswith("gorl"):  # the encoder through a trained-looking (random, not identity) decoder
-        from gorl.algorithm.decoder import Decoder
-        from gorl.algorithm.gorl import make_encoder
-        decoder = Decoder(cfg.decoder_kind, obs_dim, act_dim, cfg.decoder_hidden, cfg.decoder_steps,
-                          output_scale=cfg.decoder_output_scale, diffusion_form=cfg.diffusion_form).to(run.device)
+        from gorl.algorithm.gorl import make_decoder, make_encoder
+        decoder = make_decoder(cfg, obs_dim, act_dim).to(run.device)
         decoder.obs_mean.normal_()
         agent = make_encoder(cfg, 1, obs_dim, act_dim, decoder)
         return OnPolicyTrainer(cfg.stage_config(1), run, agent)

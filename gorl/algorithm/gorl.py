@@ -46,6 +46,15 @@ COLLECT_STREAM = 2_000_000  # + stage: env seeds of the decoder-data collectors
 
 
 # -- the encoder -------------------------------------------------------------------------
+def make_decoder(cfg: GoRLConfig, obs_dim: int, act_dim: int, identity: bool = False) -> Decoder:
+    """The decoder ``cfg`` describes: stage 0's identity decoder (``identity``; as
+    ``stage0_decoder`` says) or the shell of a fitted one (weights from a fit or a checkpoint;
+    the random ones it starts with are what tests and benchmarks drive an encoder through)."""
+    return Decoder(cfg.decoder_kind, obs_dim, act_dim, cfg.decoder_hidden, cfg.decoder_steps,
+                   identity=cfg.stage0_decoder if identity else False, output_scale=cfg.decoder_output_scale,
+                   diffusion_form=cfg.diffusion_form)
+
+
 def make_encoder(cfg: GoRLConfig, stage: int, obs_dim: int, act_dim: int, decoder: Decoder) -> GaussianPolicy:
     """Stage ``stage``'s Gaussian policy over z (dim d_a) whose actions pass through the
     frozen decoder (settings from :meth:`GoRLConfig.for_stage`); ``latent_bounded``: z = tanh
@@ -281,11 +290,7 @@ class GoRL:
         self.teacher: dict | None = None  # the teacher's facts once its data set is in (status.json)
 
     def _decoder(self, identity: bool) -> Decoder:
-        """Stage 0's identity decoder (``stage0_decoder``) or the shell of a fitted one."""
-        cfg = self.cfg
-        return Decoder(cfg.decoder_kind, self.obs_dim, self.act_dim, cfg.decoder_hidden, cfg.decoder_steps,
-                       identity=cfg.stage0_decoder if identity else False, output_scale=cfg.decoder_output_scale,
-                       diffusion_form=cfg.diffusion_form)
+        return make_decoder(self.cfg, self.obs_dim, self.act_dim, identity)
 
     def stage_dir(self, k: int) -> Path:
         return rundir.stage_path(self.run.dir, k, create=True)
