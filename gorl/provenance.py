@@ -47,8 +47,9 @@ def provenance(run, wall_time: float) -> dict:
         "command": " ".join(sys.argv),
         "matmul_precision": {"setting": (run.config.get("hyperparameters") or {}).get("matmul_precision", "auto"),
                              **matmul_precision()},
-        # the rollout key and the path the run took ('auto' takes the scan where it can)
-        "rollout": {"setting": (run.config.get("hyperparameters") or {}).get("rollout", "auto"), "used": run.rollout},
+        # the rollout key and the path the run took ('auto' takes the scan where it can); both
+        # null for a plug-in trainer that has neither
+        "rollout": {"setting": (run.config.get("hyperparameters") or {}).get("rollout"), "used": run.rollout},
         "compile_update": compile_update((run.config.get("hyperparameters") or {}).get("compile_update", False),
                                          run.device),
         # JAX's GPU memory settings in the run's environment (the pipeline's runs_per_gpu sets them)
