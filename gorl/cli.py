@@ -64,8 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gorl-bench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
-    sh = sub.add_parser("show", help="one line per run: algorithm, task, seed, preset, status, env steps, "
-                                     "final/best return, wall time, steps/s",
+    sh = sub.add_parser("show", help="one line per run: algorithm, task, seed, preset, rollout path, status, "
+                                     "env steps, final/best return, wall time, steps/s",
                         description="Summarise run directories (a folder of runs, e.g. results/NAME/runs, "
                                     "counts as all the runs under it). Reads only config.yaml, status.json, "
                                     "evals.csv, metrics.csv and provenance.json.")
@@ -389,11 +389,13 @@ def run_summary(run_dir: Path) -> dict:
         pass
     steps = status.get("env_steps") if status else None
     wall = prov.get("wall_time_s") if status else None
+    rollout = prov.get("rollout") if isinstance(prov.get("rollout"), dict) else {}
     if evals is not None and len(evals):
         steps = steps if steps is not None else int(evals["env_step"].iloc[-1])
         wall = wall if wall is not None else float(evals["wall_time"].iloc[-1])
     return {"run": str(run_dir), "algorithm": cfg.get("algorithm", "?"), "task": cfg.get("task", "?"),
             "seed": cfg.get("seed", "?"), "preset": cfg.get("preset", "?"),
+            "rollout": rollout.get("used"),  # scan or step: what steps/s depends on (playground: tasks)
             "status": status.get("status", "?") if status else (rundir.INCOMPLETE if evals is not None else "empty"),
             "env_steps": steps,
             "final_return": float(evals["return_mean"].iloc[-1]) if evals is not None and len(evals) else None,
@@ -412,15 +414,15 @@ def cmd_show(args) -> int:
     def hms(s):
         return "-" if s is None else f"{int(s) // 3600}:{int(s) // 60 % 60:02d}:{int(s) % 60:02d}"
 
-    table = [("run", "algorithm", "task", "seed", "preset", "status", "env steps", "final", "best", "wall",
-              "steps/s")]
+    table = [("run", "algorithm", "task", "seed", "preset", "rollout", "status", "env steps", "final", "best",
+              "wall", "steps/s")]
     for r in rows:
-        table.append((r["run"], r["algorithm"], r["task"], str(r["seed"]), r["preset"], r["status"],
+        table.append((r["run"], r["algorithm"], r["task"], str(r["seed"]), r["preset"], fmt(r["rollout"]), r["status"],
                       fmt(r["env_steps"], ","), fmt(r["final_return"], ".1f"), fmt(r["best_return"], ".1f"),
                       hms(r["wall_time_s"]), fmt(r["steps_per_s"], ",.0f")))
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     for row in table:
-        print("  ".join(c.ljust(w) if i < 6 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip())
+        print("  ".join(c.ljust(w) if i < 7 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip())
     if args.plot is not None:
         _plot_curves(runs, rows, args.plot)
         print(f"learning curves -> {args.plot}")

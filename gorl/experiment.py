@@ -540,16 +540,33 @@ def _check_analysis(cfg: dict) -> None:
 
 
 # -- cost --------------------------------------------------------------------------------------
-def measured_rates(results: Path | str) -> dict[tuple[str, str, str, str], list[float]]:
-    """Env steps per second of every completed run under ``results`` (any experiment), keyed by
-    (algorithm, task, preset, device) from its config.yaml and provenance.json."""
+@dataclass(frozen=True)
+class Rate:
+    """Env steps per second of one completed run, with what the speed depends on."""
+
+    algorithm: str
+    task: str
+    preset: str
+    device: str
+    """device kind: 'cuda' or 'cpu'."""
+    rollout: str | None
+    """the rollout path the run took ('scan' or 'step', provenance.json); None: not recorded
+    (run directories from before the key), compatible with either."""
+    rollout_setting: str | None
+    """the run's ``rollout`` key (auto, scan, step), None where not recorded."""
+    steps_per_s: float
+
+
+def measured_rates(results: Path | str) -> list[Rate]:
+    """The rate of every completed run under ``results`` (any experiment), from its config.yaml,
+    status.json and provenance.json."""
     from gorl import rundir
 
-    rates: dict[tuple[str, str, str, str], list[float]] = {}
+    rates: list[Rate] = []
     root = Path(results)
     if not root.is_dir():
         return rates
-    for status_file in root.glob(f"*/runs/*/*/seed*/{rundir.STATUS}"):
+    for status_file in sorted(root.glob(f"*/runs/*/*/seed*/{rundir.STATUS}")):
         d = status_file.parent
         st, cfg = rundir.read_status(d), rundir.read_config(d)
         try:
@@ -559,26 +576,58 @@ def measured_rates(results: Path | str) -> dict[tuple[str, str, str, str], list[
             continue
         if not cfg or st.get("status") != rundir.COMPLETED or seconds <= 0 or steps <= 0:
             continue
-        key = (str(cfg.get("algorithm")), str(cfg.get("task")), str(cfg.get("preset")),
-               "cuda" if str(prov.get("device", "")).startswith("cuda") else "cpu")
-        rates.setdefault(key, []).append(steps / seconds)
+        rollout = prov.get("rollout") if isinstance(prov.get("rollout"), dict) else {}
+        rates.append(Rate(str(cfg.get("algorithm")), str(cfg.get("task")), str(cfg.get("preset")),
+                          _device_kind(str(prov.get("device", ""))), rollout.get("used"), rollout.get("setting"),
+                          steps / seconds))
     return rates
 
 
+def _device_kind(device: str) -> str:
+    return "cuda" if device.startswith("cuda") else "cpu"
+
+
+def _backend(task: str) -> str:
+    from gorl.envs.names import PLAYGROUND_PREFIX
+    return "playground" if task.startswith(PLAYGROUND_PREFIX) else "other"
+
+
+def planned_rollout(run: RunSpec, rates: list[Rate]) -> str | None:
+    """The rollout path ``run`` will take (what its rate depends on most on a playground: task):
+    'step' off playground or under ``rollout: step``; under ``scan`` the scan; under ``auto`` the
+    scan, unless this algorithm's completed playground runs under auto record the per-step path
+    (a plug-in agent the translator does not know). None: a config without the key."""
+    setting = run.hyperparameters.get("rollout")
+    if setting == "step" or _backend(run.task) != "playground":
+        return "step"
+    if setting == "scan":
+        return "scan"
+    if setting != "auto":
+        return None
+    seen = {r.rollout for r in rates if r.algorithm == run.algorithm and _backend(r.task) == "playground"
+            and r.rollout_setting == "auto" and r.rollout is not None}
+    return "step" if seen == {"step"} else "scan"
+
+
 def estimate(exp: Experiment, results: Path | str = "results") -> None:
-    """Fill each run's ``seconds`` from measured rates: the same (algorithm, task, preset, device
-    kind) if measured, else the same algorithm and preset on other tasks; unknown otherwise."""
+    """Fill each run's ``seconds`` from measured rates of runs that took the same rollout path
+    (:func:`planned_rollout`) on the same device kind with the same algorithm and preset: on this
+    task if measured, else on other tasks of the same backend (playground: or not); unknown
+    otherwise."""
     rates = measured_rates(results)
     for r in exp.runs:
-        kind = "cuda" if r.device.startswith("cuda") else "cpu"
-        same = rates.get((r.algorithm, r.task, r.preset, kind))
+        path = planned_rollout(r, rates)
+        like = [x for x in rates if (x.algorithm, x.preset, x.device) == (r.algorithm, r.preset, _device_kind(r.device))
+                and (path is None or x.rollout is None or x.rollout == path)]
+        same = [x.steps_per_s for x in like if x.task == r.task]
+        other = [x.steps_per_s for x in like if x.task != r.task and _backend(x.task) == _backend(r.task)]
+        via = f", rollout {path}" if path and _backend(r.task) == "playground" else ""
         if same:
-            rate, r.rate_source = _median(same), f"{len(same)} run(s) of this task"
+            rate, r.rate_source = _median(same), f"{len(same)} run(s) of this task{via}"
+        elif other:
+            rate, r.rate_source = _median(other), f"{len(other)} run(s) on other tasks{via}"
         else:
-            other = [v for (a, _, p, k), vs in rates.items() if (a, p, k) == (r.algorithm, r.preset, kind) for v in vs]
-            if not other:
-                continue
-            rate, r.rate_source = _median(other), f"{len(other)} run(s) on other tasks"
+            continue
         r.seconds = r.steps / rate
 
 

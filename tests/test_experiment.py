@@ -71,6 +71,50 @@ def test_plan_json_and_measured_rates(tmp_path):
     assert plan["runs_without_estimate"] == 16
 
 
+def _completed(results: Path, algo: str, task: str, seed: int, seconds: float, rollout: dict | None) -> None:
+    d = results / "old" / "runs" / algo / task.replace(":", "_") / f"seed{seed}"
+    d.mkdir(parents=True)
+    (d / "config.yaml").write_text(yaml.safe_dump({"algorithm": algo, "task": task, "seed": seed, "preset": "smoke"}))
+    (d / "status.json").write_text(json.dumps({"status": "completed", "env_steps": 20000}))
+    prov = {"wall_time_s": seconds, "device": "cpu"} | ({"rollout": rollout} if rollout else {})
+    (d / "provenance.json").write_text(json.dumps(prov))
+
+
+def test_estimate_uses_rates_of_the_rollout_path_the_run_will_take(tmp_path):
+    """On a playground: task a run's speed depends on its rollout path: a rate measured with
+    rollout=step does not estimate a run under auto (the scan), and rates of dm_control tasks do
+    not estimate playground: ones; a run directory from before provenance recorded the path still
+    counts."""
+    res = tmp_path / "results"
+    task = "playground:CartpoleBalance"
+    _completed(res, "ppo", task, 0, 100.0, {"setting": "step", "used": "step"})
+    _completed(res, "ppo", "cartpole-balance", 0, 50.0, {"setting": "auto", "used": "step"})
+    exp = experiment.load(_smoke(algorithms=["ppo"], tasks=["cartpole-balance", task], seeds=[0]))
+    run = exp.runs[1]
+    assert run.hyperparameters["rollout"] == "auto"
+    experiment.estimate(exp, res)
+    assert run.seconds is None  # only a per-step rate on this task, a dm_control rate on another
+    _completed(res, "ppo", task, 1, 10.0, {"setting": "auto", "used": "scan"})
+    _completed(res, "ppo", task, 2, 30.0, {"setting": "scan", "used": "scan"})
+    experiment.estimate(exp, res)
+    assert (run.seconds, run.rate_source) == (15.0, "2 run(s) of this task, rollout scan")  # 2000, 667 steps/s
+    assert exp.runs[0].seconds == 50.0  # the dm_control task: its own rate
+    step = experiment.load(_smoke(algorithms=["ppo"], tasks=["cartpole-balance", task], seeds=[0],
+                                  algorithm_overrides={"ppo": {"set": {"rollout": "step"}}}))
+    experiment.estimate(step, res)
+    assert step.runs[1].seconds == 100.0
+    _completed(res, "ppo", task, 3, 70.0, None)  # no rollout recorded
+    experiment.estimate(step, res)
+    # the median rate of 200 and 286 steps/s: the old run may have taken either path
+    assert step.runs[1].seconds == pytest.approx(20000 / ((20000 / 100 + 20000 / 70) / 2))
+    # an agent the translator does not know runs per step under auto: its runs' record says so
+    plugin = tmp_path / "plugin"
+    _completed(plugin, "ppo", "playground:CheetahRun", 0, 40.0, {"setting": "auto", "used": "step"})
+    assert experiment.planned_rollout(run, experiment.measured_rates(plugin)) == "step"
+    assert experiment.planned_rollout(run, experiment.measured_rates(res)) == "scan"
+    assert experiment.planned_rollout(exp.runs[0], []) == "step"  # dm_control
+
+
 def test_runs_carry_resources_and_styles():
     exp = experiment.load(ROOT / "config" / "paper-gpu.yaml", check_tasks=False)
     assert {r.gpu for r in exp.runs} == {1} and {r.device for r in exp.runs} == {"cuda"}

@@ -86,9 +86,10 @@ def test_show_prints_the_summary_and_plots(ppo_run, tmp_path):
     evals = [r.split(",") for r in (d / "evals.csv").read_text().splitlines()[1:]]
     out = cli_here("show", d, "--plot", tmp_path / "curves.png")
     head, row = out.stdout.splitlines()[:2]
-    for word in ("algorithm", "task", "seed", "preset", "status", "env steps", "final", "best", "wall", "steps/s"):
+    for word in ("algorithm", "task", "seed", "preset", "rollout", "status", "env steps", "final", "best", "wall",
+                 "steps/s"):
         assert word in head
-    for word in ("ppo", "cartpole-balance", "smoke", "completed", "3,840", f"{float(evals[-1][1]):.1f}",
+    for word in ("ppo", "cartpole-balance", "smoke", " step ", "completed", "3,840", f"{float(evals[-1][1]):.1f}",
                  f"{max(float(r[1]) for r in evals):.1f}"):
         assert word in row, (word, row)
     assert (tmp_path / "curves.png").stat().st_size > 10_000
