@@ -520,10 +520,18 @@ def main(argv: list[str] | None = None) -> int:
     from gorl import experiment  # noqa: F401  (checks every plug-in's presets when it registers)
     from gorl.registry import RegistryError
     try:
-        return handler(args)
+        code = handler(args)
+        sys.stdout.flush()  # a closed pipe raises here, not in the interpreter's exit
+        return code
     except (BadInput, RegistryError) as e:
         print(f"gorl-bench {args.command}: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        if args.command == "train":  # a run's own output: its failure is the run's to report
+            raise
+        # the reader went away (`gorl-bench show results/ | head`): stop quietly, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13  # killed by SIGPIPE, as the shell reports it
 
 
 if __name__ == "__main__":

@@ -95,6 +95,17 @@ def test_show_prints_the_summary_and_plots(ppo_run, tmp_path):
     assert (tmp_path / "curves.png").stat().st_size > 10_000
 
 
+def test_show_into_a_closed_pipe_stops_quietly(ppo_run):
+    """`gorl-bench show results/ | head`: the reader gone, show stops as cat does (exit 141, no
+    traceback)."""
+    d, _ = ppo_run
+    p = subprocess.Popen([sys.executable, "-m", "gorl", "show", str(d)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=cli_env(), cwd=ROOT)
+    p.stdout.close()  # before the child has printed anything (its imports take a second)
+    err = p.stderr.read().decode()
+    assert (p.wait(timeout=120), err) == (141, "")
+
+
 def test_show_on_a_folder_of_runs_and_a_bad_path(tmp_path):
     err = cli_here("show", tmp_path / "nothing", check=False)
     assert err.returncode == 2 and err.stderr.count("\n") == 1 and "nothing" in err.stderr
