@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("runs", nargs="+", type=Path, help="run directories, or folders holding ALGO/TASK/seedN runs")
     sh.add_argument("--plot", type=Path, default=None, metavar="OUT.png",
                     help="also draw the runs' learning curves (evaluation return vs env steps) to this file")
+    sh.add_argument("--json", action="store_true",
+                    help="print the summaries as a JSON list (one object per run, the table's fields) instead")
     ev = sub.add_parser("evaluate", help="run a trained policy on its task (returns; optionally a video)",
                         description="Load a run's policy (gorl.load_policy) and run it for --episodes full "
                                     "episodes from fresh seeded resets; --video renders one episode with MuJoCo "
@@ -407,6 +409,12 @@ def run_summary(run_dir: Path) -> dict:
 def cmd_show(args) -> int:
     runs = _run_dirs(args.runs)
     rows = [run_summary(r) for r in runs]
+    if args.json:
+        import json
+        print(json.dumps(rows, indent=1))
+        if args.plot is not None:
+            _plot_curves(runs, rows, args.plot)
+        return 0
 
     def fmt(v, spec=""):
         return "-" if v is None else format(v, spec)

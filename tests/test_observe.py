@@ -93,6 +93,11 @@ def test_show_prints_the_summary_and_plots(ppo_run, tmp_path):
                  f"{max(float(r[1]) for r in evals):.1f}"):
         assert word in row, (word, row)
     assert (tmp_path / "curves.png").stat().st_size > 10_000
+    summary, = json.loads(cli_here("show", d, "--json").stdout)  # the same fields, for scripts
+    assert {k: summary[k] for k in ("algorithm", "task", "preset", "rollout", "status", "env_steps")} == \
+        {"algorithm": "ppo", "task": "cartpole-balance", "preset": "smoke", "rollout": "step",
+         "status": "completed", "env_steps": 3840}
+    assert summary["best_return"] == pytest.approx(max(float(r[1]) for r in evals))
 
 
 def test_show_into_a_closed_pipe_stops_quietly(ppo_run):
