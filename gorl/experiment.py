@@ -155,6 +155,7 @@ class Experiment:
     origin: dict[str, str | None]
     """algorithm -> the ``imports`` module that registered it (None: built-in or entry point)."""
     styles: dict[str, dict[str, str]]
+    _teachers: list[RunSpec] | None = field(default=None, repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -269,7 +270,10 @@ class Experiment:
 
     def teacher_runs(self) -> list[RunSpec]:
         """The teacher runs the pipeline trains (rules/teacher.smk): one ``ppo_teacher`` run per
-        (task, seed) that a run needs, at the experiment's preset and the GoRL runs' device."""
+        (task, seed) that a run needs, at the experiment's preset and the GoRL runs' device (built
+        once: :func:`estimate` fills their ``seconds``)."""
+        if self._teachers is not None:
+            return self._teachers
         from gorl.config import build_config, config_to_dict
 
         algo, device = registry.get("ppo_teacher"), self.teacher_device()
@@ -282,6 +286,7 @@ class Experiment:
             d = str(hp.get("device", "cpu"))
             out.append(RunSpec(algo.name, task, seed, self.config["preset"], int(hp["total_steps"]), {}, d,
                                1 if d.startswith("cuda") else 0, registry.styles([algo.name])[algo.name], hp))
+        self._teachers = out
         return out
 
     def total_steps(self) -> int:
@@ -566,7 +571,9 @@ def measured_rates(results: Path | str) -> list[Rate]:
     root = Path(results)
     if not root.is_dir():
         return rates
-    for status_file in sorted(root.glob(f"*/runs/*/*/seed*/{rundir.STATUS}")):
+    # the runs and the pipeline's teacher runs (results/NAME/teachers/ppo_teacher/TASK/seedN)
+    files = [*root.glob(f"*/runs/*/*/seed*/{rundir.STATUS}"), *root.glob(f"*/teachers/*/*/seed*/{rundir.STATUS}")]
+    for status_file in sorted(files):
         d = status_file.parent
         st, cfg = rundir.read_status(d), rundir.read_config(d)
         try:
@@ -610,12 +617,12 @@ def planned_rollout(run: RunSpec, rates: list[Rate]) -> str | None:
 
 
 def estimate(exp: Experiment, results: Path | str = "results") -> None:
-    """Fill each run's ``seconds`` from measured rates of runs that took the same rollout path
+    """Fill each run's and teacher run's ``seconds`` from measured rates of runs that took the same rollout path
     (:func:`planned_rollout`) on the same device kind with the same algorithm and preset: on this
     task if measured, else on other tasks of the same backend (playground: or not); unknown
     otherwise."""
     rates = measured_rates(results)
-    for r in exp.runs:
+    for r in exp.runs + exp.teacher_runs():
         path = planned_rollout(r, rates)
         like = [x for x in rates if (x.algorithm, x.preset, x.device) == (r.algorithm, r.preset, _device_kind(r.device))
                 and (path is None or x.rollout is None or x.rollout == path)]
@@ -660,11 +667,14 @@ def plan_json(exp: Experiment) -> dict[str, Any]:
     teachers = exp.teacher_runs()
     return {"name": exp.name, "runs": plan_rows(exp), "total_env_steps": exp.total_steps(),
             "teacher_runs": [{"task": r.task, "seed": r.seed, "preset": r.preset, "steps": r.steps,
-                              "device": r.device, "gpu": r.gpu} for r in teachers],
+                              "device": r.device, "gpu": r.gpu, "seconds": r.seconds, "rate_source": r.rate_source}
+                             for r in teachers],
             "teacher_env_steps": sum(r.steps for r in teachers),
             "gpu_runs": sum(r.gpu for r in exp.runs + teachers), "runs_per_gpu": exp.runs_per_gpu,
             "gpu_env": exp.gpu_env(),
-            "run_seconds_known": sum(known), "runs_without_estimate": len(exp.runs) - len(known)}
+            "run_seconds_known": sum(known), "runs_without_estimate": len(exp.runs) - len(known),
+            "teacher_seconds_known": sum(r.seconds for r in teachers if r.seconds is not None),
+            "teachers_without_estimate": sum(r.seconds is None for r in teachers)}
 
 
 def plan_text(exp: Experiment) -> str:
@@ -672,7 +682,7 @@ def plan_text(exp: Experiment) -> str:
     rows = [(r.algorithm, r.task, str(r.seed), r.preset, f"{r.steps:,}", r.device, str(r.gpu), _hms(r.seconds),
              " ".join(f"{k}={_fmt(v)}" for k, v in sorted(r.overrides.items())) or "-") for r in exp.runs]
     teachers = exp.teacher_runs()  # GoRL's input, trained once per (task, seed) by the teacher rule
-    rows += [(r.algorithm, r.task, str(r.seed), r.preset, f"{r.steps:,}", r.device, str(r.gpu), "?",
+    rows += [(r.algorithm, r.task, str(r.seed), r.preset, f"{r.steps:,}", r.device, str(r.gpu), _hms(r.seconds),
               "(teacher of GoRL)") for r in teachers]
     widths = [max(len(x) for x in col) for col in zip(head, *rows)]
     fmt = "  ".join(f"{{:{'>' if i in (2, 4, 6, 7) else '<'}{w}}}" for i, w in enumerate(widths))
@@ -692,10 +702,11 @@ def plan_text(exp: Experiment) -> str:
                    f"{math.ceil(sum(r.gpu for r in exp.runs) / exp.runs_per_gpu)} GPUs would run all the "
                    f"experiment's runs at once; teacher runs come before their GoRL runs), each with "
                    + " ".join(f"{k}={v}" for k, v in env.items() if k != "XLA_CLIENT_MEM_FRACTION"))
-    if summary["runs_without_estimate"] < len(exp.runs):
-        out.append(f"estimated run time {_hms(summary['run_seconds_known'])} (sum over runs, from measured rates "
-                   f"of completed runs under results/)" + (f"; {summary['runs_without_estimate']} run(s) "
-                                                          f"without a measured rate" if summary["runs_without_estimate"] else ""))
+    missing = summary["runs_without_estimate"] + summary["teachers_without_estimate"]
+    if missing < len(exp.runs) + len(teachers):
+        out.append(f"estimated run time {_hms(summary['run_seconds_known'] + summary['teacher_seconds_known'])} "
+                   f"(sum over runs{' and teacher runs' * bool(teachers)}, from measured rates of completed runs "
+                   f"under results/)" + (f"; {missing} run(s) without a measured rate" if missing else ""))
     else:
         out.append("no measured rate for these runs (completed runs under results/ give one): time unknown")
     return "\n".join(out)

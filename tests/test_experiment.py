@@ -71,8 +71,10 @@ def test_plan_json_and_measured_rates(tmp_path):
     assert plan["runs_without_estimate"] == 16
 
 
-def _completed(results: Path, algo: str, task: str, seed: int, seconds: float, rollout: dict | None) -> None:
-    d = results / "old" / "runs" / algo / task.replace(":", "_") / f"seed{seed}"
+def _completed(results: Path, algo: str, task: str, seed: int, seconds: float, rollout: dict | None,
+               kind: str = "runs") -> None:
+    """A completed smoke run of 20,000 env steps in ``seconds`` under results/old/KIND/."""
+    d = results / "old" / kind / algo / task.replace(":", "_") / f"seed{seed}"
     d.mkdir(parents=True)
     (d / "config.yaml").write_text(yaml.safe_dump({"algorithm": algo, "task": task, "seed": seed, "preset": "smoke"}))
     (d / "status.json").write_text(json.dumps({"status": "completed", "env_steps": 20000}))
@@ -113,6 +115,22 @@ def test_estimate_uses_rates_of_the_rollout_path_the_run_will_take(tmp_path):
     assert experiment.planned_rollout(run, experiment.measured_rates(plugin)) == "step"
     assert experiment.planned_rollout(run, experiment.measured_rates(res)) == "scan"
     assert experiment.planned_rollout(exp.runs[0], []) == "step"  # dm_control
+
+
+def test_plan_estimates_the_teacher_runs_from_the_pipelines_teacher_runs(tmp_path):
+    """GoRL's teacher runs (results/NAME/teachers/) give the rate of the teacher rows, which count
+    in the estimated total."""
+    res, config = tmp_path / "results", ROOT / "config" / "humanoid-smoke.yaml"
+    _completed(res, "ppo_teacher", "humanoid-stand", 0, 40.0, {"setting": "auto", "used": "step"}, kind="teachers")
+    plan = json.loads(cli_here("plan", config, "--json", "--results", res).stdout)
+    teacher, = plan["teacher_runs"]
+    assert (teacher["seconds"], teacher["rate_source"]) == (40.0, "1 run(s) of this task")
+    assert (plan["teacher_seconds_known"], plan["teachers_without_estimate"]) == (40.0, 0)
+    assert (plan["run_seconds_known"], plan["runs_without_estimate"]) == (0, 3)
+    out = cli_here("plan", config, "--results", res).stdout
+    row, = [ln for ln in out.splitlines() if ln.startswith("ppo_teacher ")]
+    assert "40s" in row.split()
+    assert "estimated run time 40s (sum over runs and teacher runs" in out and "3 run(s) without" in out
 
 
 def test_runs_carry_resources_and_styles():
