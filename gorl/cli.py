@@ -392,6 +392,7 @@ def run_summary(run_dir: Path) -> dict:
     steps = status.get("env_steps") if status else None
     wall = prov.get("wall_time_s") if status else None
     rollout = prov.get("rollout") if isinstance(prov.get("rollout"), dict) else {}
+    memory = prov.get("memory") if isinstance(prov.get("memory"), dict) else {}
     if evals is not None and len(evals):
         steps = steps if steps is not None else int(evals["env_step"].iloc[-1])
         wall = wall if wall is not None else float(evals["wall_time"].iloc[-1])
@@ -403,7 +404,8 @@ def run_summary(run_dir: Path) -> dict:
             "final_return": float(evals["return_mean"].iloc[-1]) if evals is not None and len(evals) else None,
             "best_return": float(evals["return_mean"].max()) if evals is not None and len(evals) else None,
             "wall_time_s": wall,
-            "steps_per_s": steps / wall if steps and wall else None}
+            "steps_per_s": steps / wall if steps and wall else None,
+            "peak_rss_mib": memory.get("peak_rss_mib")}
 
 
 def cmd_show(args) -> int:

@@ -54,7 +54,23 @@ def provenance(run, wall_time: float) -> dict:
                                          run.device),
         # JAX's GPU memory settings in the run's environment (the pipeline's runs_per_gpu sets them)
         "jax_memory": {k: os.environ[k] for k in JAX_MEMORY_ENV if k in os.environ},
+        "memory": peak_memory(run.device),
     }
+
+
+def peak_memory(device) -> dict[str, float | None]:
+    """The peak memory of this process, for sizing a cluster job's ``mem_mb`` (of the attempt that
+    finished the run, for a resumed one): resident set size (MiB; children such as sharded env
+    workers not included) and, on CUDA, what torch's allocator held at most (JAX's GPU memory is
+    JAX's own pool, see ``jax_memory``)."""
+    import resource
+
+    import torch
+    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    cuda = None
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        cuda = round(torch.cuda.max_memory_reserved(torch.device(device)) / 2**20, 1)
+    return {"peak_rss_mib": round(rss_kib / 1024, 1), "peak_cuda_mib": cuda}
 
 
 JAX_MEMORY_ENV = ("XLA_PYTHON_CLIENT_MEM_FRACTION", "XLA_CLIENT_MEM_FRACTION", "XLA_PYTHON_CLIENT_PREALLOCATE",

@@ -8,6 +8,8 @@ is skipped without it (benchmarks/gpu_paper_scale.py runs this file on a GPU mac
 - ``cuda:k``: JAX runs on the same device as torch (tests/test_playground.py checks the choice);
 - ``compile_update``: the minibatch step as CUDA graphs computes what the eager step does.
 """
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -89,6 +91,8 @@ def test_resume_after_kill_is_exact_on_cuda(task, tmp_path):
     args = ["train", "ppo", task, "--seed", 5, "--steps", 9600, "--preset", "smoke", "--quiet",
             "--set", "device=cuda", "--set", "eval_episodes=8", "--set", "num_evals=3"]
     cli(*args, "--out", ref)
+    memory = json.loads((ref / "provenance.json").read_text())["memory"]
+    assert memory["peak_cuda_mib"] > 0 and memory["peak_rss_mib"] > 100  # torch's pool on the GPU
     kill_after_iterations(args, killed)
     out = cli(*args, "--out", killed)
     assert "resumed" in out.stdout

@@ -98,6 +98,9 @@ def test_show_prints_the_summary_and_plots(ppo_run, tmp_path):
         {"algorithm": "ppo", "task": "cartpole-balance", "preset": "smoke", "rollout": "step",
          "status": "completed", "env_steps": 3840}
     assert summary["best_return"] == pytest.approx(max(float(r[1]) for r in evals))
+    # the process's peak memory, for sizing mem_mb (torch and dm_control alone take > 100 MiB)
+    memory = json.loads((d / "provenance.json").read_text())["memory"]
+    assert summary["peak_rss_mib"] == memory["peak_rss_mib"] > 100 and memory["peak_cuda_mib"] is None
 
 
 def test_show_into_a_closed_pipe_stops_quietly(ppo_run):
