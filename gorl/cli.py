@@ -17,7 +17,7 @@ EXIT_NO_SPACE = 75
 EXIT_FAILED = 1
 """The run raised (e.g. a user's env): the line names the task and the env step; files are kept."""
 # SIGTERM/SIGINT: the run stops at its next checkpoint and exits 128 + signal (143, 130), which
-# the pipeline's job reads as "interrupted, resume next time" (workflow/scripts/train.py).
+# the pipeline's job reads as "interrupted, resume next time" (gorl.job.job_outcome).
 
 
 def _train_parser(sub) -> argparse.ArgumentParser:

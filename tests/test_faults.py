@@ -131,9 +131,41 @@ def test_a_signal_stops_the_run_at_a_checkpoint_within_seconds(tmp_path, sig, co
         assert (d / "metrics.csv").read_text().count("\n") == (tmp_path / "ref" / "metrics.csv").read_text().count("\n")
 
 
-def test_the_pipeline_job_reads_a_stopped_run_as_resume_next_time():
-    text = (ROOT / "workflow" / "scripts" / "train.py").read_text()
-    assert "rc in (75, 130, 137, 143)" in text
+@pytest.mark.parametrize("exit_code, finished, outcome", [
+    (0, True, "done"), (0, False, "crashed"), (1, False, "crashed"), (1, True, "crashed"), (2, False, "bad_input"),
+    (75, False, "stopped"), (130, False, "stopped"), (137, False, "stopped"), (143, False, "stopped"),
+    (-9, False, "stopped"), (-15, False, "stopped"),
+])
+def test_the_pipeline_job_reads_a_stopped_run_as_resume_next_time(exit_code, finished, outcome):
+    """A signal or a full disk (the checkpoint intact) fails the job, so the next invocation
+    resumes the run; a crash is recorded as data; bad input fails the job loudly."""
+    from gorl.cli import EXIT_BAD_INPUT, EXIT_NO_SPACE
+    from gorl.job import STOPPED_EXITS, job_outcome
+
+    assert EXIT_NO_SPACE in STOPPED_EXITS and EXIT_BAD_INPUT == 2
+    assert job_outcome(exit_code, finished) == outcome
+
+
+def test_the_pipeline_job_records_a_crash_and_repeats_a_refusal(tmp_path, monkeypatch):
+    """gorl.job.train_job, the pipeline's training job, on real runs: an env that raises
+    gives a `failed` status.json with the exit code and the log's tail (the job succeeds: the
+    analysis goes on); a bad --set fails the job with the CLI's one-line error."""
+    from gorl import job
+
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    status, log = tmp_path / "runs" / "ppo" / "raises" / "seed0" / "status.json", tmp_path / "logs" / "train.log"
+    code, message = job.train_job(status, log, 1, ["ppo", "gym:Test/RaisesAfter-v0", "--import", "toy_envs",
+                                                          "--seed", "0", "--steps", "19200", "--preset", "smoke"])
+    assert (code, message) == (0, f"run failed (exit code 1; log: {log}); recorded in {status}")
+    st = json.loads(status.read_text())
+    assert (st["status"], st["exit_code"]) == ("failed", 1)
+    assert any("sensor cable unplugged" in line for line in st["log_tail"])
+    bad = tmp_path / "runs" / "ppo" / "cartpole-balance" / "seed0" / "status.json"
+    code, message = job.train_job(bad, log, 1, ["ppo", "cartpole-balance", "--seed", "0",
+                                                       "--set", "learning_rat=1e-3"])
+    assert code == 1 and message.startswith("gorl-bench rejected its input (exit 2): ") and "learning_rat" in message
+    assert message.endswith(f"see {log}") and not bad.exists()
 
 
 # -- a user's env that raises ----------------------------------------------------------------
