@@ -66,7 +66,8 @@ def peak_memory(device) -> dict[str, float | None]:
     import resource
 
     import torch
-    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    rss_kib /= 1024 if sys.platform == "darwin" else 1
     cuda = None
     if str(device).startswith("cuda") and torch.cuda.is_available():
         cuda = round(torch.cuda.max_memory_reserved(torch.device(device)) / 2**20, 1)
