@@ -20,9 +20,10 @@ from pathlib import Path
 
 import torch
 
-from common import breakdown, make_trainer, peak_rss_mib
+from common import breakdown, make_trainer
 from gorl.core.advantages import brax_gae
 from gorl.core.networks import Critic, GaussianHead, gaussian_entropy, gaussian_log_prob
+from gorl.provenance import peak_rss_mib
 
 
 def bare_update(trainer, batch) -> float:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -17,11 +16,6 @@ from gorl.core.run import Run, resolve_device
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("MUJOCO_GL", "disable")
-
-
-def peak_rss_mib() -> float:
-    """Peak resident set size of this process (ru_maxrss is in KiB on Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def make_trainer(name: str, task: str, preset: str, tmp: Path, **overrides) -> OnPolicyTrainer:

@@ -63,15 +63,18 @@ def peak_memory(device) -> dict[str, float | None]:
     finished the run, for a resumed one): resident set size (MiB; children such as sharded env
     workers not included) and, on CUDA, what torch's allocator held at most (JAX's GPU memory is
     JAX's own pool, see ``jax_memory``)."""
-    import resource
-
     import torch
-    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-    rss_kib /= 1024 if sys.platform == "darwin" else 1
     cuda = None
     if str(device).startswith("cuda") and torch.cuda.is_available():
         cuda = round(torch.cuda.max_memory_reserved(torch.device(device)) / 2**20, 1)
-    return {"peak_rss_mib": round(rss_kib / 1024, 1), "peak_cuda_mib": cuda}
+    return {"peak_rss_mib": round(peak_rss_mib(), 1), "peak_cuda_mib": cuda}
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process, MiB."""
+    import resource
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return rss / (2**20 if sys.platform == "darwin" else 1024)
 
 
 JAX_MEMORY_ENV = ("XLA_PYTHON_CLIENT_MEM_FRACTION", "XLA_CLIENT_MEM_FRACTION", "XLA_PYTHON_CLIENT_PREALLOCATE",
