@@ -378,17 +378,11 @@ def _run_dirs(paths: list[Path]) -> list[Path]:
 
 def run_summary(run_dir: Path) -> dict:
     """What `show` prints for one run, from its text files only."""
-    import json
-
     from gorl import rundir
     cfg = rundir.read_config(run_dir) or {}
     status = rundir.read_status(run_dir)
     evals = rundir.read_evals(run_dir)
-    prov = {}
-    try:
-        prov = json.loads((run_dir / rundir.PROVENANCE).read_text())
-    except (OSError, ValueError):
-        pass
+    prov = rundir.read_provenance(run_dir)
     steps = status.get("env_steps") if status else None
     wall = prov.get("wall_time_s") if status else None
     rollout = prov.get("rollout") if isinstance(prov.get("rollout"), dict) else {}
@@ -414,10 +408,16 @@ def cmd_show(args) -> int:
     if args.json:
         import json
         print(json.dumps(rows, indent=1))
-        if args.plot is not None:
-            _plot_curves(runs, rows, args.plot)
-        return 0
+    else:
+        _print_summaries(rows)
+    if args.plot is not None:
+        _plot_curves(runs, rows, args.plot)
+        if not args.json:
+            print(f"learning curves -> {args.plot}")
+    return 0
 
+
+def _print_summaries(rows: list[dict]) -> None:
     def fmt(v, spec=""):
         return "-" if v is None else format(v, spec)
 
@@ -433,10 +433,6 @@ def cmd_show(args) -> int:
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     for row in table:
         print("  ".join(c.ljust(w) if i < 7 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip())
-    if args.plot is not None:
-        _plot_curves(runs, rows, args.plot)
-        print(f"learning curves -> {args.plot}")
-    return 0
 
 
 def _plot_curves(runs: list[Path], rows: list[dict], out: Path) -> None:

@@ -576,8 +576,8 @@ def measured_rates(results: Path | str) -> list[Rate]:
     for status_file in sorted(files):
         d = status_file.parent
         st, cfg = rundir.read_status(d), rundir.read_config(d)
+        prov = rundir.read_provenance(d)
         try:
-            prov = json.loads((d / rundir.PROVENANCE).read_text())
             seconds, steps = float(prov["wall_time_s"]), int(st["env_steps"])
         except (OSError, ValueError, KeyError, TypeError):
             continue

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Mapping
 
 from gorl import experiment, rundir
 from gorl.cli import build_parser
@@ -37,8 +36,7 @@ def job_outcome(exit_code: int, finished: bool) -> str:
     return "crashed"
 
 
-def train_job(status: Path, log: Path, threads: int, cli_args: list[str],
-              environ: Mapping[str, str] | None = None) -> tuple[int, str | None]:
+def train_job(status: Path, log: Path, threads: int, cli_args: list[str]) -> tuple[int, str | None]:
     """The pipeline's training job (rules ``train`` and ``teacher``, through
     ``workflow/scripts/train.py``): ``gorl-bench train CLI_ARGS --out RUN --threads N --quiet``
     into the run directory of ``status``, its output appended to ``log``. Returns the job's exit
@@ -47,12 +45,12 @@ def train_job(status: Path, log: Path, threads: int, cli_args: list[str],
     A run directory that holds a different run (:func:`gorl.experiment.run_differences` between
     its config.yaml and this request: the rule the CLI uses to refuse a resume) is moved aside to
     ``seedN.stale-<time>`` first, so the new run does not resume an incompatible checkpoint.
-    ``trust_checkpoints`` reaches the CLI through ``environ``, default this process's
+    ``trust_checkpoints`` reaches the CLI through this process's environment
     (:func:`gorl.experiment.train_job_flags`). ``threads`` is not part of a run's identity
     (changing it moves nothing aside)."""
     run_dir = status.parent
     log.parent.mkdir(parents=True, exist_ok=True)
-    cli = ["train", *cli_args, *experiment.train_job_flags(os.environ if environ is None else environ)]
+    cli = ["train", *cli_args, *experiment.train_job_flags(os.environ)]
     old = rundir.read_config(run_dir)
     if old is not None:
         args = build_parser().parse_args([*cli, "--out", str(run_dir)])

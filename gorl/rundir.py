@@ -292,6 +292,15 @@ def read_status(run_dir: Path) -> dict | None:
     return st if isinstance(st, dict) else {"status": FAILED, "reason": f"{STATUS} is not a mapping"}
 
 
+def read_provenance(run_dir: Path) -> dict:
+    """provenance.json, or {} if it is absent (the run has not ended), unreadable or not a mapping."""
+    try:
+        prov = json.loads((Path(run_dir) / PROVENANCE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return prov if isinstance(prov, dict) else {}
+
+
 def read_config(run_dir: Path) -> dict | None:
     p = Path(run_dir) / CONFIG
     if not p.exists():
