@@ -3,7 +3,9 @@
 Runs as-is on a bare Python 3.12 machine with an NVIDIA GPU, torch and CUDA jax, after the
 offline wheels of the reference bundle (mujoco, mujoco-mjx, playground, brax, ...) are on
 PYTHONPATH. ``benchmarks/gpu_session.sh OUT`` does it all in one call (install, then every part
-in order of what its figures decide, ~10-15 min in all on an H200 by the estimates, unmeasured):
+in order of what its figures decide; measured on the H200 on 2026-12-04, seconds per part with its
+compilations: ppo 107 (scan and step; 59 scan only), brax 89, compile 76, precision 10, gorl and
+cuda_tests more than 135 and 150 (both stopped there; docs/benchmarks.md, session 23):
 on a machine lent for minutes, run it with a time limit; every part that ends before the limit is
 in OUT/gpu_paper_scale.json. By hand, from the repository root:
 
@@ -21,7 +23,9 @@ Parts (``--parts``; each prints its figures as it ends and adds them to OUT/gpu_
           then ``--iterations`` iterations of 983,040 env steps, with the per-phase breakdown
           (rollout = env + inference, update), and the time a 180M-step run would take; once
           per ``--rollouts`` (scan: the rollout as one JAX program; step: one call per env step),
-          recorded as ppo_scan / ppo_step, with the ratio to the brax part when both ran.
+          recorded as ppo_scan / ppo_step (with ``--compile-update``, as config/paper-gpu.yaml
+          runs it: ppo_scan_compiled / ppo_step_compiled), with the ratio to the brax part when
+          both ran in the same process.
   brax    Brax PPO (Playground's ``brax_ppo_config`` for the task, MJX ``impl='jax'``) on the
           same GPU at the same geometry: the steady-state training env steps/s Brax reports.
   gorl    GoRL-FM, one stage boundary at paper geometry: one encoder iteration, then the
@@ -69,6 +73,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 RESULTS: dict = {}
+# Which call measured a part (gpu_session.sh sets one id per call; else this process's): a ratio of
+# two parts measured in different calls, maybe on two starts of the lent machine, is not one run's.
+CALL_ID = os.environ.get("GPU_CALL_ID") or f"{os.uname().nodename}-{os.getpid()}"
 PAPER_RUN_STEPS = 179_896_320
 
 
@@ -79,7 +86,8 @@ def log(msg: str) -> None:
 def record(part: str, out: Path, **figures) -> None:
     if not RESULTS and (out / "gpu_paper_scale.json").exists():  # an earlier call's parts, same OUT
         RESULTS.update(json.loads((out / "gpu_paper_scale.json").read_text()))
-    RESULTS[part] = figures
+    RESULTS[part] = {**figures, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                     "call": CALL_ID}
     (out / "gpu_paper_scale.json").write_text(json.dumps(RESULTS, indent=2))
     log(f"[{part}] " + ", ".join(f"{k}={v}" for k, v in figures.items()))
 
@@ -126,13 +134,15 @@ def _ppo(args, out: Path, rollout: str) -> None:
     from common import breakdown
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        trainer = _trainer("ppo", args, Path(tmp), rollout=rollout)
+        extra = {"compile_update": True} if args.compile_update else {}
+        trainer = _trainer("ppo", args, Path(tmp), rollout=rollout, **extra)
         trainer.update(trainer.collect())  # warm-up: compiles the env step for this batch
         sync()
         warm = time.perf_counter() - t0
         b = breakdown(trainer, args.iterations, warmup=0)
         per_iter = b["total"] * trainer.cfg.steps_per_iteration / 1000
-        record(f"ppo_{rollout}", out, task=args.task, rollout=rollout, env_steps_per_s=round(b["sps"]),
+        record(f"ppo_{rollout}" + ("_compiled" if args.compile_update else ""), out, task=args.task,
+               rollout=rollout, compile_update=bool(args.compile_update), env_steps_per_s=round(b["sps"]),
                iteration_s=round(per_iter, 3), rollout_s=round((b["env"] + b["inference"]) *
                                                               trainer.cfg.steps_per_iteration / 1000, 3),
                update_s=round(b["update"] * trainer.cfg.steps_per_iteration / 1000, 3),
@@ -302,7 +312,9 @@ def part_gorl(args, out: Path) -> None:
     preset = "smoke" if args.tiny else "paper"
     unit, full, short = shortened_decoder_fit(args.task, preset, args.decoder_steps, args.decoder_epochs)
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = build_config(algo.config_cls, algo.presets_file, preset, args.task, {"device": args.device, **short})
+        compiled = {"compile_update": True} if args.compile_update else {}
+        cfg = build_config(algo.config_cls, algo.presets_file, preset, args.task,
+                           {"device": args.device, **compiled, **short})
         cfg.stage_steps = [1, 1]
         cfg.total_steps = 2 * cfg.steps_per_iteration
         run = Run(algo="gorl_fm", task=args.task, seed=0, preset=preset, dir=Path(tmp), config={},
@@ -314,7 +326,13 @@ def part_gorl(args, out: Path) -> None:
         trainer.train(checkpoint=lambda: None)  # evaluations + 1 encoder iteration (compiles)
         sync()
         t1 = time.perf_counter()
+        # Recorded as each phase ends: a call stopped at its time limit still says how far it got.
+        progress = dict(task=args.task, preset=preset, compile_update=bool(args.compile_update),
+                        stage0_s=round(t1 - t0, 1))
+        record("gorl", out, **progress, reached="stage 0 (evaluations and one encoder iteration)")
         encoder = {0: breakdown(trainer, args.iterations, warmup=0)}  # steady (compiled above), through decoder 0
+        progress["encoder0_iteration_s"] = round(encoder[0]["total"] * cfg.steps_per_iteration / 1000, 3)
+        record("gorl", out, **progress, reached=f"{args.iterations} steady encoder iterations through decoder 0")
         t_refit = time.perf_counter()
         g.refit_decoder(0)
         sync()
@@ -322,8 +340,7 @@ def part_gorl(args, out: Path) -> None:
         summary = json.loads((g.stage_dir(0) / rundir.STAGE_DATASET_SUMMARY).read_text())
         done = summary["decoder_steps"] if unit == "step" else summary["decoder_epochs"]  # what the fit ran
         per = g.timing["decoder_fit"] / max(done, 1)
-        figures = dict(task=args.task, preset=preset, stage0_s=round(t1 - t0, 1),
-                       collect_s=round(g.timing["collect"], 1), collect_env_steps=g.collection_env_steps,
+        figures = dict(**progress, collect_s=round(g.timing["collect"], 1), collect_env_steps=g.collection_env_steps,
                        collect_envs=cfg.collect_envs, decoder_fit_s=round(g.timing["decoder_fit"], 1),
                        decoder_fit_unit=unit, decoder_fit_units_run=done, **{f"s_per_decoder_{unit}": round(per, 4)},
                        decoder_fit_units_in_preset=full,
@@ -341,14 +358,14 @@ def part_gorl(args, out: Path) -> None:
         # The whole run at the preset's stage budgets, evaluations apart (as the ppo part's figure):
         # stage 0's iterations through decoder 0, the later ones through a fitted decoder, and one
         # collection and full decoder fit per stage boundary.
-        whole = build_config(algo.config_cls, algo.presets_file, preset, args.task, {"device": args.device})
+        whole = build_config(algo.config_cls, algo.presets_file, preset, args.task, {"device": args.device, **compiled})
         iters, spi = whole.stage_iterations(), whole.steps_per_iteration
         iteration_s = {k: b["total"] * spi / 1000 for k, b in encoder.items()}
         fit_s = per * full if full else g.timing["decoder_fit"]
         run_s = iters[0] * iteration_s[0] + sum(iters[1:]) * iteration_s[1] + \
             (len(iters) - 1) * (g.timing["collect"] + fit_s)
         record("gorl", out, **figures, steps_per_iteration=spi, stage_iterations=iters,
-               encoder0_iteration_s=round(iteration_s[0], 3), encoder_iteration_s=round(iteration_s[1], 3),
+               encoder_iteration_s=round(iteration_s[1], 3),
                encoder_update_s=round(encoder[1]["update"] * spi / 1000, 3),
                run_s_projected=round(run_s, 1), run_minutes_projected=round(run_s / 60, 1),
                run_encoder_env_steps=sum(iters) * spi)
@@ -402,15 +419,45 @@ def part_precision(args, out: Path) -> None:
 
 
 def part_cuda_tests(args, out: Path) -> None:
+    """tests/test_cuda.py, verbose, its output streamed to OUT/cuda_tests.log as it runs; over
+    pytest-xdist's workers where it is installed (``--test-workers``; the GPU is shared, each
+    worker's JAX allocating as it goes). Stopped after ``--tests-timeout`` seconds (within the
+    part's own limit, so what ran is still recorded): the record then counts the tests that passed,
+    failed and were skipped so far and names the failures."""
+    import importlib.util
+    import re
+    import signal
     import subprocess
     root = Path(__file__).resolve().parent.parent
+    workers = args.test_workers if importlib.util.find_spec("xdist") else 0
     # addopts dropped: the project's (--timeout) needs pytest-timeout, which a bare machine may lack
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "-o", "addopts=",
-                           str(root / "tests" / "test_cuda.py")], capture_output=True, text=True, cwd=root,
-                          env=dict(os.environ, PYTHONPATH=os.pathsep.join([str(root / "tests"), str(root),
-                                                                            os.environ.get("PYTHONPATH", "")])))
-    log(proc.stdout[-6000:] + proc.stderr[-2000:])
-    record("cuda_tests", out, exit_code=proc.returncode, summary=(proc.stdout.strip().splitlines() or [""])[-1])
+    cmd = [sys.executable, "-m", "pytest", "-v", "-rs", "--durations=0", "-p", "no:cacheprovider", "-o", "addopts=",
+           *(["-n", str(workers)] if workers else []), str(root / "tests" / "test_cuda.py")]
+    log_path = out / "cuda_tests.log"
+    t0 = time.perf_counter()
+    with log_path.open("w") as f:
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, text=True, cwd=root, start_new_session=True,
+                                env=dict(os.environ, PYTHONPATH=os.pathsep.join(
+                                    [str(root / "tests"), str(root), os.environ.get("PYTHONPATH", "")])))
+        try:
+            code = proc.wait(timeout=args.tests_timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            code = None
+    text = log_path.read_text()
+    log(text[-6000:])
+    outcome = re.findall(r"(PASSED|FAILED|SKIPPED|ERROR)\s+(?:tests/)?test_cuda\.py::(\S+)|"
+                         r"test_cuda\.py::(\S+)\s+(PASSED|FAILED|SKIPPED|ERROR)", text)
+    results = [(a or d, b or c) for a, b, c, d in outcome]
+    # not "error" (a part's record with that key is a part that failed): "errors"
+    counts = {name: sum(1 for r, _ in results if r == k)
+              for k, name in (("PASSED", "passed"), ("FAILED", "failed"), ("SKIPPED", "skipped"), ("ERROR", "errors"))}
+    summary = (text.strip().splitlines() or [""])[-1].strip("= ") if code is not None else \
+        f"stopped after {args.tests_timeout} s: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+    record("cuda_tests", out, exit_code=code, summary=summary, workers=workers, wall_s=round(time.perf_counter() - t0),
+           **counts,
+           failures=[name for r, name in results if r in ("FAILED", "ERROR")])
 
 
 PARTS = {"raw": part_raw, "ppo": part_ppo, "brax": part_brax, "gorl": part_gorl, "sharded": part_sharded,
@@ -425,11 +472,18 @@ def main() -> None:
     p.add_argument("--task", default="playground:CheetahRun")
     p.add_argument("--device", default="auto")
     p.add_argument("--iterations", type=int, default=2)
+    p.add_argument("--compile-update", action="store_true",
+                   help="ppo and gorl parts: the trainers with compile_update, as config/paper-gpu.yaml runs "
+                        "them (the ppo part's records: ppo_ROLLOUT_compiled)")
     p.add_argument("--rollouts", nargs="+", default=["scan", "step"], choices=["scan", "step"])
     p.add_argument("--decoder-steps", type=int, default=500,
                    help="gorl part: decoder optimiser steps to time (the release's fit schedule)")
     p.add_argument("--decoder-epochs", type=int, default=3,
                    help="gorl part: decoder epochs to time (v1's fit schedule)")
+    p.add_argument("--test-workers", type=int, default=4,
+                   help="cuda_tests part: pytest-xdist workers where it is installed (0: one process)")
+    p.add_argument("--tests-timeout", type=int, default=270,
+                   help="cuda_tests part: seconds before the tests are stopped and what ran is recorded")
     p.add_argument("--workers", type=int, default=0, help="sharded part: worker processes (default: all cores)")
     p.add_argument("--tiny", action="store_true", help="seconds-long version of every part, to check the script")
     args = p.parse_args()
@@ -453,10 +507,10 @@ def main() -> None:
             record(part, args.out, error=f"{type(e).__name__}: {e}")
         log(f"[{part}] took {time.perf_counter() - t0:.0f} s")
     brax = RESULTS.get("brax", {}).get("env_steps_per_s")
-    for rollout in args.rollouts:
-        ours = RESULTS.get(f"ppo_{rollout}", {}).get("env_steps_per_s")
+    for name in [k for k in RESULTS if k.startswith("ppo_")]:
+        ours = RESULTS[name].get("env_steps_per_s")
         if brax and ours:
-            record(f"ratio_{rollout}", args.out, ours_over_brax=round(ours / brax, 3))
+            record("ratio_" + name[len("ppo_"):], args.out, ours_over_brax=round(ours / brax, 3))
 
 
 if __name__ == "__main__":

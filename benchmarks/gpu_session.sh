@@ -30,13 +30,14 @@ done
 [ ${#parts[@]} -gt 0 ] || parts=(ppo brax compile gorl cuda_tests precision checkpoint raw sharded)
 mkdir -p "$out"
 if [ ! -d /tmp/site/mujoco_playground ]; then
-    extra=()  # the cuda_tests part's pytest, from the bundle's opt/, where the machine has none
-    for m in pytest pluggy iniconfig pygments packaging; do
-        python3 -c "import $m" 2>/dev/null || extra+=(.whl/opt/"$m"-*.whl)
+    extra=()  # the cuda_tests part's pytest (and xdist), from the bundle's opt/, where the machine has none
+    for m in pytest pluggy iniconfig pygments packaging execnet xdist:pytest_xdist; do
+        python3 -c "import ${m%%:*}" 2>/dev/null || extra+=(.whl/opt/"${m##*:}"-*.whl)
     done
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
         .whl/*.whl .whl/opt/jaxopt-*.whl .whl/opt/trimesh-*.whl "${extra[@]}" || exit
 fi
+export GPU_CALL_ID="$(hostname)-$(date -u +%Y%m%dT%H%M%SZ)"  # one per call: the report flags ratios across calls
 export PYTHONPATH=/tmp/site:$PWD MUJOCO_GL=disable XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
 nvidia-smi > "$out/nvidia-smi.txt" 2>&1
 # What the parts import, checked once: playground 0.2.0 imports tqdm, and pillow through brax.io,

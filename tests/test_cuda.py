@@ -202,17 +202,19 @@ def test_teacher_data_through_the_scan_match_the_per_step_loop_on_cuda(tmp_path,
 
 
 @cuda
-@pytest.mark.parametrize("max_grad_norm", [None, 0.5])
-def test_compiled_update_matches_the_eager_one_on_cuda(max_grad_norm, tmp_path):
+@pytest.mark.parametrize("algo, max_grad_norm", [("ppo", None), ("ppo", 0.5), ("fpo", None), ("dppo", None),
+                                                 ("gorl_fm", 0.5)])
+def test_compiled_update_matches_the_eager_one_on_cuda(algo, max_grad_norm, tmp_path):
     """``compile_update`` on CUDA: torch.compile with CUDA graphs (cudagraph trees, a capturable
-    Adam) over PPO updates (smoke) gives the eager step's metrics and parameters to float
-    rounding and draws the same random numbers (CPU and CUDA generators end equal); every graph
-    runs as a CUDA graph (a skip raises with its reason); without and with the global-norm clip
-    (an in-place scaling of the backward graph's gradients). fp32 matmuls on both sides: the
-    comparison is about the compilation, not TF32."""
+    Adam) over updates (smoke) gives the eager step's metrics and parameters to float rounding and
+    draws the same random numbers (CPU and CUDA generators end equal); every graph runs as a CUDA
+    graph (a skip raises with its reason); PPO without and with the global-norm clip (an in-place
+    scaling of the backward graph's gradients), and each other loss config/paper-gpu.yaml compiles
+    (GoRL-FM's encoder with its clip; GoRL-Diffusion's encoder step is the same graph). fp32
+    matmuls on both sides: the comparison is about the compilation, not TF32."""
     import test_compile_update
-    test_compile_update.compare("ppo", tmp_path, "inductor", device="cuda", matmul_precision="fp32",
-                                max_grad_norm=max_grad_norm)
+    over = {} if max_grad_norm is None else {"max_grad_norm": max_grad_norm}
+    test_compile_update.compare(algo, tmp_path, "inductor", device="cuda", matmul_precision="fp32", **over)
 
 
 @cuda

@@ -79,11 +79,25 @@ def test_the_report_reads_each_target_from_the_figures_and_names_what_is_missing
     gorl = {"task": "playground:CheetahRun", "run_minutes_projected": 12.0, "run_encoder_env_steps": 180_000_000,
             "encoder0_iteration_s": 2.0, "encoder_iteration_s": 3.0, "collect_s": 20.0,
             "decoder_full_fit_s_projected": 100.0}
-    figures = {"ppo_scan": ppo, "brax": {"env_steps_per_s": 500_000}, "gorl": gorl,
+    call = {"call": "h-1", "measured_at": "2026-12-04T11:25:00Z"}
+    figures = {"ppo_scan": {**ppo, **call}, "brax": {"env_steps_per_s": 500_000, **call}, "gorl": gorl,
                "cuda_tests": {"exit_code": 1, "summary": "1 failed, 9 passed"}, "compile_CheetahRun": {"error": "boom"}}
-    rows = {target.split(":")[0].split(" <")[0]: (measured, met) for target, measured, met in
+    rows = {target.split(":")[0].split(" <")[0].split(" (")[0]: (measured, met) for target, measured, met in
             _report().targets(figures)}
     assert rows["PPO `paper` on playground"] == ("400,000 vs 500,000: **0.80x**", "milestone only")
+    # a ratio of two calls' figures (two starts of the lent machine, maybe) says so; one whose
+    # records predate the call id says that it cannot tell
+    later = {"call": "h-2", "measured_at": "2026-12-04T12:05:00Z"}
+    two = dict(figures, brax={"env_steps_per_s": 500_000, **later})
+    assert _report().targets(two)[0][1] == ("400,000 vs 500,000: **0.80x** (measured in two calls, at "
+                                            "2026-12-04T11:25:00Z and 2026-12-04T12:05:00Z: not one run's ratio)")
+    assert _report().targets(dict(figures, brax={"env_steps_per_s": 500_000}))[0][1].endswith(
+        "(whether in one call is not recorded)")
+    # the compiled update's figure, what config/paper-gpu.yaml runs, is the one the targets read
+    compiled = {**ppo, **call, "env_steps_per_s": 450_000, "compile_update": True}
+    first = _report().targets(dict(figures, ppo_scan_compiled=compiled))[0]
+    assert "`compile_update: true`" in first[0] and first[1] == "450,000 vs 500,000: **0.90x**"
+    assert "- `ppo_scan`: " in _report().report(dict(figures, ppo_scan_compiled=compiled))
     assert rows["PPO's update"][1] == "yes" and rows["a 180M-step PPO run"][1] == "no"
     # GoRL: 12 min over 180M steps = 4 us per step; PPO: 2 s over 800k = 2.5 us: 1.6x
     assert rows["GoRL-FM's wall time per encoder env step"][0].startswith("**1.60x**")
@@ -93,7 +107,11 @@ def test_the_report_reads_each_target_from_the_figures_and_names_what_is_missing
     row = [r for r in _report().targets(figures) if r[0].startswith("GoRL-FM")][0]
     assert row[1].startswith("**1.20x**") and row[2] == "yes"
     assert rows["checkpointing"] == ("not measured (no `checkpoint` in the JSON)", "-")
-    assert rows["the CUDA tests (tests/test_cuda.py) pass"] == ("1 failed, 9 passed", "no")
+    assert rows["the CUDA tests"] == ("1 failed, 9 passed", "no")
+    stopped = {"exit_code": None, "summary": "stopped after 270 s: 5 passed, 1 failed", "passed": 5, "failed": 1,
+               "skipped": 0, "errors": 0, "failures": ["test_x[ppo]"]}
+    row = [r for r in _report().targets(dict(figures, cuda_tests=stopped)) if r[0].startswith("the CUDA")][0]
+    assert row[1:] == ("stopped after 270 s: 5 passed, 1 failed; failed: test_x[ppo]", "not finished")
     assert "- `compile_CheetahRun`: boom" in _report().report(figures)
     figures["brax"] = {"error": "XlaRuntimeError: out of memory"}
     first = _report().targets(figures)[0]
