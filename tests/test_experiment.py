@@ -137,7 +137,7 @@ def test_runs_carry_resources_and_styles():
     exp = experiment.load(ROOT / "config" / "paper-gpu.yaml", check_tasks=False)
     assert {r.gpu for r in exp.runs} == {1} and {r.device for r in exp.runs} == {"cuda"}
     assert exp.train_args("ppo") == ["--preset", "paper", "--set", "checkpoint_every=auto",
-                                      "--set", "device=cuda"]  # steps: null, the presets
+                                      "--set", "compile_update=true", "--set", "device=cuda"]  # steps: null
     smoke = experiment.load(SMOKE)
     assert {r.gpu for r in smoke.runs} == {0}
     assert smoke.styles == registry.styles(smoke.algorithms)
@@ -156,7 +156,7 @@ def test_runs_per_gpu_shares_each_gpu_and_splits_jax_memory(tmp_path):
            "XLA_PYTHON_CLIENT_PREALLOCATE": "true"}
     assert exp.gpu_env() == env
     assert exp.train_args("ppo") == ["--preset", "paper", "--set", "checkpoint_every=auto",
-                                      "--set", "device=cuda"]  # no run changes
+                                      "--set", "compile_update=true", "--set", "device=cuda"]  # no run changes
     plan = json.loads(cli_here("plan", tmp_path / "gpu4.yaml", "--json").stdout)
     # 200 runs and the 10 humanoid teacher runs they read, all on cuda
     assert (plan["gpu_runs"], plan["runs_per_gpu"], plan["gpu_env"]) == (200 + 10, 4, env)
