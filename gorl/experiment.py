@@ -46,6 +46,10 @@ def run_identity(algorithm: str, task: str, seed: int, preset: str, imports: Ite
             "imports": list(imports), "overrides": dict(overrides), "hyperparameters": dict(hyperparameters)}
 
 
+TEACHER_SHARED = ("device", "compile_update", "checkpoint_every")
+"""The settings of the GoRL runs (``algorithm_overrides.ALGO.set``) that their pipeline-trained
+teachers take too: how a run executes, not what it learns (:meth:`Experiment.teacher_overrides`)."""
+
 KEYS_ADDED = {"compile_update": False}
 """Hyperparameters added after run directories of earlier versions existed, each with the value
 that runs as those versions did: a ``config.yaml`` without the key is the same run as a request
@@ -190,14 +194,31 @@ class Experiment:
         """Do the runs of (algorithm, task) read a teacher the pipeline trains (the `teacher` rule)?"""
         return any(r.teacher for r in self.runs if (r.algorithm, r.task) == (algorithm, task))
 
-    def teacher_device(self) -> str | None:
-        """The device the experiment gives its GoRL runs (``algorithm_overrides.ALGO.set.device``),
-        which their teachers train on too; None: the teacher preset's own."""
+    def teacher_overrides(self) -> dict:
+        """What the teachers take from the experiment's GoRL runs (``algorithm_overrides.ALGO.set``):
+        the settings of how a run executes (:data:`TEACHER_SHARED`: the device, the compiled
+        update, the checkpoint cadence), each from the first GoRL algorithm that sets it; nothing
+        of what it learns. config/paper-gpu.yaml: the teachers train on cuda, compiled, with
+        ``checkpoint_every: auto``, as the GoRL runs that read them."""
+        out = {}
         for a in self.gorl_algorithms():
-            device = self.config["algorithm_overrides"].get(a, {}).get("set", {}).get("device")
-            if device:
-                return str(device)
-        return None
+            for k, v in self.config["algorithm_overrides"].get(a, {}).get("set", {}).items():
+                if k in TEACHER_SHARED and v is not None:
+                    out.setdefault(k, v)
+        return out
+
+    def teacher_device(self) -> str | None:
+        """The device of the teacher runs (the GoRL runs'); None: the teacher preset's own."""
+        device = self.teacher_overrides().get("device")
+        return str(device) if device else None
+
+    def teacher_args(self) -> list[str]:
+        """``gorl-bench train ppo_teacher TASK --seed S`` + these (rules/teacher.smk): the
+        experiment's preset and :meth:`teacher_overrides`."""
+        args = ["--preset", self.config["preset"]]
+        for k, v in sorted(self.teacher_overrides().items()):
+            args += ["--set", f"{k}={_fmt(v)}"]
+        return args
 
     def gpus(self, algorithm: str, task: str) -> int:
         """GPUs of the runs of (algorithm, task): 1 if the resolved ``device`` is cuda, else 0."""
@@ -276,12 +297,12 @@ class Experiment:
             return self._teachers
         from gorl.config import build_config, config_to_dict
 
-        algo, device = registry.get("ppo_teacher"), self.teacher_device()
+        algo, overrides = registry.get("ppo_teacher"), self.teacher_overrides()
         out, hps = [], {}  # a teacher's configuration depends on its task only: resolved once per task
         for task, seed in dict.fromkeys((r.task, r.seed) for r in self.runs if r.teacher):
             if task not in hps:
                 hps[task] = config_to_dict(build_config(algo.config_cls, algo.presets_file, self.config["preset"],
-                                                        task, {"device": device} if device else {}))
+                                                        task, dict(overrides)))
             hp = hps[task]
             d = str(hp.get("device", "cpu"))
             out.append(RunSpec(algo.name, task, seed, self.config["preset"], int(hp["total_steps"]), {}, d,

@@ -144,6 +144,25 @@ def test_runs_carry_resources_and_styles():
     assert smoke.gorl_algorithms() == ["gorl_fm", "gorl_diffusion"]
 
 
+def test_teachers_execute_as_the_gorl_runs_that_read_them_but_learn_their_own_way():
+    """A pipeline-trained teacher takes how its GoRL runs execute (device, compiled update,
+    checkpoint cadence: config/paper-gpu.yaml's cuda, compile_update and checkpoint_every auto),
+    in its command, its plan row and its GPU request; none of what the GoRL runs learn."""
+    exp = experiment.load(ROOT / "config" / "paper-gpu.yaml", check_tasks=False)
+    assert exp.teacher_args() == ["--preset", "paper", "--set", "checkpoint_every=auto",
+                                  "--set", "compile_update=true", "--set", "device=cuda"]
+    teacher = exp.teacher_runs()[0]
+    assert (teacher.device, teacher.gpu) == ("cuda", 1)
+    assert (teacher.hyperparameters["compile_update"], teacher.hyperparameters["checkpoint_every"]) == (True, "auto")
+    cfg = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
+    cfg["algorithm_overrides"] = {"gorl_fm": {"set": {"clip_eps": 0.1, "compile_update": True}},
+                                  "gorl_diffusion": {"set": {"checkpoint_every": 5, "compile_update": False}}}
+    exp = experiment.load(cfg, check_tasks=False)
+    assert exp.teacher_overrides() == {"compile_update": True, "checkpoint_every": 5}  # the first GoRL's wins
+    assert exp.teacher_device() is None and {r.gpu for r in exp.teacher_runs()} == {0}
+    assert exp.teacher_runs()[0].hyperparameters["clip_eps"] != 0.1
+
+
 def test_runs_per_gpu_shares_each_gpu_and_splits_jax_memory(tmp_path):
     """runs_per_gpu: 4 on the GPU config: every run still asks for gpu=1 (Slurm: a whole GPU), the
     plan says how the GPU runs share GPUs, and each job's JAX gets a quarter of its default 75%."""

@@ -23,9 +23,9 @@ rule teacher:
         runtime=1440,
     params:
         algo=TEACHER_ALGO,
-        # the experiment's preset and the GoRL runs' device (config/paper-gpu.yaml: cuda)
-        args=lambda wildcards: ["--preset", config["preset"]]
-        + (["--set", f"device={EXP.teacher_device()}"] if EXP.teacher_device() else []),
+        # the experiment's preset and how its GoRL runs execute (config/paper-gpu.yaml: cuda,
+        # the compiled update, checkpoint_every auto; gorl.experiment.TEACHER_SHARED)
+        args=lambda wildcards: EXP.teacher_args(),
     shell:
         "{PYTHON:q} {TRAIN_PY:q} --status {output.status:q} --log {log:q} --threads {threads}"
         " -- {params.algo} {wildcards.task:q} --seed {wildcards.seed} {params.args:q}"
