@@ -21,7 +21,8 @@ Parts (``--parts``; each prints its figures as it ends and adds them to OUT/gpu_
           torch actions in and torch tensors out (DLPack), compile time apart.
   ppo     PPO ``paper`` preset on playground:CheetahRun: one warm-up iteration (compiles),
           then ``--iterations`` iterations of 983,040 env steps, with the per-phase breakdown
-          (rollout = env + inference, update), and the time a 180M-step run would take; once
+          (rollout = env + inference, update), and the time a 180M-step run would take, without
+          and with its evaluations (two evaluations: the first compiles, the second is timed); once
           per ``--rollouts`` (scan: the rollout as one JAX program; step: one call per env step),
           recorded as ppo_scan / ppo_step (with ``--compile-update``, as config/paper-gpu.yaml
           runs it: ppo_scan_compiled / ppo_step_compiled), with the ratio to the brax part when
@@ -141,13 +142,24 @@ def _ppo(args, out: Path, rollout: str) -> None:
         warm = time.perf_counter() - t0
         b = breakdown(trainer, args.iterations, warmup=0)
         per_iter = b["total"] * trainer.cfg.steps_per_iteration / 1000
+        # An evaluation (eval_episodes envs for one episode, the scan on playground tasks): the
+        # first compiles, the second is timed; a run makes num_evals of them.
+        evals = []
+        for index in range(2):
+            t0 = time.perf_counter()
+            trainer.evaluate(index)
+            sync()
+            evals.append(time.perf_counter() - t0)
+        run_s = PAPER_RUN_STEPS / b["sps"]
         record(f"ppo_{rollout}" + ("_compiled" if args.compile_update else ""), out, task=args.task,
                rollout=rollout, compile_update=bool(args.compile_update), env_steps_per_s=round(b["sps"]),
                iteration_s=round(per_iter, 3), rollout_s=round((b["env"] + b["inference"]) *
                                                               trainer.cfg.steps_per_iteration / 1000, 3),
                update_s=round(b["update"] * trainer.cfg.steps_per_iteration / 1000, 3),
                steps_per_iteration=trainer.cfg.steps_per_iteration, warmup_s=round(warm, 1),
-               paper_run_minutes=round(PAPER_RUN_STEPS / b["sps"] / 60, 1))
+               paper_run_minutes=round(run_s / 60, 1), eval_s=round(evals[1], 3),
+               eval_first_s=round(evals[0], 1), num_evals=trainer.cfg.num_evals,
+               paper_run_minutes_with_evals=round((run_s + trainer.cfg.num_evals * evals[1]) / 60, 1))
 
 
 def part_compile(args, out: Path) -> None:

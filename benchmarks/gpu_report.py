@@ -72,8 +72,12 @@ def targets(figures: dict) -> list[tuple[str, str, str]]:
         rows.append((f"PPO's update <= {MAX_UPDATE_S} s per iteration", f"{ppo['update_s']:.3f} s "
                      f"(iteration {ppo['iteration_s']:.3f} s, rollout {ppo['rollout_s']:.3f} s)",
                      "yes" if ppo["update_s"] <= MAX_UPDATE_S else "no"))
+        with_evals = ppo.get("paper_run_minutes_with_evals")
+        evals = "" if with_evals is None else \
+            f"; {with_evals} min with its {ppo['num_evals']} evaluations of {ppo['eval_s']:.2f} s"
         rows.append((f"a 180M-step PPO run < {MAX_RUN_MINUTES:g} min", f"{ppo['paper_run_minutes']} min "
-                     "(evaluations apart)", "yes" if ppo["paper_run_minutes"] < MAX_RUN_MINUTES else "no"))
+                     f"(evaluations apart{evals})",  # a run evaluates: the figure with them decides, where measured
+                     "yes" if (with_evals or ppo["paper_run_minutes"]) < MAX_RUN_MINUTES else "no"))
     else:
         rows += [(f"PPO's update <= {MAX_UPDATE_S} s per iteration", why_ppo, "-"),
                  (f"a 180M-step PPO run < {MAX_RUN_MINUTES:g} min", why_ppo, "-")]

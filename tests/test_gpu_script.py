@@ -99,6 +99,11 @@ def test_the_report_reads_each_target_from_the_figures_and_names_what_is_missing
     assert "`compile_update: true`" in first[0] and first[1] == "450,000 vs 500,000: **0.90x**"
     assert "- `ppo_scan`: " in _report().report(dict(figures, ppo_scan_compiled=compiled))
     assert rows["PPO's update"][1] == "yes" and rows["a 180M-step PPO run"][1] == "no"
+    # a run evaluates: where the part timed an evaluation, the run's minutes with them decide
+    quick = {**ppo, **call, "paper_run_minutes": 4.5, "paper_run_minutes_with_evals": 5.6, "eval_s": 2.1,
+             "num_evals": 31}
+    row = [r for r in _report().targets(dict(figures, ppo_scan=quick)) if r[0].startswith("a 180M")][0]
+    assert row[1:] == ("4.5 min (evaluations apart; 5.6 min with its 31 evaluations of 2.10 s)", "no")
     # GoRL: 12 min over 180M steps = 4 us per step; PPO: 2 s over 800k = 2.5 us: 1.6x
     assert rows["GoRL-FM's wall time per encoder env step"][0].startswith("**1.60x**")
     assert rows["GoRL-FM's wall time per encoder env step"][1] == "no"
