@@ -325,6 +325,8 @@ def part_gorl(args, out: Path) -> None:
     unit, full, short = shortened_decoder_fit(args.task, preset, args.decoder_steps, args.decoder_epochs)
     with tempfile.TemporaryDirectory() as tmp:
         compiled = {"compile_update": True} if args.compile_update else {}
+        if args.collect_envs:  # the release collects 64 envs at a time; on a GPU a small batch is latency-bound
+            compiled["collect_envs"] = args.collect_envs
         cfg = build_config(algo.config_cls, algo.presets_file, preset, args.task,
                            {"device": args.device, **compiled, **short})
         cfg.stage_steps = [1, 1]
@@ -496,6 +498,8 @@ def main() -> None:
                    help="cuda_tests part: pytest-xdist workers where it is installed (0: one process)")
     p.add_argument("--tests-timeout", type=int, default=270,
                    help="cuda_tests part: seconds before the tests are stopped and what ran is recorded")
+    p.add_argument("--collect-envs", type=int, default=0,
+                   help="gorl part: envs per batch of the decoder-data collection (default: the preset's, 64)")
     p.add_argument("--workers", type=int, default=0, help="sharded part: worker processes (default: all cores)")
     p.add_argument("--tiny", action="store_true", help="seconds-long version of every part, to check the script")
     args = p.parse_args()
