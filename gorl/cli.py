@@ -399,7 +399,8 @@ def run_summary(run_dir: Path) -> dict:
             "best_return": float(evals["return_mean"].max()) if evals is not None and len(evals) else None,
             "wall_time_s": wall,
             "steps_per_s": steps / wall if steps and wall else None,
-            "peak_rss_mib": memory.get("peak_rss_mib")}
+            "peak_rss_mib": memory.get("peak_rss_mib"),
+            "peak_rss_children_mib": memory.get("peak_rss_children_mib")}  # sharded env workers
 
 
 def cmd_show(args) -> int:

@@ -60,14 +60,16 @@ def provenance(run, wall_time: float) -> dict:
 
 def peak_memory(device) -> dict[str, float | None]:
     """The peak memory of this process, for sizing a cluster job's ``mem_mb`` (of the attempt that
-    finished the run, for a resumed one): resident set size (MiB; children such as sharded env
-    workers not included) and, on CUDA, what torch's allocator held at most (JAX's GPU memory is
-    JAX's own pool, see ``jax_memory``)."""
+    finished the run, for a resumed one): resident set size (MiB), the same summed over its live
+    child processes (sharded env workers, with multiprocessing's resource tracker; 0 without them,
+    None where /proc cannot tell), and, on CUDA, what torch's allocator held at most (JAX's GPU
+    memory is JAX's own pool, see ``jax_memory``). A job needs about the first two together."""
     import torch
     cuda = None
     if str(device).startswith("cuda") and torch.cuda.is_available():
         cuda = round(torch.cuda.max_memory_reserved(torch.device(device)) / 2**20, 1)
-    return {"peak_rss_mib": round(peak_rss_mib(), 1), "peak_cuda_mib": cuda}
+    return {"peak_rss_mib": round(peak_rss_mib(), 1), "peak_rss_children_mib": children_peak_rss_mib(),
+            "peak_cuda_mib": cuda}
 
 
 def peak_rss_mib() -> float:
@@ -75,6 +77,25 @@ def peak_rss_mib() -> float:
     import resource
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
     return rss / (2**20 if sys.platform == "darwin" else 1024)
+
+
+def children_peak_rss_mib() -> float | None:
+    """Sum of the peak resident set sizes (``VmHWM``) of this process's live child processes, MiB;
+    None where /proc does not list a process's children (not Linux)."""
+    from pathlib import Path
+    try:
+        pids = {pid for task in Path(f"/proc/{os.getpid()}/task").iterdir()
+                for pid in (task / "children").read_text().split()}
+    except OSError:
+        return None
+    kib = 0
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:  # ended since it was listed
+            continue
+        kib += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
+    return round(kib / 1024, 1)
 
 
 JAX_MEMORY_ENV = ("XLA_PYTHON_CLIENT_MEM_FRACTION", "XLA_CLIENT_MEM_FRACTION", "XLA_PYTHON_CLIENT_PREALLOCATE",

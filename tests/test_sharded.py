@@ -1,4 +1,6 @@
 """dm_control envs sharded over worker processes (shared-memory buffers): same results as in-process."""
+import json
+
 import numpy as np
 
 from conftest import cli
@@ -35,6 +37,9 @@ def test_a_run_does_not_depend_on_the_worker_count(tmp_path, ppo_smoke_run):
     cli(*PPO_SMOKE, "--set", "env_workers=2", "--out", tmp_path / "b")  # the same run, envs in 2 workers
     strip = lambda p: [line.rsplit(",", 1)[0] for line in p.read_text().splitlines()]  # noqa: E731
     assert strip(ppo_smoke_run / "evals.csv") == strip(tmp_path / "b" / "evals.csv")
+    # the workers' memory is the job's too: provenance counts it (each worker holds dm_control, > 50 MiB)
+    memory = json.loads((tmp_path / "b" / "provenance.json").read_text())["memory"]
+    assert memory["peak_rss_children_mib"] > 100
 
 
 def test_sharded_fixed_initial_states_and_no_time_limit():
