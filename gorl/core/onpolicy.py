@@ -151,6 +151,11 @@ class OnPolicyTrainer:
         rollout ends with no synchronisation); ``sps`` is exact."""
         self.sync_timing = False
         self.matmul_precision = set_matmul_precision(cfg.matmul_precision, self.device)
+        if self.device.type == "cuda" and not cfg.compile_update and not run._eager_cuda_noted:
+            run._eager_cuda_noted = True  # once per run (GoRL makes a trainer per stage)
+            run.log("note: the update runs eagerly on CUDA; --set compile_update=true runs it as CUDA graphs "
+                    "(PPO paper on an H200: 3.5x faster update, 2.3x faster iteration; config/paper-gpu.yaml "
+                    "sets it)")
         try:
             self._scan = jax_rollout.select(cfg.rollout, self.envs, self.agent, run.log)
         except ValueError as e:

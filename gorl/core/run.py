@@ -143,6 +143,8 @@ class Run:
     _pickled_checkpoints: bool = False
     """A trusted resume found checkpoint files holding pickled objects (:meth:`replace_pickled_checkpoints`)."""
     _rate_mark: tuple[int, float] | None = None
+    _eager_cuda_noted: bool = False
+    """The note that the update runs eagerly on CUDA was printed (once per run, not per trainer)."""
 
     # -- the one logger and the sinks ---------------------------------------------------------
     def log(self, msg: str) -> None:
