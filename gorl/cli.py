@@ -385,8 +385,7 @@ def run_summary(run_dir: Path) -> dict:
     prov = rundir.read_provenance(run_dir)
     steps = status.get("env_steps") if status else None
     wall = prov.get("wall_time_s") if status else None
-    rollout = prov.get("rollout") if isinstance(prov.get("rollout"), dict) else {}
-    memory = prov.get("memory") if isinstance(prov.get("memory"), dict) else {}
+    rollout, memory = rundir.provenance_section(prov, "rollout"), rundir.provenance_section(prov, "memory")
     if evals is not None and len(evals):
         steps = steps if steps is not None else int(evals["env_step"].iloc[-1])
         wall = wall if wall is not None else float(evals["wall_time"].iloc[-1])

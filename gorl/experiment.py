@@ -604,7 +604,7 @@ def measured_rates(results: Path | str) -> list[Rate]:
             continue
         if not cfg or st.get("status") != rundir.COMPLETED or seconds <= 0 or steps <= 0:
             continue
-        rollout = prov.get("rollout") if isinstance(prov.get("rollout"), dict) else {}
+        rollout = rundir.provenance_section(prov, "rollout")
         rates.append(Rate(str(cfg.get("algorithm")), str(cfg.get("task")), str(cfg.get("preset")),
                           _device_kind(str(prov.get("device", ""))), rollout.get("used"), rollout.get("setting"),
                           steps / seconds))

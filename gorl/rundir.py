@@ -301,6 +301,13 @@ def read_provenance(run_dir: Path) -> dict:
     return prov if isinstance(prov, dict) else {}
 
 
+def provenance_section(prov: dict, key: str) -> dict:
+    """A mapping of provenance.json (``rollout``, ``memory``, ...), or {} where a run directory
+    from before the key, or a damaged file, has none."""
+    section = prov.get(key)
+    return section if isinstance(section, dict) else {}
+
+
 def read_config(run_dir: Path) -> dict | None:
     p = Path(run_dir) / CONFIG
     if not p.exists():
