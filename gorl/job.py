@@ -12,12 +12,12 @@ import time
 from pathlib import Path
 
 from gorl import experiment, rundir
-from gorl.cli import build_parser
+from gorl.cli import EXIT_BAD_INPUT, EXIT_NO_SPACE, build_parser
 from gorl.errors import BadInput
 
-STOPPED_EXITS = (75, 130, 137, 143)
+STOPPED_EXITS = (EXIT_NO_SPACE, 130, 137, 143)
 """``gorl-bench train`` exit codes of a run stopped from outside with its checkpoint intact: no
-space left (``gorl.cli.EXIT_NO_SPACE``), SIGINT, SIGKILL, SIGTERM (a Slurm time limit)."""
+space left, SIGINT, SIGKILL, SIGTERM (a Slurm time limit)."""
 
 
 def job_outcome(exit_code: int, finished: bool) -> str:
@@ -29,7 +29,7 @@ def job_outcome(exit_code: int, finished: bool) -> str:
     analysis of the others)."""
     if exit_code == 0 and finished:
         return "done"
-    if exit_code == 2:
+    if exit_code == EXIT_BAD_INPUT:
         return "bad_input"
     if exit_code < 0 or exit_code in STOPPED_EXITS:
         return "stopped"
