@@ -324,11 +324,11 @@ def part_gorl(args, out: Path) -> None:
     preset = "smoke" if args.tiny else "paper"
     unit, full, short = shortened_decoder_fit(args.task, preset, args.decoder_steps, args.decoder_epochs)
     with tempfile.TemporaryDirectory() as tmp:
-        compiled = {"compile_update": True} if args.compile_update else {}
+        over = {"compile_update": True} if args.compile_update else {}  # of the whole run, as of this one
         if args.collect_envs:  # the release collects 64 envs at a time; on a GPU a small batch is latency-bound
-            compiled["collect_envs"] = args.collect_envs
+            over["collect_envs"] = args.collect_envs
         cfg = build_config(algo.config_cls, algo.presets_file, preset, args.task,
-                           {"device": args.device, **compiled, **short})
+                           {"device": args.device, **over, **short})
         cfg.stage_steps = [1, 1]
         cfg.total_steps = 2 * cfg.steps_per_iteration
         run = Run(algo="gorl_fm", task=args.task, seed=0, preset=preset, dir=Path(tmp), config={},
@@ -372,7 +372,7 @@ def part_gorl(args, out: Path) -> None:
         # The whole run at the preset's stage budgets, evaluations apart (as the ppo part's figure):
         # stage 0's iterations through decoder 0, the later ones through a fitted decoder, and one
         # collection and full decoder fit per stage boundary.
-        whole = build_config(algo.config_cls, algo.presets_file, preset, args.task, {"device": args.device, **compiled})
+        whole = build_config(algo.config_cls, algo.presets_file, preset, args.task, {"device": args.device, **over})
         iters, spi = whole.stage_iterations(), whole.steps_per_iteration
         iteration_s = {k: b["total"] * spi / 1000 for k, b in encoder.items()}
         fit_s = per * full if full else g.timing["decoder_fit"]

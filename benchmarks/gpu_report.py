@@ -41,6 +41,11 @@ def _part(figures: dict, name: str) -> tuple[dict | None, str]:
     return f, ""
 
 
+def _ppo_part(figures: dict) -> str:
+    """The PPO record the targets read (:data:`PPO_PARTS`)."""
+    return next((name for name in PPO_PARTS if name in figures), PPO_PARTS[-1])
+
+
 def _first(figures: dict, prefix: str) -> str:
     return next((k for k in figures if k.startswith(prefix)), prefix.rstrip("_"))
 
@@ -48,7 +53,7 @@ def _first(figures: dict, prefix: str) -> str:
 def targets(figures: dict) -> list[tuple[str, str, str]]:
     """(target, measured, met) rows; met is 'yes', 'no', 'milestone only' or '-' (not measured)."""
     rows = []
-    name = PPO_PARTS[0] if PPO_PARTS[0] in figures else PPO_PARTS[1]
+    name = _ppo_part(figures)
     ppo, why_ppo = _part(figures, name)
     brax, why_brax = _part(figures, "brax")
     how = " (`compile_update: true`, as config/paper-gpu.yaml runs it)" if name == PPO_PARTS[0] else \
@@ -124,8 +129,7 @@ def targets(figures: dict) -> list[tuple[str, str, str]]:
 
 def others(figures: dict) -> list[str]:
     """One line per other part that ran: its figures as measured."""
-    ppo = PPO_PARTS[0] if PPO_PARTS[0] in figures else PPO_PARTS[1]
-    shown = {ppo, "brax", "gorl", "cuda_tests"} | {k for k in figures if k.startswith("ratio_")}
+    shown = {_ppo_part(figures), "brax", "gorl", "cuda_tests"} | {k for k in figures if k.startswith("ratio_")}
     lines = []
     for name, f in figures.items():
         if name in shown or "error" in f:
