@@ -314,6 +314,19 @@ def shortened_decoder_fit(task: str, preset: str, steps: int, epochs: int) -> tu
     return "epoch", full, {"decoder_max_epochs": min(epochs, full or epochs)}
 
 
+def projected_collection(collect_s: float, batch_s: list[float] | None, cfg, whole) -> dict:
+    """A stage boundary's collection at the preset's episode count (``whole``) from a shortened
+    one (``cfg``): the measured seconds (the first batch compiles the collection's program) plus
+    the batches not run at the later batches' mean. {} where the summary has no batch times."""
+    if not batch_s or cfg.collect_episodes is None:
+        return {}
+    full = -(-whole.collect_episodes // cfg.collect_envs)
+    steady = sum(batch_s[1:]) / (len(batch_s) - 1) if len(batch_s) > 1 else batch_s[0]
+    return dict(collect_episodes=cfg.collect_episodes, collect_episodes_in_preset=whole.collect_episodes,
+                collect_first_batch_s=batch_s[0], collect_batch_s=round(steady, 3),
+                collect_s_projected=round(collect_s + (full - len(batch_s)) * steady, 1))
+
+
 def part_gorl(args, out: Path) -> None:
     from common import breakdown
     from gorl.algorithm.gorl import GoRL
@@ -327,6 +340,9 @@ def part_gorl(args, out: Path) -> None:
         over = {"compile_update": True} if args.compile_update else {}  # of the whole run, as of this one
         if args.collect_envs:  # the release collects 64 envs at a time; on a GPU a small batch is latency-bound
             over["collect_envs"] = args.collect_envs
+        whole = build_config(algo.config_cls, algo.presets_file, preset, args.task, {"device": args.device, **over})
+        if args.collect_episodes and whole.collect_episodes:  # a shortened collection, like the fit
+            short["collect_episodes"] = min(args.collect_episodes, whole.collect_episodes)
         cfg = build_config(algo.config_cls, algo.presets_file, preset, args.task,
                            {"device": args.device, **over, **short})
         cfg.stage_steps = [1, 1]
@@ -354,8 +370,9 @@ def part_gorl(args, out: Path) -> None:
         summary = json.loads((g.stage_dir(0) / rundir.STAGE_DATASET_SUMMARY).read_text())
         done = summary["decoder_steps"] if unit == "step" else summary["decoder_epochs"]  # what the fit ran
         per = g.timing["decoder_fit"] / max(done, 1)
+        collect = projected_collection(g.timing["collect"], summary.get("batch_s"), cfg, whole)
         figures = dict(**progress, collect_s=round(g.timing["collect"], 1), collect_env_steps=g.collection_env_steps,
-                       collect_envs=cfg.collect_envs, decoder_fit_s=round(g.timing["decoder_fit"], 1),
+                       collect_envs=cfg.collect_envs, **collect, decoder_fit_s=round(g.timing["decoder_fit"], 1),
                        decoder_fit_unit=unit, decoder_fit_units_run=done, **{f"s_per_decoder_{unit}": round(per, 4)},
                        decoder_fit_units_in_preset=full,
                        decoder_full_fit_s_projected=round(per * full, 1) if full else None,
@@ -372,12 +389,11 @@ def part_gorl(args, out: Path) -> None:
         # The whole run at the preset's stage budgets, evaluations apart (as the ppo part's figure):
         # stage 0's iterations through decoder 0, the later ones through a fitted decoder, and one
         # collection and full decoder fit per stage boundary.
-        whole = build_config(algo.config_cls, algo.presets_file, preset, args.task, {"device": args.device, **over})
         iters, spi = whole.stage_iterations(), whole.steps_per_iteration
         iteration_s = {k: b["total"] * spi / 1000 for k, b in encoder.items()}
         fit_s = per * full if full else g.timing["decoder_fit"]
         run_s = iters[0] * iteration_s[0] + sum(iters[1:]) * iteration_s[1] + \
-            (len(iters) - 1) * (g.timing["collect"] + fit_s)
+            (len(iters) - 1) * (collect.get("collect_s_projected", g.timing["collect"]) + fit_s)
         record("gorl", out, **figures, steps_per_iteration=spi, stage_iterations=iters,
                encoder_iteration_s=round(iteration_s[1], 3),
                encoder_update_s=round(encoder[1]["update"] * spi / 1000, 3),
@@ -500,6 +516,9 @@ def main() -> None:
                    help="cuda_tests part: seconds before the tests are stopped and what ran is recorded")
     p.add_argument("--collect-envs", type=int, default=0,
                    help="gorl part: envs per batch of the decoder-data collection (default: the preset's, 64)")
+    p.add_argument("--collect-episodes", type=int, default=512,
+                   help="gorl part: episodes to collect and time, projected to the preset's 4,096 from the "
+                        "seconds of each batch (0: the preset's)")
     p.add_argument("--workers", type=int, default=0, help="sharded part: worker processes (default: all cores)")
     p.add_argument("--tiny", action="store_true", help="seconds-long version of every part, to check the script")
     args = p.parse_args()

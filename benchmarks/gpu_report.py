@@ -100,7 +100,8 @@ def targets(figures: dict) -> list[tuple[str, str, str]]:
                              f"{_n(gorl['run_encoder_env_steps'])} encoder steps (encoder iteration "
                              f"{gorl['encoder0_iteration_s']:.3f} s through decoder 0, "
                              f"{gorl['encoder_iteration_s']:.3f} s through a fitted one; per stage boundary "
-                             f"collection {gorl['collect_s']} s + fit {gorl['decoder_full_fit_s_projected']} s)"
+                             f"collection {gorl.get('collect_s_projected', gorl['collect_s'])} s + "
+                             f"fit {gorl['decoder_full_fit_s_projected']} s)"
                              f"{same}", "yes" if ratio <= MAX_GORL_OVER_PPO else "no"))
     else:
         why = gorl and (gorl.get("projection_error") or

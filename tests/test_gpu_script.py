@@ -54,6 +54,19 @@ def test_the_gorl_part_shortens_the_papers_own_decoder_fit(task):
         assert shortened.decoder_max_epochs == 3
 
 
+def test_the_gorl_part_projects_a_shortened_collection_to_the_presets_episodes():
+    """8 batches of 64 envs timed (the first compiles), 64 in the preset: the 56 not run at the
+    later batches' mean, on top of everything measured."""
+    from types import SimpleNamespace as NS
+    project = _script().projected_collection
+    cfg, whole = NS(collect_episodes=512, collect_envs=64), NS(collect_episodes=4096)
+    got = project(30.0, [16.0] + [2.0] * 7, cfg, whole)
+    assert got["collect_s_projected"] == 30.0 + 56 * 2.0 and got["collect_batch_s"] == 2.0
+    assert got["collect_first_batch_s"] == 16.0 and got["collect_episodes_in_preset"] == 4096
+    assert project(30.0, [30.0], NS(collect_episodes=4096, collect_envs=4096), whole)["collect_s_projected"] == 30.0
+    assert project(30.0, None, cfg, whole) == {}  # a summary without batch times (v1's collection)
+
+
 def test_the_parts_that_build_our_trainers_run_in_their_tiny_form(tmp_path):
     env = dict(os.environ, MUJOCO_GL="disable", OMP_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, str(SCRIPT), "--tiny", "--device", "cpu", "--task", "cartpole-balance",
@@ -67,6 +80,7 @@ def test_the_parts_that_build_our_trainers_run_in_their_tiny_form(tmp_path):
     gorl = figures["gorl"]
     assert gorl["decoder_fit_unit"] == "step" and gorl["decoder_fit_units_run"] == gorl["decoder_fit_units_in_preset"]
     assert gorl["collect_env_steps"] > 0 and gorl["s_per_decoder_step"] > 0
+    assert gorl["collect_s_projected"] >= gorl["collect_first_batch_s"] > 0  # smoke: one batch of 2 episodes
     assert gorl["stage_iterations"] and gorl["encoder_iteration_s"] > 0 and gorl["encoder0_iteration_s"] > 0
     assert gorl["run_encoder_env_steps"] == sum(gorl["stage_iterations"]) * gorl["steps_per_iteration"]
     report = _report().report(figures)  # what the GPU session prints from the same JSON

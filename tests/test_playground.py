@@ -442,8 +442,8 @@ def test_release_collection_through_the_scan_matches_the_per_step_loop(switches,
     """The release's decoder data (complete episodes from fresh resets, `collect_envs` at a time,
     the last batch with an env that is not recorded) through one scan per batch: the rows of every
     episode (to 1e-4 over each episode's first 200 steps; see above), its ids, lengths and the
-    number of env steps as step by step, and torch's generator left where the loop leaves it.
-    Bounded (one batch): the targets are the clipped env actions, the latents tanh of the samples."""
+    number of env steps as step by step, and torch's generator left where the loop leaves it; the
+    summary times each batch. Bounded (one batch): the targets are the clipped env actions, the latents tanh of the samples."""
     from gorl import registry
     from gorl.algorithm.gorl import collect_release_data
     from gorl.config import build_config
@@ -467,6 +467,8 @@ def test_release_collection_through_the_scan_matches_the_per_step_loop(switches,
             np.testing.assert_allclose(b[key][rows], a[key][rows], rtol=1e-4, atol=1e-4, err_msg=key)
     for key in ("rows", "env_steps", "episodes_finished", "episode_length_mean"):
         assert a["summary"][key] == b["summary"][key], key
+    for summary in (a["summary"], b["summary"]):  # each batch's seconds (the gorl GPU part projects from them)
+        assert len(summary["batch_s"]) == -(-episodes // 2) and min(summary["batch_s"]) > 0
     if switches:
         assert np.abs(b["action"]).max() == 1.0 and np.abs(b["latent"]).max() < 1.0
 

@@ -222,7 +222,9 @@ def collect_release_data(cfg: GoRLConfig, run: Run, stage: int, encoder: Gaussia
         if getattr(envs, "episode_length", None) else None
     pieces: dict[str, list] = {"obs": [], "action": [], "latent": [], "episode": []}
     returns, lengths, env_steps = [], [], 0
+    batch_s = []  # seconds per batch, each ending with its host copies (the first compiles the scan)
     for first in range(0, n_eps, E):
+        t0 = time.perf_counter()
         m = min(E, n_eps - first)  # the last batch's extra envs run but are not recorded
         obs = envs.reset(seeds[first:first + E])
         active = torch.arange(E, device=run.device) < m
@@ -253,6 +255,7 @@ def collect_release_data(cfg: GoRLConfig, run: Run, stage: int, encoder: Gaussia
         pieces["episode"].append((first + torch.arange(E, device=run.device))[:, None].expand_as(mask)[mask].cpu())
         returns.append(ret[:m].cpu().numpy())
         lengths.append(mask.sum(1)[:m].cpu().numpy())
+        batch_s.append(round(time.perf_counter() - t0, 3))
     envs.close()
     data = {k: torch.cat(v).numpy() for k, v in pieces.items()}
     returns, lengths = np.concatenate(returns), np.concatenate(lengths)
@@ -263,7 +266,7 @@ def collect_release_data(cfg: GoRLConfig, run: Run, stage: int, encoder: Gaussia
     data["summary"] = {"stage": stage, "rows": int(act.shape[0]), "dropped_non_finite": dropped,
                        "env_steps": int(env_steps), "envs": E, "episodes_finished": int(n_eps),
                        "episode_return_mean": float(returns.mean()), "episode_length_mean": float(lengths.mean()),
-                       "collection": cfg.decoder_collection, "collection_seed": seed, "reset_mode": "random",
+                       "batch_s": batch_s, "collection": cfg.decoder_collection, "collection_seed": seed, "reset_mode": "random",
                        "filter": "none", "filter_unit": cfg.decoder_filter_unit,
                        "action_mean": act.mean(0).tolist(), "action_std": act.std(0).tolist(),
                        "action_min": act.min(0).tolist(), "action_max": act.max(0).tolist()}
