@@ -329,7 +329,7 @@ def projected_collection(collect_s: float, batch_s: list[float] | None, cfg, who
 
 def part_gorl(args, out: Path) -> None:
     from common import breakdown
-    from gorl.algorithm.gorl import GoRL
+    from gorl.algorithm.gorl import GoRL, collect_release_data
     from gorl.config import build_config
     from gorl.core.run import Run
     from gorl import registry, rundir
@@ -380,7 +380,8 @@ def part_gorl(args, out: Path) -> None:
         record("gorl", out, **figures)  # kept if what follows (a new program to compile) runs out of time
         g.previous_best = g.best  # what stage 1 starts from (GoRL.train hands it over the same way)
         try:
-            encoder[1] = breakdown(g.make_trainer(1), args.iterations, warmup=1)  # through the fitted decoder 1
+            stage1 = g.make_trainer(1)
+            encoder[1] = breakdown(stage1, args.iterations, warmup=1)  # through the fitted decoder 1
         except Exception as e:  # the stage boundary's figures above still count
             import traceback
             traceback.print_exc()
@@ -394,11 +395,26 @@ def part_gorl(args, out: Path) -> None:
         fit_s = per * full if full else g.timing["decoder_fit"]
         run_s = iters[0] * iteration_s[0] + sum(iters[1:]) * iteration_s[1] + \
             (len(iters) - 1) * (collect.get("collect_s_projected", g.timing["collect"]) + fit_s)
-        record("gorl", out, **figures, steps_per_iteration=spi, stage_iterations=iters,
-               encoder_iteration_s=round(iteration_s[1], 3),
-               encoder_update_s=round(encoder[1]["update"] * spi / 1000, 3),
-               run_s_projected=round(run_s, 1), run_minutes_projected=round(run_s / 60, 1),
-               run_encoder_env_steps=sum(iters) * spi)
+        figures.update(steps_per_iteration=spi, stage_iterations=iters, encoder_iteration_s=round(iteration_s[1], 3),
+                       encoder_update_s=round(encoder[1]["update"] * spi / 1000, 3),
+                       run_s_projected=round(run_s, 1), run_minutes_projected=round(run_s / 60, 1),
+                       run_encoder_env_steps=sum(iters) * spi)
+        record("gorl", out, **figures)
+        # Last, so that it costs the figures above nothing: a stage boundary's collection at the
+        # release's batch (64 envs) and at --collect-compare's, through decoder 1 (what the later
+        # boundaries collect with): two batches each (the first compiles), projected to the preset's
+        # episodes. The data are the same in distribution (episode i from the i-th seeded reset).
+        sizes = sorted({whole.collect_envs, args.collect_compare} - {0})
+        if whole.collect_episodes is None or len(sizes) < 2:
+            return
+        per_envs = {}
+        for E in sizes:
+            scfg = build_config(algo.config_cls, algo.presets_file, preset, args.task,
+                                {"device": args.device, **over, "collect_envs": E, "collect_episodes": 2 * E})
+            batch_s = collect_release_data(scfg.for_stage(1), run, 1, stage1.agent, stage1.normalizer)["summary"]["batch_s"]
+            per_envs[str(E)] = {"batch_s": batch_s,
+                                "boundary_s_projected": round(batch_s[1] * -(-whole.collect_episodes // E), 1)}
+            record("gorl", out, **figures, collection_by_envs=per_envs)
 
 
 def part_sharded(args, out: Path) -> None:
@@ -516,6 +532,9 @@ def main() -> None:
                    help="cuda_tests part: seconds before the tests are stopped and what ran is recorded")
     p.add_argument("--collect-envs", type=int, default=0,
                    help="gorl part: envs per batch of the decoder-data collection (default: the preset's, 64)")
+    p.add_argument("--collect-compare", type=int, default=2048,
+                   help="gorl part, last: a stage boundary's collection timed at this many envs per batch "
+                        "beside the preset's (0: not)")
     p.add_argument("--collect-episodes", type=int, default=512,
                    help="gorl part: episodes to collect and time, projected to the preset's 4,096 from the "
                         "seconds of each batch (0: the preset's)")
@@ -524,6 +543,8 @@ def main() -> None:
     args = p.parse_args()
     if args.tiny and args.task == "playground:CheetahRun":
         args.task = "playground:CartpoleBalance"
+    if args.tiny and args.collect_compare == 2048:
+        args.collect_compare = 4
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     args.out.mkdir(parents=True, exist_ok=True)

@@ -96,6 +96,10 @@ def targets(figures: dict) -> list[tuple[str, str, str]]:
         same = "" if gorl["task"] == ppo["task"] else f" (GoRL on {gorl['task']}, PPO on {ppo['task']})"
         if bool(gorl.get("compile_update")) != bool(ppo.get("compile_update")):
             same += " (one with the compiled update, the other eager)"
+        by_envs = gorl.get("collection_by_envs") or {}
+        if by_envs:  # the part's last phase: a boundary's collection at two batch sizes
+            same += "; a stage boundary's collection with " + ", ".join(
+                f"{int(e):,} envs per batch {f['boundary_s_projected']} s" for e, f in by_envs.items())
         rows.append((target, f"**{ratio:.2f}x**: the GoRL run projected to {gorl['run_minutes_projected']} min for "
                              f"{_n(gorl['run_encoder_env_steps'])} encoder steps (encoder iteration "
                              f"{gorl['encoder0_iteration_s']:.3f} s through decoder 0, "

@@ -80,7 +80,10 @@ def test_the_parts_that_build_our_trainers_run_in_their_tiny_form(tmp_path):
     gorl = figures["gorl"]
     assert gorl["decoder_fit_unit"] == "step" and gorl["decoder_fit_units_run"] == gorl["decoder_fit_units_in_preset"]
     assert gorl["collect_env_steps"] > 0 and gorl["s_per_decoder_step"] > 0
-    assert gorl["collect_s_projected"] >= gorl["collect_first_batch_s"] > 0  # smoke: one batch of 2 episodes
+    # smoke: the preset's one batch of 2 episodes collected whole, nothing projected
+    assert gorl["collect_s_projected"] == gorl["collect_s"] and gorl["collect_first_batch_s"] > 0
+    assert sorted(gorl["collection_by_envs"]) == ["2", "4"]  # the preset's 2 envs and --tiny's 4 compared
+    assert all(len(f["batch_s"]) == 2 for f in gorl["collection_by_envs"].values())
     assert gorl["stage_iterations"] and gorl["encoder_iteration_s"] > 0 and gorl["encoder0_iteration_s"] > 0
     assert gorl["run_encoder_env_steps"] == sum(gorl["stage_iterations"]) * gorl["steps_per_iteration"]
     report = _report().report(figures)  # what the GPU session prints from the same JSON
@@ -125,6 +128,11 @@ def test_the_report_reads_each_target_from_the_figures_and_names_what_is_missing
     figures["gorl"] = {**gorl, "run_s_projected": 540.0}  # 3 us per step: 1.2x
     row = [r for r in _report().targets(figures) if r[0].startswith("GoRL-FM")][0]
     assert row[1].startswith("**1.20x**") and row[2] == "yes"
+    by_envs = {"64": {"batch_s": [20.0, 1.5], "boundary_s_projected": 96.0},
+               "2048": {"batch_s": [25.0, 1.6], "boundary_s_projected": 3.2}}
+    row = [r for r in _report().targets(dict(figures, gorl={**figures["gorl"], "collection_by_envs": by_envs}))
+           if r[0].startswith("GoRL-FM")][0]
+    assert row[1].endswith("collection with 64 envs per batch 96.0 s, 2,048 envs per batch 3.2 s")
     assert rows["checkpointing"] == ("not measured (no `checkpoint` in the JSON)", "-")
     assert rows["the CUDA tests"] == ("1 failed, 9 passed", "no")
     stopped = {"exit_code": None, "summary": "stopped after 270 s: 5 passed, 1 failed", "passed": 5, "failed": 1,
