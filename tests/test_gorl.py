@@ -275,6 +275,44 @@ def test_smoke_run_one_axis_and_artifacts(tmp_path, algo):
     assert cli_here("check-run", out).stdout.strip().endswith(": ok")
 
 
+def test_a_stage_releases_its_trainer_and_envs_before_the_decoder_data_are_collected(tmp_path, monkeypatch):
+    """The stage loop closes each stage's trainer (its envs, its hooks) when the stage ends: with
+    Python's cycle collector off, no trainer of an ended stage is alive when the decoder data are
+    collected or the next stage builds its envs (2048 per trainer in `paper`; a sharded set's
+    worker processes). GoRL's evaluation hooks point back at the trainer, a cycle that otherwise
+    kept it, and its envs, until the collector ran."""
+    import gc
+    import weakref
+
+    from gorl.algorithm.gorl import GoRL
+    made, alive_at = [], []
+    make, refit = GoRL.make_trainer, GoRL.refit_decoder
+
+    def make_trainer(self, k):
+        alive_at.append(("stage", k, [i for i, r in enumerate(made) if r() is not None]))
+        trainer = make(self, k)
+        made.append(weakref.ref(trainer))
+        return trainer
+
+    def refit_decoder(self, k):
+        alive_at.append(("refit", k, [i for i, r in enumerate(made) if r() is not None]))
+        return refit(self, k)
+    monkeypatch.setattr(GoRL, "make_trainer", make_trainer)
+    monkeypatch.setattr(GoRL, "refit_decoder", refit_decoder)
+    # torch imports dynamo at a process's first Adam, inside the first trainer's __init__, and
+    # torch.fx's wrap() leaves a frame cycle that holds that stack (freed by the cycle collector,
+    # which is off below): imported here first, as any earlier test in this process may have
+    import torch._dynamo  # noqa: F401
+    gc.collect()
+    gc.disable()
+    try:
+        cli_here("train", "gorl_fm", "cartpole-balance", "--preset", "smoke", "--steps", "3840", "--seed", "0",
+                 "--quiet", "--set", "stage_steps=[1, 1]", "--set", "num_evals=2", "--out", tmp_path / "run")
+    finally:
+        gc.enable()
+    assert alive_at == [("stage", 0, []), ("refit", 0, []), ("stage", 1, [])]
+
+
 def test_reference_eval_schedule_per_stage(tmp_path):
     """eval_schedule=reference (spec 1.4): each stage evaluates at int(linspace(0, n - 1, k))
     before the update, never at the stage's end, and the best encoder is one of those."""

@@ -514,6 +514,11 @@ class GoRL:
                     if not cfg.fresh_encoder_each_stage:
                         self.carry = {"agent": trainer.agent.state_dict(), "critic": trainer.critic.state_dict(),
                                       "normalizer": trainer.normalizer.state_dict()}
+                # the stage's envs go now, not when the cycle collector finds the trainer: the
+                # collection and the next stage's trainer build their own (2048 of them in `paper`)
+                trainer.close()
+                del trainer
+                if k + 1 < cfg.num_stages:
                     self.refit_decoder(k)
                     self.stage = k + 1
                     warm = cfg.for_stage(k + 1).encoder_init != "fresh"  # then stage k + 1 starts from it

@@ -168,6 +168,19 @@ class OnPolicyTrainer:
         """Global env step (this trainer's iterations plus the offset of earlier stages)."""
         return self.step_offset + self.iteration * self.cfg.steps_per_iteration
 
+    def close(self) -> None:
+        """Release what the trainer holds beyond its modules: its training and evaluation envs (a
+        sharded set's worker processes and shared memory, a dm_control set's physics), the compiled
+        step, and the ``on_evaluate`` hooks, which may point back at the trainer (GoRL's do): a
+        trainer in such a cycle waits for Python's cycle collector, its envs with it, while the next
+        stage collects and builds its own. The agent, critic and normaliser stay usable."""
+        self.envs.close()
+        if self._eval_envs is not None:
+            self._eval_envs.close()
+            self._eval_envs = None
+        self.on_evaluate.clear()
+        self._compiled = None
+
     def state_dict(self) -> dict:
         return {"iteration": self.iteration, "agent": self.agent.state_dict(),
                 "critic": self.critic.state_dict(), "optimizer": self.optimizer.state_dict(),
