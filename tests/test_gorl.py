@@ -292,6 +292,7 @@ def test_a_stage_releases_its_trainer_and_envs_before_the_decoder_data_are_colle
         alive_at.append(("stage", k, [i for i, r in enumerate(made) if r() is not None]))
         trainer = make(self, k)
         made.append(weakref.ref(trainer))
+        made.append(weakref.ref(trainer.envs))
         return trainer
 
     def refit_decoder(self, k):

@@ -63,3 +63,25 @@ def test_sharded_fixed_initial_states_and_no_time_limit():
             assert not sharded.step(zero)[3].any()
     finally:
         sharded.close()
+
+
+def test_a_closed_trainer_stops_its_env_workers_at_once(tmp_path):
+    """OnPolicyTrainer.close() (a GoRL stage's end) stops the worker processes of its training and
+    evaluation envs and drops the envs, even while the trainer itself is still held."""
+    import torch
+
+    from baselines.ppo import make_agent
+    from gorl import registry
+    from gorl.config import build_config
+    from gorl.core.onpolicy import OnPolicyTrainer
+    from gorl.core.run import Run
+    algo = registry.get("ppo")
+    cfg = build_config(algo.config_cls, algo.presets_file, "smoke", "cartpole-balance", {"env_workers": 2})
+    run = Run(algo="ppo", task="cartpole-balance", seed=0, preset="smoke", dir=tmp_path, config={}, quiet=True)
+    torch.manual_seed(0)
+    trainer = OnPolicyTrainer(cfg, run, make_agent(cfg, *run.env_dims()))
+    trainer.evaluate(0)  # builds the evaluation envs: workers of their own
+    procs = [p for envs in (trainer.envs, trainer.eval_envs) for p in envs.host._procs]
+    assert len(procs) == 4 and all(p.is_alive() for p in procs)
+    trainer.close()
+    assert trainer.envs is None and not any(p.is_alive() for p in procs)

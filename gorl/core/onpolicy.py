@@ -173,11 +173,13 @@ class OnPolicyTrainer:
         sharded set's worker processes and shared memory, a dm_control set's physics), the compiled
         step, and the ``on_evaluate`` hooks, which may point back at the trainer (GoRL's do): a
         trainer in such a cycle waits for Python's cycle collector, its envs with it, while the next
-        stage collects and builds its own. The agent, critic and normaliser stay usable."""
-        self.envs.close()
-        if self._eval_envs is not None:
-            self._eval_envs.close()
-            self._eval_envs = None
+        stage collects and builds its own. The envs are dropped as well as closed, so that they go
+        even while something still holds the trainer. The agent, critic and normaliser stay
+        usable; the trainer does not train again."""
+        for envs in (self.envs, self._eval_envs):
+            if envs is not None:
+                envs.close()
+        self.envs = self._eval_envs = self._scan = None
         self.on_evaluate.clear()
         self._compiled = None
 
