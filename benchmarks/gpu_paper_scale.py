@@ -363,6 +363,7 @@ def part_gorl(args, out: Path) -> None:
         encoder = {0: breakdown(trainer, args.iterations, warmup=0)}  # steady (compiled above), through decoder 0
         progress["encoder0_iteration_s"] = round(encoder[0]["total"] * cfg.steps_per_iteration / 1000, 3)
         record("gorl", out, **progress, reached=f"{args.iterations} steady encoder iterations through decoder 0")
+        trainer.close()  # as GoRL.train does at a stage's end
         t_refit = time.perf_counter()
         g.refit_decoder(0)
         sync()
