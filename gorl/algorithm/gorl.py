@@ -257,11 +257,14 @@ def collect_release_data(cfg: GoRLConfig, run: Run, stage: int, encoder: Gaussia
         lengths.append(mask.sum(1)[:m].cpu().numpy())
         batch_s.append(round(time.perf_counter() - t0, 3))
     envs.close()
-    data = {k: torch.cat(v).numpy() for k, v in pieces.items()}
+    # each array's pieces go as it is joined, and rows are copied out only where some are not
+    # finite: the boundary holds the data about once, not three times (4.1M rows in `paper`)
+    data = {k: torch.cat(pieces.pop(k)).numpy() for k in list(pieces)}
     returns, lengths = np.concatenate(returns), np.concatenate(lengths)
     finite = np.isfinite(data["action"]).all(1) & np.isfinite(data["obs"]).all(1)
     dropped = int((~finite).sum())
-    data = {k: v[finite] for k, v in data.items()}
+    if dropped:
+        data = {k: v[finite] for k, v in data.items()}
     act = data["action"]
     data["summary"] = {"stage": stage, "rows": int(act.shape[0]), "dropped_non_finite": dropped,
                        "env_steps": int(env_steps), "envs": E, "episodes_finished": int(n_eps),
