@@ -44,7 +44,7 @@ def trainer(algo: str, tmp_path, name: str, **over) -> OnPolicyTrainer:
     obs_dim, act_dim = run.env_dims()
     if algo.startswith("gorl"):
         from gorl.algorithm.gorl import make_decoder, make_encoder
-        decoder = make_decoder(cfg, obs_dim, act_dim)
+        decoder = make_decoder(cfg, obs_dim, act_dim).to(run.device)  # as GoRL holds it (the encoder does not own it)
         decoder.obs_mean.normal_()
         return OnPolicyTrainer(cfg.stage_config(1), run, make_encoder(cfg, 1, obs_dim, act_dim, decoder))
     agent = spec.make_agent(cfg, obs_dim, act_dim)
