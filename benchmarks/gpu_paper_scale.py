@@ -4,8 +4,9 @@ Runs as-is on a bare Python 3.12 machine with an NVIDIA GPU, torch and CUDA jax,
 offline wheels of the reference bundle (mujoco, mujoco-mjx, playground, brax, ...) are on
 PYTHONPATH. ``benchmarks/gpu_session.sh OUT`` does it all in one call (install, then every part
 in order of what its figures decide; measured on the H200 on 2026-12-04, seconds per part with its
-compilations: ppo 107 (scan and step; 59 scan only), brax 89, compile 76, precision 10, gorl and
-cuda_tests more than 135 and 150 (both stopped there; docs/benchmarks.md, session 23):
+compilations: ppo 107 (scan and step; 59-95 scan only), brax 80-89, compile 76, precision 10,
+cuda_tests 175 (4 workers), gorl over 300 (its last phase, the collection compared at a second
+batch size, stopped there); docs/benchmarks.md, sessions 23 and 24:
 on a machine lent for minutes, run it with a time limit; every part that ends before the limit is
 in OUT/gpu_paper_scale.json. By hand, from the repository root:
 
@@ -405,7 +406,8 @@ def part_gorl(args, out: Path) -> None:
         # release's batch (64 envs) and at --collect-compare's, through decoder 1 (what the later
         # boundaries collect with): two batches each (the first compiles), projected to the preset's
         # episodes. The data are the same in distribution (episode i from the i-th seeded reset).
-        sizes = sorted({whole.collect_envs, args.collect_compare} - {0})
+        # --collect-compare's first: the run's own batch size is timed above already (through decoder 0)
+        sizes = [e for e in dict.fromkeys((args.collect_compare, whole.collect_envs)) if e]
         if whole.collect_episodes is None or len(sizes) < 2:
             return
         per_envs = {}
