@@ -38,6 +38,12 @@ Parts (``--parts``; each prints its figures as it ends and adds them to OUT/gpu_
           steady encoder iterations through decoder 0 and through the fitted decoder 1, and the
           whole run they project to at the preset's stage budgets (``run_minutes_projected``,
           evaluations apart, as the ppo part's figure).
+  fit     GoRL-FM's decoder fit at the preset's size (the release's 50,000 steps in `paper`) on
+          random rows of the task's dimensions: ms per optimiser step eager and compiled
+          (``compile_update``), the compilation, the full fit each projects to.
+  divergence  where the scan and the per-step path part over 1000 steps (the teacher-data check
+          of tests/test_cuda.py), beside the same loop run again, nudged by one float32 ulp per
+          action, and the scan with JAX at TF32.
   sharded dm_control cheetah-run, 2048 envs: one thread vs sharded over the machine's cores.
   precision  what an f32 matmul is on this GPU: JAX at its default precision (the reference
           stack) and torch at fp32 / tf32 / bf16, each as the error against float64.
@@ -54,12 +60,13 @@ Parts (``--parts``; each prints its figures as it ends and adds them to OUT/gpu_
 Run everything:  python3 benchmarks/gpu_paper_scale.py --out $OUT   (then copy the printed
 figures and OUT/gpu_paper_scale.json into docs/benchmarks.md with this command).
 
-``--tiny`` shrinks every part to seconds (CartpoleBalance, a few envs) to check the script
-itself on a CPU.
+``--tiny`` shrinks every part to seconds (CartpoleBalance, a few envs; the fit part compiles
+with 'aot_eager', without inductor's code generation) to check the script itself on a CPU.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -315,6 +322,80 @@ def shortened_decoder_fit(task: str, preset: str, steps: int, epochs: int) -> tu
     return "epoch", full, {"decoder_max_epochs": min(epochs, full or epochs)}
 
 
+def fit_rate(history: list[dict]) -> tuple[float, float]:
+    """(steady seconds per optimiser step, seconds of the first step) of a decoder fit, from its
+    history's ``wall_s`` (seconds since the fit began, at each validation): the first step
+    compiles where the fit is compiled, so the rate is the later steps' (their validations
+    included, as a full fit runs them). The epochs schedule counts an epoch's steps."""
+    steps = [r["step"] if "step" in r else r["steps"] for r in history]
+    first = 1 if "step" in history[0] else 0  # 'steps': validations at step 0 and 1; 'epochs': per epoch
+    if len(history) - first < 2:
+        return history[-1]["wall_s"] / max(steps[-1], 1), history[-1]["wall_s"]
+    start = history[first]
+    first_s = start["wall_s"] - (history[0]["wall_s"] if first else 0.0)
+    return (history[-1]["wall_s"] - start["wall_s"]) / (steps[-1] - steps[first]), first_s
+
+
+def part_fit(args, out: Path) -> None:
+    """GoRL-FM's decoder fit at the preset's size for --task (stage 1's settings: hidden layers,
+    batch, Monte Carlo samples, validation; the release's 50,000 steps in `paper`), eager and
+    compiled (``compile_update``: torch.compile, CUDA graphs on CUDA), on random rows of the
+    task's dimensions (a step's cost depends on the shapes, not the values): ``--decoder-steps``
+    steps each, the steady seconds per step (the first step, which compiles, apart:
+    ``compile_s``), the full fit each projects to, and the last validation's relative difference
+    (float rounding apart, the two fits compute the same)."""
+    import numpy as np
+
+    from gorl import registry
+    from gorl.algorithm.decoder import fit_decoder
+    from gorl.config import build_config
+    from gorl.envs import make_envs
+    from gorl.provenance import set_matmul_precision
+    algo = registry.get("gorl_fm")
+    preset = "smoke" if args.tiny else "paper"
+    cfg = build_config(algo.config_cls, algo.presets_file, preset, args.task, {"device": args.device}).for_stage(1)
+    fit = cfg.decoder_fit_config()
+    if fit.schedule != "steps":
+        raise ValueError(f"the fit part times the release's step schedule; {preset} on {args.task} fits by epochs")
+    full = fit.train_steps
+    envs = make_envs(args.task, [0], "cpu")
+    obs_dim, act_dim = envs.obs_dim, envs.action_dim
+    envs.close()
+    device = torch.device(args.device)
+    precision = set_matmul_precision(cfg.matmul_precision, device)  # as the run's trainer sets it
+    rows = min(fit.max_samples, 20_000 if args.tiny else 1_000_000)
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(rows, obs_dim)).astype(np.float32)
+    acts = rng.normal(size=(rows, act_dim)).astype(np.float32)
+    episode = np.arange(rows) // 1000  # 1000-step episodes, for the release's split by episode
+    fit = dataclasses.replace(fit, train_steps=min(args.decoder_steps, full))
+    figures = dict(task=args.task, preset=preset, device=str(device), matmul_precision=precision,
+                   batch_size=fit.batch_size, mc_samples=fit.mc_samples, hidden=fit.hidden,
+                   eval_interval=fit.eval_interval, steps_timed=fit.train_steps, steps_in_preset=full)
+    last = {}
+    for compiled in (False, True):
+        name = "compiled" if compiled else "eager"
+        try:
+            _, history = fit_decoder("fm", obs, acts, dataclasses.replace(fit, compiled=compiled), 0, device,
+                                     episode=episode, compile_backend="aot_eager" if args.tiny else "inductor")
+        except Exception as e:  # the eager figures still count
+            import traceback
+            traceback.print_exc()
+            figures[f"{name}_error"] = f"{type(e).__name__}: {e}"
+            break
+        sync()
+        per, first = fit_rate(history)
+        last[name] = history[-1]["val_loss"]
+        figures.update({f"{name}_ms_per_step": round(1000 * per, 3), f"{name}_first_step_s": round(first, 1),
+                        f"{name}_full_fit_s_projected": round(per * full, 1)})
+        record("fit", out, **figures)
+    if len(last) == 2:
+        figures["speedup"] = round(figures["eager_ms_per_step"] / figures["compiled_ms_per_step"], 2)
+        figures["compile_s"] = round(figures["compiled_first_step_s"] - figures["compiled_ms_per_step"] / 1000, 1)
+        figures["last_val_loss_rel_diff"] = f"{abs(last['compiled'] - last['eager']) / abs(last['eager']):.1e}"
+        record("fit", out, **figures)
+
+
 def projected_collection(collect_s: float, batch_s: list[float] | None, cfg, whole) -> dict:
     """A stage boundary's collection at the preset's episode count (``whole``) from a shortened
     one (``cfg``): the measured seconds (the first batch compiles the collection's program) plus
@@ -371,11 +452,15 @@ def part_gorl(args, out: Path) -> None:
         t2 = time.perf_counter()
         summary = json.loads((g.stage_dir(0) / rundir.STAGE_DATASET_SUMMARY).read_text())
         done = summary["decoder_steps"] if unit == "step" else summary["decoder_epochs"]  # what the fit ran
-        per = g.timing["decoder_fit"] / max(done, 1)
+        history = rundir.read_csv(g.stage_dir(0), rundir.STAGE_DECODER_FIT).to_dict("records")
+        per_step, first_step = fit_rate(history)
+        # per unit, the first step (compiled: the compilation) apart
+        per = per_step * (1 if unit == "step" else summary["decoder_steps"] / max(done, 1))
         collect = projected_collection(g.timing["collect"], summary.get("batch_s"), cfg, whole)
         figures = dict(**progress, collect_s=round(g.timing["collect"], 1), collect_env_steps=g.collection_env_steps,
                        collect_envs=cfg.collect_envs, **collect, decoder_fit_s=round(g.timing["decoder_fit"], 1),
                        decoder_fit_unit=unit, decoder_fit_units_run=done, **{f"s_per_decoder_{unit}": round(per, 4)},
+                       decoder_first_step_s=round(first_step, 1),
                        decoder_fit_units_in_preset=full,
                        decoder_full_fit_s_projected=round(per * full, 1) if full else None,
                        refit_s=round(t2 - t_refit, 1))
@@ -394,7 +479,7 @@ def part_gorl(args, out: Path) -> None:
         # collection and full decoder fit per stage boundary.
         iters, spi = whole.stage_iterations(), whole.steps_per_iteration
         iteration_s = {k: b["total"] * spi / 1000 for k, b in encoder.items()}
-        fit_s = per * full if full else g.timing["decoder_fit"]
+        fit_s = per * full + first_step if full else g.timing["decoder_fit"]  # each boundary compiles its fit anew
         run_s = iters[0] * iteration_s[0] + sum(iters[1:]) * iteration_s[1] + \
             (len(iters) - 1) * (collect.get("collect_s_projected", g.timing["collect"]) + fit_s)
         figures.update(steps_per_iteration=spi, stage_iterations=iters, encoder_iteration_s=round(iteration_s[1], 3),
@@ -467,6 +552,73 @@ def part_precision(args, out: Path) -> None:
     record("precision", out, jax_backend=jax.default_backend(), **{k: f"{v:.2e}" for k, v in figures.items()})
 
 
+def part_divergence(args, out: Path) -> None:
+    """Where the scan and the per-step path part over 1000 steps (tests/test_cuda.py's two
+    long-horizon comparisons; on an H200 in session 24 the teacher returns differed by up to
+    1.7%, the first 200 steps to within 1e-4). The teacher-data check's episodes
+    (playground:CartpoleBalance, 8 envs, 3 episodes, a small Gaussian teacher, bounded actions)
+    collected by the per-step loop at fp32 (the reference) and by: the same loop again
+    (determinism), the loop with its env actions moved by one float32 ulp each step (a
+    rounding-sized change: how far 1000 steps of this task carry one), the scan at fp32, the scan
+    with JAX at TF32 (whether a TF32 matmul on one side explains the gap). Each: the largest
+    relative difference of the episode returns' mean, min and max to the reference's, and per
+    threshold (1e-5, 1e-3, 1e-1) the first step of an episode whose observation differs by more."""
+    import numpy as np
+
+    from gorl import registry
+    from gorl.algorithm import teacher as tp
+    from gorl.config import build_config
+    from gorl.core.gaussian_policy import GaussianPolicy
+    from gorl.core.normalizer import RunningNormalizer
+    from gorl.core.run import Run
+    from gorl.envs import playground as pg
+    from gorl.provenance import set_matmul_precision
+    dev = torch.device(args.device)
+    task, n = "playground:CartpoleBalance", 8
+    step = pg.PlaygroundEnvs.step
+    ulp = float(np.finfo(np.float32).eps)
+
+    def collect(rollout: str, precision: str, nudge: bool, tmp: Path):
+        set_matmul_precision(precision, dev)
+        signs = np.random.default_rng(0)
+
+        def nudged(self, actions):  # each action times (1 +- one ulp), signs from a fixed stream
+            s = torch.as_tensor(signs.choice([-1.0, 1.0], size=tuple(actions.shape)), dtype=actions.dtype)
+            return step(self, actions * (1 + ulp * s.to(actions.device)))
+        pg.PlaygroundEnvs.step = nudged if nudge else step
+        try:
+            spec = registry.get("gorl_fm")
+            cfg = build_config(spec.config_cls, spec.presets_file, "smoke", task, dict(
+                rollout=rollout, stage_steps=[1, 1], teacher="ppo_teacher", teacher_episodes=3, collect_envs=n,
+                action_semantics="bounded", latent_bounded=True))
+            run = Run(algo="gorl_fm", task=task, seed=0, preset="smoke", dir=tmp, config={}, quiet=True, device=dev)
+            torch.manual_seed(3)
+            agent = GaussianPolicy(5, 1, [8], clip_eps=0.3, entropy_coef=0.0, entropy_tanh_correction=True).to(dev)
+            norm = RunningNormalizer(5, "welford").to(dev)
+            norm.update(torch.randn(64, 5, device=dev) * 2 + 1)
+            obs, _, _, summary = tp.collect_teacher_data(cfg, run, {"agent": agent, "normalizer": norm, "dir": "t",
+                                                                   "env_steps": 7})
+        finally:
+            pg.PlaygroundEnvs.step = step
+        return obs, np.array([summary[f"episode_return_{k}"] for k in ("mean", "min", "max")])
+
+    variants = {"step_again": ("step", "fp32", False), "step_one_ulp": ("step", "fp32", True),
+                "scan_fp32": ("scan", "fp32", False), "scan_jax_tf32": ("scan", "tf32", False)}
+    figures = dict(task=task, envs=n, episodes=3, device=str(dev))
+    with tempfile.TemporaryDirectory() as tmp:
+        ref_obs, ref_ret = collect("step", "fp32", False, Path(tmp) / "ref")
+        figures["returns_mean_min_max"] = [round(float(r), 3) for r in ref_ret]
+        for name, (rollout, precision, nudge) in variants.items():
+            obs, ret = collect(rollout, precision, nudge, Path(tmp) / name)
+            gap = np.abs(obs - ref_obs).max(-1).reshape(3, -1)  # (episode, step)
+            first = {f"{th:g}": min((int(np.argmax(g > th)) for g in gap if (g > th).any()), default=None)
+                     for th in (1e-5, 1e-3, 1e-1)}
+            figures[name] = {"return_rel_diff": float(f"{(np.abs(ret - ref_ret) / np.abs(ref_ret)).max():.2e}"),
+                             "first_step_obs_differs_by": first}
+            record("divergence", out, **figures)
+    set_matmul_precision("auto", dev)
+
+
 def part_cuda_tests(args, out: Path) -> None:
     """tests/test_cuda.py, verbose, its output streamed to OUT/cuda_tests.log as it runs; over
     pytest-xdist's workers where it is installed (``--test-workers``; the GPU is shared, each
@@ -511,7 +663,7 @@ def part_cuda_tests(args, out: Path) -> None:
 
 PARTS = {"raw": part_raw, "ppo": part_ppo, "brax": part_brax, "gorl": part_gorl, "sharded": part_sharded,
          "precision": part_precision, "cuda_tests": part_cuda_tests, "checkpoint": part_checkpoint,
-         "compile": part_compile}
+         "compile": part_compile, "fit": part_fit, "divergence": part_divergence}
 
 
 def main() -> None:

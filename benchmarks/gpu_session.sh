@@ -27,7 +27,7 @@ parts=() opts=()
 for a in "$@"; do
     if [ ${#opts[@]} -gt 0 ] || [[ $a == -* ]]; then opts+=("$a"); else parts+=("$a"); fi
 done
-[ ${#parts[@]} -gt 0 ] || parts=(ppo brax compile gorl cuda_tests precision checkpoint raw sharded)
+[ ${#parts[@]} -gt 0 ] || parts=(ppo brax compile fit gorl cuda_tests divergence precision checkpoint raw sharded)
 mkdir -p "$out"
 if [ ! -d /tmp/site/mujoco_playground ]; then
     extra=()  # the cuda_tests part's pytest (and xdist), from the bundle's opt/, where the machine has none

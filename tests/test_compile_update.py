@@ -126,3 +126,52 @@ def test_resume_after_kill_is_exact_with_compile_update(tmp_path):
     import pandas as pd
     losses = [pd.read_csv(d / "metrics.csv").drop(columns=["sps", "rollout_s", "update_s"]) for d in (ref, killed)]
     pd.testing.assert_frame_equal(*losses, check_exact=True)  # every update's metrics, bit for bit
+
+
+def compare_fits(kind: str, backend: str, device: str = "cpu") -> None:
+    """GoRL's decoder fit (the release's step schedule) eager and with ``compiled`` (what
+    ``compile_update`` sets) from the same seed: the same validations to float rounding, the same
+    kept parameters, no recompilation from one step to the next and no graph break but backward's
+    and the optimizer's. Diffusion with the pairwise loss (the sampler inside the loss)."""
+    import dataclasses
+
+    import numpy as np
+
+    from gorl.algorithm.config import DecoderFitConfig
+    from gorl.algorithm.decoder import fit_decoder
+    rng = np.random.default_rng(0)
+    obs, acts = rng.normal(size=(900, 5)).astype(np.float32), rng.normal(size=(900, 3)).astype(np.float32)
+    cfg = DecoderFitConfig(hidden=[32, 32], steps=4, learning_rate=1e-3, batch_size=64, max_epochs=None,
+                           patience=None, mc_samples=4, max_samples=10**6, val_fraction=0.1, max_val_batches=2,
+                           schedule="steps", train_steps=30, eval_interval=10, split="episode", target_clip=3.0,
+                           diffusion_form="release" if kind == "diffusion" else "v1",
+                           pairwise_weight=1e-3 if kind == "diffusion" else 0.0)
+    data = {"episode": np.repeat(np.arange(9), 100), "latent": rng.normal(size=(900, 3)).astype(np.float32)}
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    fits = []
+    for compiled in (False, True):
+        with torch._dynamo.config.patch(error_on_recompile=True), \
+                torch._inductor.config.patch({"triton.cudagraph_or_error": True}):
+            fits.append(fit_decoder(kind, obs, acts, dataclasses.replace(cfg, compiled=compiled), 3,
+                                    torch.device(device), compile_backend=backend, **data))
+    (eager, h_eager), (comp, h_comp) = fits
+    assert [r["step"] for r in h_comp] == [r["step"] for r in h_eager] == [0, 1, 10, 20, 30]
+    for a, b in zip(h_eager, h_comp):
+        for k in ("train_loss", "val_loss", "val_endpoint_mse"):
+            assert b[k] == pytest.approx(a[k], **METRIC_TOL), (a["step"], k)
+    for (name, p), q in zip(eager.state_dict().items(), comp.state_dict().values()):
+        torch.testing.assert_close(q, p, rtol=0, atol=PARAM_ATOL, msg=lambda m: f"{name}: {m}")
+    breaks = torch._dynamo.utils.counters["graph_break"]
+    assert not [r for r in breaks if "backward" not in r and "graph_break()" not in r], breaks
+
+
+@pytest.mark.parametrize("kind", ["fm", "diffusion"])
+def test_compiled_decoder_fit_matches_the_eager_one(kind):
+    """The decoder fit's step, graphs by aot_eager (tests/test_cuda.py: inductor with CUDA graphs)."""
+    compare_fits(kind, "aot_eager")
+
+
+@pytest.mark.slow
+def test_inductor_decoder_fit_matches_the_eager_one():
+    compare_fits("fm", "inductor")

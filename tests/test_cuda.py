@@ -6,7 +6,8 @@ is skipped without it (benchmarks/gpu_paper_scale.py runs this file on a GPU mac
 - the checkpoint holds every generator's state (CUDA's included: rollout noise and minibatch
   permutations are drawn there on a GPU), so a resume is exact on CUDA too;
 - ``cuda:k``: JAX runs on the same device as torch (tests/test_playground.py checks the choice);
-- ``compile_update``: the minibatch step as CUDA graphs computes what the eager step does.
+- ``compile_update``: the minibatch step and the decoder fit's step as CUDA graphs compute what
+  the eager steps do.
 """
 import json
 
@@ -228,3 +229,20 @@ def test_the_release_fit_draws_the_same_rows_ahead_on_cuda(val_redraw):
     (h1, p1), (h2, p2) = fit_steps_both_ways(torch.device("cuda"), val_redraw)
     assert h1 == h2
     assert all(torch.equal(a, b) for a, b in zip(p1, p2))
+
+
+@cuda
+@pytest.mark.parametrize("kind", ["fm", "diffusion"])
+def test_compiled_decoder_fit_matches_the_eager_one_on_cuda(kind):
+    """``compile_update``'s decoder fit on CUDA: the step as CUDA graphs (a skip raises, with its
+    reason) gives the eager fit's validations and parameters to float rounding; fp32 matmuls on
+    both sides (the comparison is about the compilation, not TF32)."""
+    import test_compile_update
+    from gorl.provenance import set_matmul_precision
+    before = torch.get_float32_matmul_precision(), torch.backends.cuda.matmul.allow_tf32
+    set_matmul_precision("fp32", "cuda")
+    try:
+        test_compile_update.compare_fits(kind, "inductor", device="cuda")
+    finally:
+        torch.set_float32_matmul_precision(before[0])
+        torch.backends.cuda.matmul.allow_tf32 = before[1]

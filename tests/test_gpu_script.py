@@ -67,14 +67,26 @@ def test_the_gorl_part_projects_a_shortened_collection_to_the_presets_episodes()
     assert project(30.0, None, cfg, whole) == {}  # a summary without batch times (v1's collection)
 
 
+def test_a_fit_is_timed_from_its_validations():
+    """The steady seconds per step come from the fit's history (``wall_s`` at each validation)
+    after step 1, whose seconds (the compilation, where compiled) are reported apart."""
+    rate = _script().fit_rate
+    rows = [{"step": 0, "wall_s": 0.5}, {"step": 1, "wall_s": 30.5}, {"step": 100, "wall_s": 31.49},
+            {"step": 200, "wall_s": 32.49}]
+    per, first = rate(rows)
+    assert per == pytest.approx(0.01) and first == pytest.approx(30.0)
+    epochs = [{"epoch": 0, "steps": 50, "wall_s": 5.0}, {"epoch": 1, "steps": 100, "wall_s": 6.0}]
+    assert rate(epochs) == (pytest.approx(0.02), 5.0)
+
+
 def test_the_parts_that_build_our_trainers_run_in_their_tiny_form(tmp_path):
     env = dict(os.environ, MUJOCO_GL="disable", OMP_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, str(SCRIPT), "--tiny", "--device", "cpu", "--task", "cartpole-balance",
-                           "--parts", "gorl", "checkpoint", "sharded", "--out", str(tmp_path)],
+                           "--parts", "gorl", "checkpoint", "sharded", "fit", "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     figures = json.loads((tmp_path / "gpu_paper_scale.json").read_text())
-    assert sorted(figures) == ["checkpoint_cartpole-balance", "gorl", "sharded"], figures
+    assert sorted(figures) == ["checkpoint_cartpole-balance", "fit", "gorl", "sharded"], figures
     errors = {part: f["error"] for part, f in figures.items() if "error" in f}
     assert not errors, errors
     gorl = figures["gorl"]
@@ -86,6 +98,9 @@ def test_the_parts_that_build_our_trainers_run_in_their_tiny_form(tmp_path):
     assert all(len(f["batch_s"]) == 2 for f in gorl["collection_by_envs"].values())
     assert gorl["stage_iterations"] and gorl["encoder_iteration_s"] > 0 and gorl["encoder0_iteration_s"] > 0
     assert gorl["run_encoder_env_steps"] == sum(gorl["stage_iterations"]) * gorl["steps_per_iteration"]
+    fit = figures["fit"]  # the smoke preset's 20 steps, eager and compiled
+    assert fit["steps_timed"] == fit["steps_in_preset"] and fit["eager_ms_per_step"] > 0
+    assert fit["compiled_ms_per_step"] > 0 and fit["speedup"] > 0 and float(fit["last_val_loss_rel_diff"]) < 1e-4
     report = _report().report(figures)  # what the GPU session prints from the same JSON
     assert "`ppo_scan` in the JSON" in report and "`sharded`:" in report and "failed" not in report
 

@@ -68,6 +68,10 @@ class DecoderFitConfig:
     """'steps': draw the validation batches and their noise anew at every validation, and the
     endpoint rows one at random per equal interval (the release's FishSwim FM,
     ``rng_schedule = legacy_interleaved``), instead of fixed batches and evenly spaced rows."""
+    compiled: bool = False
+    """The optimiser step (loss, backward, Adam) through torch.compile, CUDA graphs on CUDA
+    (``compile_update``, :mod:`gorl.core.compiled`): the same random numbers, results equal up
+    to float rounding."""
 
 
 PRESETS = Path(__file__).parent.parent / "presets" / "gorl_fm.yaml"
@@ -303,7 +307,8 @@ class GoRLConfig(OnPolicyConfig):
                                 checkpoint_metric=self.decoder_checkpoint_metric, split=self.decoder_split,
                                 target_clip=self.decoder_target_clip, zero_init_last=self.decoder_zero_init_last,
                                 output_scale=self.decoder_output_scale, diffusion_form=self.diffusion_form,
-                                pairwise_weight=self.decoder_pairwise_weight, val_redraw=self.decoder_val_redraw)
+                                pairwise_weight=self.decoder_pairwise_weight, val_redraw=self.decoder_val_redraw,
+                                compiled=self.compile_update)
 
     def collection_seed(self, seed: int, k: int) -> int:
         """Seed of stage k's decoder-data collection (``seed_scheme``)."""

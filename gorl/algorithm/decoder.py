@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from gorl.core import compiled
 from gorl.algorithm.config import DECODER_KINDS, DIFFUSION_FORMS, IDENTITY_KINDS, DecoderFitConfig
 from gorl.generative import (ConditionalMLP, cfm_loss, cosine_alpha_bar, ddim_sample, ddim_sample_zero_network,
                              delta_ddim_sample, eps_delta_loss, eps_prediction_loss, euler_sample, linear_alpha_bar)
@@ -165,14 +166,16 @@ def split_rows(n: int, val_fraction: float, gen: torch.Generator, episode: np.nd
 def fit_decoder(kind: str, obs: np.ndarray, actions: np.ndarray, cfg: DecoderFitConfig, seed: int,
                 device: torch.device, episode: np.ndarray | None = None,
                 latent: np.ndarray | None = None, init: Decoder | None = None, obs_stats: str = "fit",
-                prior_rows: int = 0) -> tuple[Decoder, list[dict]]:
+                prior_rows: int = 0, compile_backend: str = "inductor") -> tuple[Decoder, list[dict]]:
     """Train a fresh decoder on (obs, pre-action) rows (spec 6.4 / 6.5).
 
     Subsample to ``max_samples`` rows, clip the targets (``target_clip``), split (``split``;
     ``episode``: each row's episode id), frozen observation statistics from the training split,
     Adam, then ``cfg.schedule`` (see :class:`DecoderFitConfig`); keep the parameters with the
     lowest ``checkpoint_metric``. ``latent``: each row's stored z (``pairwise_weight``).
-    Deterministic given ``seed``. Returns (decoder, history: one row per validation).
+    Deterministic given ``seed``. Returns (decoder, history: one row per validation, with the
+    fit's seconds so far, ``wall_s``). ``cfg.compiled``: the optimiser step compiled by
+    ``compile_backend`` (tests: 'aot_eager').
 
     ``init`` (a warm fit, spec 14): start from a copy of that decoder's network; its statistics
     are kept (``obs_stats`` 'frozen'), pooled with the training split's as if over
@@ -219,7 +222,7 @@ def fit_decoder(kind: str, obs: np.ndarray, actions: np.ndarray, cfg: DecoderFit
     params = list(dec.net.parameters())
     for p in params:
         p.requires_grad_(True)
-    opt = torch.optim.Adam(params, lr=cfg.learning_rate)
+    opt = torch.optim.Adam(params, lr=cfg.learning_rate, **compiled.adam_options(device, cfg.compiled))
     gen_dev = gen if device.type == "cpu" else torch.Generator(device=device).manual_seed(seed)
 
     def batch_loss(o_n: torch.Tensor, a: torch.Tensor, z: torch.Tensor | None, eps, t) -> torch.Tensor:
@@ -228,14 +231,39 @@ def fit_decoder(kind: str, obs: np.ndarray, actions: np.ndarray, cfg: DecoderFit
             loss = loss + cfg.pairwise_weight * (dec.decode_normalized(o_n, z) - a).pow(2).mean()
         return loss
 
+    optimise = train_step(params, opt, batch_loss, device, compile_backend if cfg.compiled else None)
     fit = _fit_steps if cfg.schedule == "steps" else _fit_epochs
-    history = fit(dec, opt, batch_loss, (on_tr, a_tr, z_tr), (on_va, a_va, z_va), cfg, gen, gen_dev, device)
+    history = fit(dec, optimise, batch_loss, (on_tr, a_tr, z_tr), (on_va, a_va, z_va), cfg, gen, gen_dev, device)
     for p in params:
         p.requires_grad_(False)
     return dec, history
 
 
-def _fit_epochs(dec, opt, batch_loss, train, val, cfg: DecoderFitConfig, gen, gen_dev, device) -> list[dict]:
+def train_step(params: list[torch.Tensor], opt: torch.optim.Optimizer, batch_loss, device: torch.device,
+               backend: str | None = None):
+    """The fit's optimiser step ``optimise(o_n, a, z, eps, t) -> loss`` (detached): ``batch_loss``,
+    backward, Adam. ``backend``: compiled by it (:mod:`gorl.core.compiled`; on CUDA the loss lives
+    in the CUDA graph's memory until the next step); None: eager. The rows are gathered before
+    the call: a CUDA graph copies its inputs, and the whole training set would be one."""
+    def step(o_n, a, z, eps, t) -> torch.Tensor:
+        loss = batch_loss(o_n, a, z, eps, t)
+        for p in params:  # zero_grad(set_to_none=True), which torch.compile would not trace
+            p.grad = None
+        loss.backward()
+        opt.step()
+        return loss.detach()
+
+    if backend is None:
+        return step
+    run = compiled.compile_step(step, device, backend)
+
+    def compiled_step(*args) -> torch.Tensor:
+        compiled.step_begin(device, backend)
+        return run(*args)
+    return compiled_step
+
+
+def _fit_epochs(dec, optimise, batch_loss, train, val, cfg: DecoderFitConfig, gen, gen_dev, device) -> list[dict]:
     """v1: epochs of floor(n_train / batch) steps over a fresh permutation, validation on one
     fixed (eps, t) draw per epoch, early stopping after ``patience`` epochs without a better loss."""
     on_tr, a_tr, z_tr = train
@@ -248,17 +276,14 @@ def _fit_epochs(dec, opt, batch_loss, train, val, cfg: DecoderFitConfig, gen, ge
     pick = (lambda z, idx: None if z is None else z[idx])  # noqa: E731
 
     best, best_state, since_best, history = math.inf, None, 0, []
+    t0 = time.perf_counter()
     for epoch in range(cfg.max_epochs):
         order = torch.randperm(n_tr, generator=gen).to(device)
         total = torch.zeros((), dtype=torch.float64, device=device)  # read once per epoch: no sync per step
         for s in range(steps_per_epoch):
             idx = order[s * batch:(s + 1) * batch]
             eps, t = dec.draw_noise(idx.shape[0], cfg.mc_samples, gen_dev)
-            loss = batch_loss(on_tr[idx], a_tr[idx], pick(z_tr, idx), eps, t)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.detach().double()
+            total += optimise(on_tr[idx], a_tr[idx], pick(z_tr, idx), eps, t).double()
         total = float(total)
         with torch.no_grad():
             val = torch.zeros((), dtype=torch.float64, device=device)
@@ -269,7 +294,7 @@ def _fit_epochs(dec, opt, batch_loss, train, val, cfg: DecoderFitConfig, gen, ge
                 val += batch_loss(on_va[sl], a_va[sl], pick(z_va, sl), eps[:m], t[:m]).double()
             val = float(val) / val_batches
         history.append({"epoch": epoch, "steps": (epoch + 1) * steps_per_epoch, "train_loss": total / steps_per_epoch,
-                        "val_loss": val})
+                        "val_loss": val, "wall_s": round(time.perf_counter() - t0, 3)})
         if not (math.isfinite(val) and math.isfinite(total)):
             break
         if val < best:
@@ -284,7 +309,7 @@ def _fit_epochs(dec, opt, batch_loss, train, val, cfg: DecoderFitConfig, gen, ge
     return history
 
 
-def _fit_steps(dec, opt, batch_loss, train, val, cfg: DecoderFitConfig, gen, gen_dev, device,
+def _fit_steps(dec, optimise, batch_loss, train, val, cfg: DecoderFitConfig, gen, gen_dev, device,
                draw_ahead: bool | None = None) -> list[dict]:
     """The release: ``train_steps`` batches of ``batch_size`` rows drawn with replacement;
     validation on ``max_val_batches`` fixed batches (rows drawn with replacement once, one fixed
@@ -298,6 +323,8 @@ def _fit_steps(dec, opt, batch_loss, train, val, cfg: DecoderFitConfig, gen, gen
     n_tr, n_val = on_tr.shape[0], on_va.shape[0]
     n_steps = cfg.train_steps or cfg.max_epochs * max(1, n_tr // min(cfg.batch_size, n_tr))
     pick = (lambda z, idx: None if z is None else z[idx])  # noqa: E731
+    t0 = time.perf_counter()
+
     def draw_val_sets() -> list[tuple]:
         sets = []
         for _ in range(cfg.max_val_batches):
@@ -321,7 +348,8 @@ def _fit_steps(dec, opt, batch_loss, train, val, cfg: DecoderFitConfig, gen, gen
             val_sets = draw_val_sets()
         val = sum(float(batch_loss(on_va[i], a_va[i], pick(z_va, i), eps, t)) for i, eps, t in val_sets)
         end = float((dec.decode_normalized(on_va[end_idx], end_z) - a_va[end_idx]).pow(2).mean())
-        return {"step": step, "train_loss": train_loss, "val_loss": val / len(val_sets), "val_endpoint_mse": end}
+        return {"step": step, "train_loss": train_loss, "val_loss": val / len(val_sets), "val_endpoint_mse": end,
+                "wall_s": round(time.perf_counter() - t0, 3)}
 
     def validated(step: int) -> bool:
         return step == 1 or step % cfg.eval_interval == 0 or step == n_steps
@@ -346,12 +374,9 @@ def _fit_steps(dec, opt, batch_loss, train, val, cfg: DecoderFitConfig, gen, gen
                 rows = iter((chunk.pin_memory() if device.type == "cuda" else chunk).to(device, non_blocking=True))
                 idx = next(rows)
         eps, t = dec.draw_noise(idx.shape[0], cfg.mc_samples, gen_dev)
-        loss = batch_loss(on_tr[idx], a_tr[idx], pick(z_tr, idx), eps, t)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        loss = optimise(on_tr[idx], a_tr[idx], pick(z_tr, idx), eps, t)
         if validated(step):
-            row = evaluate(step, float(loss.detach()))
+            row = evaluate(step, float(loss))
             history.append(row)
             if not all(math.isfinite(row[k]) for k in ("train_loss", "val_loss", "val_endpoint_mse")):
                 break

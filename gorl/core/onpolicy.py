@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from gorl.core import jax_rollout
+from gorl.core import compiled, jax_rollout
 from gorl.core.advantages import brax_gae
 from gorl.core.networks import Critic
 from gorl.core.normalizer import RunningNormalizer
@@ -126,16 +126,8 @@ class OnPolicyTrainer:
         self.normalizer = RunningNormalizer(self.obs_dim, cfg.obs_norm_mode).to(self.device)
         self.critic = Critic(self.obs_dim, cfg.critic_hidden).to(self.device)
         self.params = [*self.agent.parameters(), *self.critic.parameters()]
-        # fused Adam on CUDA (one kernel for all parameters); on a CPU the foreach implementation
-        # (a few list ops instead of ~10 ops per parameter; bit-equal to the default loop there).
-        # compile_update: foreach and capturable on every device (capturable: the step count a
-        # tensor on the parameters' device, which a CUDA graph needs; torch.compile does not trace
-        # the fused implementation and fuses foreach's ops itself), so a CPU compiles the optimizer
-        # code a GPU captures (capturable's device check is skipped while compiling)
-        fast = {"fused": True} if self.device.type == "cuda" else {"foreach": True}
-        if cfg.compile_update:
-            fast = {"foreach": True, "capturable": True}
-        self.optimizer = torch.optim.Adam(self.params, lr=cfg.learning_rate, eps=cfg.adam_eps, **fast)
+        self.optimizer = torch.optim.Adam(self.params, lr=cfg.learning_rate, eps=cfg.adam_eps,
+                                          **compiled.adam_options(self.device, cfg.compile_update))
         self._compiled = None  # compile_update: the compiled minibatch step, made at the first update
         self.iteration = 0
         self.checkpoint_every: int | None = None if cfg.checkpoint_every == AUTO else cfg.checkpoint_every
@@ -305,21 +297,12 @@ class OnPolicyTrainer:
         return vals.float().double(), tuple(info)
 
     def _compiled_step(self):
-        """:meth:`minibatch_step` compiled (``compile_update``), once per trainer: CUDA graphs on
-        CUDA (PyTorch's cudagraph trees, the 'reduce-overhead' mode), the default mode elsewhere.
-        Random ops run as eager ATen ones (inductor's ``fallback_random``), so the compiled step
-        draws the same numbers from torch's generators as the eager one (resumes stay exact)."""
+        """:meth:`minibatch_step` compiled (``compile_update``, :mod:`gorl.core.compiled`), once per
+        trainer: the same random numbers as the eager step, so resumes stay exact."""
         if self._compiled is None:
-            options = None
-            if self.compile_backend == "inductor":
-                options = {"fallback_random": True}
-                if self.device.type == "cuda":
-                    options["triton.cudagraphs"] = True  # what mode="reduce-overhead" sets
-            self._compiled = torch.compile(self.minibatch_step, backend=self.compile_backend, dynamic=False,
-                                           options=options)
-            graphs = " with CUDA graphs" if options and "triton.cudagraphs" in options else ""
-            self.run.log(f"compile_update: the minibatch step runs compiled by torch.compile{graphs}; "
-                         f"the first update compiles it")
+            self._compiled = compiled.compile_step(self.minibatch_step, self.device, self.compile_backend)
+            self.run.log(f"compile_update: the minibatch step runs compiled by "
+                         f"{compiled.describe(self.device, self.compile_backend)}; the first update compiles it")
         return self._compiled
 
     def update(self, batch: dict) -> dict[str, float]:
@@ -346,15 +329,14 @@ class OnPolicyTrainer:
         # were) and read once per iteration: no host synchronisation inside the loop. A
         # non-finite value anywhere makes its sum non-finite, which ends the run as diverged.
         step = self._compiled_step() if cfg.compile_update else self.minibatch_step
-        graphs = cfg.compile_update and self.device.type == "cuda"
         sums: torch.Tensor | None = None
         n_steps = 0
         for _ in range(cfg.num_epochs):
             perm = torch.randperm(M, device=self.device)
             for mb in range(cfg.num_minibatches):
                 idx = perm[mb * cfg.batch_size:(mb + 1) * cfg.batch_size]
-                if graphs:  # a new step for the CUDA graphs: the previous one's outputs may be reused
-                    torch.compiler.cudagraph_mark_step_begin()
+                if cfg.compile_update:  # a new step for the CUDA graphs: the previous one's outputs may be reused
+                    compiled.step_begin(self.device, self.compile_backend)
                 vals, names = step(obs_n[:, idx], boot_obs_n[idx], rdt[:, idx],
                                    {k: v[:, idx] for k, v in stored.items()})
                 # vals may live in a CUDA graph's memory, which the next minibatch's replay

@@ -111,8 +111,9 @@ class OnPolicyConfig:
     compile_update: bool
     """True: each minibatch's step (critic, GAE, policy loss, backward, clip, Adam) runs compiled by
     torch.compile: on CUDA in 'reduce-overhead' mode (CUDA graphs, a capturable Adam), elsewhere in
-    the default mode; the first update of a process compiles (seconds to a minute). False: eager.
-    Same random numbers; results equal up to float rounding (compiled kernels sum in other orders)."""
+    the default mode; the first update of a process compiles (seconds to a minute). GoRL: also
+    each decoder fit's optimiser step (compiled anew per fit). False: eager. Same random numbers;
+    results equal up to float rounding (compiled kernels sum in other orders)."""
 
     @property
     def steps_per_env(self) -> int:

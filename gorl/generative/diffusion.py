@@ -160,10 +160,17 @@ def _delta_constants(net: ConditionalMLP, steps: int, device: torch.device) -> t
 
 def delta_schedule(steps: int) -> tuple[list[float], list[float]]:
     """The times t_k = 1, 1 - 1/T, ..., 1/T of :func:`delta_ddim_sample` and its step sizes c_k
-    (:func:`delta_coefficients`), as Python floats (also the JAX translation's schedule)."""
-    t = torch.arange(steps, 0, -1, dtype=torch.float64) / steps
-    _, c = delta_coefficients(t, steps)
-    return t.tolist(), c.tolist()
+    (:func:`delta_coefficients`'s arithmetic in Python floats: constants to torch.compile, where
+    tensors and ``tolist`` would break the graph; math.sqrt rounds correctly, torch's CPU sqrt at
+    times one float64 ulp apart), also the JAX translation's schedule."""
+    t = [k / steps for k in range(steps, 0, -1)]
+    abar = lambda u: ALPHA_MIN + (ALPHA_MAX - ALPHA_MIN) * (1.0 - u)  # noqa: E731 (linear_alpha_bar_t)
+    c = []
+    for t_k in t:
+        ab_t, ab_n = abar(t_k), abar(max(t_k - 1.0 / steps, 0.0))
+        r = math.sqrt(ab_n / ab_t)
+        c.append(math.sqrt(1.0 - ab_n) - r * math.sqrt(1.0 - ab_t))
+    return t, c
 
 
 def eps_delta_loss(net: ConditionalMLP, obs_norm: torch.Tensor, a: torch.Tensor, eps: torch.Tensor,
