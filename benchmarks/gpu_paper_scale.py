@@ -342,8 +342,8 @@ def part_fit(args, out: Path) -> None:
     compiled (``compile_update``: torch.compile, CUDA graphs on CUDA), on random rows of the
     task's dimensions (a step's cost depends on the shapes, not the values): ``--decoder-steps``
     steps each, the steady seconds per step (the first step, which compiles, apart:
-    ``compile_s``), the full fit each projects to, and the last validation's relative difference
-    (float rounding apart, the two fits compute the same)."""
+    ``compile_s``), the full fit each projects to, the last validation's relative difference
+    (float rounding apart, the two fits compute the same) and, on CUDA, each fit's peak memory."""
     import numpy as np
 
     from gorl import registry
@@ -375,6 +375,8 @@ def part_fit(args, out: Path) -> None:
     last = {}
     for compiled in (False, True):
         name = "compiled" if compiled else "eager"
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
         try:
             _, history = fit_decoder("fm", obs, acts, dataclasses.replace(fit, compiled=compiled), 0, device,
                                      episode=episode, compile_backend="aot_eager" if args.tiny else "inductor")
@@ -388,6 +390,8 @@ def part_fit(args, out: Path) -> None:
         last[name] = history[-1]["val_loss"]
         figures.update({f"{name}_ms_per_step": round(1000 * per, 3), f"{name}_first_step_s": round(first, 1),
                         f"{name}_full_fit_s_projected": round(per * full, 1)})
+        if device.type == "cuda":  # the fit's peak, the rows on the device included (CUDA graphs keep a pool)
+            figures[f"{name}_peak_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20)
         record("fit", out, **figures)
     if len(last) == 2:
         figures["speedup"] = round(figures["eager_ms_per_step"] / figures["compiled_ms_per_step"], 2)

@@ -100,6 +100,10 @@ def targets(figures: dict) -> list[tuple[str, str, str]]:
         if by_envs:  # the part's last phase: a boundary's collection at two batch sizes
             same += "; a stage boundary's collection with " + ", ".join(
                 f"{int(e):,} envs per batch {f['boundary_s_projected']} s" for e, f in by_envs.items())
+        fit = figures.get("fit") or {}
+        if "compiled_full_fit_s_projected" in fit:  # the fit part: the full fit eager and compiled, one process
+            same += (f"; the `fit` part's full fit on {fit['device']}: {fit['eager_full_fit_s_projected']} s eager, "
+                     f"{fit['compiled_full_fit_s_projected']} s compiled")
         rows.append((target, f"**{ratio:.2f}x**: the GoRL run projected to {gorl['run_minutes_projected']} min for "
                              f"{_n(gorl['run_encoder_env_steps'])} encoder steps (encoder iteration "
                              f"{gorl['encoder0_iteration_s']:.3f} s through decoder 0, "

@@ -136,7 +136,8 @@ def set_matmul_precision(value: str | None, device) -> str:
 
 
 def compile_update(setting: bool, device) -> dict:
-    """How the update's minibatch step ran (``compile_update``): eager, or torch.compile's mode."""
+    """How the update's minibatch step (and GoRL's decoder-fit step) ran (``compile_update``): eager, or
+    torch.compile's mode."""
     import torch
     mode = None
     if setting:

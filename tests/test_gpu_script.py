@@ -148,6 +148,10 @@ def test_the_report_reads_each_target_from_the_figures_and_names_what_is_missing
     row = [r for r in _report().targets(dict(figures, gorl={**figures["gorl"], "collection_by_envs": by_envs}))
            if r[0].startswith("GoRL-FM")][0]
     assert row[1].endswith("collection with 64 envs per batch 96.0 s, 2,048 envs per batch 3.2 s")
+    # the fit part's full fit, eager and compiled, beside the gorl part's own projection
+    fit = {"device": "cuda", "eager_full_fit_s_projected": 220.0, "compiled_full_fit_s_projected": 70.0}
+    row = [r for r in _report().targets(dict(figures, fit=fit)) if r[0].startswith("GoRL-FM")][0]
+    assert row[1].endswith("the `fit` part's full fit on cuda: 220.0 s eager, 70.0 s compiled")
     assert rows["checkpointing"] == ("not measured (no `checkpoint` in the JSON)", "-")
     assert rows["the CUDA tests"] == ("1 failed, 9 passed", "no")
     stopped = {"exit_code": None, "summary": "stopped after 270 s: 5 passed, 1 failed", "passed": 5, "failed": 1,

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from gorl.core import compiled
 from gorl.algorithm.config import DECODER_KINDS, DIFFUSION_FORMS, IDENTITY_KINDS, DecoderFitConfig
+from gorl.core import compiled
 from gorl.generative import (ConditionalMLP, cfm_loss, cosine_alpha_bar, ddim_sample, ddim_sample_zero_network,
                              delta_ddim_sample, eps_delta_loss, eps_prediction_loss, euler_sample, linear_alpha_bar)
 
