@@ -349,7 +349,7 @@ def part_fit(args, out: Path) -> None:
     from gorl import registry
     from gorl.algorithm.decoder import fit_decoder
     from gorl.config import build_config
-    from gorl.envs import make_envs
+    from gorl.envs.registry import env_dims
     from gorl.provenance import set_matmul_precision
     algo = registry.get("gorl_fm")
     preset = "smoke" if args.tiny else "paper"
@@ -358,9 +358,7 @@ def part_fit(args, out: Path) -> None:
     if fit.schedule != "steps":
         raise ValueError(f"the fit part times the release's step schedule; {preset} on {args.task} fits by epochs")
     full = fit.train_steps
-    envs = make_envs(args.task, [0], "cpu")
-    obs_dim, act_dim = envs.obs_dim, envs.action_dim
-    envs.close()
+    obs_dim, act_dim = env_dims(args.task)  # nothing stepped or compiled
     device = torch.device(args.device)
     precision = set_matmul_precision(cfg.matmul_precision, device)  # as the run's trainer sets it
     rows = min(fit.max_samples, 20_000 if args.tiny else 1_000_000)
