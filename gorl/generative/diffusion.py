@@ -121,8 +121,10 @@ def ddim_sample_zero_network(xT: torch.Tensor, alpha_bar: torch.Tensor) -> torch
 ALPHA_MIN, ALPHA_MAX = 1e-3, 1.0  # the release's DecoderTrainingConfig defaults (diffusion_alpha_min/max)
 
 
-def linear_alpha_bar_t(t: torch.Tensor, alpha_min: float = ALPHA_MIN, alpha_max: float = ALPHA_MAX) -> torch.Tensor:
-    """abar(t) = alpha_min + (alpha_max - alpha_min) (1 - t), t in [0, 1] (t = 1 is noise)."""
+def linear_alpha_bar_t(t: torch.Tensor | float, alpha_min: float = ALPHA_MIN,
+                       alpha_max: float = ALPHA_MAX) -> torch.Tensor | float:
+    """abar(t) = alpha_min + (alpha_max - alpha_min) (1 - t), t in [0, 1] (t = 1 is noise); a
+    tensor or a Python float."""
     return alpha_min + (alpha_max - alpha_min) * (1.0 - t)
 
 
@@ -164,10 +166,9 @@ def delta_schedule(steps: int) -> tuple[list[float], list[float]]:
     tensors and ``tolist`` would break the graph; math.sqrt rounds correctly, torch's CPU sqrt at
     times one float64 ulp apart), also the JAX translation's schedule."""
     t = [k / steps for k in range(steps, 0, -1)]
-    abar = lambda u: ALPHA_MIN + (ALPHA_MAX - ALPHA_MIN) * (1.0 - u)  # noqa: E731 (linear_alpha_bar_t)
     c = []
     for t_k in t:
-        ab_t, ab_n = abar(t_k), abar(max(t_k - 1.0 / steps, 0.0))
+        ab_t, ab_n = linear_alpha_bar_t(t_k), linear_alpha_bar_t(max(t_k - 1.0 / steps, 0.0))
         r = math.sqrt(ab_n / ab_t)
         c.append(math.sqrt(1.0 - ab_n) - r * math.sqrt(1.0 - ab_t))
     return t, c
