@@ -46,11 +46,11 @@ def run_identity(algorithm: str, task: str, seed: int, preset: str, imports: Ite
             "imports": list(imports), "overrides": dict(overrides), "hyperparameters": dict(hyperparameters)}
 
 
-TEACHER_SHARED = ("device", "compile_update", "checkpoint_every")
+TEACHER_SHARED = ("device", "compile_update", "cuda_graph", "checkpoint_every")
 """The settings of the GoRL runs (``algorithm_overrides.ALGO.set``) that their pipeline-trained
 teachers take too: how a run executes, not what it learns (:meth:`Experiment.teacher_overrides`)."""
 
-KEYS_ADDED = {"compile_update": False}
+KEYS_ADDED = {"compile_update": False, "cuda_graph": "step"}
 """Hyperparameters added after run directories of earlier versions existed, each with the value
 that runs as those versions did: a ``config.yaml`` without the key is the same run as a request
 with that value (so ``train --trust-checkpoint`` can resume such a run)."""

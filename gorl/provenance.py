@@ -51,7 +51,7 @@ def provenance(run, wall_time: float) -> dict:
         # null for a plug-in trainer that has neither
         "rollout": {"setting": (run.config.get("hyperparameters") or {}).get("rollout"), "used": run.rollout},
         "compile_update": compile_update((run.config.get("hyperparameters") or {}).get("compile_update", False),
-                                         run.device),
+                                         run.device, (run.config.get("hyperparameters") or {}).get("cuda_graph")),
         # JAX's GPU memory settings in the run's environment (the pipeline's runs_per_gpu sets them)
         "jax_memory": {k: os.environ[k] for k in JAX_MEMORY_ENV if k in os.environ},
         "memory": peak_memory(run.device),
@@ -135,14 +135,22 @@ def set_matmul_precision(value: str | None, device) -> str:
     return value
 
 
-def compile_update(setting: bool, device) -> dict:
+def compile_update(setting: bool, device, cuda_graph: str | None = None) -> dict:
     """How the update's minibatch step (and GoRL's decoder-fit step) ran (``compile_update``): eager, or
-    torch.compile's mode."""
+    torch.compile's mode; and on CUDA what one CUDA graph of the update held (``cuda_graph``; a
+    failed capture of an epoch is said in the run's log). Null where the run has no such key."""
     import torch
+    cuda = torch.device(device).type == "cuda"
+    epoch = cuda_graph == "epoch"
     mode = None
     if setting:
-        mode = "reduce-overhead (CUDA graphs)" if torch.device(device).type == "cuda" else "default"
-    return {"setting": bool(setting), "torch_compile_mode": mode}
+        mode = "reduce-overhead (CUDA graphs)" if cuda and not epoch else "default"
+    graphs = None
+    if cuda_graph is not None:
+        graphs = "an epoch per graph" if cuda and epoch else \
+            "a minibatch step's graphs" if cuda and setting else "none"
+    return {"setting": bool(setting), "torch_compile_mode": mode,
+            "cuda_graph": {"setting": cuda_graph, "graphs": graphs}}
 
 
 def matmul_precision() -> dict:

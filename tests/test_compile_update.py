@@ -103,6 +103,50 @@ def test_inductor_step_matches_the_eager_one(algo, tmp_path):
     compare(algo, tmp_path, "inductor")
 
 
+def compare_graphs(algo: str, tmp_path, backend: str = "aot_eager", updates: int = 2, **over) -> None:
+    """``cuda_graph: epoch`` against 'step' from the same weights: ``updates`` updates on distinct
+    batches (each later one copied into the epoch's static tensors) from the same torch seed give the
+    same metrics, parameters and generator states: bit for bit off CUDA, where both run the same
+    kernels; to float rounding on CUDA, where the epoch must have been captured (not fallen back)."""
+    torch._dynamo.reset()
+    step = trainer(algo, tmp_path, "step", **over)
+    epoch = trainer(algo, tmp_path, "epoch", cuda_graph="epoch", **over)
+    step.compile_backend = epoch.compile_backend = backend
+    torch.manual_seed(1)
+    batches = [step.collect() for _ in range(updates)]
+    rows, rng = {}, {}
+    for t in (step, epoch):
+        torch.manual_seed(2)
+        rows[t] = [t.update(copy.deepcopy(b)) for b in batches]
+        rng[t] = rng_states()
+    assert all(torch.equal(a, b) for a, b in zip(rng[step], rng[epoch])), "the epoch drew other random numbers"
+    cuda = step.device.type == "cuda"
+    if cuda:
+        assert epoch._captured["run"].captured, "the epoch ran uncaptured (the run's log says why)"
+    assert rows[step][0] != rows[step][1], "the batches should differ"
+    for a, b in zip(rows[step], rows[epoch]):
+        assert a.keys() == b.keys()
+        for k in a:
+            assert b[k] == (pytest.approx(a[k], **METRIC_TOL) if cuda else a[k]), k
+    for p, q in zip(step.params, epoch.params):
+        torch.testing.assert_close(q, p, rtol=0, atol=PARAM_ATOL if cuda else 0)
+
+
+@pytest.mark.parametrize("algo, compile_update", [("ppo", False), ("fpo", False), ("ppo", True)])
+def test_the_epoch_graph_updates_as_the_steps_do(algo, compile_update, tmp_path):
+    """``cuda_graph: epoch`` off CUDA runs the epoch code a GPU captures (its static tensors, the
+    permutation copied in, the sums zeroed per update): PPO, FPO (noise drawn inside the step),
+    and PPO's step compiled (aot_eager)."""
+    compare_graphs(algo, tmp_path, compile_update=compile_update)
+
+
+def test_cuda_graph_is_step_or_epoch():
+    spec = registry.get("ppo")
+    assert build_config(spec.config_cls, spec.presets_file, "smoke", TASK).cuda_graph == "step"
+    with pytest.raises(ConfigError, match="cuda_graph must be one of \\('step', 'epoch'\\), got 'minibatch'"):
+        build_config(spec.config_cls, spec.presets_file, "smoke", TASK, {"cuda_graph": "minibatch"})
+
+
 def test_compile_update_is_a_boolean():
     spec = registry.get("ppo")
     assert build_config(spec.config_cls, spec.presets_file, "smoke", TASK).compile_update is False

@@ -221,6 +221,20 @@ def test_compiled_update_matches_the_eager_one_on_cuda(algo, max_grad_norm, tmp_
 
 
 @cuda
+@pytest.mark.parametrize("algo, compile_update", [("ppo", True), ("ppo", False), ("fpo", True), ("gorl_fm", True)])
+def test_the_epoch_graph_updates_as_the_steps_do_on_cuda(algo, compile_update, tmp_path):
+    """``cuda_graph: epoch`` on CUDA: each epoch captured once as one CUDA graph (the compiled step's
+    kernels, or the eager ones) and replayed over two updates on distinct batches gives what the
+    steps give ('step': cudagraph trees when compiled, eager kernels when not) to float rounding, with
+    the same random numbers (FPO draws noise inside the step); the capture must not fall back. fp32
+    matmuls on both sides."""
+    import test_compile_update
+    over = {"max_grad_norm": 0.5} if algo.startswith("gorl") else {}
+    test_compile_update.compare_graphs(algo, tmp_path, "inductor", device="cuda", matmul_precision="fp32",
+                                       compile_update=compile_update, **over)
+
+
+@cuda
 @pytest.mark.parametrize("val_redraw", [False, True])
 def test_the_release_fit_draws_the_same_rows_ahead_on_cuda(val_redraw):
     """The decoder fit's rows drawn ahead and copied once per validation interval (what a CUDA fit

@@ -42,6 +42,7 @@ NEW_KEYS_V1 = {
     "teacher_warm_start": False, "action_semantics": "pre_tanh", "latent_bounded": False,
     "encoder_handoff": "best", "benchmark_start_steps": 0, "decoder_init": "fresh", "decoder_obs_stats": "fit",
     "compile_update": False,  # issue 20: the compiled minibatch step, off everywhere
+    "cuda_graph": "step",  # issue 20: what one CUDA graph of the update holds (CUDA only)
 }
 
 

@@ -126,9 +126,14 @@ class OnPolicyTrainer:
         self.normalizer = RunningNormalizer(self.obs_dim, cfg.obs_norm_mode).to(self.device)
         self.critic = Critic(self.obs_dim, cfg.critic_hidden).to(self.device)
         self.params = [*self.agent.parameters(), *self.critic.parameters()]
+        self._epoch_graph = cfg.cuda_graph == "epoch"
+        """``cuda_graph: epoch``: each epoch's minibatch steps replay as one captured CUDA graph
+        (:class:`compiled.Captured`, on static copies of the update's data; off CUDA the same code
+        runs uncaptured)."""
         self.optimizer = torch.optim.Adam(self.params, lr=cfg.learning_rate, eps=cfg.adam_eps,
-                                          **compiled.adam_options(self.device, cfg.compile_update))
+                                          **compiled.adam_options(self.device, cfg.compile_update, self._epoch_graph))
         self._compiled = None  # compile_update: the compiled minibatch step, made at the first update
+        self._captured = None  # cuda_graph epoch: the epoch and its static tensors, made at the first update
         self.iteration = 0
         self.checkpoint_every: int | None = None if cfg.checkpoint_every == AUTO else cfg.checkpoint_every
         """Iterations between checkpoints (None: ``auto``, not chosen yet, so every iteration)."""
@@ -173,7 +178,7 @@ class OnPolicyTrainer:
                 envs.close()
         self.envs = self._eval_envs = self._scan = None
         self.on_evaluate.clear()
-        self._compiled = None
+        self._compiled = self._captured = None
 
     def state_dict(self) -> dict:
         return {"iteration": self.iteration, "agent": self.agent.state_dict(),
@@ -187,7 +192,8 @@ class OnPolicyTrainer:
         self.run.env_steps_done = self.step_offset + self.iteration * self.cfg.steps_per_iteration
         self.agent.load_state_dict(st["agent"])
         self.critic.load_state_dict(st["critic"])
-        self.optimizer.load_state_dict(st["optimizer"])
+        self.optimizer.load_state_dict(st["optimizer"])  # new state tensors: a captured epoch captures again
+        self._captured = None
         self.normalizer.load_state_dict(st["normalizer"])
         self.normalizer.to(self.device)
         self.envs.set_state(st["envs"])
@@ -300,10 +306,65 @@ class OnPolicyTrainer:
         """:meth:`minibatch_step` compiled (``compile_update``, :mod:`gorl.core.compiled`), once per
         trainer: the same random numbers as the eager step, so resumes stay exact."""
         if self._compiled is None:
-            self._compiled = compiled.compile_step(self.minibatch_step, self.device, self.compile_backend)
-            self.run.log(f"compile_update: the minibatch step runs compiled by "
-                         f"{compiled.describe(self.device, self.compile_backend)}; the first update compiles it")
+            graphs = not self._epoch_graph  # an epoch graph captures the compiled kernels itself
+            self._compiled = compiled.compile_step(self.minibatch_step, self.device, self.compile_backend, graphs)
+            how = compiled.describe(self.device, self.compile_backend) if graphs else "torch.compile"
+            self.run.log(f"compile_update: the minibatch step runs compiled by {how}; the first update compiles it")
         return self._compiled
+
+    @property
+    def _step_graphs(self) -> bool:
+        """Whether each minibatch step runs as CUDA graphs of its own (cudagraph trees)."""
+        return self.cfg.compile_update and not self._epoch_graph and \
+            compiled.uses_cuda_graphs(self.device, self.compile_backend)
+
+    def _epoch(self, step, data: tuple, perm: torch.Tensor, sums: torch.Tensor | None) -> torch.Tensor:
+        """One epoch: ``num_minibatches`` steps on ``data`` (obs_n, boot_obs_n, rdt, stored) in the
+        order ``perm``; each step's scalars added to ``sums`` in place (None: a copy of the first)."""
+        cfg = self.cfg
+        obs_n, boot_obs_n, rdt, stored = data
+        for mb in range(cfg.num_minibatches):
+            idx = perm[mb * cfg.batch_size:(mb + 1) * cfg.batch_size]
+            if self._step_graphs:  # a new step for the CUDA graphs: the previous one's outputs may be reused
+                compiled.step_begin(self.device, self.compile_backend)
+            vals, self._metric_names = step(obs_n[:, idx], boot_obs_n[idx], rdt[:, idx],
+                                            {k: v[:, idx] for k, v in stored.items()})
+            # vals may live in a CUDA graph's memory, which the next minibatch's replay
+            # overwrites: the sums are a tensor of their own
+            sums = vals.clone() if sums is None else sums.add_(vals)
+        return sums
+
+    def _epochs(self, step, data: tuple) -> torch.Tensor:
+        """The update's ``num_epochs`` epochs, each over a fresh permutation of the segments; returns
+        the summed scalars. ``cuda_graph: epoch``: the data is copied into the captured epoch's
+        static tensors, the permutation drawn outside the graph (the same draws, in the same order,
+        as without it)."""
+        M = data[0].shape[1]
+        if not self._epoch_graph:
+            sums = None
+            for _ in range(self.cfg.num_epochs):
+                sums = self._epoch(step, data, torch.randperm(M, device=self.device), sums)
+            return sums
+        c = self._captured
+        if c is None:
+            # the graph's inputs: tensors of its own (the batch's may be views of the rollout's buffers)
+            static = (*(x.clone() for x in data[:3]), {k: v.clone() for k, v in data[3].items()})
+            c = self._captured = {"data": static, "perm": torch.empty(M, dtype=torch.long, device=self.device),
+                                  "sums": None}
+
+            def epoch() -> None:
+                c["sums"] = self._epoch(step, c["data"], c["perm"], c["sums"])
+            c["run"] = compiled.Captured(epoch, self.device, self.run.log)
+        else:  # into the tensors the graph reads, in place
+            for static, new in zip(c["data"][:3], data[:3]):
+                static.copy_(new)
+            for k, v in data[3].items():
+                c["data"][3][k].copy_(v)
+            c["sums"].zero_()  # 0 + the first step's scalars: those scalars exactly
+        for _ in range(self.cfg.num_epochs):
+            c["perm"].copy_(torch.randperm(M, device=self.device))
+            c["run"]()
+        return c["sums"].clone()
 
     def update(self, batch: dict) -> dict[str, float]:
         cfg = self.cfg
@@ -329,20 +390,8 @@ class OnPolicyTrainer:
         # were) and read once per iteration: no host synchronisation inside the loop. A
         # non-finite value anywhere makes its sum non-finite, which ends the run as diverged.
         step = self._compiled_step() if cfg.compile_update else self.minibatch_step
-        sums: torch.Tensor | None = None
-        n_steps = 0
-        for _ in range(cfg.num_epochs):
-            perm = torch.randperm(M, device=self.device)
-            for mb in range(cfg.num_minibatches):
-                idx = perm[mb * cfg.batch_size:(mb + 1) * cfg.batch_size]
-                if cfg.compile_update:  # a new step for the CUDA graphs: the previous one's outputs may be reused
-                    compiled.step_begin(self.device, self.compile_backend)
-                vals, names = step(obs_n[:, idx], boot_obs_n[idx], rdt[:, idx],
-                                   {k: v[:, idx] for k, v in stored.items()})
-                # vals may live in a CUDA graph's memory, which the next minibatch's replay
-                # overwrites: the sums are tensors of their own (a copy, then new sums)
-                sums = vals.clone() if sums is None else sums + vals
-                n_steps += 1
+        sums = self._epochs(step, (obs_n, boot_obs_n, rdt, stored))
+        names, n_steps = self._metric_names, cfg.num_epochs * cfg.num_minibatches
         params_finite = torch.stack([torch.isfinite(p).all() for p in self.params]).all()
         # the iteration's one host read: the update's sums, the parameters' check and the rollout's
         # metrics (kept in self.rollout_metrics for the metrics row)

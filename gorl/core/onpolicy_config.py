@@ -18,6 +18,8 @@ OBS_NORM_MODES = ("legacy", "welford")
 """Observation statistics (gorl/core/normalizer.py): the reference's 'legacy' or 'welford'."""
 ROLLOUTS = ("auto", "scan", "step")
 """How an iteration's rollout runs (gorl/core/jax_rollout.py)."""
+CUDA_GRAPHS = ("step", "epoch")
+"""What one CUDA graph of the update holds on CUDA (``cuda_graph``; gorl/core/compiled.py)."""
 EVAL_MODES = ("stochastic", "zero_noise")
 """How the flow policies (FPO, DPPO: gorl/generative/policy.py) act at evaluation."""
 
@@ -114,6 +116,12 @@ class OnPolicyConfig:
     the default mode; the first update of a process compiles (seconds to a minute). GoRL: also
     each decoder fit's optimiser step (compiled anew per fit). False: eager. Same random numbers;
     results equal up to float rounding (compiled kernels sum in other orders)."""
+    cuda_graph: str
+    """On CUDA, what one CUDA graph of the update holds. 'step': with ``compile_update``, each
+    minibatch step's compiled graphs (cudagraph trees; eager without it: no graph). 'epoch': an
+    epoch's minibatch steps (``num_minibatches`` of them, compiled or eager) captured once as one
+    graph and replayed, the permutation drawn outside it; the host launches one graph per epoch.
+    Off CUDA both run the same kernels. Same random numbers, same results up to float rounding."""
 
     @property
     def steps_per_env(self) -> int:
@@ -155,6 +163,8 @@ class OnPolicyConfig:
         if (self.batch_size * self.num_minibatches) % self.num_envs:
             raise ConfigError(f"batch_size*num_minibatches ({self.batch_size * self.num_minibatches}) must be a "
                               f"multiple of num_envs ({self.num_envs}) so each env runs whole segments")
+        if self.cuda_graph not in CUDA_GRAPHS:
+            raise ConfigError(f"cuda_graph must be one of {CUDA_GRAPHS}, got {self.cuda_graph!r}")
         if self.rollout not in ROLLOUTS:
             raise ConfigError(f"rollout must be one of {ROLLOUTS}, got {self.rollout!r}")
         if self.env_workers < 0:
