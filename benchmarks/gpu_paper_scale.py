@@ -26,8 +26,9 @@ Parts (``--parts``; each prints its figures as it ends and adds them to OUT/gpu_
           and with its evaluations (two evaluations: the first compiles, the second is timed); once
           per ``--rollouts`` (scan: the rollout as one JAX program; step: one call per env step),
           recorded as ppo_scan / ppo_step (with ``--compile-update``, as config/paper-gpu.yaml
-          runs it: ppo_scan_compiled / ppo_step_compiled), with the ratio to the brax part when
-          both ran in the same process.
+          runs it: ppo_scan_compiled / ppo_step_compiled), and once per ``--cuda-graphs`` (what one
+          CUDA graph of the update holds, ``cuda_graph``; epoch: records ending ``_epoch``), with
+          the ratio to the brax part when both ran in the same process.
   brax    Brax PPO (Playground's ``brax_ppo_config`` for the task, MJX ``impl='jax'``) on the
           same GPU at the same geometry: the steady-state training env steps/s Brax reports.
   gorl    GoRL-FM, one stage boundary at paper geometry: one encoder iteration, then the
@@ -50,7 +51,8 @@ Parts (``--parts``; each prints its figures as it ends and adds them to OUT/gpu_
   cuda_tests tests/test_cuda.py (device placement, RNG states, cuda:k, scan on CUDA) under pytest.
   compile PPO ``paper`` on --task: seconds per update, eager vs ``compile_update: true``
           (torch.compile, CUDA graphs on CUDA), the compilation's seconds, the two first updates'
-          largest relative difference, CUDA-graph skips and graphs compiled after the first update.
+          largest relative difference, CUDA-graph skips and graphs compiled after the first update;
+          then the same with ``cuda_graph: epoch`` (an epoch as one captured graph), compiled and eager.
           A failure here is recorded as this part's error; the other parts still run.
   checkpoint PPO ``paper`` on --task: seconds per iteration vs seconds per checkpoint (the state to
           the host, serialised, written, synced) and the ``checkpoint_every`` that keeps
@@ -127,24 +129,36 @@ def _trainer(algo: str, args, tmp: Path, **overrides):
     return make_trainer(algo, args.task, "smoke" if args.tiny else "paper", tmp, device=args.device, **overrides)
 
 
+def ppo_record(rollout: str, compile_update: bool, cuda_graph: str) -> str:
+    """The ppo part's record name for one configuration: ppo_scan, ppo_scan_compiled, ..._epoch."""
+    return f"ppo_{rollout}" + ("_compiled" if compile_update else "") + ("_epoch" if cuda_graph == "epoch" else "")
+
+
+def _update_settings(args, cuda_graph: str) -> dict:
+    """The trainer overrides of --compile-update and one of --cuda-graphs."""
+    return {**({"compile_update": True} if args.compile_update else {}),
+            **({"cuda_graph": cuda_graph} if cuda_graph != "step" else {})}
+
+
 def part_ppo(args, out: Path) -> None:
     for rollout in args.rollouts:
-        t0 = time.perf_counter()
-        try:
-            _ppo(args, out, rollout)
-        except Exception as e:  # the other rollout's figures still count
-            import traceback
-            traceback.print_exc()
-            record(f"ppo_{rollout}", out, error=f"{type(e).__name__}: {e}")
-        log(f"[ppo_{rollout}] took {time.perf_counter() - t0:.0f} s")
+        for graph in args.cuda_graphs:
+            name = ppo_record(rollout, args.compile_update, graph)
+            t0 = time.perf_counter()
+            try:
+                _ppo(args, out, rollout, graph)
+            except Exception as e:  # the other configurations' figures still count
+                import traceback
+                traceback.print_exc()
+                record(name, out, error=f"{type(e).__name__}: {e}")
+            log(f"[{name}] took {time.perf_counter() - t0:.0f} s")
 
 
-def _ppo(args, out: Path, rollout: str) -> None:
+def _ppo(args, out: Path, rollout: str, graph: str = "step") -> None:
     from common import breakdown
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        extra = {"compile_update": True} if args.compile_update else {}
-        trainer = _trainer("ppo", args, Path(tmp), rollout=rollout, **extra)
+        trainer = _trainer("ppo", args, Path(tmp), rollout=rollout, **_update_settings(args, graph))
         trainer.update(trainer.collect())  # warm-up: compiles the env step for this batch
         sync()
         warm = time.perf_counter() - t0
@@ -159,8 +173,10 @@ def _ppo(args, out: Path, rollout: str) -> None:
             sync()
             evals.append(time.perf_counter() - t0)
         run_s = PAPER_RUN_STEPS / b["sps"]
-        record(f"ppo_{rollout}" + ("_compiled" if args.compile_update else ""), out, task=args.task,
-               rollout=rollout, compile_update=bool(args.compile_update), env_steps_per_s=round(b["sps"]),
+        captured = trainer._captured["run"].captured if trainer._captured else None
+        record(ppo_record(rollout, args.compile_update, graph), out, task=args.task,
+               rollout=rollout, compile_update=bool(args.compile_update), cuda_graph=graph,
+               **({} if captured is None else {"epoch_captured": captured}), env_steps_per_s=round(b["sps"]),
                iteration_s=round(per_iter, 3), rollout_s=round((b["env"] + b["inference"]) *
                                                               trainer.cfg.steps_per_iteration / 1000, 3),
                update_s=round(b["update"] * trainer.cfg.steps_per_iteration / 1000, 3),
@@ -172,46 +188,64 @@ def _ppo(args, out: Path, rollout: str) -> None:
 
 def part_compile(args, out: Path) -> None:
     """PPO ``paper`` (--tiny: smoke) on --task: seconds per update, eager vs ``compile_update``
-    (torch.compile; on CUDA its 'reduce-overhead' mode, CUDA graphs), on one rollout's batch.
-    Both trainers start from the same weights and seed: their first updates are compared
-    (``first_update_max_rel_diff`` over the logged metrics; float rounding apart, they compute the
-    same). ``compile_s``: the compiled trainer's first update (compilation, CUDA-graph recording)
-    less a steady compiled one. Then ``--iterations`` updates each, interleaved, synchronised, median
-    ``update_s``, ``speedup`` = eager / compiled. ``cudagraph_skips``: graphs inductor ran without
-    a CUDA graph (0 expected; TORCH_LOGS=cudagraphs says why); ``graphs_after_first_update``: graphs
-    compiled after the first update (0 expected: no recompilation per minibatch)."""
+    (torch.compile; on CUDA its 'reduce-overhead' mode, CUDA graphs), and each with ``cuda_graph:
+    epoch`` (an epoch's minibatch steps captured as one CUDA graph: ``compiled_epoch``,
+    ``eager_epoch``), on one rollout's batch. Every trainer starts from the same weights and seed:
+    its first update is compared with the eager one's (``*first_update_max_rel_diff`` over the
+    logged metrics; float rounding apart, they compute the same). ``compile_s``: a compiled trainer's
+    first update (compilation, CUDA-graph recording or capture) less a steady one. Then
+    ``--iterations`` updates each, interleaved, synchronised, median ``*update_s``, ``speedup`` =
+    eager / compiled (``*_speedup``: eager / that one). ``cudagraph_skips``: graphs inductor ran
+    without a CUDA graph (0 expected; TORCH_LOGS=cudagraphs says why); ``graphs_after_first_update``:
+    graphs compiled after the first updates (0 expected: no recompilation per minibatch);
+    ``epoch_captured``: whether each epoch variant ran captured (a failed capture falls back, and
+    its trainer's log says why)."""
     import statistics
     from torch._dynamo.utils import counters
+    variants = {"eager": {}, "compiled": {"compile_update": True},
+                "compiled_epoch": {"compile_update": True, "cuda_graph": "epoch"}, "eager_epoch": {"cuda_graph": "epoch"}}
     with tempfile.TemporaryDirectory() as tmp:
-        eager = _trainer("ppo", args, Path(tmp) / "eager")
-        compiled = _trainer("ppo", args, Path(tmp) / "compiled", compile_update=True)
+        trainers = {name: _trainer("ppo", args, Path(tmp) / name, **over) for name, over in variants.items()}
+        eager = trainers["eager"]
         batch = eager.collect()
         sync()
         first, seconds = {}, {}
-        for name, t in (("eager", eager), ("compiled", compiled)):
+        for name, t in trainers.items():
             torch.manual_seed(1)
             t0 = time.perf_counter()
             first[name] = t.update(batch)
             sync()
             seconds[name] = [time.perf_counter() - t0]
         graphs = counters["stats"]["unique_graphs"]
-        for _ in range(args.iterations):  # interleaved: both see the same load
-            for name, t in (("eager", eager), ("compiled", compiled)):
+        for _ in range(args.iterations):  # interleaved: all see the same load
+            for name, t in trainers.items():
                 t0 = time.perf_counter()
                 t.update(batch)
                 sync()
                 seconds[name].append(time.perf_counter() - t0)
-        diff = max(abs(first["compiled"][k] - v) / max(abs(v), 1e-12) for k, v in first["eager"].items())
+
+        def diff(name: str) -> str:
+            return f"{max(abs(first[name][k] - v) / max(abs(v), 1e-12) for k, v in first['eager'].items()):.1e}"
         cfg = eager.cfg
+        n_mb = cfg.num_epochs * cfg.num_minibatches
         update = {k: statistics.median(v[1:]) for k, v in seconds.items()}
+        epochs = {}
+        for name in ("compiled_epoch", "eager_epoch"):
+            epochs.update({f"{name}_update_s": round(update[name], 4),
+                           f"{name}_speedup": round(update["eager"] / update[name], 2),
+                           f"{name}_ms_per_minibatch": round(1000 * update[name] / n_mb, 3),
+                           f"{name}_first_s": round(seconds[name][0], 1),
+                           f"{name}_first_update_max_rel_diff": diff(name)})
         record(f"compile_{args.task.split(':')[-1]}", out, task=args.task, device=str(eager.device),
-               steps_per_iteration=cfg.steps_per_iteration, minibatches=cfg.num_epochs * cfg.num_minibatches,
+               steps_per_iteration=cfg.steps_per_iteration, minibatches=n_mb,
                eager_update_s=round(update["eager"], 4), compiled_update_s=round(update["compiled"], 4),
                speedup=round(update["eager"] / update["compiled"], 2),
-               compiled_ms_per_minibatch=round(1000 * update["compiled"] / (cfg.num_epochs * cfg.num_minibatches), 3),
+               compiled_ms_per_minibatch=round(1000 * update["compiled"] / n_mb, 3),
                compile_s=round(seconds["compiled"][0] - update["compiled"], 1),
-               first_update_max_rel_diff=f"{diff:.1e}", cudagraph_skips=counters["inductor"]["cudagraph_skips"],
-               graphs_after_first_update=counters["stats"]["unique_graphs"] - graphs)
+               first_update_max_rel_diff=diff("compiled"), cudagraph_skips=counters["inductor"]["cudagraph_skips"],
+               graphs_after_first_update=counters["stats"]["unique_graphs"] - graphs, **epochs,
+               epoch_captured={name: trainers[name]._captured["run"].captured
+                               for name in ("compiled_epoch", "eager_epoch")})
 
 
 def part_checkpoint(args, out: Path) -> None:
@@ -421,7 +455,7 @@ def part_gorl(args, out: Path) -> None:
     preset = "smoke" if args.tiny else "paper"
     unit, full, short = shortened_decoder_fit(args.task, preset, args.decoder_steps, args.decoder_epochs)
     with tempfile.TemporaryDirectory() as tmp:
-        over = {"compile_update": True} if args.compile_update else {}  # of the whole run, as of this one
+        over = _update_settings(args, args.cuda_graphs[0])  # of the whole run, as of this one
         if args.collect_envs:  # the release collects 64 envs at a time; on a GPU a small batch is latency-bound
             over["collect_envs"] = args.collect_envs
         whole = build_config(algo.config_cls, algo.presets_file, preset, args.task, {"device": args.device, **over})
@@ -442,6 +476,7 @@ def part_gorl(args, out: Path) -> None:
         t1 = time.perf_counter()
         # Recorded as each phase ends: a call stopped at its time limit still says how far it got.
         progress = dict(task=args.task, preset=preset, compile_update=bool(args.compile_update),
+                        cuda_graph=args.cuda_graphs[0],
                         stage0_s=round(t1 - t0, 1))
         record("gorl", out, **progress, reached="stage 0 (evaluations and one encoder iteration)")
         encoder = {0: breakdown(trainer, args.iterations, warmup=0)}  # steady (compiled above), through decoder 0
@@ -679,6 +714,9 @@ def main() -> None:
                    help="ppo and gorl parts: the trainers with compile_update, as config/paper-gpu.yaml runs "
                         "them (the ppo part's records: ppo_ROLLOUT_compiled)")
     p.add_argument("--rollouts", nargs="+", default=["scan", "step"], choices=["scan", "step"])
+    p.add_argument("--cuda-graphs", nargs="+", default=["step"], choices=["step", "epoch"],
+                   help="ppo part: once per value of cuda_graph (what one CUDA graph of the update holds); "
+                        "gorl part: the first")
     p.add_argument("--decoder-steps", type=int, default=500,
                    help="gorl part: decoder optimiser steps to time (the release's fit schedule)")
     p.add_argument("--decoder-epochs", type=int, default=3,

@@ -130,6 +130,15 @@ def test_the_report_reads_each_target_from_the_figures_and_names_what_is_missing
     first = _report().targets(dict(figures, ppo_scan_compiled=compiled))[0]
     assert "`compile_update: true`" in first[0] and first[1] == "450,000 vs 500,000: **0.90x**"
     assert "- `ppo_scan`: " in _report().report(dict(figures, ppo_scan_compiled=compiled))
+    # both cuda_graph records of the compiled update: the faster is read, and the row says which
+    epoch = {**compiled, "env_steps_per_s": 520_000, "cuda_graph": "epoch"}
+    first = _report().targets(dict(figures, ppo_scan_compiled=compiled, ppo_scan_compiled_epoch=epoch))[0]
+    assert "`cuda_graph: epoch`" in first[0] and first[1] == "520,000 vs 500,000: **1.04x**"
+    slower = dict(epoch, env_steps_per_s=300_000)
+    first = _report().targets(dict(figures, ppo_scan_compiled=compiled, ppo_scan_compiled_epoch=slower))[0]
+    assert "as config/paper-gpu.yaml runs it" in first[0] and first[1].startswith("450,000")
+    failed = _report().targets(dict(figures, ppo_scan_compiled=compiled, ppo_scan_compiled_epoch={"error": "x"}))[0]
+    assert failed[1].startswith("450,000")
     assert rows["PPO's update"][1] == "yes" and rows["a 180M-step PPO run"][1] == "no"
     # a run evaluates: where the part timed an evaluation, the run's minutes with them decide
     quick = {**ppo, **call, "paper_run_minutes": 4.5, "paper_run_minutes_with_evals": 5.6, "eval_s": 2.1,

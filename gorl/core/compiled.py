@@ -73,6 +73,10 @@ class Captured:
 
     def __init__(self, fn: Callable[[], None], device: torch.device, log: Callable[[str], None]):
         self.fn, self.device, self.log = fn, device, log
+        # one side stream for the warm-up and the capture: libraries that set up per stream (cuBLAS's
+        # workspace, hipBLASLt's handle) do it in the warm-up, not mid-capture (PyTorch's
+        # make_graphed_callables does the same since pytorch#187745)
+        self.stream = torch.cuda.Stream(device) if device.type == "cuda" else None
         self.graph: torch.cuda.CUDAGraph | None = None
         self.calls = 0
         self.failed = False
@@ -88,11 +92,10 @@ class Captured:
         elif self.device.type != "cuda" or self.failed:
             self.fn()
         elif self.calls == 1:  # the warm-up, on a side stream as PyTorch's whole-network capture does
-            side = torch.cuda.Stream(self.device)
-            side.wait_stream(torch.cuda.current_stream(self.device))
-            with torch.cuda.stream(side):
+            self.stream.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(self.stream):
                 self.fn()
-            torch.cuda.current_stream(self.device).wait_stream(side)
+            torch.cuda.current_stream(self.device).wait_stream(self.stream)
         else:
             self._capture()
             if self.graph is not None:
@@ -104,7 +107,7 @@ class Captured:
         graph = torch.cuda.CUDAGraph()
         try:
             # thread_local: JAX's runtime threads may call CUDA meanwhile (cudagraph trees capture so too)
-            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+            with torch.cuda.graph(graph, stream=self.stream, capture_error_mode="thread_local"):
                 self.fn()
         except Exception as e:  # noqa: BLE001  (any capture error: run uncaptured, said in the log)
             self.failed = True
