@@ -517,9 +517,18 @@ def part_gorl(args, out: Path) -> None:
         iters, spi = whole.stage_iterations(), whole.steps_per_iteration
         iteration_s = {k: b["total"] * spi / 1000 for k, b in encoder.items()}
         fit_s = per * full + first_step if full else g.timing["decoder_fit"]  # each boundary compiles its fit anew
-        run_s = iters[0] * iteration_s[0] + sum(iters[1:]) * iteration_s[1] + \
-            (len(iters) - 1) * (collect.get("collect_s_projected", g.timing["collect"]) + fit_s)
+        boundaries = len(iters) - 1
+        programs = min(boundaries, 2)
+        if collect:  # boundary k collects through stage k's policy: stage 0's (decoder 0) and stage 1's are
+            # two collection programs, later stages reuse stage 1's (scan programs are kept per process
+            # and act rule, docs/benchmarks.md): the first batch's compilation counted once per program
+            compile_s = max(collect["collect_first_batch_s"] - collect["collect_batch_s"], 0.0)
+            collect_run_s = boundaries * (collect["collect_s_projected"] - compile_s) + programs * compile_s
+        else:
+            collect_run_s = boundaries * g.timing["collect"]
+        run_s = iters[0] * iteration_s[0] + sum(iters[1:]) * iteration_s[1] + collect_run_s + boundaries * fit_s
         figures.update(steps_per_iteration=spi, stage_iterations=iters, encoder_iteration_s=round(iteration_s[1], 3),
+                       collect_programs_compiled=programs if collect else None,
                        encoder_update_s=round(encoder[1]["update"] * spi / 1000, 3),
                        run_s_projected=round(run_s, 1), run_minutes_projected=round(run_s / 60, 1),
                        run_encoder_env_steps=sum(iters) * spi)
