@@ -377,7 +377,10 @@ def part_fit(args, out: Path) -> None:
     task's dimensions (a step's cost depends on the shapes, not the values): ``--decoder-steps``
     steps each, the steady seconds per step (the first step, which compiles, apart:
     ``compile_s``), the full fit each projects to, the last validation's relative difference
-    (float rounding apart, the two fits compute the same) and, on CUDA, each fit's peak memory."""
+    (float rounding apart, the two fits compute the same) and, on CUDA, each fit's peak memory.
+    Then both again with ``cuda_graph: epoch`` (on CUDA each run of eval_interval steps between
+    validations as one captured graph; ``*_epoch`` figures, ``epoch_capture_notes`` empty when every
+    capture held)."""
     import numpy as np
 
     from gorl import registry
@@ -405,18 +408,21 @@ def part_fit(args, out: Path) -> None:
                    batch_size=fit.batch_size, mc_samples=fit.mc_samples, hidden=fit.hidden,
                    eval_interval=fit.eval_interval, steps_timed=fit.train_steps, steps_in_preset=full)
     last = {}
-    for compiled in (False, True):
-        name = "compiled" if compiled else "eager"
+    said = []  # a captured variant whose capture fell back says so here
+    variants = {"eager": (False, False), "compiled": (True, False),
+                "compiled_epoch": (True, True), "eager_epoch": (False, True)}
+    for name, (compiled, captured) in variants.items():
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         try:
-            _, history = fit_decoder("fm", obs, acts, dataclasses.replace(fit, compiled=compiled), 0, device,
-                                     episode=episode, compile_backend="aot_eager" if args.tiny else "inductor")
-        except Exception as e:  # the eager figures still count
+            _, history = fit_decoder("fm", obs, acts, dataclasses.replace(fit, compiled=compiled, captured=captured),
+                                     0, device, episode=episode, log=said.append,
+                                     compile_backend="aot_eager" if args.tiny else "inductor")
+        except Exception as e:  # the other variants' figures still count
             import traceback
             traceback.print_exc()
             figures[f"{name}_error"] = f"{type(e).__name__}: {e}"
-            break
+            continue
         sync()
         per, first = fit_rate(history)
         last[name] = history[-1]["val_loss"]
@@ -425,11 +431,16 @@ def part_fit(args, out: Path) -> None:
         if device.type == "cuda":  # the fit's peak, the rows on the device included (CUDA graphs keep a pool)
             figures[f"{name}_peak_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20)
         record("fit", out, **figures)
-    if len(last) == 2:
+    if "eager" in last and "compiled" in last:
         figures["speedup"] = round(figures["eager_ms_per_step"] / figures["compiled_ms_per_step"], 2)
         figures["compile_s"] = round(figures["compiled_first_step_s"] - figures["compiled_ms_per_step"] / 1000, 1)
         figures["last_val_loss_rel_diff"] = f"{abs(last['compiled'] - last['eager']) / abs(last['eager']):.1e}"
-        record("fit", out, **figures)
+    for name in ("compiled_epoch", "eager_epoch"):  # runs of eval_interval steps as one graph (cuda_graph: epoch)
+        if "eager" in last and name in last:
+            figures[f"{name}_speedup"] = round(figures["eager_ms_per_step"] / figures[f"{name}_ms_per_step"], 2)
+            figures[f"{name}_last_val_loss_rel_diff"] = f"{abs(last[name] - last['eager']) / abs(last['eager']):.1e}"
+    figures["epoch_capture_notes"] = said  # empty: every capture held (on a CPU nothing is captured)
+    record("fit", out, **figures)
 
 
 def projected_collection(collect_s: float, batch_s: list[float] | None, cfg, whole) -> dict:
@@ -494,6 +505,10 @@ def part_gorl(args, out: Path) -> None:
         # per unit, the first step (compiled: the compilation) apart
         per = per_step * (1 if unit == "step" else summary["decoder_steps"] / max(done, 1))
         collect = projected_collection(g.timing["collect"], summary.get("batch_s"), cfg, whole)
+        if "setup_s" in summary:  # where a collection's seconds go besides its batches
+            collect.update(collect_setup_s=summary["setup_s"], collect_assemble_s=summary["assemble_s"],
+                           collect_outside_s=round(g.timing["collect"] - summary["setup_s"] - summary["assemble_s"]
+                                                   - sum(summary["batch_s"]), 3))
         figures = dict(**progress, collect_s=round(g.timing["collect"], 1), collect_env_steps=g.collection_env_steps,
                        collect_envs=cfg.collect_envs, **collect, decoder_fit_s=round(g.timing["decoder_fit"], 1),
                        decoder_fit_unit=unit, decoder_fit_units_run=done, **{f"s_per_decoder_{unit}": round(per, 4)},
@@ -519,7 +534,8 @@ def part_gorl(args, out: Path) -> None:
         fit_s = per * full + first_step if full else g.timing["decoder_fit"]  # each boundary compiles its fit anew
         boundaries = len(iters) - 1
         programs = min(boundaries, 2)
-        if collect:  # boundary k collects through stage k's policy: stage 0's (decoder 0) and stage 1's are
+        projected = "collect_s_projected" in collect
+        if projected:  # boundary k collects through stage k's policy: stage 0's (decoder 0) and stage 1's are
             # two collection programs, later stages reuse stage 1's (scan programs are kept per process
             # and act rule, docs/benchmarks.md): the first batch's compilation counted once per program
             compile_s = max(collect["collect_first_batch_s"] - collect["collect_batch_s"], 0.0)
@@ -527,10 +543,16 @@ def part_gorl(args, out: Path) -> None:
         else:
             collect_run_s = boundaries * g.timing["collect"]
         run_s = iters[0] * iteration_s[0] + sum(iters[1:]) * iteration_s[1] + collect_run_s + boundaries * fit_s
+        # compilations apart, as the ppo part's run figure leaves its own out (its warm-up iteration)
+        steady_s = None
+        if projected and full:
+            steady_s = iters[0] * iteration_s[0] + sum(iters[1:]) * iteration_s[1] + \
+                boundaries * (collect["collect_s_projected"] - compile_s + per * full)
         figures.update(steps_per_iteration=spi, stage_iterations=iters, encoder_iteration_s=round(iteration_s[1], 3),
-                       collect_programs_compiled=programs if collect else None,
+                       collect_programs_compiled=programs if projected else None,
                        encoder_update_s=round(encoder[1]["update"] * spi / 1000, 3),
                        run_s_projected=round(run_s, 1), run_minutes_projected=round(run_s / 60, 1),
+                       run_s_steady_projected=None if steady_s is None else round(steady_s, 1),
                        run_encoder_env_steps=sum(iters) * spi)
         record("gorl", out, **figures)
         # Last, so that it costs the figures above nothing: a stage boundary's collection at the

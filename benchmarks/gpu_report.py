@@ -109,6 +109,10 @@ def targets(figures: dict) -> list[tuple[str, str, str]]:
         per_step = {"gorl": run_s / gorl["run_encoder_env_steps"],
                     "ppo": ppo["iteration_s"] / ppo["steps_per_iteration"]}
         ratio = per_step["gorl"] / per_step["ppo"]
+        steady = gorl.get("run_s_steady_projected")
+        steady = "" if not steady else \
+            f" ({steady / gorl['run_encoder_env_steps'] / per_step['ppo']:.2f}x with the boundaries' compilations apart, " \
+            f"as PPO's figure leaves its own out)"
         same = "" if gorl["task"] == ppo["task"] else f" (GoRL on {gorl['task']}, PPO on {ppo['task']})"
         if bool(gorl.get("compile_update")) != bool(ppo.get("compile_update")):
             same += " (one with the compiled update, the other eager)"
@@ -120,7 +124,9 @@ def targets(figures: dict) -> list[tuple[str, str, str]]:
         if "compiled_full_fit_s_projected" in fit:  # the fit part: the full fit eager and compiled, one process
             same += (f"; the `fit` part's full fit on {fit['device']}: {fit['eager_full_fit_s_projected']} s eager, "
                      f"{fit['compiled_full_fit_s_projected']} s compiled")
-        rows.append((target, f"**{ratio:.2f}x**: the GoRL run projected to {gorl['run_minutes_projected']} min for "
+            if "compiled_epoch_full_fit_s_projected" in fit:  # cuda_graph: epoch
+                same += f", {fit['compiled_epoch_full_fit_s_projected']} s compiled with a graph per validation interval"
+        rows.append((target, f"**{ratio:.2f}x**{steady}: the GoRL run projected to {gorl['run_minutes_projected']} min for "
                              f"{_n(gorl['run_encoder_env_steps'])} encoder steps (encoder iteration "
                              f"{gorl['encoder0_iteration_s']:.3f} s through decoder 0, "
                              f"{gorl['encoder_iteration_s']:.3f} s through a fitted one; per stage boundary "

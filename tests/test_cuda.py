@@ -246,6 +246,23 @@ def test_the_release_fit_draws_the_same_rows_ahead_on_cuda(val_redraw):
 
 
 @cuda
+def test_the_release_fit_as_captured_runs_of_steps_is_the_same_fit_on_cuda():
+    """The fit's runs of eval_interval steps as captured CUDA graphs (warm-up, capture, replays)
+    give the fit that steps one by one gives (the same kernels on the same numbers: equal to float
+    rounding at most), and the capture does not fall back (it would say so in the log)."""
+    from test_gorl import fit_steps_both_ways
+    said = []
+    (h1, p1), (h2, p2) = fit_steps_both_ways(torch.device("cuda"), False, captured=True, log=said.append)
+    assert not said, said
+    assert [r["step"] for r in h1] == [r["step"] for r in h2]
+    for a, b in zip(h1, h2):
+        for k in a:
+            assert b[k] == pytest.approx(a[k], rel=1e-6, abs=1e-7), k
+    for a, b in zip(p1, p2):
+        torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-7)
+
+
+@cuda
 @pytest.mark.parametrize("kind", ["fm", "diffusion"])
 def test_compiled_decoder_fit_matches_the_eager_one_on_cuda(kind):
     """``compile_update``'s decoder fit on CUDA: the step as CUDA graphs (a skip raises, with its

@@ -98,9 +98,13 @@ def test_the_parts_that_build_our_trainers_run_in_their_tiny_form(tmp_path):
     assert all(len(f["batch_s"]) == 2 for f in gorl["collection_by_envs"].values())
     assert gorl["stage_iterations"] and gorl["encoder_iteration_s"] > 0 and gorl["encoder0_iteration_s"] > 0
     assert gorl["run_encoder_env_steps"] == sum(gorl["stage_iterations"]) * gorl["steps_per_iteration"]
+    assert gorl["collect_setup_s"] > 0 and gorl["collect_assemble_s"] > 0 and gorl["collect_programs_compiled"] >= 1
+    assert 0 < gorl["run_s_steady_projected"] <= gorl["run_s_projected"]
     fit = figures["fit"]  # the smoke preset's 20 steps, eager and compiled
     assert fit["steps_timed"] == fit["steps_in_preset"] and fit["eager_ms_per_step"] > 0
     assert fit["compiled_ms_per_step"] > 0 and fit["speedup"] > 0 and float(fit["last_val_loss_rel_diff"]) < 1e-4
+    assert fit["compiled_epoch_ms_per_step"] > 0 and fit["eager_epoch_ms_per_step"] > 0
+    assert float(fit["eager_epoch_last_val_loss_rel_diff"]) == 0 and fit["epoch_capture_notes"] == []  # nothing captured on a CPU
     report = _report().report(figures)  # what the GPU session prints from the same JSON
     assert "`ppo_scan` in the JSON" in report and "`sharded`:" in report and "failed" not in report
 
@@ -152,6 +156,10 @@ def test_the_report_reads_each_target_from_the_figures_and_names_what_is_missing
     figures["gorl"] = {**gorl, "run_s_projected": 540.0}  # 3 us per step: 1.2x
     row = [r for r in _report().targets(figures) if r[0].startswith("GoRL-FM")][0]
     assert row[1].startswith("**1.20x**") and row[2] == "yes"
+    # compilations apart (as PPO's own figure leaves its warm-up out), beside the figure that decides
+    steady = [r for r in _report().targets(dict(figures, gorl={**figures["gorl"], "run_s_steady_projected": 450.0}))
+              if r[0].startswith("GoRL-FM")][0]
+    assert steady[1].startswith("**1.20x** (1.00x with the boundaries' compilations apart") and steady[2] == "yes"
     by_envs = {"64": {"batch_s": [20.0, 1.5], "boundary_s_projected": 96.0},
                "2048": {"batch_s": [25.0, 1.6], "boundary_s_projected": 3.2}}
     row = [r for r in _report().targets(dict(figures, gorl={**figures["gorl"], "collection_by_envs": by_envs}))
@@ -161,6 +169,9 @@ def test_the_report_reads_each_target_from_the_figures_and_names_what_is_missing
     fit = {"device": "cuda", "eager_full_fit_s_projected": 220.0, "compiled_full_fit_s_projected": 70.0}
     row = [r for r in _report().targets(dict(figures, fit=fit)) if r[0].startswith("GoRL-FM")][0]
     assert row[1].endswith("the `fit` part's full fit on cuda: 220.0 s eager, 70.0 s compiled")
+    row = [r for r in _report().targets(dict(figures, fit={**fit, "compiled_epoch_full_fit_s_projected": 20.0}))
+           if r[0].startswith("GoRL-FM")][0]
+    assert row[1].endswith("70.0 s compiled, 20.0 s compiled with a graph per validation interval")
     assert rows["checkpointing"] == ("not measured (no `checkpoint` in the JSON)", "-")
     assert rows["the CUDA tests"] == ("1 failed, 9 passed", "no")
     stopped = {"exit_code": None, "summary": "stopped after 270 s: 5 passed, 1 failed", "passed": 5, "failed": 1,

@@ -72,6 +72,10 @@ class DecoderFitConfig:
     """The optimiser step (loss, backward, Adam) through torch.compile, CUDA graphs on CUDA
     (``compile_update``, :mod:`gorl.core.compiled`): the same random numbers, results equal up
     to float rounding."""
+    captured: bool = False
+    """The release's schedule on CUDA: each run of ``eval_interval`` steps between two validations
+    captured once as one CUDA graph and replayed (``cuda_graph: epoch``, :class:`gorl.core.compiled.
+    Captured`): its rows and noise drawn ahead, as the same numbers, into static tensors it reads."""
 
 
 PRESETS = Path(__file__).parent.parent / "presets" / "gorl_fm.yaml"
@@ -308,7 +312,7 @@ class GoRLConfig(OnPolicyConfig):
                                 target_clip=self.decoder_target_clip, zero_init_last=self.decoder_zero_init_last,
                                 output_scale=self.decoder_output_scale, diffusion_form=self.diffusion_form,
                                 pairwise_weight=self.decoder_pairwise_weight, val_redraw=self.decoder_val_redraw,
-                                compiled=self.compile_update)
+                                compiled=self.compile_update, captured=self.cuda_graph == "epoch")
 
     def collection_seed(self, seed: int, k: int) -> int:
         """Seed of stage k's decoder-data collection (``seed_scheme``)."""

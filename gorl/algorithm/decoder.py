@@ -9,6 +9,7 @@ training data) so that it is independent of the encoder's running statistics.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 
@@ -166,7 +167,8 @@ def split_rows(n: int, val_fraction: float, gen: torch.Generator, episode: np.nd
 def fit_decoder(kind: str, obs: np.ndarray, actions: np.ndarray, cfg: DecoderFitConfig, seed: int,
                 device: torch.device, episode: np.ndarray | None = None,
                 latent: np.ndarray | None = None, init: Decoder | None = None, obs_stats: str = "fit",
-                prior_rows: int = 0, compile_backend: str = "inductor") -> tuple[Decoder, list[dict]]:
+                prior_rows: int = 0, compile_backend: str = "inductor",
+                log=lambda msg: None) -> tuple[Decoder, list[dict]]:
     """Train a fresh decoder on (obs, pre-action) rows (spec 6.4 / 6.5).
 
     Subsample to ``max_samples`` rows, clip the targets (``target_clip``), split (``split``;
@@ -175,7 +177,8 @@ def fit_decoder(kind: str, obs: np.ndarray, actions: np.ndarray, cfg: DecoderFit
     lowest ``checkpoint_metric``. ``latent``: each row's stored z (``pairwise_weight``).
     Deterministic given ``seed``. Returns (decoder, history: one row per validation, with the
     fit's seconds so far, ``wall_s``). ``cfg.compiled``: the optimiser step compiled by
-    ``compile_backend`` (tests: 'aot_eager').
+    ``compile_backend`` (tests: 'aot_eager'). ``cfg.captured`` (CUDA, the release's schedule): runs of
+    steps between validations as CUDA graphs; ``log`` says where a capture fails.
 
     ``init`` (a warm fit, spec 14): start from a copy of that decoder's network; its statistics
     are kept (``obs_stats`` 'frozen'), pooled with the training split's as if over
@@ -222,8 +225,9 @@ def fit_decoder(kind: str, obs: np.ndarray, actions: np.ndarray, cfg: DecoderFit
     params = list(dec.net.parameters())
     for p in params:
         p.requires_grad_(True)
-    opt = torch.optim.Adam(params, lr=cfg.learning_rate, **compiled.adam_options(device, cfg.compiled))
     gen_dev = gen if device.type == "cpu" else torch.Generator(device=device).manual_seed(seed)
+    captured = cfg.captured and cfg.schedule == "steps" and gen_dev is not gen  # where the noise has its own generator
+    opt = torch.optim.Adam(params, lr=cfg.learning_rate, **compiled.adam_options(device, cfg.compiled, captured))
 
     def batch_loss(o_n: torch.Tensor, a: torch.Tensor, z: torch.Tensor | None, eps, t) -> torch.Tensor:
         loss = dec.loss(o_n, a, eps, t)
@@ -231,20 +235,26 @@ def fit_decoder(kind: str, obs: np.ndarray, actions: np.ndarray, cfg: DecoderFit
             loss = loss + cfg.pairwise_weight * (dec.decode_normalized(o_n, z) - a).pow(2).mean()
         return loss
 
-    optimise = train_step(params, opt, batch_loss, device, compile_backend if cfg.compiled else None)
-    fit = _fit_steps if cfg.schedule == "steps" else _fit_epochs
-    history = fit(dec, optimise, batch_loss, (on_tr, a_tr, z_tr), (on_va, a_va, z_va), cfg, gen, gen_dev, device)
+    optimise = train_step(params, opt, batch_loss, device, compile_backend if cfg.compiled else None,
+                          graphs=not captured)
+    if cfg.schedule == "steps":
+        history = _fit_steps(dec, optimise, batch_loss, (on_tr, a_tr, z_tr), (on_va, a_va, z_va),
+                             dataclasses.replace(cfg, captured=captured), gen, gen_dev, device, log=log)
+    else:
+        history = _fit_epochs(dec, optimise, batch_loss, (on_tr, a_tr, z_tr), (on_va, a_va, z_va), cfg, gen,
+                              gen_dev, device)
     for p in params:
         p.requires_grad_(False)
     return dec, history
 
 
 def train_step(params: list[torch.Tensor], opt: torch.optim.Optimizer, batch_loss, device: torch.device,
-               backend: str | None = None):
+               backend: str | None = None, graphs: bool = True):
     """The fit's optimiser step ``optimise(o_n, a, z, eps, t) -> loss`` (detached): ``batch_loss``,
     backward, Adam. ``backend``: compiled by it (:mod:`gorl.core.compiled`; on CUDA the loss lives
     in the CUDA graph's memory until the next step); None: eager. The rows are gathered before
-    the call: a CUDA graph copies its inputs, and the whole training set would be one."""
+    the call: a CUDA graph copies its inputs, and the whole training set would be one.
+    ``graphs=False``: no CUDA graphs of its own (a captured run of steps holds its kernels)."""
     def step(o_n, a, z, eps, t) -> torch.Tensor:
         loss = batch_loss(o_n, a, z, eps, t)
         for p in params:  # zero_grad(set_to_none=True), which torch.compile would not trace
@@ -255,12 +265,43 @@ def train_step(params: list[torch.Tensor], opt: torch.optim.Optimizer, batch_los
 
     if backend is None:
         return step
-    run = compiled.compile_step(step, device, backend)
+    run = compiled.compile_step(step, device, backend, graphs)
+    if not graphs:
+        return run
 
     def compiled_step(*args) -> torch.Tensor:
         compiled.step_begin(device, backend)
         return run(*args)
     return compiled_step
+
+
+class _CapturedSteps:
+    """``n`` fit steps as one :class:`compiled.Captured` loop: static rows (n, B) and noise it reads,
+    the last step's loss in a static tensor."""
+
+    def __init__(self, optimise, train: tuple, n: int, rows: torch.Tensor, noise: list[tuple], device, log):
+        self.rows = rows.clone()
+        self.eps = torch.stack([e for e, _ in noise])
+        self.t = torch.stack([t for _, t in noise])
+        self.loss = torch.zeros((), device=device)
+        on_tr, a_tr, z_tr = train
+
+        def steps() -> None:
+            for j in range(n):
+                idx = self.rows[j]
+                loss = optimise(on_tr[idx], a_tr[idx], None if z_tr is None else z_tr[idx], self.eps[j], self.t[j])
+            self.loss.copy_(loss)
+        self.run = compiled.Captured(steps, device, log)
+
+    def __call__(self, rows: torch.Tensor, noise: list[tuple]) -> torch.Tensor:
+        """The steps on these rows and noise (copied in; the first call's are its own already)."""
+        if self.run.calls:
+            self.rows.copy_(rows)
+            for j, (e, t) in enumerate(noise):
+                self.eps[j].copy_(e)
+                self.t[j].copy_(t)
+        self.run()
+        return self.loss
 
 
 def _fit_epochs(dec, optimise, batch_loss, train, val, cfg: DecoderFitConfig, gen, gen_dev, device) -> list[dict]:
@@ -310,14 +351,18 @@ def _fit_epochs(dec, optimise, batch_loss, train, val, cfg: DecoderFitConfig, ge
 
 
 def _fit_steps(dec, optimise, batch_loss, train, val, cfg: DecoderFitConfig, gen, gen_dev, device,
-               draw_ahead: bool | None = None) -> list[dict]:
+               draw_ahead: bool | None = None, log=lambda msg: None) -> list[dict]:
     """The release: ``train_steps`` batches of ``batch_size`` rows drawn with replacement;
     validation on ``max_val_batches`` fixed batches (rows drawn with replacement once, one fixed
     (eps, t) draw each) and on the endpoint MSE of :data:`ENDPOINT_EVAL_SIZE` evenly spaced
     validation rows decoded from a fixed z ~ N(0, I); at step 0 (the initial decoder), 1, every
     ``eval_interval`` and the last; the lowest ``checkpoint_metric`` is kept (an earlier one on
     ties), no early stopping. ``draw_ahead``: draw the rows of the steps up to the next validation
-    at once (default: where the noise has a generator of its own, i.e. on a GPU; the same rows)."""
+    at once (default: where the noise has a generator of its own, i.e. on a GPU; the same rows).
+    ``cfg.captured`` (with rows drawn ahead): each run of ``eval_interval`` steps between two
+    validations is one captured CUDA graph (:class:`_CapturedSteps`), its noise drawn ahead too (the
+    same numbers: nothing else draws from the noise generator between two validations); other runs
+    (the first steps, the last) step as without it. ``log``: where a failed capture is said."""
     on_tr, a_tr, z_tr = train
     on_va, a_va, z_va = val
     n_tr, n_val = on_tr.shape[0], on_va.shape[0]
@@ -359,11 +404,16 @@ def _fit_steps(dec, optimise, batch_loss, train, val, cfg: DecoderFitConfig, gen
     # validation are drawn at once (the same numbers as one draw per step) and cross to the device
     # in one copy: a copy per step would make the host wait for the device at every step.
     ahead = gen_dev is not gen if draw_ahead is None else draw_ahead
+    if cfg.captured and not ahead:
+        raise ValueError("a captured fit draws its rows ahead: the noise needs a generator of its own")
+    captured = None  # the eval_interval steps' graph, made at the first such run
     rows = iter(())
     history = [evaluate(0, None)]
     best = history[0][cfg.checkpoint_metric]
     best_state = {k: v.detach().clone() for k, v in dec.state_dict().items()}
-    for step in range(1, n_steps + 1):
+    step = 0
+    while step < n_steps:
+        step += 1
         if not ahead:
             idx = torch.randint(n_tr, (cfg.batch_size,), generator=gen).to(device)
         else:
@@ -371,10 +421,19 @@ def _fit_steps(dec, optimise, batch_loss, train, val, cfg: DecoderFitConfig, gen
             if idx is None:
                 upto = next(s for s in range(step, n_steps + 1) if validated(s))
                 chunk = torch.randint(n_tr, (upto - step + 1, cfg.batch_size), generator=gen)
-                rows = iter((chunk.pin_memory() if device.type == "cuda" else chunk).to(device, non_blocking=True))
-                idx = next(rows)
-        eps, t = dec.draw_noise(idx.shape[0], cfg.mc_samples, gen_dev)
-        loss = optimise(on_tr[idx], a_tr[idx], pick(z_tr, idx), eps, t)
+                chunk = (chunk.pin_memory() if device.type == "cuda" else chunk).to(device, non_blocking=True)
+                if cfg.captured and upto - step + 1 == cfg.eval_interval:  # the run as one graph
+                    noise = [dec.draw_noise(cfg.batch_size, cfg.mc_samples, gen_dev) for _ in range(cfg.eval_interval)]
+                    if captured is None:
+                        captured = _CapturedSteps(optimise, train, cfg.eval_interval, chunk, noise, device, log)
+                    loss, step = captured(chunk, noise), upto
+                    idx = None
+                else:
+                    rows = iter(chunk)
+                    idx = next(rows)
+        if idx is not None:
+            eps, t = dec.draw_noise(idx.shape[0], cfg.mc_samples, gen_dev)
+            loss = optimise(on_tr[idx], a_tr[idx], pick(z_tr, idx), eps, t)
         if validated(step):
             row = evaluate(step, float(loss))
             history.append(row)

@@ -210,6 +210,7 @@ def collect_release_data(cfg: GoRLConfig, run: Run, stage: int, encoder: Gaussia
     time, each from a fresh reset (episode i seeded by the i-th seed of the stage's collection
     stream), acting z ~ N(mu, sigma), a = g(s, z); every row until the episode ends, no filter.
     Returns obs, pre-action, latent z and episode id per row, and the summary."""
+    t_start = time.perf_counter()
     seed = cfg.collection_seed(run.seed, stage)
     torch.manual_seed(seed)
     E, n_eps = cfg.collect_envs, cfg.collect_episodes
@@ -223,6 +224,7 @@ def collect_release_data(cfg: GoRLConfig, run: Run, stage: int, encoder: Gaussia
     pieces: dict[str, list] = {"obs": [], "action": [], "latent": [], "episode": []}
     returns, lengths, env_steps = [], [], 0
     batch_s = []  # seconds per batch, each ending with its host copies (the first compiles the scan)
+    setup_s = time.perf_counter() - t_start  # the env set and the act rule's program
     for first in range(0, n_eps, E):
         t0 = time.perf_counter()
         m = min(E, n_eps - first)  # the last batch's extra envs run but are not recorded
@@ -256,6 +258,7 @@ def collect_release_data(cfg: GoRLConfig, run: Run, stage: int, encoder: Gaussia
         returns.append(ret[:m].cpu().numpy())
         lengths.append(mask.sum(1)[:m].cpu().numpy())
         batch_s.append(round(time.perf_counter() - t0, 3))
+    t_joined = time.perf_counter()
     envs.close()
     # each array's pieces go as it is joined, and rows are copied out only where some are not
     # finite (4.1M rows per stage in `paper`; the peak measured with bench_memory.py did not move)
@@ -269,7 +272,9 @@ def collect_release_data(cfg: GoRLConfig, run: Run, stage: int, encoder: Gaussia
     data["summary"] = {"stage": stage, "rows": int(act.shape[0]), "dropped_non_finite": dropped,
                        "env_steps": int(env_steps), "envs": E, "episodes_finished": int(n_eps),
                        "episode_return_mean": float(returns.mean()), "episode_length_mean": float(lengths.mean()),
-                       "batch_s": batch_s, "collection": cfg.decoder_collection, "collection_seed": seed, "reset_mode": "random",
+                       "batch_s": batch_s, "setup_s": round(setup_s, 3),
+                       "assemble_s": round(time.perf_counter() - t_joined, 3),  # closing the envs, joining the rows
+                       "collection": cfg.decoder_collection, "collection_seed": seed, "reset_mode": "random",
                        "filter": "none", "filter_unit": cfg.decoder_filter_unit,
                        "action_mean": act.mean(0).tolist(), "action_std": act.std(0).tolist(),
                        "action_min": act.min(0).tolist(), "action_max": act.max(0).tolist()}
@@ -409,7 +414,7 @@ class GoRL:
                                        self.run.device, episode=episode, latent=latent,
                                        init=self.decoder if warm else None,
                                        obs_stats=cfg.decoder_obs_stats if warm else "fit",
-                                       prior_rows=self.decoder_rows)
+                                       prior_rows=self.decoder_rows, log=self.run.log)
         rundir.write_csv(history_dir / rundir.STAGE_DECODER_FIT, history)
         if not all(math.isfinite(h["val_loss"]) for h in history):
             raise Diverged(f"stage {k}: non-finite decoder loss while fitting a decoder")
