@@ -121,7 +121,8 @@ class OnPolicyConfig:
     minibatch step's compiled graphs (cudagraph trees; eager without it: no graph). 'epoch': an
     epoch's minibatch steps (``num_minibatches`` of them, compiled or eager) captured once as one
     graph and replayed, the permutation drawn outside it; the host launches one graph per epoch.
-    Off CUDA both run the same kernels. Same random numbers, same results up to float rounding."""
+    GoRL: also each run of ``decoder_eval_interval`` steps of the release's decoder fit. Off CUDA
+    both run the same kernels. Same random numbers, same results up to float rounding."""
 
     @property
     def steps_per_env(self) -> int:
