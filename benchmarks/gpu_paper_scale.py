@@ -41,7 +41,8 @@ Parts (``--parts``; each prints its figures as it ends and adds them to OUT/gpu_
           evaluations apart, as the ppo part's figure).
   fit     GoRL-FM's decoder fit at the preset's size (the release's 50,000 steps in `paper`) on
           random rows of the task's dimensions: ms per optimiser step eager and compiled
-          (``compile_update``), the compilation, the full fit each projects to.
+          (``compile_update``), each also with ``cuda_graph: epoch`` (a graph per validation
+          interval), the compilation, the full fit each projects to.
   divergence  where the scan and the per-step path part over 1000 steps (the teacher-data check
           of tests/test_cuda.py), beside the same loop run again, nudged by one float32 ulp per
           action, and the scan with JAX at TF32.

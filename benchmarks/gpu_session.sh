@@ -9,7 +9,7 @@
 # It installs the wheels into /tmp/site (once per machine), then runs benchmarks/gpu_paper_scale.py
 # once per part, in order of what the figures decide, most first (default below): PPO `paper` on
 # playground:CheetahRun through the scan and Brax PPO beside it (issue 20's target), the compiled
-# update (whether config/paper-gpu.yaml turns `compile_update` on), GoRL-FM's stage boundary, the
+# update (`compile_update`, and `cuda_graph` step or epoch), the decoder fit, GoRL-FM's stage boundary, the
 # CUDA tests, then the rest. A process per part: a part that crashes the process (an XLA abort)
 # or hangs (stopped after PART_TIMEOUT seconds, default 300) costs no other part its figures.
 # Each part's figures are in OUT/gpu_paper_scale.json as soon as it ends, so a call stopped at its
