@@ -98,7 +98,7 @@ def test_the_parts_that_build_our_trainers_run_in_their_tiny_form(tmp_path):
     assert all(len(f["batch_s"]) == 2 for f in gorl["collection_by_envs"].values())
     assert gorl["stage_iterations"] and gorl["encoder_iteration_s"] > 0 and gorl["encoder0_iteration_s"] > 0
     assert gorl["run_encoder_env_steps"] == sum(gorl["stage_iterations"]) * gorl["steps_per_iteration"]
-    assert gorl["collect_setup_s"] > 0 and gorl["collect_assemble_s"] > 0 and gorl["collect_programs_compiled"] >= 1
+    assert gorl["collect_setup_s"] > 0 and gorl["collect_assemble_s"] >= 0 and gorl["collect_programs_compiled"] >= 1
     assert 0 < gorl["run_s_steady_projected"] <= gorl["run_s_projected"]
     fit = figures["fit"]  # the smoke preset's 20 steps, eager and compiled
     assert fit["steps_timed"] == fit["steps_in_preset"] and fit["eager_ms_per_step"] > 0
