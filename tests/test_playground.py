@@ -128,6 +128,11 @@ def test_task_names_and_dims():
     assert set(SUITE_NAMES) <= set(playground.task_names())  # check_task accepts these without Playground
     check_task(TASK)
     assert env_dims(TASK) == (5, 1)
+    # a task's sizes are read once per process: Playground's observation_size traces the env's
+    # whole reset each time it is read, and every env set (train, eval, each collection) needs it
+    traced = playground._sizes.cache_info().misses
+    assert (PlaygroundEnvs(TASK, SEEDS).obs_dim, env_dims(TASK)[0]) == (5, 5)
+    assert playground._sizes.cache_info().misses == traced
     with pytest.raises(ValueError, match=r"^unknown Playground task 'playground:CartpoleBalanc' "
                                          r"\(did you mean 'playground:CartpoleBalance'\?\);"):
         check_task("playground:CartpoleBalanc")

@@ -72,7 +72,15 @@ def task_names() -> tuple[str, ...]:
 
 
 def dims(task: str) -> tuple[int, int]:
-    env = _compiled(task[len(PREFIX):])[0]
+    return _sizes(task[len(PREFIX):])
+
+
+@functools.lru_cache(maxsize=None)
+def _sizes(name: str) -> tuple[int, int]:
+    """(observation size, action size), once per task and process: Playground's
+    ``observation_size`` traces the env's whole reset (MJX's forward) with ``jax.eval_shape``
+    each time it is read (1-3 s for CartpoleBalance on a CPU), and every env set needs it."""
+    env = _compiled(name)[0]
     return int(env.observation_size), int(env.action_size)
 
 
@@ -205,8 +213,7 @@ class PlaygroundEnvs:
         self._limit = True
         self._step = self._steps[False, True]
         self.num_envs = len(seeds)
-        self.obs_dim = int(self.env.observation_size)
-        self.action_dim = int(self.env.action_size)
+        self.obs_dim, self.action_dim = _sizes(self.name)
         self.device = torch.device(device)
         if self.device.type == "cuda" and self.device.index is None:
             self.device = torch.device("cuda", torch.cuda.current_device())
