@@ -149,12 +149,15 @@ def test_decoder_fit_learns_a_bimodal_target(kind):
 
 
 def fit_steps_both_ways(device: torch.device, val_redraw: bool, captured: bool = False,
-                        log=lambda msg: None) -> tuple[list, list]:
+                        log=lambda msg: None, backend: str | None = None) -> tuple[list, list]:
     """The release's step schedule run twice from the same seeds, the noise from a generator of
     its own (as on a GPU): rows drawn once per step, and drawn ahead up to each validation
     (``captured``: with each run of eval_interval steps as one captured loop, its noise drawn
-    ahead too, ``cuda_graph: epoch``). Returns both runs' (history, final parameters)."""
+    ahead too, ``cuda_graph: epoch``). ``backend``: the step compiled by it (each run compiles anew
+    and must not recompile from one step to the next). Returns both runs' (history, final parameters)."""
     import dataclasses
+
+    import torch._dynamo
     from gorl.algorithm.decoder import _fit_steps, train_step
     from gorl.core import compiled
     rng = np.random.default_rng(0)
@@ -172,12 +175,15 @@ def fit_steps_both_ways(device: torch.device, val_redraw: bool, captured: bool =
             p.requires_grad_(True)
         loop = captured and ahead
         opt = torch.optim.Adam(dec.net.parameters(), lr=cfg.learning_rate,
-                               **compiled.adam_options(device, False, loop))
+                               **compiled.adam_options(device, backend is not None, loop))
         gen, gen_dev = torch.Generator().manual_seed(1), torch.Generator(device=device).manual_seed(2)
         loss = lambda o, a, z, eps, t: dec.loss(o, a, eps, t)  # noqa: E731
-        hist = _fit_steps(dec, train_step(list(dec.net.parameters()), opt, loss, device), loss,
-                          (obs[:600], acts[:600], None), (obs[600:], acts[600:], None),
-                          dataclasses.replace(cfg, captured=loop), gen, gen_dev, device, draw_ahead=ahead, log=log)
+        torch._dynamo.reset()
+        with torch._dynamo.config.patch(error_on_recompile=True):
+            hist = _fit_steps(dec, train_step(list(dec.net.parameters()), opt, loss, device, backend, graphs=not loop),
+                              loss, (obs[:600], acts[:600], None), (obs[600:], acts[600:], None),
+                              dataclasses.replace(cfg, captured=loop), gen, gen_dev, device, draw_ahead=ahead,
+                              log=log)
         for row in hist:
             del row["wall_s"]  # the only column that differs
         out.append((hist, [p.detach().cpu().clone() for p in dec.parameters()]))
@@ -195,13 +201,14 @@ def test_the_release_fit_draws_the_same_rows_ahead_as_step_by_step(val_redraw):
     assert all(torch.equal(a, b) for a, b in zip(p1, p2))
 
 
-@pytest.mark.parametrize("val_redraw", [False, True])
-def test_the_release_fit_as_captured_runs_of_steps_is_the_same_fit(val_redraw):
+@pytest.mark.parametrize("val_redraw, backend", [(False, None), (True, None), (False, "aot_eager")])
+def test_the_release_fit_as_captured_runs_of_steps_is_the_same_fit(val_redraw, backend):
     """``cuda_graph: epoch``: each run of eval_interval steps between two validations is one captured
     loop on a GPU (steps 6-10 warm it up, 11-15 capture it, 16-20 replay it; 1, 2-5 and 21-23 step
     as before), its rows and noise drawn ahead into the tensors it reads. Off CUDA the same loop
-    runs uncaptured: the same fit as step by step, bit for bit."""
-    (h1, p1), (h2, p2) = fit_steps_both_ways(torch.device("cpu"), val_redraw, captured=True)
+    runs uncaptured: the same fit as step by step, bit for bit; also with the step compiled (its
+    static noise passed as views, one per step: no recompilation)."""
+    (h1, p1), (h2, p2) = fit_steps_both_ways(torch.device("cpu"), val_redraw, captured=True, backend=backend)
     assert [r["step"] for r in h1] == [0, 1, 5, 10, 15, 20, 23]
     assert h1 == h2
     assert all(torch.equal(a, b) for a, b in zip(p1, p2))

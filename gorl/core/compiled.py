@@ -7,9 +7,10 @@ CUDA graphs (PyTorch's cudagraph trees, what ``mode="reduce-overhead"`` sets), e
 inductor's default mode. Random ops run as eager ATen ones (inductor's ``fallback_random``), so a
 compiled step draws the same numbers from torch's generators as the eager one.
 
-:class:`Captured` is the other way to run CUDA graphs (the update's ``cuda_graph: epoch``): a whole
-loop of steps (an epoch's minibatches) captured once as one graph and replayed, so that the host
-launches one graph where it launched the steps' kernels or graphs one by one.
+:class:`Captured` is the other way to run CUDA graphs (``cuda_graph: epoch``): a whole loop of steps
+(an epoch's minibatches of the update; a run of decoder-fit steps between two validations) captured
+once as one graph and replayed, so that the host launches one graph where it launched the steps'
+kernels or graphs one by one.
 """
 from __future__ import annotations
 
