@@ -147,6 +147,16 @@ def test_cuda_graph_is_step_or_epoch():
         build_config(spec.config_cls, spec.presets_file, "smoke", TASK, {"cuda_graph": "minibatch"})
 
 
+def test_provenance_says_what_one_cuda_graph_held():
+    from gorl.provenance import compile_update
+    assert compile_update(True, "cuda", "step")["torch_compile_mode"] == "reduce-overhead (CUDA graphs)"
+    epoch = compile_update(True, "cuda", "epoch")  # inductor's kernels, captured by the epoch's graph
+    assert epoch["torch_compile_mode"] == "default" and epoch["cuda_graph"]["graphs"].startswith("an epoch per graph")
+    assert compile_update(False, "cuda", "step")["cuda_graph"] == {"setting": "step", "graphs": "none"}
+    assert compile_update(True, "cpu", "epoch")["cuda_graph"] == {"setting": "epoch", "graphs": "none"}
+    assert compile_update(False, "cpu")["cuda_graph"] == {"setting": None, "graphs": None}  # a run without the key
+
+
 def test_compile_update_is_a_boolean():
     spec = registry.get("ppo")
     assert build_config(spec.config_cls, spec.presets_file, "smoke", TASK).compile_update is False
