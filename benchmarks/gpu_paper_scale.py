@@ -174,7 +174,7 @@ def _ppo(args, out: Path, rollout: str, graph: str = "step") -> None:
             sync()
             evals.append(time.perf_counter() - t0)
         run_s = PAPER_RUN_STEPS / b["sps"]
-        captured = trainer._captured["run"].captured if trainer._captured else None
+        captured = trainer.epoch_captured
         record(ppo_record(rollout, args.compile_update, graph), out, task=args.task,
                rollout=rollout, compile_update=bool(args.compile_update), cuda_graph=graph,
                **({} if captured is None else {"epoch_captured": captured}), env_steps_per_s=round(b["sps"]),
@@ -245,8 +245,7 @@ def part_compile(args, out: Path) -> None:
                compile_s=round(seconds["compiled"][0] - update["compiled"], 1),
                first_update_max_rel_diff=diff("compiled"), cudagraph_skips=counters["inductor"]["cudagraph_skips"],
                graphs_after_first_update=counters["stats"]["unique_graphs"] - graphs, **epochs,
-               epoch_captured={name: trainers[name]._captured["run"].captured
-                               for name in ("compiled_epoch", "eager_epoch")})
+               epoch_captured={name: trainers[name].epoch_captured for name in ("compiled_epoch", "eager_epoch")})
 
 
 def part_checkpoint(args, out: Path) -> None:

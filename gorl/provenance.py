@@ -39,19 +39,20 @@ def versions() -> dict[str, str | None]:
 
 def provenance(run, wall_time: float) -> dict:
     import torch
+    hp = run.config.get("hyperparameters") or {}
     return {
         "algorithm": run.algo, "task": run.task, "seed": run.seed, "preset": run.preset,
         "device": str(run.device), "torch_threads": torch.get_num_threads(),
         "wall_time_s": round(wall_time, 3), "git_commit": git_commit(), "versions": versions(),
         "python": sys.version.split()[0], "platform": platform.platform(), "host": socket.gethostname(),
         "command": " ".join(sys.argv),
-        "matmul_precision": {"setting": (run.config.get("hyperparameters") or {}).get("matmul_precision", "auto"),
+        "matmul_precision": {"setting": hp.get("matmul_precision", "auto"),
                              **matmul_precision()},
         # the rollout key and the path the run took ('auto' takes the scan where it can); both
         # null for a plug-in trainer that has neither
-        "rollout": {"setting": (run.config.get("hyperparameters") or {}).get("rollout"), "used": run.rollout},
-        "compile_update": compile_update((run.config.get("hyperparameters") or {}).get("compile_update", False),
-                                         run.device, (run.config.get("hyperparameters") or {}).get("cuda_graph")),
+        "rollout": {"setting": hp.get("rollout"), "used": run.rollout},
+        "compile_update": compile_update(hp.get("compile_update", False),
+                                         run.device, hp.get("cuda_graph")),
         # JAX's GPU memory settings in the run's environment (the pipeline's runs_per_gpu sets them)
         "jax_memory": {k: os.environ[k] for k in JAX_MEMORY_ENV if k in os.environ},
         "memory": peak_memory(run.device),

@@ -276,30 +276,25 @@ def train_step(params: list[torch.Tensor], opt: torch.optim.Optimizer, batch_los
 
 
 class _CapturedSteps:
-    """``n`` fit steps as one :class:`compiled.Captured` loop: static rows (n, B) and noise it reads,
-    the last step's loss in a static tensor."""
+    """A run of fit steps as one :class:`compiled.Captured` loop: static rows (n, B) and the n
+    steps' (eps, t) it reads, the last step's loss in a static tensor."""
 
-    def __init__(self, optimise, train: tuple, n: int, rows: torch.Tensor, noise: list[tuple], device, log):
-        self.rows = rows.clone()
-        self.eps = torch.stack([e for e, _ in noise])
-        self.t = torch.stack([t for _, t in noise])
+    def __init__(self, optimise, train: tuple, rows: torch.Tensor, noise: list[tuple], device, log):
+        self.inputs = compiled.static_copy((rows, noise))
         self.loss = torch.zeros((), device=device)
         on_tr, a_tr, z_tr = train
 
         def steps() -> None:
-            for j in range(n):
-                idx = self.rows[j]
-                loss = optimise(on_tr[idx], a_tr[idx], None if z_tr is None else z_tr[idx], self.eps[j], self.t[j])
+            rows, noise = self.inputs
+            for idx, (eps, t) in zip(rows, noise):
+                loss = optimise(on_tr[idx], a_tr[idx], None if z_tr is None else z_tr[idx], eps, t)
             self.loss.copy_(loss)
         self.run = compiled.Captured(steps, device, log)
 
     def __call__(self, rows: torch.Tensor, noise: list[tuple]) -> torch.Tensor:
         """The steps on these rows and noise (copied in; the first call's are its own already)."""
         if self.run.calls:
-            self.rows.copy_(rows)
-            for j, (e, t) in enumerate(noise):
-                self.eps[j].copy_(e)
-                self.t[j].copy_(t)
+            compiled.copy_into(self.inputs, (rows, noise))
         self.run()
         return self.loss
 
@@ -425,7 +420,7 @@ def _fit_steps(dec, optimise, batch_loss, train, val, cfg: DecoderFitConfig, gen
                 if cfg.captured and upto - step + 1 == cfg.eval_interval:  # the run as one graph
                     noise = [dec.draw_noise(cfg.batch_size, cfg.mc_samples, gen_dev) for _ in range(cfg.eval_interval)]
                     if captured is None:
-                        captured = _CapturedSteps(optimise, train, cfg.eval_interval, chunk, noise, device, log)
+                        captured = _CapturedSteps(optimise, train, chunk, noise, device, log)
                     loss, step = captured(chunk, noise), upto
                     idx = None
                 else:

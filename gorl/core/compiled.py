@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
+import torch.utils._pytree as pytree
 
 
 def adam_options(device: torch.device, compiled: bool, captured: bool = False) -> dict:
@@ -57,9 +58,21 @@ def step_begin(device: torch.device, backend: str = "inductor") -> None:
         torch.compiler.cudagraph_mark_step_begin()
 
 
-def describe(device: torch.device, backend: str = "inductor") -> str:
-    """How a step compiles, for the run's log."""
-    return "torch.compile" + (" with CUDA graphs" if uses_cuda_graphs(device, backend) else "")
+def describe(device: torch.device, backend: str = "inductor", graphs: bool = True) -> str:
+    """How a step compiles (``graphs`` as :func:`compile_step`'s), for the run's log."""
+    return "torch.compile" + (" with CUDA graphs" if graphs and uses_cuda_graphs(device, backend) else "")
+
+
+def static_copy(tree):
+    """A :class:`Captured` loop's static inputs: ``tree`` (tensors in tuples, lists, dicts) with
+    tensors of its own (a batch's tensors may be views of buffers that others reuse)."""
+    return pytree.tree_map(lambda x: x.clone(), tree)
+
+
+def copy_into(static, new) -> None:
+    """The next inputs into the static tensors a graph reads, in place, leaf by leaf."""
+    for s, n in zip(pytree.tree_leaves(static), pytree.tree_leaves(new), strict=True):
+        s.copy_(n)
 
 
 class Captured:
@@ -68,7 +81,8 @@ class Captured:
     makes the optimizer's state); the second captures it (nothing runs) and replays the graph, as
     does every later call: each replay computes on whatever the static inputs then hold, with the
     numbers the uncaptured code would draw from the CUDA generator at that point. ``fn`` must not
-    wait on the host (``.item()``, a host tensor copied in) nor replace a tensor it reads. If the
+    wait on the host (``.item()``, a host tensor copied in) nor replace a tensor it reads
+    (:func:`static_copy` makes them, :func:`copy_into` fills them). If the
     capture fails, the run logs why and ``fn`` runs uncaptured from then on. Off CUDA, ``fn()`` runs
     as it is (the static inputs and outputs still work as on a GPU)."""
 

@@ -308,9 +308,15 @@ class OnPolicyTrainer:
         if self._compiled is None:
             graphs = not self._epoch_graph  # an epoch graph captures the compiled kernels itself
             self._compiled = compiled.compile_step(self.minibatch_step, self.device, self.compile_backend, graphs)
-            how = compiled.describe(self.device, self.compile_backend) if graphs else "torch.compile"
-            self.run.log(f"compile_update: the minibatch step runs compiled by {how}; the first update compiles it")
+            self.run.log(f"compile_update: the minibatch step runs compiled by "
+                         f"{compiled.describe(self.device, self.compile_backend, graphs)}; the first update compiles it")
         return self._compiled
+
+    @property
+    def epoch_captured(self) -> bool | None:
+        """``cuda_graph: epoch``: whether the epoch runs as a captured graph (False before the second
+        epoch, off CUDA, and after a failed capture); None for 'step'."""
+        return None if not self._epoch_graph else self._captured is not None and self._captured["run"].captured
 
     @property
     def _step_graphs(self) -> bool:
@@ -347,19 +353,14 @@ class OnPolicyTrainer:
             return sums
         c = self._captured
         if c is None:
-            # the graph's inputs: tensors of its own (the batch's may be views of the rollout's buffers)
-            static = (*(x.clone() for x in data[:3]), {k: v.clone() for k, v in data[3].items()})
-            c = self._captured = {"data": static, "perm": torch.empty(M, dtype=torch.long, device=self.device),
-                                  "sums": None}
+            c = self._captured = {"data": compiled.static_copy(data), "sums": None,
+                                  "perm": torch.empty(M, dtype=torch.long, device=self.device)}
 
             def epoch() -> None:
                 c["sums"] = self._epoch(step, c["data"], c["perm"], c["sums"])
             c["run"] = compiled.Captured(epoch, self.device, self.run.log)
-        else:  # into the tensors the graph reads, in place
-            for static, new in zip(c["data"][:3], data[:3]):
-                static.copy_(new)
-            for k, v in data[3].items():
-                c["data"][3][k].copy_(v)
+        else:
+            compiled.copy_into(c["data"], data)
             c["sums"].zero_()  # 0 + the first step's scalars: those scalars exactly
         for _ in range(self.cfg.num_epochs):
             c["perm"].copy_(torch.randperm(M, device=self.device))
