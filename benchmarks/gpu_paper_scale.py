@@ -39,10 +39,11 @@ Parts (``--parts``; each prints its figures as it ends and adds them to OUT/gpu_
           steady encoder iterations through decoder 0 and through the fitted decoder 1, and the
           whole run they project to at the preset's stage budgets (``run_minutes_projected``,
           evaluations apart, as the ppo part's figure).
-  fit     GoRL-FM's decoder fit at the preset's size (the release's 50,000 steps in `paper`) on
-          random rows of the task's dimensions: ms per optimiser step eager and compiled
-          (``compile_update``), each also with ``cuda_graph: epoch`` (a graph per validation
-          interval), the compilation, the full fit each projects to.
+  fit     GoRL-FM's decoder fit at the preset's size (the release's 50,000 steps in `paper`; on
+          the humanoid tasks ``--decoder-epochs`` of its up to 100 epochs) on random rows of the
+          task's dimensions: ms per optimiser step eager and compiled (``compile_update``), each
+          also with ``cuda_graph: epoch`` (a graph per validation interval, or per epoch), the
+          compilation, the full fit each projects to.
   divergence  where the scan and the per-step path part over 1000 steps (the teacher-data check
           of tests/test_cuda.py), beside the same loop run again, nudged by one float32 ulp per
           action, and the scan with JAX at TF32.
@@ -372,15 +373,16 @@ def fit_rate(history: list[dict]) -> tuple[float, float]:
 
 def part_fit(args, out: Path) -> None:
     """GoRL-FM's decoder fit at the preset's size for --task (stage 1's settings: hidden layers,
-    batch, Monte Carlo samples, validation; the release's 50,000 steps in `paper`), eager and
-    compiled (``compile_update``: torch.compile, CUDA graphs on CUDA), on random rows of the
-    task's dimensions (a step's cost depends on the shapes, not the values): ``--decoder-steps``
-    steps each, the steady seconds per step (the first step, which compiles, apart:
-    ``compile_s``), the full fit each projects to, the last validation's relative difference
-    (float rounding apart, the two fits compute the same) and, on CUDA, each fit's peak memory.
-    Then both again with ``cuda_graph: epoch`` (on CUDA each run of eval_interval steps between
-    validations as one captured graph; ``*_epoch`` figures, ``epoch_capture_notes`` empty when every
-    capture held)."""
+    batch, Monte Carlo samples, validation; the release's 50,000 steps in `paper`, or on the humanoid
+    tasks up to 100 epochs), eager and compiled (``compile_update``: torch.compile, CUDA graphs on
+    CUDA), on random rows of the task's dimensions (a step's cost depends on the shapes, not the
+    values): ``--decoder-steps`` steps (``--decoder-epochs`` epochs, each run to the end) each, the
+    steady seconds per step (the first step or epoch, which compiles, apart: ``compile_s``), the
+    full fit each projects to (epochs: all of them, an upper bound), the last validation's relative
+    difference (float rounding apart, the two fits compute the same) and, on CUDA, each fit's peak
+    memory. Then both again with ``cuda_graph: epoch`` (on CUDA each run of eval_interval steps
+    between validations, or each epoch, as one captured graph; ``*_epoch`` figures,
+    ``epoch_capture_notes`` empty when every capture held)."""
     import numpy as np
 
     from gorl import registry
@@ -392,9 +394,12 @@ def part_fit(args, out: Path) -> None:
     preset = "smoke" if args.tiny else "paper"
     cfg = build_config(algo.config_cls, algo.presets_file, preset, args.task, {"device": args.device}).for_stage(1)
     fit = cfg.decoder_fit_config()
-    if fit.schedule != "steps":
-        raise ValueError(f"the fit part times the release's step schedule; {preset} on {args.task} fits by epochs")
-    full = fit.train_steps
+    if fit.schedule == "steps":
+        unit, full = "step", fit.train_steps
+        fit = dataclasses.replace(fit, train_steps=min(args.decoder_steps, full))
+    else:  # the humanoid profile (and v1): every one of --decoder-epochs epochs runs (no early stop)
+        unit, full = "epoch", fit.max_epochs
+        fit = dataclasses.replace(fit, max_epochs=min(args.decoder_epochs, full), patience=full)
     obs_dim, act_dim = env_dims(args.task)  # nothing stepped or compiled
     device = torch.device(args.device)
     precision = set_matmul_precision(cfg.matmul_precision, device)  # as the run's trainer sets it
@@ -403,10 +408,10 @@ def part_fit(args, out: Path) -> None:
     obs = rng.normal(size=(rows, obs_dim)).astype(np.float32)
     acts = rng.normal(size=(rows, act_dim)).astype(np.float32)
     episode = np.arange(rows) // 1000  # 1000-step episodes, for the release's split by episode
-    fit = dataclasses.replace(fit, train_steps=min(args.decoder_steps, full))
     figures = dict(task=args.task, preset=preset, device=str(device), matmul_precision=precision,
-                   batch_size=fit.batch_size, mc_samples=fit.mc_samples, hidden=fit.hidden,
-                   eval_interval=fit.eval_interval, steps_timed=fit.train_steps, steps_in_preset=full)
+                   batch_size=fit.batch_size, mc_samples=fit.mc_samples, hidden=fit.hidden, schedule=fit.schedule,
+                   eval_interval=fit.eval_interval, **{f"{unit}s_timed": fit.train_steps or fit.max_epochs,
+                                                       f"{unit}s_in_preset": full})
     last = {}
     said = []  # a captured variant whose capture fell back says so here
     variants = {"eager": (False, False), "compiled": (True, False),
@@ -426,14 +431,16 @@ def part_fit(args, out: Path) -> None:
         sync()
         per, first = fit_rate(history)
         last[name] = history[-1]["val_loss"]
-        figures.update({f"{name}_ms_per_step": round(1000 * per, 3), f"{name}_first_step_s": round(first, 1),
-                        f"{name}_full_fit_s_projected": round(per * full, 1)})
+        first_steps = 1 if unit == "step" else history[0]["steps"]  # the steps of the first step or epoch
+        figures.update({f"{name}_ms_per_step": round(1000 * per, 3), f"{name}_first_{unit}_s": round(first, 1),
+                        f"{name}_full_fit_s_projected": round(per * full * first_steps, 1)})  # epochs: at most
         if device.type == "cuda":  # the fit's peak, the rows on the device included (CUDA graphs keep a pool)
             figures[f"{name}_peak_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20)
         record("fit", out, **figures)
     if "eager" in last and "compiled" in last:
         figures["speedup"] = round(figures["eager_ms_per_step"] / figures["compiled_ms_per_step"], 2)
-        figures["compile_s"] = round(figures["compiled_first_step_s"] - figures["compiled_ms_per_step"] / 1000, 1)
+        figures["compile_s"] = round(figures[f"compiled_first_{unit}_s"]
+                                     - figures["compiled_ms_per_step"] / 1000 * first_steps, 1)
         figures["last_val_loss_rel_diff"] = f"{abs(last['compiled'] - last['eager']) / abs(last['eager']):.1e}"
     for name in ("compiled_epoch", "eager_epoch"):  # runs of eval_interval steps as one graph (cuda_graph: epoch)
         if "eager" in last and name in last:
@@ -749,9 +756,10 @@ def main() -> None:
                    help="ppo part: once per value of cuda_graph (what one CUDA graph of the update holds); "
                         "gorl part: the first")
     p.add_argument("--decoder-steps", type=int, default=500,
-                   help="gorl part: decoder optimiser steps to time (the release's fit schedule)")
+                   help="gorl and fit parts: decoder optimiser steps to time (the release's fit schedule)")
     p.add_argument("--decoder-epochs", type=int, default=3,
-                   help="gorl part: decoder epochs to time (v1's fit schedule)")
+                   help="gorl and fit parts: decoder epochs to time (v1's fit schedule, the release's humanoid "
+                        "profile; the fit part's epoch graphs replay from the third)")
     p.add_argument("--test-workers", type=int, default=4,
                    help="cuda_tests part: pytest-xdist workers where it is installed (0: one process)")
     p.add_argument("--tests-timeout", type=int, default=270,

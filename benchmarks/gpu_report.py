@@ -125,7 +125,8 @@ def targets(figures: dict) -> list[tuple[str, str, str]]:
             same += (f"; the `fit` part's full fit on {fit['device']}: {fit['eager_full_fit_s_projected']} s eager, "
                      f"{fit['compiled_full_fit_s_projected']} s compiled")
             if "compiled_epoch_full_fit_s_projected" in fit:  # cuda_graph: epoch
-                same += f", {fit['compiled_epoch_full_fit_s_projected']} s compiled with a graph per validation interval"
+                per = "epoch" if fit.get("schedule") == "epochs" else "validation interval"
+                same += f", {fit['compiled_epoch_full_fit_s_projected']} s compiled with a graph per {per}"
         rows.append((target, f"**{ratio:.2f}x**{steady}: the GoRL run projected to {gorl['run_minutes_projected']} min for "
                              f"{_n(gorl['run_encoder_env_steps'])} encoder steps (encoder iteration "
                              f"{gorl['encoder0_iteration_s']:.3f} s through decoder 0, "

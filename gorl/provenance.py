@@ -148,7 +148,7 @@ def compile_update(setting: bool, device, cuda_graph: str | None = None) -> dict
         mode = "reduce-overhead (CUDA graphs)" if cuda and not epoch else "default"
     graphs = None
     if cuda_graph is not None:
-        graphs = "an epoch per graph (GoRL: and a fit's validation interval)" if cuda and epoch else \
+        graphs = "an epoch per graph (GoRL: and a fit's validation interval or epoch)" if cuda and epoch else \
             "a minibatch step's graphs" if cuda and setting else "none"
     return {"setting": bool(setting), "torch_compile_mode": mode,
             "cuda_graph": {"setting": cuda_graph, "graphs": graphs}}

@@ -266,6 +266,25 @@ def test_the_release_fit_as_captured_runs_of_steps_is_the_same_fit_on_cuda(backe
 
 
 @cuda
+@pytest.mark.parametrize("backend", [None, "inductor"])
+def test_the_epochs_fit_as_one_captured_loop_per_epoch_is_the_same_fit_on_cuda(backend):
+    """The epochs schedule (v1, the release's humanoid profile) with each epoch's steps as one
+    captured CUDA graph (epoch 0 warms it up, 1 captures it, 2-4 replay it) gives the fit that steps
+    one by one gives, to float rounding at most, and the capture does not fall back."""
+    from test_gorl import fit_steps_both_ways
+    said = []
+    (h1, p1), (h2, p2) = fit_steps_both_ways(torch.device("cuda"), False, captured=True, log=said.append,
+                                             backend=backend, schedule="epochs")
+    assert not said, said
+    assert [r["epoch"] for r in h1] == [r["epoch"] for r in h2] == [0, 1, 2, 3, 4]
+    for a, b in zip(h1, h2):
+        for k in a:
+            assert b[k] == pytest.approx(a[k], rel=1e-6, abs=1e-7), k
+    for a, b in zip(p1, p2):
+        torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-7)
+
+
+@cuda
 @pytest.mark.parametrize("kind", ["fm", "diffusion"])
 def test_compiled_decoder_fit_matches_the_eager_one_on_cuda(kind):
     """``compile_update``'s decoder fit on CUDA: the step as CUDA graphs (a skip raises, with its

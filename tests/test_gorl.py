@@ -149,16 +149,18 @@ def test_decoder_fit_learns_a_bimodal_target(kind):
 
 
 def fit_steps_both_ways(device: torch.device, val_redraw: bool, captured: bool = False,
-                        log=lambda msg: None, backend: str | None = None) -> tuple[list, list]:
+                        log=lambda msg: None, backend: str | None = None, schedule: str = "steps") -> tuple[list, list]:
     """The release's step schedule run twice from the same seeds, the noise from a generator of
     its own (as on a GPU): rows drawn once per step, and drawn ahead up to each validation
     (``captured``: with each run of eval_interval steps as one captured loop, its noise drawn
-    ahead too, ``cuda_graph: epoch``). ``backend``: the step compiled by it (each run compiles anew
-    and must not recompile from one step to the next). Returns both runs' (history, final parameters)."""
+    ahead too, ``cuda_graph: epoch``). ``schedule`` 'epochs': the epochs schedule (9 steps per epoch,
+    5 epochs) run as it is, then with each epoch as one captured loop (``captured``). ``backend``:
+    the step compiled by it (each run compiles anew and must not recompile from one step to the
+    next). Returns both runs' (history, final parameters)."""
     import dataclasses
 
     import torch._dynamo
-    from gorl.algorithm.decoder import _fit_steps, train_step
+    from gorl.algorithm.decoder import _fit_epochs, _fit_steps, train_step
     from gorl.core import compiled
     rng = np.random.default_rng(0)
     obs = torch.as_tensor(rng.normal(size=(700, 3)).astype(np.float32), device=device)
@@ -167,6 +169,9 @@ def fit_steps_both_ways(device: torch.device, val_redraw: bool, captured: bool =
                            mc_samples=2, max_samples=10**6, val_fraction=0.1, max_val_batches=2, schedule="steps",
                            train_steps=23, eval_interval=5, checkpoint_metric="val_endpoint_mse",
                            val_redraw=val_redraw)
+    if schedule == "epochs":  # patience above max_epochs: every epoch runs
+        cfg = dataclasses.replace(cfg, schedule="epochs", train_steps=None, eval_interval=None, max_epochs=5,
+                                  patience=10, checkpoint_metric="val_loss")
     out = []
     for ahead in (False, True):
         torch.manual_seed(0)
@@ -179,11 +184,15 @@ def fit_steps_both_ways(device: torch.device, val_redraw: bool, captured: bool =
         gen, gen_dev = torch.Generator().manual_seed(1), torch.Generator(device=device).manual_seed(2)
         loss = lambda o, a, z, eps, t: dec.loss(o, a, eps, t)  # noqa: E731
         torch._dynamo.reset()
+        step = train_step(list(dec.net.parameters()), opt, loss, device, backend, graphs=not loop)
+        data = (obs[:600], acts[:600], None), (obs[600:], acts[600:], None)
         with torch._dynamo.config.patch(error_on_recompile=True):
-            hist = _fit_steps(dec, train_step(list(dec.net.parameters()), opt, loss, device, backend, graphs=not loop),
-                              loss, (obs[:600], acts[:600], None), (obs[600:], acts[600:], None),
-                              dataclasses.replace(cfg, captured=loop), gen, gen_dev, device, draw_ahead=ahead,
-                              log=log)
+            if schedule == "epochs":
+                hist = _fit_epochs(dec, step, loss, *data, dataclasses.replace(cfg, captured=loop), gen, gen_dev,
+                                   device, log=log)
+            else:
+                hist = _fit_steps(dec, step, loss, *data, dataclasses.replace(cfg, captured=loop), gen, gen_dev,
+                                  device, draw_ahead=ahead, log=log)
         for row in hist:
             del row["wall_s"]  # the only column that differs
         out.append((hist, [p.detach().cpu().clone() for p in dec.parameters()]))
@@ -212,6 +221,34 @@ def test_the_release_fit_as_captured_runs_of_steps_is_the_same_fit(val_redraw, b
     assert [r["step"] for r in h1] == [0, 1, 5, 10, 15, 20, 23]
     assert h1 == h2
     assert all(torch.equal(a, b) for a, b in zip(p1, p2))
+
+
+@pytest.mark.parametrize("backend", [None, "aot_eager"])
+def test_the_epochs_fit_as_one_captured_loop_per_epoch_is_the_same_fit(backend):
+    """``cuda_graph: epoch`` on the epochs schedule (v1, the release's humanoid profile): each epoch's
+    steps are one captured loop on a GPU (epoch 0 warms it up, epoch 1 captures it, later epochs
+    replay it), its rows and noise drawn ahead into the tensors it reads, the epoch's losses summed
+    in the graph. Off CUDA the same loop runs uncaptured: the same fit as step by step, bit for bit
+    (also with the step compiled: no recompilation)."""
+    (h1, p1), (h2, p2) = fit_steps_both_ways(torch.device("cpu"), False, captured=True, backend=backend,
+                                             schedule="epochs")
+    assert [r["epoch"] for r in h1] == [0, 1, 2, 3, 4] and h1[-1]["steps"] == 5 * (600 // 64)
+    assert h1 == h2
+    assert all(torch.equal(a, b) for a, b in zip(p1, p2))
+
+
+def test_a_captured_epochs_fit_needs_a_noise_generator_of_its_own():
+    """Where rows and noise come from one generator (a CPU fit), drawing an epoch's noise ahead
+    would change the numbers: the captured loop refuses (``fit_decoder`` captures only on CUDA)."""
+    import dataclasses
+
+    from gorl.algorithm.decoder import _fit_epochs
+    cfg = DecoderFitConfig(hidden=[8], steps=2, learning_rate=1e-3, batch_size=8, max_epochs=1, patience=1,
+                           mc_samples=1, max_samples=100, val_fraction=0.5, max_val_batches=1, captured=True)
+    dec, gen = Decoder("fm", 1, 1, [8], 2), torch.Generator().manual_seed(0)
+    data = (torch.zeros(16, 1), torch.zeros(16, 1), None)
+    with pytest.raises(ValueError, match="generator of its own"):
+        _fit_epochs(dec, None, None, data, data, dataclasses.replace(cfg), gen, gen, torch.device("cpu"))
 
 
 def _sampler_gain_for_gaussian_target(kind: str, s: float, steps: int = 10) -> float:

@@ -73,9 +73,10 @@ class DecoderFitConfig:
     (``compile_update``, :mod:`gorl.core.compiled`): the same random numbers, results equal up
     to float rounding."""
     captured: bool = False
-    """The release's schedule on CUDA: each run of ``eval_interval`` steps between two validations
-    captured once as one CUDA graph and replayed (``cuda_graph: epoch``, :class:`gorl.core.compiled.
-    Captured`): its rows and noise drawn ahead, as the same numbers, into static tensors it reads."""
+    """On CUDA (``cuda_graph: epoch``, :class:`gorl.core.compiled.Captured`): the release's schedule
+    captures each run of ``eval_interval`` steps between two validations once as one CUDA graph and
+    replays it, the epochs schedule each epoch's steps; their rows and noise drawn ahead, as the same
+    numbers, into static tensors the graph reads."""
 
 
 PRESETS = Path(__file__).parent.parent / "presets" / "gorl_fm.yaml"

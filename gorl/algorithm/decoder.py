@@ -178,7 +178,8 @@ def fit_decoder(kind: str, obs: np.ndarray, actions: np.ndarray, cfg: DecoderFit
     Deterministic given ``seed``. Returns (decoder, history: one row per validation, with the
     fit's seconds so far, ``wall_s``). ``cfg.compiled``: the optimiser step compiled by
     ``compile_backend`` (tests: 'aot_eager'). ``cfg.captured`` (CUDA, the release's schedule): runs of
-    steps between validations as CUDA graphs; ``log`` says where a capture fails.
+    steps between validations (the release's schedule) or each epoch (the epochs schedule) as one CUDA
+    graph; ``log`` says where a capture fails.
 
     ``init`` (a warm fit, spec 14): start from a copy of that decoder's network; its statistics
     are kept (``obs_stats`` 'frozen'), pooled with the training split's as if over
@@ -226,7 +227,7 @@ def fit_decoder(kind: str, obs: np.ndarray, actions: np.ndarray, cfg: DecoderFit
     for p in params:
         p.requires_grad_(True)
     gen_dev = gen if device.type == "cpu" else torch.Generator(device=device).manual_seed(seed)
-    captured = cfg.captured and cfg.schedule == "steps" and gen_dev is not gen  # where the noise has its own generator
+    captured = cfg.captured and gen_dev is not gen  # where the noise has its own generator
     opt = torch.optim.Adam(params, lr=cfg.learning_rate, **compiled.adam_options(device, cfg.compiled, captured))
 
     def batch_loss(o_n: torch.Tensor, a: torch.Tensor, z: torch.Tensor | None, eps, t) -> torch.Tensor:
@@ -241,8 +242,8 @@ def fit_decoder(kind: str, obs: np.ndarray, actions: np.ndarray, cfg: DecoderFit
         history = _fit_steps(dec, optimise, batch_loss, (on_tr, a_tr, z_tr), (on_va, a_va, z_va),
                              dataclasses.replace(cfg, captured=captured), gen, gen_dev, device, log=log)
     else:
-        history = _fit_epochs(dec, optimise, batch_loss, (on_tr, a_tr, z_tr), (on_va, a_va, z_va), cfg, gen,
-                              gen_dev, device)
+        history = _fit_epochs(dec, optimise, batch_loss, (on_tr, a_tr, z_tr), (on_va, a_va, z_va),
+                              dataclasses.replace(cfg, captured=captured), gen, gen_dev, device, log=log)
     for p in params:
         p.requires_grad_(False)
     return dec, history
@@ -277,31 +278,44 @@ def train_step(params: list[torch.Tensor], opt: torch.optim.Optimizer, batch_los
 
 class _CapturedSteps:
     """A run of fit steps as one :class:`compiled.Captured` loop: static rows (n, B) and the n
-    steps' (eps, t) it reads, the last step's loss in a static tensor."""
+    steps' (eps, t) it reads; the last step's loss and the float64 sum of the n losses (summed in
+    the order the uncaptured epoch sums them) in static tensors."""
 
     def __init__(self, optimise, train: tuple, rows: torch.Tensor, noise: list[tuple], device, log):
         self.inputs = compiled.static_copy((rows, noise))
         self.loss = torch.zeros((), device=device)
+        self.total = torch.zeros((), dtype=torch.float64, device=device)
         on_tr, a_tr, z_tr = train
 
         def steps() -> None:
             rows, noise = self.inputs
+            self.total.zero_()
             for idx, (eps, t) in zip(rows, noise):
                 loss = optimise(on_tr[idx], a_tr[idx], None if z_tr is None else z_tr[idx], eps, t)
+                self.total += loss.double()
             self.loss.copy_(loss)
         self.run = compiled.Captured(steps, device, log)
 
-    def __call__(self, rows: torch.Tensor, noise: list[tuple]) -> torch.Tensor:
-        """The steps on these rows and noise (copied in; the first call's are its own already)."""
+    def __call__(self, rows: torch.Tensor, noise: list[tuple]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(last loss, sum of the losses) of the steps on these rows and noise (copied in; the first
+        call's are its own already)."""
         if self.run.calls:
             compiled.copy_into(self.inputs, (rows, noise))
         self.run()
-        return self.loss
+        return self.loss, self.total
 
 
-def _fit_epochs(dec, optimise, batch_loss, train, val, cfg: DecoderFitConfig, gen, gen_dev, device) -> list[dict]:
-    """v1: epochs of floor(n_train / batch) steps over a fresh permutation, validation on one
-    fixed (eps, t) draw per epoch, early stopping after ``patience`` epochs without a better loss."""
+def _fit_epochs(dec, optimise, batch_loss, train, val, cfg: DecoderFitConfig, gen, gen_dev, device,
+                log=lambda msg: None) -> list[dict]:
+    """v1 (and the release's humanoid profile): epochs of floor(n_train / batch) steps over a fresh
+    permutation, validation on one fixed (eps, t) draw per epoch, early stopping after ``patience``
+    epochs without a better loss. ``cfg.captured`` (the noise from a generator of its own): each
+    epoch's steps as one captured CUDA graph (:class:`_CapturedSteps`; epoch 0 warms it up, epoch 1
+    captures it, later epochs replay it), the epoch's noise drawn ahead, step by step, into the
+    tensors it reads (the same numbers: nothing else draws from that generator during an epoch's
+    steps). ``log``: where a failed capture is said."""
+    if cfg.captured and gen_dev is gen:
+        raise ValueError("a captured fit draws its noise ahead: the noise needs a generator of its own")
     on_tr, a_tr, z_tr = train
     on_va, a_va, z_va = val
     n_tr, n_val = on_tr.shape[0], on_va.shape[0]
@@ -312,14 +326,22 @@ def _fit_epochs(dec, optimise, batch_loss, train, val, cfg: DecoderFitConfig, ge
     pick = (lambda z, idx: None if z is None else z[idx])  # noqa: E731
 
     best, best_state, since_best, history = math.inf, None, 0, []
+    captured = None  # the epoch's graph, made at the first epoch
     t0 = time.perf_counter()
     for epoch in range(cfg.max_epochs):
         order = torch.randperm(n_tr, generator=gen).to(device)
-        total = torch.zeros((), dtype=torch.float64, device=device)  # read once per epoch: no sync per step
-        for s in range(steps_per_epoch):
-            idx = order[s * batch:(s + 1) * batch]
-            eps, t = dec.draw_noise(idx.shape[0], cfg.mc_samples, gen_dev)
-            total += optimise(on_tr[idx], a_tr[idx], pick(z_tr, idx), eps, t).double()
+        if cfg.captured:
+            rows = order[:steps_per_epoch * batch].view(steps_per_epoch, batch)
+            noise = [dec.draw_noise(batch, cfg.mc_samples, gen_dev) for _ in range(steps_per_epoch)]
+            if captured is None:
+                captured = _CapturedSteps(optimise, train, rows, noise, device, log)
+            total = captured(rows, noise)[1]
+        else:
+            total = torch.zeros((), dtype=torch.float64, device=device)  # read once per epoch: no sync per step
+            for s in range(steps_per_epoch):
+                idx = order[s * batch:(s + 1) * batch]
+                eps, t = dec.draw_noise(idx.shape[0], cfg.mc_samples, gen_dev)
+                total += optimise(on_tr[idx], a_tr[idx], pick(z_tr, idx), eps, t).double()
         total = float(total)
         with torch.no_grad():
             val = torch.zeros((), dtype=torch.float64, device=device)
@@ -421,7 +443,7 @@ def _fit_steps(dec, optimise, batch_loss, train, val, cfg: DecoderFitConfig, gen
                     noise = [dec.draw_noise(cfg.batch_size, cfg.mc_samples, gen_dev) for _ in range(cfg.eval_interval)]
                     if captured is None:
                         captured = _CapturedSteps(optimise, train, chunk, noise, device, log)
-                    loss, step = captured(chunk, noise), upto
+                    loss, step = captured(chunk, noise)[0], upto
                     idx = None
                 else:
                     rows = iter(chunk)
