@@ -177,7 +177,7 @@ def fit_decoder(kind: str, obs: np.ndarray, actions: np.ndarray, cfg: DecoderFit
     lowest ``checkpoint_metric``. ``latent``: each row's stored z (``pairwise_weight``).
     Deterministic given ``seed``. Returns (decoder, history: one row per validation, with the
     fit's seconds so far, ``wall_s``). ``cfg.compiled``: the optimiser step compiled by
-    ``compile_backend`` (tests: 'aot_eager'). ``cfg.captured`` (CUDA, the release's schedule): runs of
+    ``compile_backend`` (tests: 'aot_eager'). ``cfg.captured`` (CUDA): runs of
     steps between validations (the release's schedule) or each epoch (the epochs schedule) as one CUDA
     graph; ``log`` says where a capture fails.
 
