@@ -229,3 +229,24 @@ def test_compiled_decoder_fit_matches_the_eager_one(kind):
 @pytest.mark.slow
 def test_inductor_decoder_fit_matches_the_eager_one():
     compare_fits("fm", "inductor")
+
+
+def test_a_process_compiles_more_steps_than_dynamos_recompile_limit():
+    """Each trainer and decoder fit compiles its own step (new parameters, a new optimizer), and
+    dynamo counts the cache entries of freed optimizers against its recompile_limit (8 per code
+    object; Adam.step's is shared by every optimizer of the process). Nine compiled fits in one
+    process all compile: without the raised limit the ninth fell back to eager (on a CPU failing in
+    capturable Adam; on a GPU silently slower)."""
+    import numpy as np
+
+    from gorl.algorithm.config import DecoderFitConfig
+    from gorl.algorithm.decoder import fit_decoder
+    rng = np.random.default_rng(0)
+    obs, acts = rng.normal(size=(200, 3)).astype(np.float32), rng.normal(size=(200, 2)).astype(np.float32)
+    cfg = DecoderFitConfig(hidden=[8], steps=2, learning_rate=1e-3, batch_size=32, max_epochs=None, patience=None,
+                           mc_samples=1, max_samples=10**6, val_fraction=0.1, max_val_batches=1, schedule="steps",
+                           train_steps=2, eval_interval=2, compiled=True)
+    torch._dynamo.reset()
+    with torch._dynamo.config.patch(fail_on_recompile_limit_hit=True):
+        for seed in range(9):
+            fit_decoder("fm", obs, acts, cfg, seed, torch.device("cpu"), compile_backend="aot_eager")

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
+import torch._dynamo
 import torch.utils._pytree as pytree
 
 
@@ -43,7 +44,16 @@ def uses_cuda_graphs(device: torch.device, backend: str = "inductor") -> bool:
 def compile_step(fn: Callable, device: torch.device, backend: str = "inductor", graphs: bool = True) -> Callable:
     """``fn`` compiled (static shapes). Call :func:`step_begin` before each call: with CUDA graphs a
     call's outputs live in the graph's memory until the next call, so copy what is kept.
-    ``graphs=False``: no CUDA graphs of its own (a :class:`Captured` loop captures its kernels)."""
+    ``graphs=False``: no CUDA graphs of its own (a :class:`Captured` loop captures its kernels).
+
+    Every trainer and decoder fit compiles its own step: its parameters and optimizer are new
+    objects, which dynamo's guards match by identity. Dynamo keeps counting the cache entries of
+    freed ones against ``recompile_limit`` (8 per code object, and ``Adam.step``'s is shared by every
+    optimizer of the process), so the ninth compiled step of a process would silently run eager
+    (and on a CPU fail in capturable Adam). The limit is raised to the accumulated one (256 per code
+    object), which stays the cap; within a trainer a step compiles once (the tests check it)."""
+    dynamo = torch._dynamo.config
+    dynamo.recompile_limit = max(dynamo.recompile_limit, dynamo.accumulated_recompile_limit)
     options = None
     if backend == "inductor":
         options = {"fallback_random": True}
