@@ -149,14 +149,17 @@ def test_decoder_fit_learns_a_bimodal_target(kind):
 
 
 def fit_steps_both_ways(device: torch.device, val_redraw: bool, captured: bool = False,
-                        log=lambda msg: None, backend: str | None = None, schedule: str = "steps") -> tuple[list, list]:
+                        log=lambda msg: None, backend: str | None = None, schedule: str = "steps",
+                        pairwise: bool = False) -> tuple[list, list]:
     """The release's step schedule run twice from the same seeds, the noise from a generator of
     its own (as on a GPU): rows drawn once per step, and drawn ahead up to each validation
     (``captured``: with each run of eval_interval steps as one captured loop, its noise drawn
     ahead too, ``cuda_graph: epoch``). ``schedule`` 'epochs': the epochs schedule (9 steps per epoch,
     5 epochs) run as it is, then with each epoch as one captured loop (``captured``). ``backend``:
     the step compiled by it (each run compiles anew and must not recompile from one step to the
-    next). Returns both runs' (history, final parameters)."""
+    next). ``pairwise``: each row's latent too, and the release diffusion's pairwise term in the
+    loss (the decoder's sampler run from the row's latent, under autograd). Returns both runs'
+    (history, final parameters)."""
     import dataclasses
 
     import torch._dynamo
@@ -165,6 +168,7 @@ def fit_steps_both_ways(device: torch.device, val_redraw: bool, captured: bool =
     rng = np.random.default_rng(0)
     obs = torch.as_tensor(rng.normal(size=(700, 3)).astype(np.float32), device=device)
     acts = torch.as_tensor(rng.normal(size=(700, 2)).astype(np.float32), device=device)
+    lat = torch.as_tensor(rng.normal(size=(700, 2)).astype(np.float32), device=device) if pairwise else None
     cfg = DecoderFitConfig(hidden=[16, 16], steps=4, learning_rate=1e-3, batch_size=64, max_epochs=1, patience=1,
                            mc_samples=2, max_samples=10**6, val_fraction=0.1, max_val_batches=2, schedule="steps",
                            train_steps=23, eval_interval=5, checkpoint_metric="val_endpoint_mse",
@@ -182,10 +186,13 @@ def fit_steps_both_ways(device: torch.device, val_redraw: bool, captured: bool =
         opt = torch.optim.Adam(dec.net.parameters(), lr=cfg.learning_rate,
                                **compiled.adam_options(device, backend is not None, loop))
         gen, gen_dev = torch.Generator().manual_seed(1), torch.Generator(device=device).manual_seed(2)
-        loss = lambda o, a, z, eps, t: dec.loss(o, a, eps, t)  # noqa: E731
+        def loss(o, a, z, eps, t):
+            out = dec.loss(o, a, eps, t)
+            return out if z is None else out + 1e-3 * (dec.decode_normalized(o, z) - a).pow(2).mean()
         torch._dynamo.reset()
         step = train_step(list(dec.net.parameters()), opt, loss, device, backend, graphs=not loop)
-        data = (obs[:600], acts[:600], None), (obs[600:], acts[600:], None)
+        data = ((obs[:600], acts[:600], None if lat is None else lat[:600]),
+                (obs[600:], acts[600:], None if lat is None else lat[600:]))
         with torch._dynamo.config.patch(error_on_recompile=True):
             if schedule == "epochs":
                 hist = _fit_epochs(dec, step, loss, *data, dataclasses.replace(cfg, captured=loop), gen, gen_dev,
@@ -210,14 +217,17 @@ def test_the_release_fit_draws_the_same_rows_ahead_as_step_by_step(val_redraw):
     assert all(torch.equal(a, b) for a, b in zip(p1, p2))
 
 
-@pytest.mark.parametrize("val_redraw, backend", [(False, None), (True, None), (False, "aot_eager")])
-def test_the_release_fit_as_captured_runs_of_steps_is_the_same_fit(val_redraw, backend):
+@pytest.mark.parametrize("val_redraw, backend, pairwise", [(False, None, False), (True, None, False),
+                                                           (False, "aot_eager", False), (False, None, True)])
+def test_the_release_fit_as_captured_runs_of_steps_is_the_same_fit(val_redraw, backend, pairwise):
     """``cuda_graph: epoch``: each run of eval_interval steps between two validations is one captured
     loop on a GPU (steps 6-10 warm it up, 11-15 capture it, 16-20 replay it; 1, 2-5 and 21-23 step
     as before), its rows and noise drawn ahead into the tensors it reads. Off CUDA the same loop
     runs uncaptured: the same fit as step by step, bit for bit; also with the step compiled (its
-    static noise passed as views, one per step: no recompilation)."""
-    (h1, p1), (h2, p2) = fit_steps_both_ways(torch.device("cpu"), val_redraw, captured=True, backend=backend)
+    static noise passed as views, one per step: no recompilation), and with the release diffusion's
+    pairwise term (each step's rows' latents gathered in the loop)."""
+    (h1, p1), (h2, p2) = fit_steps_both_ways(torch.device("cpu"), val_redraw, captured=True, backend=backend,
+                                             pairwise=pairwise)
     assert [r["step"] for r in h1] == [0, 1, 5, 10, 15, 20, 23]
     assert h1 == h2
     assert all(torch.equal(a, b) for a, b in zip(p1, p2))
