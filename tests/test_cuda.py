@@ -246,16 +246,17 @@ def test_the_release_fit_draws_the_same_rows_ahead_on_cuda(val_redraw):
 
 
 @cuda
-@pytest.mark.parametrize("backend", [None, "inductor"])
-def test_the_release_fit_as_captured_runs_of_steps_is_the_same_fit_on_cuda(backend):
+@pytest.mark.parametrize("backend, pairwise", [(None, False), ("inductor", False), (None, True)])
+def test_the_release_fit_as_captured_runs_of_steps_is_the_same_fit_on_cuda(backend, pairwise):
     """The fit's runs of eval_interval steps as captured CUDA graphs (warm-up, capture, replays)
     give the fit that steps one by one gives (the same kernels on the same numbers: equal to float
     rounding at most), and the capture does not fall back (it would say so in the log); eager, and
-    compiled by inductor (the steps: cudagraph trees; the runs: inductor's kernels captured)."""
+    compiled by inductor (the steps: cudagraph trees; the runs: inductor's kernels captured); and
+    with the release diffusion's pairwise term (the sampler under autograd inside the graph)."""
     from test_gorl import fit_steps_both_ways
     said = []
     (h1, p1), (h2, p2) = fit_steps_both_ways(torch.device("cuda"), False, captured=True, log=said.append,
-                                             backend=backend)
+                                             backend=backend, pairwise=pairwise)
     assert not said, said
     assert [r["step"] for r in h1] == [r["step"] for r in h2]
     for a, b in zip(h1, h2):
