@@ -431,16 +431,16 @@ def part_fit(args, out: Path) -> None:
         sync()
         per, first = fit_rate(history)
         last[name] = history[-1]["val_loss"]
-        first_steps = 1 if unit == "step" else history[0]["steps"]  # the steps of the first step or epoch
+        steps_per_unit = 1 if unit == "step" else history[0]["steps"]  # an epoch's steps
         figures.update({f"{name}_ms_per_step": round(1000 * per, 3), f"{name}_first_{unit}_s": round(first, 1),
-                        f"{name}_full_fit_s_projected": round(per * full * first_steps, 1)})  # epochs: at most
+                        f"{name}_full_fit_s_projected": round(per * full * steps_per_unit, 1)})  # epochs: at most
         if device.type == "cuda":  # the fit's peak, the rows on the device included (CUDA graphs keep a pool)
             figures[f"{name}_peak_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20)
         record("fit", out, **figures)
     if "eager" in last and "compiled" in last:
         figures["speedup"] = round(figures["eager_ms_per_step"] / figures["compiled_ms_per_step"], 2)
         figures["compile_s"] = round(figures[f"compiled_first_{unit}_s"]
-                                     - figures["compiled_ms_per_step"] / 1000 * first_steps, 1)
+                                     - figures["compiled_ms_per_step"] / 1000 * steps_per_unit, 1)
         figures["last_val_loss_rel_diff"] = f"{abs(last['compiled'] - last['eager']) / abs(last['eager']):.1e}"
     for name in ("compiled_epoch", "eager_epoch"):  # runs of eval_interval steps as one graph (cuda_graph: epoch)
         if "eager" in last and name in last:

@@ -248,8 +248,10 @@ def test_the_epochs_fit_as_one_captured_loop_per_epoch_is_the_same_fit(backend):
 
 
 def test_a_captured_epochs_fit_needs_a_noise_generator_of_its_own():
-    """Where rows and noise come from one generator (a CPU fit), drawing an epoch's noise ahead
-    would change the numbers: the captured loop refuses (``fit_decoder`` captures only on CUDA)."""
+    """The captured epochs loop keeps the step schedule's precondition, a noise generator of its
+    own (``fit_decoder`` captures only on CUDA, where it has one): given one generator for rows and
+    noise it refuses. (Unlike the step schedule's, its numbers would not change: an epoch's rows
+    are drawn before its noise.)"""
     import dataclasses
 
     from gorl.algorithm.decoder import _fit_epochs

@@ -315,7 +315,9 @@ def _fit_epochs(dec, optimise, batch_loss, train, val, cfg: DecoderFitConfig, ge
     tensors it reads (the same numbers: nothing else draws from that generator during an epoch's
     steps). ``log``: where a failed capture is said."""
     if cfg.captured and gen_dev is gen:
-        raise ValueError("a captured fit draws its noise ahead: the noise needs a generator of its own")
+        # (the epoch's rows are drawn before its noise, so one generator would give the same numbers
+        # too; the captured fit keeps the step schedule's precondition, which fit_decoder meets on CUDA)
+        raise ValueError("a captured fit draws its noise ahead from a generator of its own (the device's)")
     on_tr, a_tr, z_tr = train
     on_va, a_va, z_va = val
     n_tr, n_val = on_tr.shape[0], on_va.shape[0]
