@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-import torch._dynamo
 import torch.utils._pytree as pytree
 
 
@@ -52,6 +51,9 @@ def compile_step(fn: Callable, device: torch.device, backend: str = "inductor", 
     optimizer of the process), so the ninth compiled step of a process would silently run eager
     (and on a CPU fail in capturable Adam). The limit is raised to the accumulated one (256 per code
     object), which stays the cap; within a trainer a step compiles once (the tests check it)."""
+    import torch._dynamo  # here, not at the top: ~2.5 s of every process's start on a CPU, which
+    # only a compiled step needs (torch.compile imports it itself)
+
     dynamo = torch._dynamo.config
     dynamo.recompile_limit = max(dynamo.recompile_limit, dynamo.accumulated_recompile_limit)
     options = None
