@@ -119,6 +119,36 @@ STAGE_OVERRIDES = "stage_overrides"
 _STAGE_TABLE = re.compile(r"stage(\d+)|later_stages")
 _FLAT_KEY = re.compile(r"(?:tasks\[([^\]]+)\]\.)?(?:(stage\d+|later_stages)\.)?([A-Za-z_][A-Za-z0-9_]*)")
 
+# Names that users of other PPO code (CleanRL, Stable-Baselines3, Brax's ppo.train) type, and the
+# key of the same role here, with what differs in its value where something does.
+OTHER_LIBRARIES_KEYS = {
+    "lr": "learning_rate", "ent_coef": "entropy_coef", "entropy_cost": "entropy_coef",
+    "vf_coef": ("value_loss_coef", "it weights the mean squared value error itself, as SB3's vf_coef does; "
+                "CleanRL's weights half of it"),
+    "clip_coef": "clip_eps", "clip_range": "clip_eps", "clipping_epsilon": "clip_eps",
+    "update_epochs": "num_epochs", "n_epochs": "num_epochs", "num_updates_per_batch": "num_epochs",
+    "discounting": "gamma", "discount": "gamma", "total_timesteps": "total_steps",
+    "num_timesteps": "total_steps", "n_envs": "num_envs", "norm_adv": "normalize_advantage",
+    "policy_hidden_layer_sizes": "actor_hidden", "value_hidden_layer_sizes": "critic_hidden",
+}
+_LAYOUT = ("not a key: an iteration here is batch_size x num_minibatches x unroll_length env steps over "
+           "num_envs envs, Brax's layout, in which batch_size counts segments of unroll_length steps per minibatch")
+NOT_CONFIG_KEYS = {"seed": "not a key: the seed is train's --seed, a pipeline config's seeds:",
+                   "num_steps": _LAYOUT, "n_steps": _LAYOUT, "minibatch_size": _LAYOUT}
+
+
+def unknown_key_hint(name: str, fields) -> str:
+    """What follows "unknown ... key 'NAME'": where NAME is another library's name, this suite's
+    key for it (or why there is none), else the closest of ``fields``."""
+    if name in NOT_CONFIG_KEYS:
+        return f" ({NOT_CONFIG_KEYS[name]})"
+    ours, note = (OTHER_LIBRARIES_KEYS.get(name, ""), "")
+    if isinstance(ours, tuple):
+        ours, note = ours
+    if ours in fields:
+        return f" (another library's name; here it is {ours!r}{': ' + note if note else ''})"
+    return did_you_mean(name, fields)
+
 
 def is_stage_table(name: str) -> bool:
     """``stage0``, ``stage1``, ... (one stage) or ``later_stages`` (every stage after the first)."""
@@ -485,7 +515,7 @@ def _layered(cls: type, presets_file: Path, preset: str, task: str | None,
         name = split_key(key)[2]
         if name not in fields:
             src = "" if origin[key] == f"{Path(presets_file).name}:{preset}" else f" (set in {origin[key]})"
-            raise ConfigError(f"{presets_file}: unknown preset key {key!r}{did_you_mean(name, fields)}{src}")
+            raise ConfigError(f"{presets_file}: unknown preset key {key!r}{unknown_key_hint(name, fields)}{src}")
     select_task(values, origin, task)
     layer = {}
     for key, value in (overrides or {}).items():
@@ -493,7 +523,7 @@ def _layered(cls: type, presets_file: Path, preset: str, task: str | None,
         if t is not None:
             raise ConfigError(f"--set {key}: per-task values belong in a preset; --set applies to this run's task")
         if name not in fields:
-            raise ConfigError(f"unknown override key {key!r}{did_you_mean(name, fields)}")
+            raise ConfigError(f"unknown override key {key!r}{unknown_key_hint(name, fields)}")
         layer[key] = value
     _apply(values, origin, layer, "--set")
     return values, origin

@@ -507,7 +507,7 @@ def _playground_installed() -> bool:
 
 # 4. each algorithm's preset, `set` keys and values, resolved per task as the CLI will
 def _resolve_runs(cfg: dict) -> list[RunSpec]:
-    from gorl.config import build_config, config_to_dict, parse_set
+    from gorl.config import build_config, config_to_dict, parse_set, split_key, unknown_key_hint
     from gorl.errors import ConfigError
 
     runs = []
@@ -519,10 +519,14 @@ def _resolve_runs(cfg: dict) -> list[RunSpec]:
         steps = ov.get("steps", cfg["steps"])
         where_preset = f"algorithm_overrides.{name}.preset" if "preset" in ov else "preset"
         fields = list(getattr(algo.config_cls, "__dataclass_fields__", {}))
-        for key in ov.get("set", {}):
-            if fields and key not in fields:
+        for key in ov.get("set", {}):  # KEY, or one stage's (stage<k>.KEY, later_stages.KEY) as train's --set
+            try:
+                field = split_key(str(key))[2]
+            except ConfigError as e:
+                raise ExperimentError(f"config: algorithm_overrides.{name}.set: {e}") from None
+            if fields and field not in fields:
                 raise ExperimentError(f"config: algorithm_overrides.{name}.set: unknown hyperparameter "
-                                      f"{key!r}{did_you_mean(key, fields)} for {name}")
+                                      f"{key!r}{unknown_key_hint(field, fields)} for {name}")
         try:
             overrides = parse_set([f"{k}={_fmt(v)}" for k, v in sorted(ov.get("set", {}).items())])
         except ConfigError as e:

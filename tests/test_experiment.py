@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import textwrap
 from pathlib import Path
 
@@ -13,7 +14,8 @@ import yaml
 from conftest import cli, cli_here
 from malformed_configs import MALFORMED
 from gorl import experiment, registry
-from gorl.errors import ExperimentError
+from gorl.config import build_config
+from gorl.errors import ConfigError, ExperimentError
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "config" / "config.yaml"
@@ -245,6 +247,41 @@ def test_plan_names_a_bad_config_in_one_line(tmp_path):
     (line,) = out.stderr.strip().splitlines()
     assert line == ("gorl-bench plan: error: config: algorithm_overrides.ppo.set: unknown hyperparameter "
                     "'clip_epz' (did you mean 'clip_eps'?) for ppo"), line
+
+
+def test_a_pipeline_config_sets_one_stage_as_train_does():
+    """``algorithm_overrides.ALGO.set`` takes what ``train --set`` takes, one stage's keys included
+    (README: ``--set stage1.learning_rate=3e-4``); they were refused as unknown hyperparameters. A
+    stage that does not exist, a whole-run key per stage and a malformed key are still named."""
+    exp = experiment.load(_smoke(algorithms=["gorl_fm"], algorithm_overrides={"gorl_fm": {"set": {
+        "stage1.learning_rate": 1e-4, "later_stages.clip_eps": 0.1}}}))
+    assert exp.train_args("gorl_fm")[-4:] == ["--set", "later_stages.clip_eps=0.1", "--set", "stage1.learning_rate=0.0001"]
+    stages = exp.runs[0].hyperparameters["stage_overrides"]
+    assert stages["stage1"]["learning_rate"] == 1e-4 and stages["later_stages"]["clip_eps"] == 0.1
+    for key, culprit in [("stage9.learning_rate", "stage 9 does not exist"),
+                         ("stage1.num_envs", "num_envs holds for the whole run"),
+                         ("stages.clip_eps", "is not a key"),
+                         ("stage1.clip_epz", "unknown hyperparameter 'stage1.clip_epz' (did you mean 'clip_eps'?)")]:
+        with pytest.raises(ExperimentError) as e:
+            experiment.load(_smoke(algorithms=["gorl_fm"], algorithm_overrides={"gorl_fm": {"set": {key: 2}}}))
+        assert str(e.value).startswith("config: algorithm_overrides.gorl_fm.set: ") and culprit in str(e.value), e.value
+
+
+@pytest.mark.parametrize("key, hint", [
+    ("lr", "(another library's name; here it is 'learning_rate')"),
+    ("ent_coef", "(another library's name; here it is 'entropy_coef')"),
+    ("vf_coef", "here it is 'value_loss_coef': it weights the mean squared value error itself"),
+    ("seed", "(not a key: the seed is train's --seed, a pipeline config's seeds:)"),
+    ("n_steps", "batch_size x num_minibatches x unroll_length env steps"),
+])
+def test_keys_of_other_ppo_libraries_name_the_key_here(key, hint):
+    """CleanRL's, SB3's and Brax's names for a setting are refused as before, naming this suite's key
+    for the same role (or why there is none), in the pipeline's check and in train's --set."""
+    with pytest.raises(ExperimentError, match=re.escape(hint)):
+        experiment.load(_smoke(algorithm_overrides={"ppo": {"set": {key: 1}}}))
+    spec = registry.get("ppo")
+    with pytest.raises(ConfigError, match=re.escape(f"unknown override key {key!r} ") + ".*" + re.escape(hint)):
+        build_config(spec.config_cls, spec.presets_file, "smoke", "cartpole-balance", {key: 1})
 
 
 # ------------------------------------------------------------------------ run identity
