@@ -347,6 +347,11 @@ def gpu_share_env(runs_per_gpu: int) -> dict[str, str]:
 
 
 def _fmt(v: Any) -> str:
+    """A config value as ``--set`` writes it (YAML's null and lists included)."""
+    if v is None:
+        return "null"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_fmt(x) for x in v) + "]"
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, float):

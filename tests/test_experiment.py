@@ -249,15 +249,22 @@ def test_plan_names_a_bad_config_in_one_line(tmp_path):
                     "'clip_epz' (did you mean 'clip_eps'?) for ppo"), line
 
 
-def test_a_pipeline_config_sets_one_stage_as_train_does():
-    """``algorithm_overrides.ALGO.set`` takes what ``train --set`` takes, one stage's keys included
-    (README: ``--set stage1.learning_rate=3e-4``); they were refused as unknown hyperparameters. A
-    stage that does not exist, a whole-run key per stage and a malformed key are still named."""
+def test_a_pipeline_config_sets_what_train_sets():
+    """``algorithm_overrides.ALGO.set`` takes what ``train --set`` takes: one stage's keys (README:
+    ``--set stage1.learning_rate=3e-4``; they were refused as unknown hyperparameters), and YAML's
+    null and lists (refused by the schema; ``--set decoder_target_clip=null`` is a release switch).
+    A stage that does not exist, a whole-run key per stage and a malformed key are still named."""
     exp = experiment.load(_smoke(algorithms=["gorl_fm"], algorithm_overrides={"gorl_fm": {"set": {
         "stage1.learning_rate": 1e-4, "later_stages.clip_eps": 0.1}}}))
     assert exp.train_args("gorl_fm")[-4:] == ["--set", "later_stages.clip_eps=0.1", "--set", "stage1.learning_rate=0.0001"]
     stages = exp.runs[0].hyperparameters["stage_overrides"]
     assert stages["stage1"]["learning_rate"] == 1e-4 and stages["later_stages"]["clip_eps"] == 0.1
+    exp = experiment.load(_smoke(algorithms=["gorl_fm"], algorithm_overrides={"gorl_fm": {"set": {
+        "decoder_target_clip": None, "actor_hidden": [64, 64], "stage_steps": [1, 1]}}}))  # YAML's null and lists
+    assert exp.train_args("gorl_fm")[-6:] == ["--set", "actor_hidden=[64, 64]", "--set", "decoder_target_clip=null",
+                                              "--set", "stage_steps=[1, 1]"]
+    hp = exp.runs[0].hyperparameters
+    assert (hp["actor_hidden"], hp["decoder_target_clip"], hp["stage_steps"]) == ([64, 64], None, [1, 1])
     for key, culprit in [("stage9.learning_rate", "stage 9 does not exist"),
                          ("stage1.num_envs", "num_envs holds for the whole run"),
                          ("stages.clip_eps", "is not a key"),
