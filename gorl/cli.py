@@ -31,8 +31,9 @@ def _train_parser(sub) -> argparse.ArgumentParser:
                                 "'playground:<Name>' for MuJoCo Playground's MJX port (e.g. playground:CheetahRun) "
                                 "or 'gym:<id>' for a registered Gymnasium env with a Box action space")
     p.add_argument("--seed", type=int, default=1, help="run seed (networks, envs, evaluation resets)")
-    p.add_argument("--steps", type=int, default=None,
-                   help="env-step budget (overrides the preset's total_steps; GoRL scales its stage budgets)")
+    p.add_argument("--steps", type=_env_steps, default=None,
+                   help="env-step budget, a whole number (4000, 1_000_000, 1e6; overrides the preset's total_steps; "
+                        "GoRL scales its stage budgets)")
     p.add_argument("--preset", default="small", help="hyperparameter preset from the algorithm's presets file "
                                                      "(paper, paper-v1, small, small-v1, smoke; "
                                                      "`gorl-bench list ALGO` shows them)")
@@ -58,6 +59,16 @@ def _train_parser(sub) -> argparse.ArgumentParser:
                    help="resume from a checkpoint that holds pickled objects (one written by an older "
                         "GoRL-Bench); loading it runs whatever it holds: only for a file you wrote yourself")
     return p
+
+
+def _env_steps(text: str) -> int:
+    """``--steps`` as budgets are written: 180000000, 1_000_000, 1e6 (a whole number)."""
+    from gorl.config import parse_number
+
+    n = parse_number(text)
+    if n is None or n != int(n):
+        raise argparse.ArgumentTypeError(f"expected a whole number of env steps (4000, 1_000_000, 1e6), got {text!r}")
+    return int(n)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,6 +16,7 @@ SMOKE = ["--preset", "smoke", "--quiet"]
     (["ppo", "cheetah-run", "--set", "learning_rate=fast"], "learning_rate"),
     (["ppo", "cheetah-run", "--steps", "0"], "--steps"),
     (["ppo", "cheetah-run", "--steps", "10"], "total_steps"),
+    (["ppo", "cheetah-run", "--steps", "1e1"], "total_steps=10 is less than one iteration"),
     (["ppo", "cheetah-run", "--set", "num_envs=7"], "num_envs"),
     (["ppo", "gym:NoSuchEnv-v9"], "NoSuchEnv-v9"),
     (["ppo", "cheetah-run", "--import", "no_such_module_xyz"], "no_such_module_xyz"),
@@ -38,6 +39,21 @@ def test_bad_input_names_the_culprit(tmp_path, capsys, args, culprit):
     assert culprit in out.err and out.err.count("\n") == 1, out.err  # one clear line
     assert not out.out
     assert not (tmp_path / "run").exists()  # refused before --out was made
+
+
+def test_steps_are_written_as_budgets_are(capsys):
+    """``--steps`` takes a budget as the presets and ``--set total_steps=`` take it (1e6, 1_000_000);
+    a number that is not whole, or no number, is named before anything runs."""
+    from gorl.cli import build_parser
+
+    def steps(value):
+        return build_parser().parse_args(["train", "ppo", "cheetah-run", "--out", "x", "--steps", value]).steps
+    assert steps("1e6") == steps("1_000_000") == 1_000_000 and steps("4000") == 4000
+    for bad in ("1500.5", "abc", "inf"):
+        with pytest.raises(SystemExit):
+            steps(bad)
+        assert f"argument --steps: expected a whole number of env steps (4000, 1_000_000, 1e6), got {bad!r}" \
+            in capsys.readouterr().err
 
 
 def test_a_gpu_this_machine_lacks_is_one_line_before_anything_is_written(tmp_path):
