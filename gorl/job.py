@@ -44,7 +44,12 @@ def train_job(status: Path, log: Path, threads: int, cli_args: list[str]) -> tup
 
     A run directory that holds a different run (:func:`gorl.experiment.run_differences` between
     its config.yaml and this request: the rule the CLI uses to refuse a resume) is moved aside to
-    ``seedN.stale-<time>`` first, so the new run does not resume an incompatible checkpoint.
+    ``seedN.stale-<time>`` first, so the new run does not resume an incompatible checkpoint. So is
+    one that holds this run ended (completed, diverged or gated: its provenance.json is written as
+    it ends): Snakemake reruns an ended run only when asked to (``--forcerun``, a deleted
+    status.json) or when its input changed (a retrained teacher), and each means a new run; resuming
+    would redo the part after its last checkpoint and mix two codes or teachers in one run. A run
+    recorded as failed (a crash, no provenance.json) resumes from its checkpoint when rerun.
     ``trust_checkpoints`` reaches the CLI through this process's environment
     (:func:`gorl.experiment.train_job_flags`). ``threads`` is not part of a run's identity
     (changing it moves nothing aside)."""
@@ -52,6 +57,7 @@ def train_job(status: Path, log: Path, threads: int, cli_args: list[str]) -> tup
     log.parent.mkdir(parents=True, exist_ok=True)
     cli = ["train", *cli_args, *experiment.train_job_flags(os.environ)]
     old = rundir.read_config(run_dir)
+    aside = None
     if old is not None:
         args = build_parser().parse_args([*cli, "--out", str(run_dir)])
         try:
@@ -59,9 +65,16 @@ def train_job(status: Path, log: Path, threads: int, cli_args: list[str]) -> tup
                                                 args.overrides, args.imports)
         except BadInput:
             new = None  # the CLI names the bad input below (exit 2)
-        if new is not None and experiment.run_differences(old, new):
+        if new is not None:
+            differences = experiment.run_differences(old, new)
+            if differences:
+                aside = f"it holds a different run ({'; '.join(differences[:3])}{'; ...' if len(differences) > 3 else ''})"
+            elif (run_dir / rundir.PROVENANCE).exists():
+                aside = "it holds this run ended, which Snakemake reruns (--forcerun, a deleted status.json or a new input)"
+        if aside:
             stale = run_dir.with_name(f"{run_dir.name}.stale-{time.strftime('%Y%m%d-%H%M%S')}")
             shutil.move(str(run_dir), str(stale))
+            aside = f"# moved {run_dir} aside to {stale.name}: {aside}; training anew\n"
     run_dir.mkdir(parents=True, exist_ok=True)
     if status.exists():  # Snakemake decided to rerun: the CLI refuses a completed dir otherwise
         status.unlink()
@@ -71,6 +84,9 @@ def train_job(status: Path, log: Path, threads: int, cli_args: list[str]) -> tup
     cmd = [sys.executable, "-c", "import sys; from gorl.cli import main; sys.argv[0] = 'gorl-bench'; sys.exit(main())",
            *cli, *tail_args]
     with open(log, "a") as f:
+        if aside:
+            f.write(aside)
+            print(aside[2:].strip(), file=sys.stderr, flush=True)  # in Snakemake's output too
         f.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} gorl-bench {' '.join([*cli, *tail_args])}\n")
         f.flush()
         rc = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT)

@@ -375,6 +375,45 @@ def test_training_job_moves_a_different_run_aside(tmp_path):
     assert yaml.safe_load((stale / "config.yaml").read_text()) == old
 
 
+def test_a_forced_rerun_of_an_ended_run_trains_anew_and_keeps_the_old_one(ppo_smoke_run, tmp_path):
+    """``--forcerun train`` (docs/pipeline.md: how to retrain after a library edit) retrains an
+    ended run from its first step, the ended one moved aside to ``seedN.stale-<time>`` and said so
+    in the job's log and output; it used to resume from the run's last checkpoint, which redoes only
+    what follows it. A run killed before it ended (no provenance.json) still resumes."""
+    import shutil
+
+    from conftest import PPO_SMOKE, strip_wall
+    from gorl import rundir
+    steps = PPO_SMOKE[PPO_SMOKE.index("--steps") + 1]
+    cfg = {"name": "force", "algorithms": ["ppo"], "tasks": ["cartpole-balance"], "seeds": [0], "steps": int(steps),
+           "preset": "smoke"}  # the arguments of ppo_smoke_run (conftest.PPO_SMOKE): the same run
+    cfg_path = tmp_path / "force.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    target = str(Path("results", "force", "runs", "ppo", "cartpole-balance", "seed0", rundir.STATUS))
+    run = tmp_path / Path(target).parent
+    shutil.copytree(ppo_smoke_run, run)
+    (run / "marker").write_text("the ended run")
+    out = snakemake(tmp_path, target, "-n", "--configfile", str(cfg_path))
+    assert "Nothing to be done" in out.stdout + out.stderr, out.stdout[-2000:]
+    out = snakemake(tmp_path, target, "--cores", "1", "--configfile", str(cfg_path), "--forcerun", "train", timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    (stale,) = run.parent.glob("seed0.stale-*")
+    assert (stale / "marker").read_text() == "the ended run" and (stale / rundir.PROVENANCE).exists()
+    assert f"moved {run.relative_to(tmp_path)} aside to {stale.name}: it holds this run ended" in out.stderr
+    log_path = tmp_path / "results" / "force" / "logs" / "train" / "ppo" / "cartpole-balance" / "seed0.log"
+    log = log_path.read_text()
+    assert "resumed" not in log and "training anew" in log, log
+    assert json.loads((run / rundir.STATUS).read_text())["status"] == rundir.COMPLETED
+    assert strip_wall(run / "evals.csv") == strip_wall(ppo_smoke_run / "evals.csv")  # the same run, from its start
+
+    for name in (rundir.STATUS, rundir.PROVENANCE):  # killed after its last checkpoint, before it ended
+        (run / name).unlink()
+    out = snakemake(tmp_path, target, "--cores", "1", "--configfile", str(cfg_path), timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert len(list(run.parent.glob("seed0.stale-*"))) == 1
+    assert "resumed" in log_path.read_text().rsplit(" gorl-bench train ", 1)[-1], log_path.read_text()
+
+
 def test_runs_per_gpu_places_several_gpu_runs_per_gpu_and_gives_each_its_memory_share(tmp_path):
     """runs_per_gpu: 2 with `--resources gpu=1` (one GPU): two of the three GPU jobs (device cuda) start
     at once beside the CPU job (three jobs, not two: the pool is scaled; not four: it still limits), and
@@ -417,7 +456,8 @@ def test_trust_checkpoints_resumes_an_older_versions_interrupted_run_and_retrain
     target = str(Path("results", "trust", "runs", "ppo", "cartpole-balance", "seed0", rundir.STATUS))
     run = tmp_path / Path(target).parent
     shutil.copytree(ppo_smoke_run, run)
-    (run / rundir.STATUS).unlink()  # killed after its last checkpoint
+    for name in (rundir.STATUS, rundir.PROVENANCE):  # killed after its last checkpoint, before it ended
+        (run / name).unlink()
     for name in (rundir.CHECKPOINT, rundir.CHECKPOINT_PREVIOUS):
         torch.save(plaindata.decode(torch.load(run / name, weights_only=True)), run / name)  # as pickled before
         assert rundir.pickled_globals(run / name)

@@ -8,7 +8,8 @@
 # `shell:` command on purpose: a `script:` rule is rerun whenever its script's mtime changes
 # (Snakemake's code trigger), which would retrain every run after a cosmetic edit of the
 # wrapper. Library edits (gorl/, baselines/) never retrain either (snakemake issue #2192);
-# force it with `--forcerun train` or by deleting a run's status.json.
+# force it with `--forcerun train` or by deleting a run's status.json (an ended run is then
+# moved aside and trains anew: gorl.job.train_job).
 #
 # `snakemake --lint` lists "Shell command directly uses variable PYTHON / TRAIN_PY from outside
 # of the rule" here, on purpose: as params they would be a rerun trigger, and a new checkout

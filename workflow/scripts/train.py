@@ -20,7 +20,9 @@ What the job does is gorl.job.train_job (this file only reads the arguments):
   by a full disk (exit 75, the last checkpoint intact): fail, so the next invocation resumes it.
 * if the run directory holds a different run (gorl.experiment.run_differences between its
   config.yaml and this request: the rule the CLI uses to refuse a resume), it is moved aside
-  to seedN.stale-<time> so that the new run does not resume an incompatible checkpoint.
+  to seedN.stale-<time> so that the new run does not resume an incompatible checkpoint; so is
+  this run ended (completed, diverged or gated), which Snakemake reruns only when forced
+  (--forcerun, a deleted status.json) or when its input changed: it trains anew.
 """
 import argparse
 import sys
