@@ -57,7 +57,7 @@ def train_job(status: Path, log: Path, threads: int, cli_args: list[str]) -> tup
     log.parent.mkdir(parents=True, exist_ok=True)
     cli = ["train", *cli_args, *experiment.train_job_flags(os.environ)]
     old = rundir.read_config(run_dir)
-    aside = None
+    moved = None  # the line that says a run directory was moved aside, and why
     if old is not None:
         args = build_parser().parse_args([*cli, "--out", str(run_dir)])
         try:
@@ -65,16 +65,17 @@ def train_job(status: Path, log: Path, threads: int, cli_args: list[str]) -> tup
                                                 args.overrides, args.imports)
         except BadInput:
             new = None  # the CLI names the bad input below (exit 2)
+        why = None
         if new is not None:
             differences = experiment.run_differences(old, new)
             if differences:
-                aside = f"it holds a different run ({'; '.join(differences[:3])}{'; ...' if len(differences) > 3 else ''})"
+                why = f"it holds a different run ({'; '.join(differences[:3])}{'; ...' if len(differences) > 3 else ''})"
             elif (run_dir / rundir.PROVENANCE).exists():
-                aside = "it holds this run ended, which Snakemake reruns (--forcerun, a deleted status.json or a new input)"
-        if aside:
+                why = "it holds this run ended, which Snakemake reruns (--forcerun, a deleted status.json or a new input)"
+        if why:
             stale = run_dir.with_name(f"{run_dir.name}.stale-{time.strftime('%Y%m%d-%H%M%S')}")
             shutil.move(str(run_dir), str(stale))
-            aside = f"# moved {run_dir} aside to {stale.name}: {aside}; training anew\n"
+            moved = f"moved {run_dir} aside to {stale.name}: {why}; training anew"
     run_dir.mkdir(parents=True, exist_ok=True)
     if status.exists():  # Snakemake decided to rerun: the CLI refuses a completed dir otherwise
         status.unlink()
@@ -84,9 +85,9 @@ def train_job(status: Path, log: Path, threads: int, cli_args: list[str]) -> tup
     cmd = [sys.executable, "-c", "import sys; from gorl.cli import main; sys.argv[0] = 'gorl-bench'; sys.exit(main())",
            *cli, *tail_args]
     with open(log, "a") as f:
-        if aside:
-            f.write(aside)
-            print(aside[2:].strip(), file=sys.stderr, flush=True)  # in Snakemake's output too
+        if moved:
+            f.write(f"# {moved}\n")
+            print(moved, file=sys.stderr, flush=True)  # in Snakemake's output too
         f.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} gorl-bench {' '.join([*cli, *tail_args])}\n")
         f.flush()
         rc = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT)
