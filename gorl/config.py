@@ -477,7 +477,7 @@ def make_config(cls: type, values: dict[str, Any], source: str = "config"):
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in values:
         if key not in fields and split_key(key)[2] not in fields:
-            raise ConfigError(f"unknown {source} key {key!r}{did_you_mean(split_key(key)[2], fields)}")
+            raise ConfigError(f"unknown {source} key {key!r}{unknown_key_hint(split_key(key)[2], fields)}")
     values = config_values(values, cls)
     if STAGE_OVERRIDES in fields:  # no stage table left (a task's plain values replaced them all): none,
         values.setdefault(STAGE_OVERRIDES, {})  # not the dataclass default (paper's tables)
@@ -492,7 +492,7 @@ def make_config(cls: type, values: dict[str, Any], source: str = "config"):
                 raise ConfigError(f"{table}: not a stage table (stage0, stage1, ..., later_stages)")
             for key, value in entries.items():
                 if key not in fields or key == STAGE_OVERRIDES:
-                    raise ConfigError(f"unknown {source} key {table}.{key!r}{did_you_mean(key, fields)}")
+                    raise ConfigError(f"unknown {source} key {table}.{key!r}{unknown_key_hint(key, fields)}")
             kwargs[STAGE_OVERRIDES][table] = {k: _coerce(cls, f"{table}.{k}", v, hints[k])
                                               for k, v in entries.items()}
     missing = [n for n, f in fields.items() if n not in kwargs
