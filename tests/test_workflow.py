@@ -375,24 +375,34 @@ def test_training_job_moves_a_different_run_aside(tmp_path):
     assert yaml.safe_load((stale / "config.yaml").read_text()) == old
 
 
+def _ppo_smoke_run_in_a_pipeline(ppo_smoke_run: Path, work: Path, name: str) -> tuple[Path, str, Path]:
+    """A pipeline config in ``work`` whose one run is conftest's ``ppo_smoke_run`` (the same
+    arguments: conftest.PPO_SMOKE), and that run copied to where the pipeline keeps it; returns
+    (config path, the run's status.json target relative to ``work``, the run directory)."""
+    import shutil
+
+    from conftest import PPO_SMOKE
+    from gorl import rundir
+    steps = int(PPO_SMOKE[PPO_SMOKE.index("--steps") + 1])
+    cfg = {"name": name, "algorithms": ["ppo"], "tasks": ["cartpole-balance"], "seeds": [0], "steps": steps,
+           "preset": "smoke"}
+    cfg_path = work / f"{name}.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    target = str(Path("results", name, "runs", "ppo", "cartpole-balance", "seed0", rundir.STATUS))
+    run = work / Path(target).parent
+    shutil.copytree(ppo_smoke_run, run)
+    return cfg_path, target, run
+
+
 def test_a_forced_rerun_of_an_ended_run_trains_anew_and_keeps_the_old_one(ppo_smoke_run, tmp_path):
     """``--forcerun train`` (docs/pipeline.md: how to retrain after a library edit) retrains an
     ended run from its first step, the ended one moved aside to ``seedN.stale-<time>`` and said so
     in the job's log and output; it used to resume from the run's last checkpoint, which redoes only
     what follows it. (A run killed before it ended, no provenance.json, still resumes: the
     trust_checkpoints test below.)"""
-    import shutil
-
-    from conftest import PPO_SMOKE, strip_wall
+    from conftest import strip_wall
     from gorl import rundir
-    steps = PPO_SMOKE[PPO_SMOKE.index("--steps") + 1]
-    cfg = {"name": "force", "algorithms": ["ppo"], "tasks": ["cartpole-balance"], "seeds": [0], "steps": int(steps),
-           "preset": "smoke"}  # the arguments of ppo_smoke_run (conftest.PPO_SMOKE): the same run
-    cfg_path = tmp_path / "force.yaml"
-    cfg_path.write_text(yaml.safe_dump(cfg))
-    target = str(Path("results", "force", "runs", "ppo", "cartpole-balance", "seed0", rundir.STATUS))
-    run = tmp_path / Path(target).parent
-    shutil.copytree(ppo_smoke_run, run)
+    cfg_path, target, run = _ppo_smoke_run_in_a_pipeline(ppo_smoke_run, tmp_path, "force")
     (run / "marker").write_text("the ended run")
     out = snakemake(tmp_path, target, "-n", "--configfile", str(cfg_path))
     assert "Nothing to be done" in out.stdout + out.stderr, out.stdout[-2000:]
@@ -437,18 +447,10 @@ def test_trust_checkpoints_resumes_an_older_versions_interrupted_run_and_retrain
     changes nothing; `--config trust_checkpoints=true` makes the job pass --trust-checkpoint and the
     run resumes to the end of the uninterrupted one. The setting is not in the job's command, so
     switching it back reruns nothing (Snakemake reruns a job whose command or params change)."""
-    import shutil
-
     import torch
 
     from gorl import plaindata, rundir
-    cfg = {"name": "trust", "algorithms": ["ppo"], "tasks": ["cartpole-balance"], "seeds": [0], "steps": 3840,
-           "preset": "smoke"}  # the arguments of ppo_smoke_run (conftest.PPO_SMOKE): the same run
-    cfg_path = tmp_path / "trust.yaml"
-    cfg_path.write_text(yaml.safe_dump(cfg))
-    target = str(Path("results", "trust", "runs", "ppo", "cartpole-balance", "seed0", rundir.STATUS))
-    run = tmp_path / Path(target).parent
-    shutil.copytree(ppo_smoke_run, run)
+    cfg_path, target, run = _ppo_smoke_run_in_a_pipeline(ppo_smoke_run, tmp_path, "trust")
     for name in (rundir.STATUS, rundir.PROVENANCE):  # killed after its last checkpoint, before it ended
         (run / name).unlink()
     for name in (rundir.CHECKPOINT, rundir.CHECKPOINT_PREVIOUS):
