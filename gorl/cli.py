@@ -199,6 +199,9 @@ def _claim(out: Path, force: bool, resolved: dict, trust_checkpoint: bool = Fals
         if diff:
             raise BadInput(f"--out {out} holds an interrupted run with a different configuration "
                            f"({', '.join(diff)}); use another --out or --force to start over")
+        if changed := rundir.teacher_change(out):  # its data set came from another teacher
+            raise BadInput(f"--out {out} holds an interrupted run whose teacher is not the one it read: "
+                           f"{changed}; use another --out or --force to start over")
     if not force and not trust_checkpoint:
         rundir.refuse_pickled_checkpoints(out)
 

@@ -48,8 +48,11 @@ def train_job(status: Path, log: Path, threads: int, cli_args: list[str]) -> tup
     one that holds this run ended (completed, diverged or gated: its provenance.json is written as
     it ends): Snakemake reruns an ended run only when asked to (``--forcerun``, a deleted
     status.json) or when its input changed (a retrained teacher), and each means a new run; resuming
-    would redo the part after its last checkpoint and mix two codes or teachers in one run. A run
-    recorded as failed (a crash, no provenance.json) resumes from its checkpoint when rerun.
+    would redo the part after its last checkpoint and mix two codes or teachers in one run. So is
+    an interrupted GoRL run whose teacher was retrained after it collected its data set
+    (:func:`gorl.rundir.teacher_change`): resumed, it would go on from the old teacher's data
+    under the new one's name. A run recorded as failed (a crash, no provenance.json) or killed
+    before it ended otherwise resumes from its checkpoint when rerun.
     ``trust_checkpoints`` reaches the CLI through this process's environment
     (:func:`gorl.experiment.train_job_flags`). ``threads`` is not part of a run's identity
     (changing it moves nothing aside)."""
@@ -72,6 +75,8 @@ def train_job(status: Path, log: Path, threads: int, cli_args: list[str]) -> tup
                 why = f"it holds a different run ({'; '.join(differences[:3])}{'; ...' if len(differences) > 3 else ''})"
             elif (run_dir / rundir.PROVENANCE).exists():
                 why = "it holds this run ended, which Snakemake reruns (--forcerun, a deleted status.json or a new input)"
+            elif changed := rundir.teacher_change(run_dir):
+                why = f"it holds this run interrupted, and {changed}"
         if why:
             stale = run_dir.with_name(f"{run_dir.name}.stale-{time.strftime('%Y%m%d-%H%M%S')}")
             shutil.move(str(run_dir), str(stale))

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import hashlib
 import io
 import json
 import os
@@ -306,6 +307,36 @@ def provenance_section(prov: dict, key: str) -> dict:
     from before the key, or a damaged file, has none."""
     section = prov.get(key)
     return section if isinstance(section, dict) else {}
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes (a teacher's ``policy_final.pt``: what a GoRL run read)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def teacher_change(run_dir: Path) -> str | None:
+    """Why a GoRL run's teacher is no longer the one it read, or None: the SHA-256 of the
+    teacher's ``policy_final.pt`` recorded in stages/teacher/dataset_summary.json as the run
+    collected its data set differs from the file's now (a retrained teacher). A run without a
+    teacher, without the record (older runs) or whose teacher is gone reads None: a resume reads
+    no teacher after its data set is in."""
+    try:
+        summary = json.loads((Path(run_dir) / STAGES / TEACHER_STAGE / STAGE_DATASET_SUMMARY).read_text())
+        recorded, teacher = summary["teacher_policy_sha256"], Path(summary["teacher_run"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(recorded, str):  # a teacher given as objects (benchmarks), not read from a file
+        return None
+    policy = teacher / POLICY_FINAL
+    now = file_sha256(policy) if policy.is_file() else recorded
+    if now == recorded:
+        return None
+    return (f"its teacher {teacher} changed after the run collected its data set from it "
+            f"({POLICY_FINAL} SHA-256 {now[:12]}, recorded {str(recorded)[:12]})")
 
 
 def read_config(run_dir: Path) -> dict | None:

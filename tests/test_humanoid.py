@@ -260,6 +260,52 @@ def test_resume_after_kill_with_a_teacher_gives_identical_evaluations(tmp_path, 
         json.loads((ref / "status.json").read_text())["teacher_dataset_return_mean"]
 
 
+def test_an_interrupted_run_whose_teacher_was_retrained_is_not_resumed(tmp_path, teacher):
+    """A GoRL run stopped after it collected its teacher's data set, then its teacher retrained
+    (the pipeline's teacher rule rerun): resumed, it would go on from the old teacher's data under
+    the new one's name. The CLI refuses in one line and writes nothing; the pipeline's job moves
+    the run aside and trains it anew from the new teacher."""
+    import shutil
+
+    from gorl.job import train_job
+    mine = tmp_path / "teacher"
+    shutil.copytree(teacher, mine)
+    out = tmp_path / "gorl_fm" / "cartpole-balance" / "seed0"
+    args = ["gorl_fm", "cartpole-balance", "--preset", "smoke", "--steps", "1920", "--seed", "0", *HUMANOID_SWITCHES,
+            "--set", "teacher=ppo_teacher", "--set", f"teacher_run={mine}", "--set", "teacher_min_return=0",
+            "--set", "stage_steps=[1]"]
+    cli_here("train", *args, "--quiet", "--out", out)
+    old_sha = rundir.file_sha256(mine / rundir.POLICY_FINAL)
+    summary = json.loads((out / "stages/teacher/dataset_summary.json").read_text())
+    assert summary["teacher_policy_sha256"] == old_sha == json.loads((out / "status.json").read_text())[
+        "teacher_policy_sha256"]
+    for name in (rundir.STATUS, rundir.PROVENANCE):  # as a stop before the end leaves the directory
+        (out / name).unlink()
+    assert rundir.teacher_change(out) is None  # the same teacher: the run resumes
+    cli_here("train", "ppo_teacher", "cartpole-balance", "--preset", "smoke", "--steps", "1920", "--seed", "1",
+             "--quiet", "--out", mine, "--force", "--set", "obs_norm_mode=welford")
+    new_sha = rundir.file_sha256(mine / rundir.POLICY_FINAL)
+    change = rundir.teacher_change(out)
+    assert new_sha != old_sha and change and str(mine.resolve()) in change and new_sha[:12] in change
+
+    def files():  # but the lock, which the refusal takes and releases
+        return sorted((p.relative_to(out), p.stat().st_mtime_ns) for p in out.rglob("*") if p.name != rundir.LOCK)
+    before = files()
+    r = cli_here("train", *args, "--quiet", "--out", out, check=False)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert "interrupted run whose teacher is not the one it read" in r.stderr and "--force" in r.stderr
+    assert files() == before
+
+    log = tmp_path / "job.log"
+    assert train_job(out / rundir.STATUS, log, 1, args) == (0, None)
+    stale = list(out.parent.glob("seed0.stale-*"))
+    assert len(stale) == 1 and (stale[0] / rundir.CHECKPOINT).exists()
+    assert json.loads((stale[0] / "stages/teacher/dataset_summary.json").read_text())["teacher_policy_sha256"] == old_sha
+    st = json.loads((out / rundir.STATUS).read_text())
+    assert st["status"] == "completed" and st["teacher_policy_sha256"] == new_sha
+    assert "its teacher" in log.read_text() and "resumed" not in log.read_text()
+
+
 def test_a_named_teacher_must_be_a_completed_run_of_the_task(tmp_path, teacher):
     r = cli_here("train", "gorl_fm", "cartpole-balance", "--preset", "smoke", "--quiet", "--out", tmp_path / "a",
                  "--set", "teacher=ppo_teacher", "--set", f"teacher_run={tmp_path / 'nothing'}", check=False)

@@ -385,7 +385,8 @@ class GoRL:
         teacher = tp.load_teacher(d, self.obs_dim, self.act_dim, run.device)
         obs, actions, episode, summary = tp.collect_teacher_data(cfg, run, teacher)
         t1 = time.perf_counter()
-        self.teacher = {"teacher_run": summary["teacher_run"], "teacher_env_steps": summary["teacher_env_steps"],
+        self.teacher = {"teacher_run": summary["teacher_run"], "teacher_policy_sha256": summary["teacher_policy_sha256"],
+                        "teacher_env_steps": summary["teacher_env_steps"],
                         "teacher_collection_env_steps": summary["env_steps"],
                         "teacher_dataset_return_mean": summary["episode_return_mean"],
                         "teacher_dataset_episodes": summary["episodes"]}

@@ -88,7 +88,8 @@ def load_teacher(d: Path, obs_dim: int, act_dim: int, device: torch.device, crit
                           f"policy files with one), which teacher_warm_start needs: train the teacher again")
     hp = policy.config.get("hyperparameters") or {}
     status = rundir.read_status(d) or {}
-    return {"dir": str(Path(d).resolve()), "agent": policy.agent, "normalizer": policy.normalizer,
+    return {"dir": str(Path(d).resolve()), "policy_sha256": rundir.file_sha256(Path(d) / rundir.POLICY_FINAL),
+            "agent": policy.agent, "normalizer": policy.normalizer,
             "critic": policy.critic_state, "actor_hidden": list(hp["actor_hidden"]),
             "obs_norm_mode": hp["obs_norm_mode"], "env_steps": int(status.get("env_steps") or 0)}
 
@@ -139,7 +140,8 @@ def collect_teacher_data(cfg, run, teacher: dict) -> tuple[np.ndarray, np.ndarra
     obs_all = obs_rows.reshape(S * N, -1)[keep]
     act_all = act_rows.reshape(S * N, -1)[keep]
     returns = episode_return[first_ids]
-    summary = {"teacher_run": teacher["dir"], "teacher_env_steps": teacher["env_steps"],
+    summary = {"teacher_run": teacher["dir"], "teacher_policy_sha256": teacher.get("policy_sha256"),
+               "teacher_env_steps": teacher["env_steps"],
                "episodes": int(want), "rows": int(keep.shape[0]), "env_steps": int(S * N), "envs": N,
                "episode_return_mean": float(returns.mean()), "episode_return_std": float(returns.std()),
                "episode_return_min": float(returns.min()), "episode_return_max": float(returns.max()),
