@@ -413,7 +413,18 @@ def run_summary(run_dir: Path) -> dict:
             "wall_time_s": wall,
             "steps_per_s": steps / wall if steps and wall else None,
             "peak_rss_mib": memory.get("peak_rss_mib"),
-            "peak_rss_children_mib": memory.get("peak_rss_children_mib")}  # sharded env workers
+            "peak_rss_children_mib": memory.get("peak_rss_children_mib"),  # sharded env workers
+            **_attempts_summary(prov.get("attempts"))}
+
+
+def _attempts_summary(attempts) -> dict:
+    """How many processes trained an ended run (its first start and each resume; None where
+    provenance.json does not say), and how the code changed between them (empty: the same)."""
+    from gorl.provenance import code_changes
+    if not isinstance(attempts, list) or not all(isinstance(a, dict) for a in attempts):
+        return {"attempts": None, "code_changes": []}
+    changes = [c for a, b in zip(attempts, attempts[1:]) for c in code_changes(a, b)]
+    return {"attempts": len(attempts), "code_changes": changes}
 
 
 def cmd_show(args) -> int:
@@ -447,6 +458,10 @@ def _print_summaries(rows: list[dict]) -> None:
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     for row in table:
         print("  ".join(c.ljust(w) if i < 7 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip())
+    for r in rows:
+        if r["code_changes"]:
+            print(f"note: {r['run']} was resumed under other code ({'; '.join(r['code_changes'])}); "
+                  f"its provenance.json lists the {r['attempts']} attempts")
 
 
 def _plot_curves(runs: list[Path], rows: list[dict], out: Path) -> None:

@@ -37,6 +37,33 @@ def versions() -> dict[str, str | None]:
     return out
 
 
+ATTEMPT_CODE = ("git_commit", "versions", "python")
+"""What an attempt records of the code that ran it; a resume under different values says so."""
+
+
+def attempt(env_step: int, started: float, device) -> dict:
+    """One process's share of a run (the first start, or a resume from a checkpoint): the env step
+    it started from, when (``started``: a ``time.time()``) and where, and the code that ran it
+    (:data:`ATTEMPT_CODE`)."""
+    import datetime
+    when = datetime.datetime.fromtimestamp(started, datetime.timezone.utc).isoformat(timespec="seconds")
+    return {"env_step": int(env_step), "started": when, "host": socket.gethostname(), "device": str(device),
+            "git_commit": git_commit(), "versions": versions(), "python": sys.version.split()[0]}
+
+
+def code_changes(before: dict, now: dict) -> list[str]:
+    """How the code of attempt ``now`` differs from attempt ``before``'s: 'git_commit A -> B',
+    'torch 2.13.0 -> 2.14.0', ... (empty: the same code)."""
+    out = []
+    for key in ATTEMPT_CODE:
+        a, b = before.get(key), now.get(key)
+        if key == "versions" and isinstance(a, dict) and isinstance(b, dict):
+            out += [f"{p} {a.get(p)} -> {b.get(p)}" for p in sorted(a.keys() | b.keys()) if a.get(p) != b.get(p)]
+        elif a != b:
+            out.append(f"{key} {a} -> {b}")
+    return out
+
+
 def provenance(run, wall_time: float) -> dict:
     import torch
     hp = run.config.get("hyperparameters") or {}
@@ -56,6 +83,8 @@ def provenance(run, wall_time: float) -> dict:
         # JAX's GPU memory settings in the run's environment (the pipeline's runs_per_gpu sets them)
         "jax_memory": {k: os.environ[k] for k in JAX_MEMORY_ENV if k in os.environ},
         "memory": peak_memory(run.device),
+        # every process that trained the run: the first start, then each resume from a checkpoint
+        "attempts": run.attempts(),
     }
 
 

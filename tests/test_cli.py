@@ -125,8 +125,13 @@ def test_resume_after_kill_matches_uninterrupted(tmp_path, extra):
     cli_here(*args, "--out", ref)
     kill_after_iterations(args, killed, timeout=120)
     out = cli(*args, "--out", killed)
-    assert "resumed" in out.stdout
+    assert "resumed" in out.stdout and "other code" not in out.stdout
     assert strip_wall(killed / "evals.csv") == strip_wall(ref / "evals.csv")
+    first, resume = json.loads((killed / "provenance.json").read_text())["attempts"]  # the start, the resume
+    assert first["env_step"] == 0 and 0 < resume["env_step"] < 11520 and resume["env_step"] % 1920 == 0
+    assert first["git_commit"] == resume["git_commit"] and first["versions"] == resume["versions"]
+    assert first["started"] <= resume["started"]
+    assert len(json.loads((ref / "provenance.json").read_text())["attempts"]) == 1
 
 
 def _auto_trainer(d, **over):
@@ -197,6 +202,35 @@ def test_resume_after_the_last_evaluation_keeps_it(tmp_path, ppo_smoke_run):
     assert "resumed" in out.stdout
     assert (d / "evals.csv").read_bytes() == before
     assert (d / "status.json").exists()
+
+
+def test_a_resume_under_other_code_says_so_and_provenance_lists_both(tmp_path, ppo_smoke_run, monkeypatch):
+    """A run resumed after a `git pull` or a package upgrade mixes two codes: the resume says which
+    differ, in one warning line, and provenance.json lists every attempt with its code."""
+    import shutil
+
+    from conftest import PPO_SMOKE
+    from gorl import provenance
+    d = tmp_path / "r"
+    shutil.copytree(ppo_smoke_run, d)
+    first = json.loads((d / "provenance.json").read_text())["attempts"]
+    (d / "status.json").unlink()  # as a stop before the end leaves it
+    (d / "provenance.json").unlink()
+    versions = dict(provenance.versions(), torch="9.9.9")
+    monkeypatch.setattr(provenance, "git_commit", lambda: "feedbeef")
+    monkeypatch.setattr(provenance, "versions", lambda: versions)
+    out = cli_here(*PPO_SMOKE, "--out", d)
+    [line] = [ln for ln in out.stdout.splitlines() if "other code" in ln]
+    assert line.startswith("warning:") and f"git_commit {first[0]['git_commit']} -> feedbeef" in line
+    assert f"torch {first[0]['versions']['torch']} -> 9.9.9" in line and "env step 3,840" in line
+    attempts = json.loads((d / "provenance.json").read_text())["attempts"]
+    assert attempts[:1] == first and attempts[1]["git_commit"] == "feedbeef"
+    assert attempts[1]["versions"]["torch"] == "9.9.9" and attempts[1]["env_step"] == 3840
+    shown = cli_here("show", d).stdout.splitlines()
+    assert shown[-1].startswith(f"note: {d} was resumed under other code (git_commit ") and "2 attempts" in shown[-1]
+    summary, = json.loads(cli_here("show", d, "--json").stdout)
+    assert summary["attempts"] == 2 and "torch" in summary["code_changes"][-1]
+    assert not any(ln.startswith("note:") for ln in cli_here("show", ppo_smoke_run).stdout.splitlines())
 
 
 def test_changed_config_refuses_to_resume(tmp_path):

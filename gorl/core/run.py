@@ -142,6 +142,11 @@ class Run:
     version's checkpoint the user wrote); otherwise such a checkpoint is refused."""
     _pickled_checkpoints: bool = False
     """A trusted resume found checkpoint files holding pickled objects (:meth:`replace_pickled_checkpoints`)."""
+    earlier_attempts: list[dict] = field(default_factory=list)
+    """The processes that trained this run before this one (:func:`gorl.provenance.attempt`), from
+    the checkpoint; empty for a first start (and for a checkpoint written before they were kept)."""
+    _attempt: dict | None = None
+    _attempt_start: int = 0
     _rate_mark: tuple[int, float] | None = None
     _eager_cuda_noted: bool = False
     """The note that the update runs eagerly on CUDA was printed (once per run, not per trainer)."""
@@ -289,12 +294,22 @@ class Run:
     def wall_time(self) -> float:
         return self.wall_time_before + time.time() - self.started
 
+    def attempts(self) -> list[dict]:
+        """Every process that trained this run, this one last (provenance.json's ``attempts``):
+        the env step each started from (that of the last iteration it found done; 0 for the
+        first), when, where, and the code that ran it."""
+        if self._attempt is None:
+            from gorl.provenance import attempt
+            self._attempt = attempt(self._attempt_start, self.started, self.device)
+        return [*self.earlier_attempts, self._attempt]
+
     def save_checkpoint(self, state: dict) -> None:
-        """The algorithm's state plus the run's records and wall time, as tensors and plain data
-        (:func:`gorl.plaindata.encode`: numpy arrays and generators included); the previous
-        checkpoint is kept until this one is complete (:func:`gorl.rundir.save_checkpoint`)."""
+        """The algorithm's state plus the run's records, wall time and attempts, as tensors and
+        plain data (:func:`gorl.plaindata.encode`: numpy arrays and generators included); the
+        previous checkpoint is kept until this one is complete (:func:`gorl.rundir.save_checkpoint`)."""
         from gorl import plaindata
-        state = dict(state, records=self.records.state_dict(), wall_time=self.wall_time())
+        state = dict(state, records=self.records.state_dict(), wall_time=self.wall_time(),
+                     attempts=self.attempts())
         rundir.save_checkpoint(self.dir, torch_bytes(plaindata.encode(state, "checkpoint")))
 
     def load_checkpoint(self) -> dict | None:
@@ -324,6 +339,15 @@ class Run:
         self.write_records()
         self.wall_time_before = float(state.get("wall_time", 0.0))
         self.started = time.time()
+        self.earlier_attempts, self._attempt = list(state.pop("attempts", None) or []), None
+        self._attempt_start = max((int(r["env_step"]) for r in self.records.metrics if "env_step" in r), default=0)
+        if self.earlier_attempts:
+            from gorl.provenance import code_changes
+            changes = code_changes(self.earlier_attempts[-1], self.attempts()[-1])
+            if changes:
+                self.log(f"warning: this resume runs other code than the run's previous attempt "
+                         f"({'; '.join(changes)}): the run mixes the two from env step "
+                         f"{self.attempts()[-1]['env_step']:,} (provenance.json lists its attempts)")
         return state
 
     def replace_pickled_checkpoints(self, state: Callable[[], dict]) -> None:
