@@ -34,12 +34,17 @@ import numpy as np
 import pandas as pd
 
 from gorl import rundir
+from gorl.provenance import attempts_summary
 
 RETURN_SCALE = 1000.0
 TIDY_COLUMNS = ["algorithm", "task", "seed", "env_step", "return", "return_std",
                 "normalized_return", "stage", "status", "wall_time"]
 FINAL_COLUMNS = ["algorithm", "task", "seed", "status", "included", "diverged", "final_env_step",
-                 "final_return", "final_normalized", "n_evals", "env_steps", "reason", "run_dir"]
+                 "final_return", "final_normalized", "n_evals", "env_steps", "reason", "run_dir",
+                 "attempts", "code_changes"]
+"""``attempts``: the processes that trained an ended run (its start and each resume; empty where
+provenance.json does not say); ``code_changes``: what differed in the code between them ('; '-joined,
+empty for one code: :func:`gorl.provenance.attempts_summary`)."""
 PROBLEM_COLUMNS = ["algorithm", "task", "seed", "status", "reason", "run_dir"]
 DIVERGED_POLICIES = ("last_eval", "zero")
 NOT_IN_CONFIG = "not in the config (algorithms x tasks x seeds): left out of every table"
@@ -89,7 +94,12 @@ def collect(root: Path, expected: Iterable[tuple[str, str, int]] | None = None,
         row = dict(algorithm=algo, task=task, seed=seed, status=status, included=False,
                    diverged=status == rundir.DIVERGED, final_env_step=np.nan, final_return=np.nan,
                    final_normalized=np.nan, n_evals=0,
-                   env_steps=(st or {}).get("env_steps", np.nan), reason=reason, run_dir=str(d))
+                   env_steps=(st or {}).get("env_steps", np.nan), reason=reason, run_dir=str(d),
+                   attempts=np.nan, code_changes="")
+        if st is not None:
+            tried = attempts_summary(rundir.read_provenance(d))
+            row["attempts"] = np.nan if tried["attempts"] is None else tried["attempts"]
+            row["code_changes"] = "; ".join(tried["code_changes"])
         if ev is not None:
             part = pd.DataFrame({
                 "algorithm": algo, "task": task, "seed": seed,
@@ -125,6 +135,13 @@ def collect(root: Path, expected: Iterable[tuple[str, str, int]] | None = None,
     tidy["stage"] = tidy["stage"].astype(str)
     finals = pd.DataFrame(finals, columns=FINAL_COLUMNS)
     return tidy, finals
+
+
+def mixed_code(finals: pd.DataFrame) -> pd.DataFrame:
+    """Runs resumed under other code than they started with (a `git pull` or an upgrade between a
+    stop and the resume): kept in every table, listed by the aggregation's log."""
+    return finals.loc[finals["code_changes"].fillna("").astype(str) != "",
+                      ["algorithm", "task", "seed", "attempts", "code_changes"]]
 
 
 def problems(finals: pd.DataFrame, ignored: pd.DataFrame | None = None) -> pd.DataFrame:

@@ -393,6 +393,7 @@ def _run_dirs(paths: list[Path]) -> list[Path]:
 def run_summary(run_dir: Path) -> dict:
     """What `show` prints for one run, from its text files only."""
     from gorl import rundir
+    from gorl.provenance import attempts_summary
     cfg = rundir.read_config(run_dir) or {}
     status = rundir.read_status(run_dir)
     evals = rundir.read_evals(run_dir)
@@ -414,17 +415,7 @@ def run_summary(run_dir: Path) -> dict:
             "steps_per_s": steps / wall if steps and wall else None,
             "peak_rss_mib": memory.get("peak_rss_mib"),
             "peak_rss_children_mib": memory.get("peak_rss_children_mib"),  # sharded env workers
-            **_attempts_summary(prov.get("attempts"))}
-
-
-def _attempts_summary(attempts) -> dict:
-    """How many processes trained an ended run (its first start and each resume; None where
-    provenance.json does not say), and how the code changed between them (empty: the same)."""
-    from gorl.provenance import code_changes
-    if not isinstance(attempts, list) or not all(isinstance(a, dict) for a in attempts):
-        return {"attempts": None, "code_changes": []}
-    changes = [c for a, b in zip(attempts, attempts[1:]) for c in code_changes(a, b)]
-    return {"attempts": len(attempts), "code_changes": changes}
+            **attempts_summary(prov)}
 
 
 def cmd_show(args) -> int:

@@ -64,6 +64,17 @@ def code_changes(before: dict, now: dict) -> list[str]:
     return out
 
 
+def attempts_summary(prov: dict) -> dict:
+    """From an ended run's provenance.json: how many processes trained it (``attempts``: its first
+    start and each resume; None where the file does not say) and how the code changed between them
+    (``code_changes``: empty for one code)."""
+    attempts = prov.get("attempts")
+    if not isinstance(attempts, list) or not all(isinstance(a, dict) for a in attempts):
+        return {"attempts": None, "code_changes": []}
+    changes = [c for a, b in zip(attempts, attempts[1:]) for c in code_changes(a, b)]
+    return {"attempts": len(attempts), "code_changes": changes}
+
+
 def provenance(run, wall_time: float) -> dict:
     import torch
     hp = run.config.get("hyperparameters") or {}
