@@ -1,6 +1,7 @@
 """What produced a run: versions, commit, machine, seed, device, wall time."""
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import socket
@@ -13,8 +14,12 @@ PACKAGES = ("gorl-bench", "torch", "numpy", "gymnasium", "dm_control", "mujoco",
             "rliable", "pandas", "snakemake")
 
 
-def git_commit() -> str | None:
-    here = Path(__file__).resolve().parent
+def git_commit(here: Path | None = None) -> str | None:
+    """The commit of the checkout this package runs from (``here``: another directory of a
+    checkout), with ``-dirty-<12 hex>`` where tracked files differ from it: the SHA-256 of
+    ``git diff HEAD``, so two attempts of a run under different uncommitted edits differ too.
+    None outside a git checkout."""
+    here = Path(__file__).resolve().parent if here is None else Path(here)
     try:
         out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True,
                              text=True, timeout=5)
@@ -22,7 +27,11 @@ def git_commit() -> str | None:
             return None
         dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
                                capture_output=True, text=True, timeout=5).stdout.strip()
-        return out.stdout.strip() + ("-dirty" if dirty else "")
+        if not dirty:
+            return out.stdout.strip()
+        diff = subprocess.run(["git", "-C", str(here), "diff", "--no-color", "--no-ext-diff", "HEAD"],
+                              capture_output=True, timeout=30).stdout
+        return f"{out.stdout.strip()}-dirty-{hashlib.sha256(diff).hexdigest()[:12]}"
     except (OSError, subprocess.SubprocessError):
         return None
 

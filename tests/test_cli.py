@@ -293,3 +293,28 @@ def test_checkpoint_every_auto_keeps_checkpoints_under_five_percent(tmp_path, ca
     resumed = trainer()
     resumed.load_state_dict(resumed.run.load_checkpoint())
     assert resumed.checkpoint_every == k
+
+
+def test_git_commit_tells_uncommitted_edits_apart(tmp_path):
+    """provenance's git_commit (each attempt of a run records it): the commit, and for a checkout
+    with uncommitted edits a suffix that names the edits, so two attempts under different edits differ."""
+    import subprocess
+
+    from gorl.provenance import git_commit
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+    git("init", "-q")
+    (tmp_path / "a.py").write_text("x = 1\n")
+    git("add", "a.py")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    head = git_commit(tmp_path)
+    assert len(head) == 40 and "dirty" not in head
+    (tmp_path / "a.py").write_text("x = 2\n")
+    first = git_commit(tmp_path)
+    assert first.startswith(f"{head}-dirty-") and git_commit(tmp_path) == first
+    (tmp_path / "a.py").write_text("x = 3\n")
+    assert git_commit(tmp_path).startswith(f"{head}-dirty-") and git_commit(tmp_path) != first
+    (tmp_path / "untracked.py").write_text("")  # untracked files are not the run's code
+    (tmp_path / "a.py").write_text("x = 1\n")
+    assert git_commit(tmp_path) == head
