@@ -146,7 +146,7 @@ class Run:
     """The processes that trained this run before this one (:func:`gorl.provenance.attempt`), from
     the checkpoint; empty for a first start (and for a checkpoint written before they were kept)."""
     _attempt: dict | None = None
-    _attempt_start: int = 0
+    """This process's attempt: made by a resume (:meth:`load_checkpoint`), else at the first need."""
     _rate_mark: tuple[int, float] | None = None
     _eager_cuda_noted: bool = False
     """The note that the update runs eagerly on CUDA was printed (once per run, not per trainer)."""
@@ -298,9 +298,9 @@ class Run:
         """Every process that trained this run, this one last (provenance.json's ``attempts``):
         the env step each started from (that of the last iteration it found done; 0 for the
         first), when, where, and the code that ran it."""
-        if self._attempt is None:
+        if self._attempt is None:  # a first start, from env step 0
             from gorl.provenance import attempt
-            self._attempt = attempt(self._attempt_start, self.started, self.device)
+            self._attempt = attempt(0, self.started, self.device)
         return [*self.earlier_attempts, self._attempt]
 
     def save_checkpoint(self, state: dict) -> None:
@@ -339,15 +339,15 @@ class Run:
         self.write_records()
         self.wall_time_before = float(state.get("wall_time", 0.0))
         self.started = time.time()
-        self.earlier_attempts, self._attempt = list(state.pop("attempts", None) or []), None
-        self._attempt_start = max((int(r["env_step"]) for r in self.records.metrics if "env_step" in r), default=0)
-        if self.earlier_attempts:
-            from gorl.provenance import code_changes
-            changes = code_changes(self.earlier_attempts[-1], self.attempts()[-1])
-            if changes:
-                self.log(f"warning: this resume runs other code than the run's previous attempt "
-                         f"({'; '.join(changes)}): the run mixes the two from env step "
-                         f"{self.attempts()[-1]['env_step']:,} (provenance.json lists its attempts)")
+        from gorl.provenance import attempt, code_changes
+        self.earlier_attempts = list(state.pop("attempts", None) or [])
+        done = max((int(r["env_step"]) for r in self.records.metrics if "env_step" in r), default=0)
+        self._attempt = attempt(done, self.started, self.device)
+        changes = code_changes(self.earlier_attempts[-1], self._attempt) if self.earlier_attempts else []
+        if changes:
+            self.log(f"warning: this resume runs other code than the run's previous attempt "
+                     f"({'; '.join(changes)}): the run mixes the two from env step {done:,} "
+                     f"(provenance.json lists its attempts)")
         return state
 
     def replace_pickled_checkpoints(self, state: Callable[[], dict]) -> None:
