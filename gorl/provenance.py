@@ -87,10 +87,12 @@ def attempts_summary(prov: dict) -> dict:
 def provenance(run, wall_time: float) -> dict:
     import torch
     hp = run.config.get("hyperparameters") or {}
+    attempts = run.attempts()  # the last is this process's: its commit and versions are the run's
     return {
         "algorithm": run.algo, "task": run.task, "seed": run.seed, "preset": run.preset,
         "device": str(run.device), "torch_threads": torch.get_num_threads(),
-        "wall_time_s": round(wall_time, 3), "git_commit": git_commit(), "versions": versions(),
+        "wall_time_s": round(wall_time, 3), "git_commit": attempts[-1]["git_commit"],
+        "versions": attempts[-1]["versions"],
         "python": sys.version.split()[0], "platform": platform.platform(), "host": socket.gethostname(),
         "command": " ".join(sys.argv),
         "matmul_precision": {"setting": hp.get("matmul_precision", "auto"),
@@ -104,7 +106,7 @@ def provenance(run, wall_time: float) -> dict:
         "jax_memory": {k: os.environ[k] for k in JAX_MEMORY_ENV if k in os.environ},
         "memory": peak_memory(run.device),
         # every process that trained the run: the first start, then each resume from a checkpoint
-        "attempts": run.attempts(),
+        "attempts": attempts,
     }
 
 
