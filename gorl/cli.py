@@ -450,9 +450,10 @@ def _print_summaries(rows: list[dict]) -> None:
     for row in table:
         print("  ".join(c.ljust(w) if i < 7 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip())
     for r in rows:
-        if r["code_changes"]:
-            print(f"note: {r['run']} was resumed under other code ({'; '.join(r['code_changes'])}); "
-                  f"its provenance.json lists the {r['attempts']} attempts")
+        for what, key in (("under other code", "code_changes"), ("on another kind of device", "device_changes")):
+            if r[key]:
+                print(f"note: {r['run']} was resumed {what} ({'; '.join(r[key])}); "
+                      f"its provenance.json lists the {r['attempts']} attempts")
 
 
 def _plot_curves(runs: list[Path], rows: list[dict], out: Path) -> None:

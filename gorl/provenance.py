@@ -73,15 +73,26 @@ def code_changes(before: dict, now: dict) -> list[str]:
     return out
 
 
+def device_changes(before: dict, now: dict) -> list[str]:
+    """'device cuda:0 -> cpu' where attempt ``now`` trains on another kind of device than attempt
+    ``before`` (``device: auto`` resumed on a machine with or without a GPU): the numbers then
+    differ from a run on one device (other kernels, the CUDA generator's draws instead of the CPU's).
+    Another GPU or host of the same kind is not a change here. Empty: the same kind."""
+    a, b = before.get("device"), now.get("device")
+    kind = (lambda d: str(d).split(":")[0])
+    return [] if a is None or b is None or kind(a) == kind(b) else [f"device {a} -> {b}"]
+
+
 def attempts_summary(prov: dict) -> dict:
     """From an ended run's provenance.json: how many processes trained it (``attempts``: its first
-    start and each resume; None where the file does not say) and how the code changed between them
-    (``code_changes``: empty for one code)."""
+    start and each resume; None where the file does not say), how the code changed between them
+    (``code_changes``: empty for one code) and the kind of device (``device_changes``)."""
     attempts = prov.get("attempts")
     if not isinstance(attempts, list) or not all(isinstance(a, dict) for a in attempts):
-        return {"attempts": None, "code_changes": []}
-    changes = [c for a, b in zip(attempts, attempts[1:]) for c in code_changes(a, b)]
-    return {"attempts": len(attempts), "code_changes": changes}
+        return {"attempts": None, "code_changes": [], "device_changes": []}
+    pairs = list(zip(attempts, attempts[1:]))
+    return {"attempts": len(attempts), "code_changes": [c for a, b in pairs for c in code_changes(a, b)],
+            "device_changes": [c for a, b in pairs for c in device_changes(a, b)]}
 
 
 def provenance(run, wall_time: float) -> dict:

@@ -233,6 +233,35 @@ def test_a_resume_under_other_code_says_so_and_provenance_lists_both(tmp_path, p
     assert not any(ln.startswith("note:") for ln in cli_here("show", ppo_smoke_run).stdout.splitlines())
 
 
+def test_a_resume_on_another_kind_of_device_says_so(tmp_path, ppo_smoke_run):
+    """A `device: auto` run started on a GPU node and resumed on a CPU one (or the reverse) mixes
+    two devices' numbers: the resume says so in one warning line, `show` in a note. The previous
+    attempt's device is written into the checkpoint, as a GPU attempt would have left it."""
+    import shutil
+
+    import torch
+
+    from conftest import PPO_SMOKE
+    d = tmp_path / "r"
+    shutil.copytree(ppo_smoke_run, d)
+    (d / "status.json").unlink()  # as a stop before the end leaves it
+    for name in ("checkpoint.pt", "checkpoint.prev.pt"):
+        st = torch.load(d / name, weights_only=True)
+        st["attempts"][-1]["device"] = "cuda:0"
+        torch.save(st, d / name)
+    out = cli_here(*PPO_SMOKE, "--out", d)
+    [line] = [ln for ln in out.stdout.splitlines() if "device" in ln and "previous attempt" in ln]
+    assert line.startswith("warning: this resume runs on another kind of device") and "device cuda:0 -> cpu" in line
+    assert "other code" not in out.stdout
+    attempts = json.loads((d / "provenance.json").read_text())["attempts"]
+    assert [a["device"] for a in attempts] == ["cuda:0", "cpu"]
+    shown = cli_here("show", d).stdout.splitlines()
+    assert shown[-1] == (f"note: {d} was resumed on another kind of device (device cuda:0 -> cpu); its "
+                         f"provenance.json lists the 2 attempts")
+    summary, = json.loads(cli_here("show", d, "--json").stdout)
+    assert summary["device_changes"] == ["device cuda:0 -> cpu"] and summary["code_changes"] == []
+
+
 def test_changed_config_refuses_to_resume(tmp_path):
     d = tmp_path / "r"
     cli_here("train", "ppo", "cartpole-balance", "--steps", 1920, "--out", d, *SMOKE)
