@@ -79,8 +79,9 @@ def device_changes(before: dict, now: dict) -> list[str]:
     differ from a run on one device (other kernels, the CUDA generator's draws instead of the CPU's).
     Another GPU or host of the same kind is not a change here. Empty: the same kind."""
     a, b = before.get("device"), now.get("device")
-    kind = (lambda d: str(d).split(":")[0])
-    return [] if a is None or b is None or kind(a) == kind(b) else [f"device {a} -> {b}"]
+    if a is None or b is None or str(a).split(":")[0] == str(b).split(":")[0]:
+        return []
+    return [f"device {a} -> {b}"]
 
 
 def attempts_summary(prov: dict) -> dict:
