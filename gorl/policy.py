@@ -59,8 +59,11 @@ class Policy:
 
     def __init__(self, agent, normalizer, *, algorithm: str, task: str, seed: int, which: str, stage: int,
                  env_step: int, eval_return: float | None, config: dict, device: torch.device,
-                 decoder=None, critic_state: dict | None = None):
+                 decoder=None, critic_state: dict | None = None, sha256: str | None = None):
         self.agent, self.normalizer, self.decoder = agent, normalizer, decoder
+        self.sha256 = sha256
+        """The SHA-256 of the policy file it was read from (``policy_final.pt``, ``policy_best.pt``;
+        None for a stage's policy, read from two files): what a GoRL run records of its teacher."""
         self.critic_state = critic_state
         """The shared trainer's value function (state dict, CPU tensors) saved with the policy, or None."""
         self.algorithm, self.task, self.seed, self.which = algorithm, task, seed, which
@@ -137,6 +140,7 @@ def load_policy(run_dir: Path | str, which: str = "final", *, stage: int | None 
     if which not in rundir.POLICIES:
         raise ValueError(f"which must be one of {tuple(rundir.POLICIES)}, got {which!r}")
     meta, algo, cfg = _config(run_dir)
+    digest = None
     if stage is not None:
         sd = rundir.stage_path(run_dir, stage)
         st = rundir.load_tensors(sd / rundir.STAGE_ENCODER_BEST)
@@ -146,7 +150,7 @@ def load_policy(run_dir: Path | str, which: str = "final", *, stage: int | None 
         if not path.exists():
             hint = " (the run has not finished: try which='best')" if which == "final" else ""
             raise RunDirError(f"{path} does not exist{hint}")
-        st = rundir.load_tensors(path)
+        st, digest = rundir.load_tensors(path, sha256=True)
     from gorl.core.normalizer import RunningNormalizer
     from gorl.envs import env_dims
     obs_dim, act_dim = env_dims(meta["task"])
@@ -167,7 +171,7 @@ def load_policy(run_dir: Path | str, which: str = "final", *, stage: int | None 
     return Policy(agent, normalizer, algorithm=algo.name, task=meta["task"], seed=int(meta["seed"]),
                   which=which if stage is None else f"stage {stage} best", stage=int(st.get("stage", 0)),
                   env_step=int(st.get("env_step", 0)), eval_return=None if ret is None else float(ret),
-                  config=meta, device=device, decoder=decoder, critic_state=st.get("critic"))
+                  config=meta, device=device, decoder=decoder, critic_state=st.get("critic"), sha256=digest)
 
 
 # -- running a policy: `gorl-bench evaluate` ----------------------------------------------------

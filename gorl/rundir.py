@@ -386,17 +386,22 @@ def read_probes(run_dir: Path) -> dict[str, np.ndarray] | None:
         return {k: z[k] for k in z.files}
 
 
-def load_tensors(path: Path, map_location: Any = "cpu") -> Any:
+def load_tensors(path: Path, map_location: Any = "cpu", *, sha256: bool = False) -> Any:
     """A ``.pt`` file that holds only tensors and plain data (policy files, stages/ files),
     loaded without unpickling code (``torch.load(weights_only=True)``). Anything else (a
     pickled object, e.g. planted in a directory someone shared) is refused with a
-    :class:`RunDirError` naming the file; nothing in it runs."""
+    :class:`RunDirError` naming the file; nothing in it runs. ``sha256``: returns (data, the
+    SHA-256 of the bytes they were read from), the file read once."""
     import pickle
 
     import torch
 
     path = Path(path)
     try:
+        if sha256:
+            raw = path.read_bytes()
+            return torch.load(io.BytesIO(raw), map_location=map_location, weights_only=True), \
+                hashlib.sha256(raw).hexdigest()
         return torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise RunDirError(f"{path} does not exist") from None

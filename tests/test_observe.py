@@ -162,6 +162,9 @@ def _check_policy(d: Path, device: str = "cpu") -> None:
         assert np.allclose(policy(obs), a)  # and the evaluation action repeats
     best = load_policy(d, "best", device=device)
     assert best.eval_return == max(float(r.split(",")[1]) for r in (d / "evals.csv").read_text().splitlines()[1:])
+    from gorl import rundir  # each policy names the bytes it was read from (a GoRL run records its teacher's)
+    assert (policy.sha256, best.sha256) == (rundir.file_sha256(d / "policy_final.pt"),
+                                           rundir.file_sha256(d / "policy_best.pt"))
 
 
 def test_load_policy_reproduces_the_last_evaluation(ppo_run):

@@ -88,7 +88,7 @@ def load_teacher(d: Path, obs_dim: int, act_dim: int, device: torch.device, crit
                           f"policy files with one), which teacher_warm_start needs: train the teacher again")
     hp = policy.config.get("hyperparameters") or {}
     status = rundir.read_status(d) or {}
-    return {"dir": str(Path(d).resolve()), "policy_sha256": rundir.file_sha256(Path(d) / rundir.POLICY_FINAL),
+    return {"dir": str(Path(d).resolve()), "policy_sha256": policy.sha256,  # of the bytes loaded
             "agent": policy.agent, "normalizer": policy.normalizer,
             "critic": policy.critic_state, "actor_hidden": list(hp["actor_hidden"]),
             "obs_norm_mode": hp["obs_norm_mode"], "env_steps": int(status.get("env_steps") or 0)}
