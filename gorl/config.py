@@ -47,6 +47,7 @@ import copy
 import dataclasses
 import re
 import typing
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -138,8 +139,9 @@ NOT_CONFIG_KEYS = {"seed": "not a key: the seed is train's --seed, a pipeline co
 
 
 def unknown_key_hint(name: str, fields) -> str:
-    """What follows "unknown ... key 'NAME'": where NAME is another library's name, this suite's
-    key for it (or why there is none), else the closest of ``fields``."""
+    """What follows "unknown ... key 'NAME'": where NAME is another library's name or the authors'
+    release's (:func:`gorl.release_names.hint`), this suite's key for it (or why there is none),
+    else the closest of ``fields``."""
     if name in NOT_CONFIG_KEYS:
         return f" ({NOT_CONFIG_KEYS[name]})"
     ours, note = (OTHER_LIBRARIES_KEYS.get(name, ""), "")
@@ -147,7 +149,8 @@ def unknown_key_hint(name: str, fields) -> str:
         ours, note = ours
     if ours in fields:
         return f" (another library's name; here it is {ours!r}{': ' + note if note else ''})"
-    return did_you_mean(name, fields)
+    from gorl.release_names import hint
+    return hint(name, fields) or did_you_mean(name, fields)
 
 
 def is_stage_table(name: str) -> bool:
@@ -160,12 +163,17 @@ def stage_tables(k: int) -> tuple[str, str]:
     return ("stage0" if k == 0 else "later_stages"), f"stage{k}"
 
 
-def split_key(key: str) -> tuple[str | None, str | None, str]:
+def split_key(key: str, fields: Collection[str] | None = None) -> tuple[str | None, str | None, str]:
     """A flat key -> (task or None, stage table or None, config key):
-    ``'tasks[finger-spin].later_stages.max_grad_norm'`` -> ('finger-spin', 'later_stages', 'max_grad_norm')."""
+    ``'tasks[finger-spin].later_stages.max_grad_norm'`` -> ('finger-spin', 'later_stages', 'max_grad_norm').
+    Not one: a ConfigError, which names this suite's key where KEY is the release's ``table.key``
+    (``fields``: the algorithm's keys, for that hint)."""
     m = _FLAT_KEY.fullmatch(key)
     if m is None:
-        raise ConfigError(f"{key!r} is not a key, 'stage<k>.KEY' or 'later_stages.KEY'")
+        from gorl.release_names import hint
+        said = hint(key, fields)
+        raise ConfigError(f"unknown key {key!r}{said}" if said else
+                          f"{key!r} is not a key, 'stage<k>.KEY' or 'later_stages.KEY'")
     return m.group(1), m.group(2), m.group(3)
 
 
@@ -519,7 +527,7 @@ def _layered(cls: type, presets_file: Path, preset: str, task: str | None,
     select_task(values, origin, task)
     layer = {}
     for key, value in (overrides or {}).items():
-        t, _, name = split_key(key)
+        t, _, name = split_key(key, fields)
         if t is not None:
             raise ConfigError(f"--set {key}: per-task values belong in a preset; --set applies to this run's task")
         if name not in fields:

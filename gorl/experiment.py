@@ -21,6 +21,7 @@ pipeline's training job (moving a changed run aside) both use it.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import math
@@ -523,10 +524,11 @@ def _resolve_runs(cfg: dict) -> list[RunSpec]:
         preset = ov.get("preset", cfg["preset"])
         steps = ov.get("steps", cfg["steps"])
         where_preset = f"algorithm_overrides.{name}.preset" if "preset" in ov else "preset"
-        fields = list(getattr(algo.config_cls, "__dataclass_fields__", {}))
+        fields = [f.name for f in dataclasses.fields(algo.config_cls)] if dataclasses.is_dataclass(algo.config_cls) \
+            else []
         for key in ov.get("set", {}):  # KEY, or one stage's (stage<k>.KEY, later_stages.KEY) as train's --set
             try:
-                field = split_key(str(key))[2]
+                field = split_key(str(key), fields or None)[2]
             except ConfigError as e:
                 raise ExperimentError(f"config: algorithm_overrides.{name}.set: {e}") from None
             if fields and field not in fields:

@@ -291,6 +291,27 @@ def test_keys_of_other_ppo_libraries_name_the_key_here(key, hint):
         build_config(spec.config_cls, spec.presets_file, "smoke", "cartpole-balance", {key: 1})
 
 
+@pytest.mark.parametrize("algo, key, hint", [
+    ("gorl_fm", "ppo.clip_epsilon", "unknown key 'ppo.clip_epsilon' (the release's [ppo] clip_epsilon is 'clip_eps' here)"),
+    ("gorl_fm", "profile_overrides.dm_control.ppo.later_stages.z_regularization",
+     "(the release's [ppo.later_stages] z_regularization is 'later_stages.latent_reg_coef' here)"),
+    ("gorl_fm", "z_regularization", "(the release's [ppo] z_regularization is 'latent_reg_coef' here)"),
+    ("fpo", "decoder.samples_per_action", "(the release's [decoder] samples_per_action is 'num_mc_samples' here)"),
+    ("dppo", "decoder.samples_per_action", "is not a setting here: DPPO's loss uses the stored denoising chain"),
+    ("ppo", "evaluation.deterministic", "(the release's [evaluation] deterministic is 'eval_deterministic' here)"),
+    ("ppo", "decoder.diffusion_steps", "(the release's [decoder] diffusion_steps: this algorithm has no such setting)"),
+])
+def test_keys_of_the_release_name_the_key_here(algo, key, hint):
+    """The authors' release names its settings `table.key` in its TOML files; a researcher with
+    them open types those names. Refused as before, each names this suite's key for the same role
+    for that algorithm (or why there is none), in the pipeline's check and in train's --set."""
+    with pytest.raises(ExperimentError, match=re.escape(hint)):
+        experiment.load(_smoke(algorithms=[algo], algorithm_overrides={algo: {"set": {key: 1}}}))
+    spec = registry.get(algo)
+    with pytest.raises(ConfigError, match=re.escape(hint)):
+        build_config(spec.config_cls, spec.presets_file, "smoke", "cartpole-balance", {key: 1})
+
+
 # ------------------------------------------------------------------------ run identity
 def test_run_differences_is_the_one_rule():
     old = experiment.run_identity("ppo", "cheetah-run", 0, "smoke", [], {}, {"lr": 1e-3, "device": "cpu"})

@@ -11,6 +11,7 @@ Two fact tables, compared with what our presets resolve to, per algorithm, task 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -146,3 +147,27 @@ def test_every_release_key_not_implemented_is_a_listed_deviation():
     missing = sorted({f["release_key"] for f in _facts() if f["status"] == "not_implemented"
                       and f"`{f['release_key']}`" not in section})
     assert not missing, f"release keys not implemented but not in spec 13.4: {missing}"
+
+
+def test_the_release_names_agree_with_the_fact_table():
+    """gorl.release_names, which tells a user typing the release's `table.key` the key here, says
+    what the fact table says: each release key implemented under a key of ours maps to it, each
+    one with none has one of the table's reasons, and every key named exists. Keys beyond the
+    table (the humanoid profile's, spec 14) only need to exist."""
+    from gorl.release_names import NAMES, NOT_SETTINGS
+    ours = {f.name for a in registry.algorithms().values() for f in dataclasses.fields(a.config_cls)}
+    wrong = [f"{k} -> {o}: no such key" for k, keys in NAMES.items() for o in keys if o not in ours]
+    reasons: dict[str, set[str]] = {}
+    for f in _facts():
+        key = f["release_key"]
+        if " " in key or "." not in key or f["status"] == "not_a_setting":
+            continue  # descriptive rows ('best checkpoint') and the files' identity
+        if f["our_key"]:
+            if f["our_key"] != key.split(".", 1)[1] and f["our_key"] not in NAMES.get(key, ()):
+                wrong.append(f"{key} ({f['method']}): the table says {f['our_key']}, NAMES {NAMES.get(key)}")
+        elif key in NOT_SETTINGS:
+            reasons.setdefault(key, set()).add(f["note"])
+        elif key not in NAMES:  # a humanoid-era key of ours may now hold what the six tasks fixed
+            wrong.append(f"{key} ({f['method']}): neither a key here nor a reason")
+    wrong += [f"{k}: the table's reasons are {sorted(r)}" for k, r in reasons.items() if NOT_SETTINGS[k] not in r]
+    assert not wrong, "\n".join(wrong)
