@@ -300,6 +300,11 @@ def test_keys_of_other_ppo_libraries_name_the_key_here(key, hint):
     ("dppo", "decoder.samples_per_action", "is not a setting here: DPPO's loss uses the stored denoising chain"),
     ("ppo", "evaluation.deterministic", "(the release's [evaluation] deterministic is 'eval_deterministic' here)"),
     ("ppo", "decoder.diffusion_steps", "(the release's [decoder] diffusion_steps: this algorithm has no such setting)"),
+    ("ppo", "decoder.samples_per_action", "(the release's [decoder] samples_per_action: this algorithm has no such"),
+    ("ppo", "ppo.learning_rate", "(the release's [ppo] learning_rate is 'learning_rate' here)"),
+    ("ppo", "ppo.stage0.clip_epsilon", "is 'clip_eps' here) (this algorithm has no stages: a key holds for the whole run)"),
+    ("gorl_diffusion", "ppo.later_stages.learning_rate", "is 'later_stages.learning_rate' here)"),
+    ("fpo", "evaluation.deterministic", "is 'eval_mode' here: its true is 'stochastic' (x_1 stays random"),
 ])
 def test_keys_of_the_release_name_the_key_here(algo, key, hint):
     """The authors' release names its settings `table.key` in its TOML files; a researcher with

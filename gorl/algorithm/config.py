@@ -129,7 +129,9 @@ class GoRLConfig(OnPolicyConfig):
     fresh_encoder_each_stage: bool
     """True (v1): every stage starts a new encoder, critic, optimiser and statistics from
     the same seed. False: carry the previous stage's last encoder, critic and statistics
-    (then ``encoder_init`` must be 'fresh' in every stage)."""
+    (then ``encoder_init`` must be 'fresh' in every stage). Not the release's key of this name:
+    its ``[ppo] fresh_encoder_each_stage = false`` is ``encoder_init: warm_start`` here (from the
+    previous stage's best encoder), with this key true."""
     encoder_init: str
     """How the stage's encoder starts (per stage; stage 0 is always 'fresh'): 'fresh' (v1: new
     actor, critic, optimiser and statistics, the same initial weights every stage),
