@@ -41,10 +41,11 @@ TIDY_COLUMNS = ["algorithm", "task", "seed", "env_step", "return", "return_std",
                 "normalized_return", "stage", "status", "wall_time"]
 FINAL_COLUMNS = ["algorithm", "task", "seed", "status", "included", "diverged", "final_env_step",
                  "final_return", "final_normalized", "n_evals", "env_steps", "reason", "run_dir",
-                 "attempts", "code_changes"]
+                 "attempts", "code_changes", "device_changes"]
 """``attempts``: the processes that trained an ended run (its start and each resume; empty where
 provenance.json does not say); ``code_changes``: what differed in the code between them ('; '-joined,
-empty for one code: :func:`gorl.provenance.attempts_summary`)."""
+empty for one code), ``device_changes``: in the kind of device (``device: auto`` resumed on a
+machine with or without a GPU): :func:`gorl.provenance.attempts_summary`."""
 PROBLEM_COLUMNS = ["algorithm", "task", "seed", "status", "reason", "run_dir"]
 DIVERGED_POLICIES = ("last_eval", "zero")
 NOT_IN_CONFIG = "not in the config (algorithms x tasks x seeds): left out of every table"
@@ -95,11 +96,12 @@ def collect(root: Path, expected: Iterable[tuple[str, str, int]] | None = None,
                    diverged=status == rundir.DIVERGED, final_env_step=np.nan, final_return=np.nan,
                    final_normalized=np.nan, n_evals=0,
                    env_steps=(st or {}).get("env_steps", np.nan), reason=reason, run_dir=str(d),
-                   attempts=np.nan, code_changes="")
+                   attempts=np.nan, code_changes="", device_changes="")
         if st is not None:
             tried = attempts_summary(rundir.read_provenance(d))
             row["attempts"] = np.nan if tried["attempts"] is None else tried["attempts"]
             row["code_changes"] = "; ".join(tried["code_changes"])
+            row["device_changes"] = "; ".join(tried["device_changes"])
         if ev is not None:
             part = pd.DataFrame({
                 "algorithm": algo, "task": task, "seed": seed,
@@ -137,11 +139,13 @@ def collect(root: Path, expected: Iterable[tuple[str, str, int]] | None = None,
     return tidy, finals
 
 
-def mixed_code(finals: pd.DataFrame) -> pd.DataFrame:
+def mixed_attempts(finals: pd.DataFrame) -> pd.DataFrame:
     """Runs resumed under other code than they started with (a `git pull` or an upgrade between a
-    stop and the resume): kept in every table, listed by the aggregation's log."""
-    return finals.loc[finals["code_changes"].fillna("").astype(str) != "",
-                      ["algorithm", "task", "seed", "attempts", "code_changes"]]
+    stop and the resume) or on another kind of device: kept in every table, listed by the
+    aggregation's log."""
+    changed = [finals[c].fillna("").astype(str) != "" for c in ("code_changes", "device_changes")]
+    return finals.loc[changed[0] | changed[1], ["algorithm", "task", "seed", "attempts", "code_changes",
+                                                "device_changes"]]
 
 
 def problems(finals: pd.DataFrame, ignored: pd.DataFrame | None = None) -> pd.DataFrame:

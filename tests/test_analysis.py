@@ -94,7 +94,8 @@ def test_final_score_is_last_evaluation(runs):
 
 def test_final_scores_say_how_many_attempts_trained_a_run_and_under_which_code(runs):
     """provenance.json's attempts (gorl.core.run.Run.attempts) reach final_scores.csv; a run
-    resumed under other code is listed by collect.mixed_code and stays in every table."""
+    resumed under other code or on another kind of device is listed by collect.mixed_attempts and
+    stays in every table."""
     root, expected = runs
     one = {"env_step": 0, "git_commit": "aaa", "versions": {"torch": "2.13.0"}, "python": "3.11.7"}
     later = dict(one, env_step=1000, git_commit="bbb", versions={"torch": "2.14.0"})
@@ -102,14 +103,18 @@ def test_final_scores_say_how_many_attempts_trained_a_run_and_under_which_code(r
     (d / "provenance.json").write_text(json.dumps({"attempts": [one, later]}))
     (collect.run_dir(root, "ppo", "cheetah-run", 2) / "provenance.json").write_text(
         json.dumps({"attempts": [one, dict(one, env_step=1000)]}))
+    (collect.run_dir(root, "fpo", "cheetah-run", 0) / "provenance.json").write_text(
+        json.dumps({"attempts": [dict(one, device="cuda:0"), dict(one, env_step=1000, device="cpu")]}))
     _, finals = collect.collect(root, expected)
     r = _final(finals, "ppo", "cheetah-run", 1)
     assert r["attempts"] == 2 and r["code_changes"] == "git_commit aaa -> bbb; torch 2.13.0 -> 2.14.0"
     assert bool(r["included"]) and r["final_return"] == 400.0
     assert _final(finals, "ppo", "cheetah-run", 2)["attempts"] == 2  # resumed, the same code
     assert np.isnan(_final(finals, "ppo", "cheetah-run", 0)["attempts"])  # no provenance.json here
-    mixed = collect.mixed_code(finals)
-    assert list(zip(mixed["algorithm"], mixed["task"], mixed["seed"])) == [("ppo", "cheetah-run", 1)]
+    assert _final(finals, "fpo", "cheetah-run", 0)["device_changes"] == "device cuda:0 -> cpu"
+    mixed = collect.mixed_attempts(finals)
+    assert sorted(zip(mixed["algorithm"], mixed["task"], mixed["seed"])) == [("fpo", "cheetah-run", 0),
+                                                                            ("ppo", "cheetah-run", 1)]
 
 
 @pytest.mark.parametrize("policy, score", [("last_eval", 250.0), ("zero", 0.0)])

@@ -14,7 +14,7 @@ logging.info("%d evaluation rows, %d runs: %s", len(tidy), len(finals), finals["
 bad = collect.problems(finals, ignored)
 if len(bad):
     logging.warning("runs without a final score:\n%s", bad.to_string(index=False))
-mixed = collect.mixed_code(finals)
+mixed = collect.mixed_attempts(finals)
 if len(mixed):
-    logging.warning("runs resumed under other code than they started with (final_scores.csv: attempts, "
-                    "code_changes):\n%s", mixed.to_string(index=False))
+    logging.warning("runs resumed under other code or on another kind of device than they started with "
+                    "(final_scores.csv: attempts, code_changes, device_changes):\n%s", mixed.to_string(index=False))
