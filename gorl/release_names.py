@@ -68,8 +68,8 @@ NAMES: dict[str, tuple[str, ...]] = {
     "training.teacher_dataset_min_return_mean": ("teacher_min_return",),
     "training.stage0_encoder_initialization": ("teacher_warm_start",),
 }
-"""The release's settings that have a key here (under another name: a release key spelled as a
-key here, ``[ppo] learning_rate``, never reaches a hint)."""
+"""The release's settings that have a key here under another name (a release key spelled as a key
+here, ``[ppo] learning_rate``, is not listed: :func:`hint` names it as it is)."""
 
 VALUES: dict[tuple[str, str], str] = {
     # (release key, key here) -> how the release's values read here, where they are spelled otherwise
