@@ -84,6 +84,12 @@ def device_changes(before: dict, now: dict) -> list[str]:
     return [f"device {a} -> {b}"]
 
 
+def attempt_changes(before: dict, now: dict) -> dict[str, list[str]]:
+    """What differs from attempt ``before`` in attempt ``now`` that can change a run's numbers:
+    ``code_changes`` (:func:`code_changes`) and ``device_changes`` (:func:`device_changes`)."""
+    return {"code_changes": code_changes(before, now), "device_changes": device_changes(before, now)}
+
+
 def attempts_summary(prov: dict) -> dict:
     """From an ended run's provenance.json: how many processes trained it (``attempts``: its first
     start and each resume; None where the file does not say), how the code changed between them
@@ -91,9 +97,11 @@ def attempts_summary(prov: dict) -> dict:
     attempts = prov.get("attempts")
     if not isinstance(attempts, list) or not all(isinstance(a, dict) for a in attempts):
         return {"attempts": None, "code_changes": [], "device_changes": []}
-    pairs = list(zip(attempts, attempts[1:]))
-    return {"attempts": len(attempts), "code_changes": [c for a, b in pairs for c in code_changes(a, b)],
-            "device_changes": [c for a, b in pairs for c in device_changes(a, b)]}
+    out = {"attempts": len(attempts), "code_changes": [], "device_changes": []}
+    for a, b in zip(attempts, attempts[1:]):
+        for kind, changes in attempt_changes(a, b).items():
+            out[kind] += changes
+    return out
 
 
 def provenance(run, wall_time: float) -> dict:

@@ -137,10 +137,9 @@ def hint(name: str, fields: Collection[str] | None = None) -> str:
     known = dict.fromkeys([*NAMES, *NOT_SETTINGS])
     matches = [k for k in known if k == ".".join(parts)] if len(parts) == 2 else \
         [k for k in known if k.split(".", 1)[1] == parts[0]]
-    if not matches and len(parts) == 2 and fields is not None and parts[1] in fields:
-        matches, same = [".".join(parts)], True  # the release's name is the key here
-    else:
-        same = False
+    same = not matches and len(parts) == 2 and fields is not None and parts[1] in fields
+    if same:  # the release's name is the key here
+        matches = [".".join(parts)]
     staged = fields is None or STAGED in fields
     said = []
     for key in matches:

@@ -339,13 +339,13 @@ class Run:
         self.write_records()
         self.wall_time_before = float(state.get("wall_time", 0.0))
         self.started = time.time()
-        from gorl.provenance import attempt, code_changes, device_changes
+        from gorl.provenance import attempt, attempt_changes
         self.earlier_attempts = list(state.pop("attempts", None) or [])
         done = max((int(r["env_step"]) for r in self.records.metrics if "env_step" in r), default=0)
         self._attempt = attempt(done, self.started, self.device)
-        last = self.earlier_attempts[-1] if self.earlier_attempts else {}
-        for what, changes in (("runs other code", code_changes(last, self._attempt) if last else []),
-                              ("runs on another kind of device", device_changes(last, self._attempt))):
+        changed = attempt_changes(self.earlier_attempts[-1], self._attempt) if self.earlier_attempts else {}
+        for what, kind in (("runs other code", "code_changes"), ("runs on another kind of device", "device_changes")):
+            changes = changed.get(kind)
             if changes:
                 self.log(f"warning: this resume {what} than the run's previous attempt "
                          f"({'; '.join(changes)}): the run mixes the two from env step {done:,} "
